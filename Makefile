@@ -1,0 +1,28 @@
+# gsnerf_ros developer entry points. Both main targets set up .venv first (idempotent).
+#   make demo            end-to-end ROS demo (node + player + render_view calls) -> demo_output/
+#   make demo BAG=path   the same, playing a recorded ROS 2 bag
+#   make test            the pytest suite (CI runs this through .ci/run)
+SHELL := /bin/bash
+PY := .venv/bin/python
+PYTEST_ARGS ?=
+BAG ?=
+
+.PHONY: env demo test test-all bench clean-build
+
+env:
+	@bash tools/setup_env.sh
+
+demo: env
+	$(PY) -m gsnerf_ros.ros.demo $(if $(BAG),--bag $(BAG),)
+
+test: env
+	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+test-all: env
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "" $(PYTEST_ARGS)
+
+bench: env
+	$(PY) -m gsnerf_ros.bench.cli --json bench.json
+
+clean-build:
+	rm -rf build .venv/.stamp-interfaces .venv/.stamp-tf2

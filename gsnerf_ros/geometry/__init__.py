@@ -1,0 +1,30 @@
+"""Camera and pose math in pure PyTorch (no ROS, no model code)."""
+
+from gsnerf_ros.geometry.camera import (
+    camera_rays,
+    invert_pose,
+    pixel_grid,
+    pixels_to_grid,
+    project_points,
+    scale_intrinsics,
+    transform_points,
+    unproject_depth,
+    unproject_pixels,
+    world_to_pixels,
+)
+from gsnerf_ros.geometry.pose import (
+    look_at,
+    make_pose,
+    matrix_to_quat,
+    nearest_views,
+    pose_distance,
+    quat_to_matrix,
+    rotation_angle,
+)
+
+__all__ = [
+    "camera_rays", "invert_pose", "pixel_grid", "pixels_to_grid", "project_points",
+    "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
+    "world_to_pixels", "look_at", "make_pose", "matrix_to_quat", "nearest_views", "pose_distance",
+    "quat_to_matrix", "rotation_angle",
+]
