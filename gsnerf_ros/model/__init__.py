@@ -1,0 +1,26 @@
+"""GSNeRF model in pure PyTorch: geo-reasoner, target depth, samplers, renderers.
+
+Public API (docs/INTERFACES.md): :class:`GSNeRF`, :class:`GSNeRFConfig`,
+:class:`SourceEncoding`, :class:`ViewEncoding`, :class:`RenderResult`.
+"""
+
+from gsnerf_ros.model.config import (
+    CostVolumeConfig,
+    EncoderConfig,
+    GSNeRFConfig,
+    RendererConfig,
+    SamplingConfig,
+    SemanticConfig,
+    TargetDepthConfig,
+)
+from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.gsnerf import GSNeRF, RenderResult, default_palette
+from gsnerf_ros.model.sampling import RaySamples, sample_along_rays
+from gsnerf_ros.model.target_depth import estimate_target_depth, zbuffer_splat
+
+__all__ = [
+    "GSNeRF", "GSNeRFConfig", "SourceEncoding", "ViewEncoding", "RenderResult",
+    "EncoderConfig", "CostVolumeConfig", "TargetDepthConfig", "RendererConfig", "SemanticConfig",
+    "SamplingConfig", "RaySamples", "sample_along_rays", "estimate_target_depth", "zbuffer_splat",
+    "default_palette",
+]

@@ -1,0 +1,229 @@
+"""Typed configuration of the GSNeRF model: one dataclass per stage, nested in :class:`GSNeRFConfig`.
+
+Load from YAML / ``key=value`` with :func:`gsnerf_ros.config.load_config`; the checkpoint sidecar
+stores :func:`gsnerf_ros.config.to_dict` of it and restores it with ``from_dict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "EncoderConfig",
+    "CostVolumeConfig",
+    "TargetDepthConfig",
+    "RendererConfig",
+    "SemanticConfig",
+    "SamplingConfig",
+    "GSNeRFConfig",
+    "SAMPLING_MODES",
+    "NORMS",
+]
+
+SAMPLING_MODES = ("depth_guided", "mixed", "uniform", "hierarchical", "released")
+NORMS = ("group", "instance", "none")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class EncoderConfig:
+    """2D U-Net shared by all source views (feature pyramid + semantic feature + 2D logits)."""
+
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    """U-Net widths at strides 1, 2, 4, 8 (the input is padded to a multiple of 8 internally)."""
+    fpn_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
+    """Feature-pyramid widths at scales 1, 1/2, 1/4 (the cost-volume features)."""
+    semantic_channels: int = 0
+    """Width of the semantic feature map; 0 means ``num_classes`` (as in the released code)."""
+    norm: str = "group"
+    """``group`` | ``instance`` | ``none``: all behave identically in train and eval."""
+    groups: int = 8
+
+    def __post_init__(self) -> None:
+        _check(len(self.channels) == 4, "encoder.channels needs 4 widths (strides 1, 2, 4, 8)")
+        _check(len(self.fpn_channels) == 3, "encoder.fpn_channels needs 3 widths (1, 1/2, 1/4)")
+        _check(all(c > 0 for c in self.channels + self.fpn_channels), "encoder widths must be > 0")
+        _check(self.semantic_channels >= 0, "encoder.semantic_channels must be >= 0")
+        _check(self.norm in NORMS, f"encoder.norm must be one of {NORMS}, got {self.norm!r}")
+
+
+@dataclass
+class CostVolumeConfig:
+    """Cascade MVS cost volume per source view (stages coarse -> fine at scales 1/4, 1/2, 1)."""
+
+    num_planes: list[int] = field(default_factory=lambda: [48, 32, 8])
+    interval_ratios: list[float] = field(default_factory=lambda: [4.0, 2.0, 1.0])
+    num_neighbors: int = 3
+    groups: int = 8
+    """Group-wise correlation groups; must divide every fpn channel count."""
+    reg_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
+    """3D U-Net widths; ``len - 1`` stride-2 levels."""
+    volume_channels: int = 8
+    """Channels of the regularised 3D volume feature kept for rendering (per stage)."""
+    norm: str = "group"
+
+    def __post_init__(self) -> None:
+        _check(len(self.num_planes) == 3 and all(d >= 2 for d in self.num_planes),
+               "cost_volume.num_planes needs 3 stages of >= 2 planes each")
+        _check(len(self.interval_ratios) == 3 and all(r > 0 for r in self.interval_ratios),
+               "cost_volume.interval_ratios needs 3 positive ratios")
+        _check(self.num_neighbors >= 0, "cost_volume.num_neighbors must be >= 0")
+        _check(len(self.reg_channels) >= 2, "cost_volume.reg_channels needs >= 2 widths")
+        _check(self.norm in NORMS, f"cost_volume.norm must be one of {NORMS}")
+
+
+@dataclass
+class TargetDepthConfig:
+    """Target-view depth estimation (paper Algorithm 1 with a z-buffer)."""
+
+    max_splat_radius: int = 2
+    """Largest footprint radius (px) of a splatted point; 0 splats every point to one pixel."""
+    leak_filter: bool = True
+    """Drop z-buffer pixels where most neighbours are clearly nearer (background leaking through
+    gaps of a forward-splatted foreground)."""
+    leak_tolerance: float = 0.05
+    """Relative depth gap that counts as 'clearly nearer'."""
+    fill_iterations: int = 8
+    """Rounds of 3x3 masked-mean hole filling; pixels still empty are invalid."""
+    smooth: bool = True
+    smooth_range: float = 0.05
+    """Edge-preserving 3x3 bilateral smoothing: range sigma relative to depth."""
+
+    def __post_init__(self) -> None:
+        _check(self.fill_iterations >= 0 and self.max_splat_radius >= 0,
+               "target_depth.fill_iterations and max_splat_radius must be >= 0")
+        _check(self.leak_tolerance >= 0 and self.smooth_range > 0,
+               "target_depth tolerances must be positive")
+
+
+@dataclass
+class RendererConfig:
+    """Volume renderer (paper Eq. 9-11)."""
+
+    d_model: int = 32
+    num_heads: int = 4
+    num_layers: int = 4
+    ff_mult: int = 2
+    density_channels: int = 128
+    density_blocks: int = 3
+    """Residual 1D-conv blocks along the ray (kernel 3, no pooling: any sample count works)."""
+    occlusion_threshold: float = 0.2
+    """A sample is occluded in a view when it lies behind that view's depth by more than this
+    fraction of the view's finest cost-volume band (released: 0.2)."""
+    occlusion_min: float = 0.02
+    """...and by more than this many metres."""
+    alpha_mode: str = "opacity"
+    """``opacity``: alpha = 1 - exp(-sigma) (GeoNeRF / released); ``delta``: 1 - exp(-sigma dt)."""
+
+    def __post_init__(self) -> None:
+        _check(self.d_model % self.num_heads == 0, "renderer.d_model must be divisible by num_heads")
+        _check(self.alpha_mode in ("opacity", "delta"), "renderer.alpha_mode: opacity | delta")
+        _check(self.num_layers >= 0 and self.density_blocks >= 0, "renderer layer counts >= 0")
+
+
+@dataclass
+class SemanticConfig:
+    """Semantic renderer (paper Eq. 12-14) and per-pixel confidence."""
+
+    d_model: int = 32
+    num_heads: int = 4
+    num_layers: int = 4
+    ff_mult: int = 2
+    neighbourhood: int = 3
+    """Semantic features gathered on a k x k pixel neighbourhood (1 or 3)."""
+    mode: str = "surface"
+    """``surface``: one point per ray at D_T (paper); ``volume``: composite over all samples."""
+    confidence_min_views: int = 2
+    """Confidence is scaled by min(1, visible views / this)."""
+    invalid_depth_confidence: float = 0.5
+    """Confidence factor where the target depth had no support (hole)."""
+
+    def __post_init__(self) -> None:
+        _check(self.d_model % self.num_heads == 0, "semantic.d_model must be divisible by num_heads")
+        _check(self.neighbourhood in (1, 3), "semantic.neighbourhood must be 1 or 3")
+        _check(self.mode in ("surface", "volume"), "semantic.mode must be surface | volume")
+        _check(self.confidence_min_views >= 1, "semantic.confidence_min_views must be >= 1")
+
+
+@dataclass
+class SamplingConfig:
+    """Samples along the rays; ``mode`` picks the strategy (see model/sampling.py)."""
+
+    mode: str = "depth_guided"
+    num_guided: int = 8
+    """depth_guided: K Gaussian samples around D_T (+1 exactly on it)."""
+    sigma: float = 0.05
+    sigma_mode: str = "relative"
+    """``relative``: std = sigma * D_T; ``absolute``: std = sigma metres."""
+    sigma_min: float = 0.01
+    num_uniform: int = 64
+    """uniform: samples per ray (stratified in training)."""
+    num_coarse: int = 32
+    num_fine: int = 32
+    """hierarchical: coarse pass then fine samples from its weights."""
+    mixed_num_samples: int = 16
+    mixed_uniform_fraction: float = 0.5
+    mixed_switch_step: int = 125_000
+    """mixed (paper A.4): half uniform / half guided before this step, then all guided."""
+    released_uniform: int = 96
+    released_guided: int = 32
+    released_sigma: float = 0.5
+    """released: 96 uniform + 31 Gaussian (sigma 0.5 m) + 1 surface, semantics at all samples."""
+    chunk: int = 4096
+    """Rays per chunk in :meth:`GSNeRF.render`."""
+
+    def __post_init__(self) -> None:
+        _check(self.mode in SAMPLING_MODES, f"sampling.mode must be one of {SAMPLING_MODES}")
+        _check(self.sigma_mode in ("relative", "absolute"), "sampling.sigma_mode: relative | absolute")
+        _check(self.sigma > 0 and self.sigma_min >= 0, "sampling.sigma must be > 0")
+        _check(min(self.num_guided, self.num_coarse, self.num_fine, self.chunk) >= 1
+               and self.num_uniform >= 2 and self.mixed_num_samples >= 2,
+               "sampling counts must be positive (num_uniform, mixed_num_samples >= 2)")
+        _check(0.0 <= self.mixed_uniform_fraction < 1.0,
+               "sampling.mixed_uniform_fraction must be in [0, 1)")
+        _check(self.released_uniform >= 2 and self.released_guided >= 1,
+               "sampling.released counts must be positive")
+
+
+@dataclass
+class GSNeRFConfig:
+    """Whole-model configuration (what the checkpoint sidecar stores)."""
+
+    num_classes: int = 20
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    cost_volume: CostVolumeConfig = field(default_factory=CostVolumeConfig)
+    target_depth: TargetDepthConfig = field(default_factory=TargetDepthConfig)
+    renderer: RendererConfig = field(default_factory=RendererConfig)
+    semantic: SemanticConfig = field(default_factory=SemanticConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.num_classes >= 1, "num_classes must be >= 1")
+        for c in self.encoder.fpn_channels:
+            _check(c % self.cost_volume.groups == 0,
+                   f"cost_volume.groups={self.cost_volume.groups} must divide every "
+                   f"encoder.fpn_channels entry ({self.encoder.fpn_channels})")
+
+    @property
+    def semantic_channels(self) -> int:
+        """Channels of the semantic feature map."""
+        return self.encoder.semantic_channels or self.num_classes
+
+    @classmethod
+    def tiny(cls, num_classes: int = 4) -> "GSNeRFConfig":
+        """Narrow, few-plane configuration for tests and CI (~60k parameters)."""
+        return cls(
+            num_classes=num_classes,
+            encoder=EncoderConfig(channels=[8, 8, 16, 16], fpn_channels=[4, 8, 8], groups=4),
+            cost_volume=CostVolumeConfig(num_planes=[16, 8, 4], num_neighbors=2, groups=4,
+                                         reg_channels=[4, 8, 8], volume_channels=4),
+            renderer=RendererConfig(d_model=16, num_heads=2, num_layers=1, density_channels=16,
+                                    density_blocks=1),
+            semantic=SemanticConfig(d_model=16, num_heads=2, num_layers=1),
+            sampling=SamplingConfig(num_guided=6, num_uniform=16, num_coarse=8, num_fine=8,
+                                    mixed_num_samples=8, chunk=1024),
+        )

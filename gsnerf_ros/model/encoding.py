@@ -1,0 +1,147 @@
+"""Cached per-view results of the Semantic Geo-Reasoner.
+
+A :class:`ViewEncoding` is one keyframe's encoding (computed once); a :class:`SourceEncoding`
+stacks any set of them along a leading view axis V, and ``subset`` picks views back out, so a
+keyframe buffer can encode each keyframe once and render from any subset later.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = ["ViewEncoding", "SourceEncoding"]
+
+_LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
+
+
+@dataclass
+class ViewEncoding:
+    """One source view. Shapes (H, W = image size; level l has size ceil(H/2^l) x ceil(W/2^l)):
+
+    - ``image`` [3, H, W] in [0, 1]; ``K`` [3, 3] px; ``c2w`` [4, 4] m; ``near``/``far`` [] m
+    - ``feature`` [F0, H, W]: 2D feature (pyramid level 0)
+    - ``semantic_feature`` [Cs, H, W]; ``semantic_logits`` [C, H, W] (2D segmentation)
+    - ``depth_levels[l]`` [h_l, w_l] m: cost-volume depth per level (l = 0 is full resolution)
+    - ``volumes[l]`` [Fv, D_l, h_l, w_l]: regularised 3D volume features
+    - ``plane_start[l]`` [h_l, w_l] m: depth of the first plane; ``plane_step`` [3] m
+    """
+
+    image: Tensor
+    K: Tensor
+    c2w: Tensor
+    near: Tensor
+    far: Tensor
+    feature: Tensor
+    semantic_feature: Tensor
+    semantic_logits: Tensor
+    depth_levels: list[Tensor]
+    volumes: list[Tensor]
+    plane_start: list[Tensor]
+    plane_step: Tensor
+
+    @property
+    def depth(self) -> Tensor:
+        """Full-resolution depth [H, W] m."""
+        return self.depth_levels[0]
+
+    def detach(self) -> "ViewEncoding":
+        """Copy without autograd history (for caching in a buffer)."""
+        return _map(self, lambda t: t.detach())
+
+    def to(self, device: torch.device | str) -> "ViewEncoding":
+        return _map(self, lambda t: t.to(device))
+
+
+@dataclass
+class SourceEncoding:
+    """A set of V source views: every :class:`ViewEncoding` field with a leading V axis."""
+
+    image: Tensor
+    K: Tensor
+    c2w: Tensor
+    near: Tensor
+    far: Tensor
+    feature: Tensor
+    semantic_feature: Tensor
+    semantic_logits: Tensor
+    depth_levels: list[Tensor]
+    volumes: list[Tensor]
+    plane_start: list[Tensor]
+    plane_step: Tensor
+
+    def __len__(self) -> int:
+        return int(self.image.shape[0])
+
+    @property
+    def depth(self) -> Tensor:
+        """Full-resolution depths [V, H, W] m."""
+        return self.depth_levels[0]
+
+    @property
+    def semantic_logits_2d(self) -> Tensor:
+        """2D semantic logits of the source views [V, C, H, W] (for the 2D cross-entropy)."""
+        return self.semantic_logits
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[-1])
+
+    @staticmethod
+    def stack(views: Sequence[ViewEncoding]) -> "SourceEncoding":
+        """Stack view encodings (all of the same image size and model) into one set."""
+        if len(views) == 0:
+            raise ValueError("SourceEncoding.stack needs at least one ViewEncoding")
+        ref = views[0]
+        for i, v in enumerate(views):
+            if v.image.shape != ref.image.shape or any(
+                    a.shape != b.shape for a, b in zip(v.volumes, ref.volumes)):
+                raise ValueError(f"view {i} has image/volume shapes {tuple(v.image.shape)} "
+                                 f"unlike view 0 {tuple(ref.image.shape)}; encode all views at "
+                                 "one image size with one model")
+        kw = {}
+        for f in fields(SourceEncoding):
+            vals = [getattr(v, f.name) for v in views]
+            if f.name in _LIST_FIELDS:
+                kw[f.name] = [torch.stack([x[l] for x in vals]) for l in range(len(vals[0]))]
+            else:
+                kw[f.name] = torch.stack(vals)
+        return SourceEncoding(**kw)
+
+    def subset(self, indices: Sequence[int] | Tensor) -> "SourceEncoding":
+        """Views at ``indices`` (in that order)."""
+        idx = torch.as_tensor(indices, dtype=torch.long, device=self.image.device).reshape(-1)
+        if idx.numel() == 0:
+            raise ValueError("subset needs at least one index")
+        if int(idx.max()) >= len(self) or int(idx.min()) < -len(self):
+            raise ValueError(f"subset indices {idx.tolist()} out of range for {len(self)} views")
+        return _map(self, lambda t: t.index_select(0, idx % len(self)))
+
+    def view(self, i: int) -> ViewEncoding:
+        """The i-th view as a :class:`ViewEncoding`."""
+        kw = {}
+        for f in fields(SourceEncoding):
+            v = getattr(self, f.name)
+            kw[f.name] = [x[i] for x in v] if f.name in _LIST_FIELDS else v[i]
+        return ViewEncoding(**kw)
+
+    def detach(self) -> "SourceEncoding":
+        return _map(self, lambda t: t.detach())
+
+    def to(self, device: torch.device | str) -> "SourceEncoding":
+        return _map(self, lambda t: t.to(device))
+
+
+def _map(obj, fn):  # type: ignore[no-untyped-def]
+    kw = {}
+    for f in fields(obj):
+        v = getattr(obj, f.name)
+        kw[f.name] = [fn(x) for x in v] if f.name in _LIST_FIELDS else fn(v)
+    return type(obj)(**kw)

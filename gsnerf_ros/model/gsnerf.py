@@ -1,0 +1,350 @@
+"""GSNeRF: Semantic Geo-Reasoner + target depth + depth-guided volume and semantic rendering.
+
+Usage (INTERFACES.md ``gsnerf_ros.model``)::
+
+    model = GSNeRF(GSNeRFConfig.tiny(4))
+    enc = model.encode_sources(images, K, c2w, near, far)       # cache and reuse
+    res = model.render(enc, K_t, c2w_t, H, W)                    # chunked, no grad
+    out = model.render_rays(enc, K_t, c2w_t, uv, H, W, step=s)   # training, with grad
+"""
+
+from __future__ import annotations
+
+import colorsys
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from gsnerf_ros.config import from_dict, to_dict
+from gsnerf_ros.geometry import camera_rays, nearest_views, pixel_grid
+from gsnerf_ros.model.config import SAMPLING_MODES, GSNeRFConfig
+from gsnerf_ros.model.confidence import semantic_confidence
+from gsnerf_ros.model.cost_volume import CascadeCostVolume
+from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
+from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.features import (
+    direction_features,
+    occlusion_mask,
+    project_to_views,
+    sample_maps,
+    sample_volumes,
+    semantic_neighbourhood,
+)
+from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
+from gsnerf_ros.model.semantic_renderer import SemanticRenderer
+from gsnerf_ros.model.target_depth import estimate_target_depth
+from gsnerf_ros.model.volume_renderer import VolumeRenderer
+
+__all__ = ["GSNeRF", "RenderResult", "default_palette", "CHECKPOINT_FORMAT"]
+
+CHECKPOINT_FORMAT = "gsnerf_ros/1"
+
+
+def default_palette(num_classes: int) -> Tensor:
+    """Distinct deterministic colours (golden-ratio hues). -> uint8 [C, 3]."""
+    cols = []
+    for i in range(num_classes):
+        r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65 + 0.35 * (i % 2),
+                                      0.95 - 0.3 * ((i // 2) % 2))
+        cols.append([int(r * 255), int(g * 255), int(b * 255)])
+    return torch.tensor(cols, dtype=torch.uint8).reshape(num_classes, 3)
+
+
+@dataclass
+class RenderResult:
+    """A rendered target view. ``rgb`` [H, W, 3] in [0, 1]; ``depth`` [H, W] m (rendered);
+    ``semantic_logits`` [H, W, C]; ``labels`` [H, W] int64; ``target_depth`` [H, W] m (the
+    reprojection estimate D_T); ``target_depth_valid`` [H, W] bool; ``confidence`` [H, W] in
+    [0, 1]; ``acc`` [H, W] accumulated opacity."""
+
+    rgb: Tensor
+    depth: Tensor
+    semantic_logits: Tensor
+    labels: Tensor
+    target_depth: Tensor
+    target_depth_valid: Tensor
+    confidence: Tensor
+    acc: Tensor
+
+
+def _range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
+    t = torch.as_tensor(x, dtype=torch.float32, device=device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(V)
+    if t.numel() != V:
+        raise ValueError(f"near/far must be a float or have one value per view ({V}), got {t.numel()}")
+    return t.clone()
+
+
+class GSNeRF(nn.Module):
+    """The whole model. ``class_names`` (C strings) and ``palette`` (uint8 [C, 3]) travel with the
+    checkpoint; defaults are ``class_<i>`` and :func:`default_palette`."""
+
+    def __init__(self, config: GSNeRFConfig | None = None, class_names: Sequence[str] | None = None,
+                 palette: Tensor | Sequence[Sequence[int]] | None = None) -> None:
+        super().__init__()
+        self.config = config or GSNeRFConfig()
+        cfg = self.config
+        C = cfg.num_classes
+        self.class_names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(C)]
+        if len(self.class_names) != C:
+            raise ValueError(f"{len(self.class_names)} class names for num_classes={C}")
+        pal = default_palette(C) if palette is None else torch.as_tensor(palette).to(torch.uint8)
+        if pal.shape != (C, 3):
+            raise ValueError(f"palette must be [C,3] = [{C},3], got {tuple(pal.shape)}")
+        self.palette = pal
+        self.encoder = FeatureEncoder(cfg.encoder, C, cfg.semantic_channels)
+        self.cost_volume = CascadeCostVolume(cfg.cost_volume, cfg.encoder.fpn_channels)
+        in_ch = 3 * cfg.cost_volume.volume_channels + cfg.encoder.fpn_channels[0] + 3
+        self.volume_renderer = VolumeRenderer(cfg.renderer, in_ch)
+        k = cfg.semantic.neighbourhood
+        self.semantic_renderer = SemanticRenderer(cfg.semantic, k * k * cfg.semantic_channels, C)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    # ------------------------------------------------------------------ encoding
+    @staticmethod
+    def _check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"{what} images must be [V,3,H,W], got {tuple(images.shape)}")
+        V = images.shape[0]
+        if K.shape != (V, 3, 3) or c2w.shape != (V, 4, 4):
+            raise ValueError(f"{what}: K must be [{V},3,3] and c2w [{V},4,4], got "
+                             f"{tuple(K.shape)} and {tuple(c2w.shape)}")
+
+    def _encode_one(self, feats: EncoderOutput, i: int, nbrs: Tensor, images: Tensor, K: Tensor,
+                    c2w: Tensor, near: Tensor, far: Tensor) -> ViewEncoding:
+        ref_pyr = [p[i] for p in feats.pyramid]
+        src_pyr = [p.index_select(0, nbrs) for p in feats.pyramid]
+        cv = self.cost_volume(ref_pyr, src_pyr, K[i], K.index_select(0, nbrs), c2w[i],
+                              c2w.index_select(0, nbrs), float(near[i]), float(far[i]))
+        return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
+                            feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
+                            semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
+                            volumes=cv.volume, plane_start=cv.plane_start, plane_step=cv.plane_step)
+
+    def encode_view(self, image: Tensor, K: Tensor, c2w: Tensor, nbr_images: Tensor, nbr_K: Tensor,
+                    nbr_c2w: Tensor, near: float, far: float) -> ViewEncoding:
+        """Encode one keyframe against M given neighbour views (its cost volume partners).
+
+        ``image`` [3, H, W], ``K`` [3, 3], ``c2w`` [4, 4]; ``nbr_*`` [M, ...] (M may be 0).
+        """
+        images = torch.cat([image[None], nbr_images.to(image)], 0)
+        Ks = torch.cat([K[None], nbr_K.to(K)], 0).float()
+        c2ws = torch.cat([c2w[None], nbr_c2w.to(c2w)], 0).float()
+        self._check_views(images, Ks, c2ws, "encode_view")
+        V = images.shape[0]
+        nr, fr = _range(near, V, images.device), _range(far, V, images.device)
+        feats = self.encoder(images)
+        nbrs = torch.arange(1, V, device=images.device)
+        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr)
+
+    def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
+                       far: float | Tensor) -> SourceEncoding:
+        """Encode V source views; each one's cost volume uses its ``num_neighbors`` nearest views
+        among them (``geometry.nearest_views``). ``images`` [V, 3, H, W] in [0, 1], ``K``
+        [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
+        self._check_views(images, K, c2w, "encode_sources")
+        V = images.shape[0]
+        K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
+        nr, fr = _range(near, V, images.device), _range(far, V, images.device)
+        feats = self.encoder(images)
+        views = []
+        for i in range(V):
+            nbrs = nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors, exclude=[i])
+            views.append(self._encode_one(feats, i, nbrs.to(images.device), images, K, c2w, nr, fr))
+        return SourceEncoding.stack(views)
+
+    # ------------------------------------------------------------------ rendering
+    def target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
+                     near: float | None = None, far: float | None = None) -> tuple[Tensor, Tensor]:
+        """D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
+        near = float(enc.near.min()) if near is None else near
+        far = float(enc.far.max()) if far is None else far
+        dev = enc.image.device
+        return estimate_target_depth(enc.depth, enc.K, enc.c2w, K.to(dev).float(),
+                                     c2w.to(dev).float(), height, width, near, far,
+                                     self.config.target_depth)
+
+    def _render_samples(self, enc: SourceEncoding, origins: Tensor, dirs: Tensor, depths: Tensor,
+                        near: Tensor, far: Tensor, gather_semantic: bool) -> dict[str, Tensor]:
+        N, S = depths.shape
+        rcfg = self.config.renderer
+        pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
+        uv, z, in_image = project_to_views(pts, enc)
+        visible = in_image & ~occlusion_mask(enc, uv, z, rcfg.occlusion_threshold, rcfg.occlusion_min)
+        vol = sample_volumes(enc, uv, z)
+        f2d = sample_maps(enc.feature, uv)
+        rgb = sample_maps(enc.image, uv)
+        dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
+        view_in = torch.cat([vol.to(f2d.dtype), f2d, rgb.to(f2d.dtype)], -1)
+        out = self.volume_renderer(view_in, rgb, dfeat, visible, in_image, depths, near, far)
+        out["visible"] = visible.reshape(N, S, -1)
+        if gather_semantic:
+            out["semantic_features"] = semantic_neighbourhood(
+                enc, uv, self.config.semantic.neighbourhood).reshape(N, S, len(enc), -1)
+        return out
+
+    def render_rays(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, uv: Tensor, height: int,
+                    width: int, mode: str | None = None, num_samples: int | None = None,
+                    step: int | None = None, near: float | None = None, far: float | None = None,
+                    semantic_mode: str | None = None,
+                    target_depth: tuple[Tensor, Tensor] | None = None,
+                    generator: torch.Generator | None = None,
+                    training: bool | None = None) -> dict[str, Tensor]:
+        """Render N rays of a target camera (the training path; keeps gradients).
+
+        ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4], ``uv`` [N, 2] pixel centres.
+        ``mode``/``num_samples``: see :func:`sampling.sample_along_rays` (default from config);
+        ``step``: training step for the ``mixed`` schedule; ``target_depth``: a precomputed
+        (D_T, valid) pair of [H, W] maps. Returns a dict: ``rgb`` [N, 3], ``depth`` [N],
+        ``acc`` [N], ``semantic_logits`` [N, C], ``target_depth`` [N], ``target_depth_valid``
+        [N], ``confidence`` [N], ``n_visible`` [N], ``weights`` [N, S], ``z_vals`` [N, S],
+        ``surface_index`` [N] (-1: none), and ``coarse_*`` entries for ``hierarchical``.
+        """
+        cfg = self.config
+        mode = mode or cfg.sampling.mode
+        sem_mode = semantic_mode or cfg.semantic.mode
+        if mode not in SAMPLING_MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {SAMPLING_MODES}")
+        if sem_mode not in ("surface", "volume"):
+            raise ValueError(f"semantic_mode must be surface | volume, got {sem_mode!r}")
+        if uv.dim() != 2 or uv.shape[-1] != 2:
+            raise ValueError(f"uv must be [N,2] pixel coordinates, got {tuple(uv.shape)}")
+        training = self.training if training is None else training
+        dev = enc.image.device
+        K, c2w, uv = K.to(dev).float(), c2w.to(dev).float(), uv.to(dev).float()
+        near = float(enc.near.min()) if near is None else float(near)
+        far = float(enc.far.max()) if far is None else float(far)
+        if target_depth is None:
+            target_depth = self.target_depth(enc, K, c2w, height, width, near, far)
+        td_map, td_valid = target_depth
+        ui = uv[:, 0].round().long().clamp(0, width - 1)
+        vi = uv[:, 1].round().long().clamp(0, height - 1)
+        td, tdv = td_map[vi, ui], td_valid[vi, ui]
+        N = uv.shape[0]
+        origins, dirs = camera_rays(uv, K, c2w)
+        nr = torch.full((N,), near, device=dev)
+        fr = torch.full((N,), far, device=dev)
+        samples = sample_along_rays(mode, nr, fr, td, cfg.sampling, training, num_samples, step,
+                                    generator)
+        need_sem = mode == "released" or sem_mode == "volume"
+        out: dict[str, Tensor] = {}
+        depths = samples.depths
+        if mode == "hierarchical":
+            coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False)
+            mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
+            bins = torch.cat([nr[:, None], mids, fr[:, None]], -1)
+            fine = pdf_depths(bins, coarse["weights"], cfg.sampling.num_fine,
+                              deterministic=not training, generator=generator)
+            depths = merge_sorted(depths, fine)
+            out.update({"coarse_rgb": coarse["rgb"], "coarse_depth": coarse["depth"],
+                        "coarse_weights": coarse["weights"]})
+        vol = self._render_samples(enc, origins, dirs, depths, nr, fr, need_sem)
+        V = len(enc)
+
+        # Surface point at D_T: visibility (for confidence) and, in surface mode, semantics.
+        surf = origins + td[:, None] * dirs
+        uv_s, z_s, in_s = project_to_views(surf, enc)
+        rcfg = self.config.renderer
+        vis_s = in_s & ~occlusion_mask(enc, uv_s, z_s, rcfg.occlusion_threshold, rcfg.occlusion_min)
+        if sem_mode == "volume":
+            S = depths.shape[1]
+            lg = self.semantic_renderer(vol["semantic_features"].reshape(N * S, V, -1),
+                                        vol["visible"].reshape(N * S, V)).reshape(N, S, -1)
+            logits = (vol["weights"][..., None] * lg.float()).sum(1)
+        elif mode == "released":
+            idx = samples.surface_index
+            sf = vol["semantic_features"][torch.arange(N, device=dev), idx]
+            logits = self.semantic_renderer(sf, vol["visible"][torch.arange(N, device=dev), idx])
+        else:
+            sf = semantic_neighbourhood(enc, uv_s, cfg.semantic.neighbourhood)
+            logits = self.semantic_renderer(sf, vis_s)
+        n_vis = vis_s.sum(-1)
+        out.update({
+            "rgb": vol["rgb"], "depth": vol["depth"], "acc": vol["acc"],
+            "weights": vol["weights"], "z_vals": depths, "sigma": vol["sigma"],
+            "semantic_logits": logits, "target_depth": td, "target_depth_valid": tdv,
+            "surface_index": samples.surface_index, "n_visible": n_vis,
+            "confidence": semantic_confidence(logits.detach(), n_vis, tdv,
+                                              cfg.semantic.confidence_min_views,
+                                              cfg.semantic.invalid_depth_confidence),
+        })
+        return out
+
+    @torch.no_grad()
+    def render(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
+               mode: str | None = None, num_samples: int | None = None, chunk: int | None = None,
+               near: float | None = None, far: float | None = None,
+               semantic_mode: str | None = None, step: int | None = None) -> RenderResult:
+        """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
+        and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4]."""
+        chunk = chunk or self.config.sampling.chunk
+        if chunk < 1 or height < 1 or width < 1:
+            raise ValueError("chunk, height and width must be >= 1")
+        td = self.target_depth(enc, K, c2w, height, width, near, far)
+        uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
+        keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")
+        parts: dict[str, list[Tensor]] = {k: [] for k in keys}
+        for s in range(0, uv.shape[0], chunk):
+            o = self.render_rays(enc, K, c2w, uv[s:s + chunk], height, width, mode=mode,
+                                 num_samples=num_samples, step=step, near=near, far=far,
+                                 semantic_mode=semantic_mode, target_depth=td, training=False)
+            for k in keys:
+                parts[k].append(o[k].float())
+        cat = {k: torch.cat(v, 0) for k, v in parts.items()}
+        logits = cat["semantic_logits"].reshape(height, width, -1)
+        return RenderResult(rgb=cat["rgb"].clamp(0, 1).reshape(height, width, 3),
+                            depth=cat["depth"].reshape(height, width), semantic_logits=logits,
+                            labels=logits.argmax(-1), target_depth=td[0], target_depth_valid=td[1],
+                            confidence=cat["confidence"].reshape(height, width),
+                            acc=cat["acc"].reshape(height, width))
+
+    # ------------------------------------------------------------------ checkpoints
+    @staticmethod
+    def _ckpt_paths(path: str | Path) -> tuple[Path, Path]:
+        p = Path(path)
+        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+        return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
+
+    def save_checkpoint(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (model config, class names,
+        palette, free ``metadata``). Returns the weights path. Never pickles."""
+        from safetensors.torch import save_file
+
+        wpath, jpath = self._ckpt_paths(path)
+        wpath.parent.mkdir(parents=True, exist_ok=True)
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        save_file(state, str(wpath), metadata={"format": CHECKPOINT_FORMAT})
+        sidecar = {"format": CHECKPOINT_FORMAT, "model_config": to_dict(self.config),
+                   "class_names": self.class_names, "palette": self.palette.tolist(),
+                   "num_parameters": self.num_parameters(), "metadata": metadata or {}}
+        jpath.write_text(json.dumps(sidecar, indent=2))
+        return wpath
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "GSNeRF":
+        """Load a checkpoint written by :meth:`save_checkpoint` (either file's path or the stem);
+        the model is returned in eval mode with ``.metadata`` from the sidecar."""
+        from safetensors.torch import load_file
+
+        wpath, jpath = cls._ckpt_paths(path)
+        if not wpath.is_file() or not jpath.is_file():
+            raise FileNotFoundError(f"checkpoint needs both {wpath} and {jpath}")
+        side = json.loads(jpath.read_text())
+        if "model_config" not in side:
+            raise ValueError(f"{jpath} has no 'model_config'; not a gsnerf_ros checkpoint")
+        config = from_dict(GSNeRFConfig, side["model_config"])
+        model = cls(config, class_names=side.get("class_names"), palette=side.get("palette"))
+        model.load_state_dict(load_file(str(wpath), device="cpu"), strict=True)
+        model.metadata = side.get("metadata", {})  # type: ignore[assignment]
+        return model.to(device).eval()

@@ -1,0 +1,218 @@
+"""Model rendering: masks, compositing, chunking, gradients, encodings, checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from gsnerf_ros.geometry import look_at
+from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult, SourceEncoding, ViewEncoding
+from gsnerf_ros.model.features import occlusion_mask, project_to_views
+from gsnerf_ros.model.volume_renderer import VolumeRenderer, composite
+from gsnerf_ros.model.config import RendererConfig
+
+V, H, W, C = 4, 24, 32, 4
+UP = torch.tensor([0.0, -1.0, 0.0])
+
+
+def _cams(n: int = V) -> tuple[torch.Tensor, torch.Tensor]:
+    xs = torch.linspace(-0.3, 0.3, n)
+    c2w = torch.stack([look_at(torch.tensor([float(x), 0.05 * i, 0.0]), torch.tensor([0.0, 0.0, 2.5]), UP)
+                       for i, x in enumerate(xs)])
+    K = torch.tensor([[28.0, 0.0, (W - 1) / 2], [0.0, 28.0, (H - 1) / 2], [0.0, 0.0, 1.0]])
+    return K.expand(n, 3, 3).clone(), c2w
+
+
+@pytest.fixture(scope="module")
+def setup() -> tuple[GSNeRF, SourceEncoding, torch.Tensor, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(C)).eval()
+    K, c2w = _cams()
+    images = torch.rand(V, 3, H, W)
+    with torch.no_grad():
+        enc = model.encode_sources(images, K, c2w, 0.5, 5.0)
+    tgt = look_at(torch.tensor([0.05, 0.02, 0.1]), torch.tensor([0.0, 0.0, 2.5]), UP)
+    return model, enc, images, K, c2w, tgt  # type: ignore[return-value]
+
+
+def test_encoding_shapes_and_subset(setup) -> None:  # type: ignore[no-untyped-def]
+    model, enc, images, K, c2w, _ = setup
+    assert len(enc) == V and enc.image.shape == (V, 3, H, W)
+    assert enc.semantic_logits_2d.shape == (V, C, H, W)
+    sizes = [(H, W), (H // 2, W // 2), (H // 4, W // 4)]
+    assert [tuple(d.shape[1:]) for d in enc.depth_levels] == sizes
+    D = model.config.cost_volume.num_planes
+    assert [v.shape[2] for v in enc.volumes] == [D[2], D[1], D[0]]
+    assert ((enc.depth >= 0.5 - 1e-4) & (enc.depth <= 5.0 + 1e-4)).all()
+    sub = enc.subset([2, 0])
+    assert len(sub) == 2 and torch.equal(sub.image[0], enc.image[2])
+    again = SourceEncoding.stack([enc.view(2), enc.view(0)])
+    for a, b in zip(again.volumes, sub.volumes):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="out of range"):
+        enc.subset([7])
+
+
+def test_encode_view_matches_encode_sources(setup) -> None:  # type: ignore[no-untyped-def]
+    """A keyframe encoded alone against the same neighbours equals its part of encode_sources."""
+    model, enc, images, K, c2w, _ = setup
+    from gsnerf_ros.geometry import nearest_views
+    i = 1
+    nb = nearest_views(c2w[i], c2w, model.config.cost_volume.num_neighbors, exclude=[i])
+    with torch.no_grad():
+        ve = model.encode_view(images[i], K[i], c2w[i], images[nb], K[nb], c2w[nb], 0.5, 5.0)
+    assert isinstance(ve, ViewEncoding)
+    ref = enc.view(i)
+    torch.testing.assert_close(ve.depth, ref.depth, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(ve.volumes[0], ref.volumes[0], atol=1e-4, rtol=1e-4)
+    # A keyframe with no neighbours yet still encodes.
+    with torch.no_grad():
+        lone = model.encode_view(images[0], K[0], c2w[0], images[:0], K[:0], c2w[:0], 0.5, 5.0)
+    assert torch.isfinite(lone.depth).all()
+
+
+def test_render_outputs(setup) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    res = model.render(enc, K[0], tgt, H, W)
+    assert isinstance(res, RenderResult)
+    assert res.rgb.shape == (H, W, 3) and res.depth.shape == (H, W)
+    assert res.semantic_logits.shape == (H, W, C) and res.labels.dtype == torch.int64
+    assert res.target_depth.shape == (H, W) and res.confidence.shape == (H, W)
+    assert (res.rgb >= 0).all() and (res.rgb <= 1).all()
+    assert ((res.confidence >= 0) & (res.confidence <= 1)).all()
+    assert torch.equal(res.labels, res.semantic_logits.argmax(-1))
+
+
+@pytest.mark.parametrize("mode", ["depth_guided", "uniform", "hierarchical", "released"])
+def test_chunked_equals_unchunked(setup, mode: str) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    a = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=97)
+    b = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=H * W)
+    for f in ("rgb", "depth", "semantic_logits", "confidence", "target_depth"):
+        torch.testing.assert_close(getattr(a, f), getattr(b, f), atol=1e-5, rtol=1e-5)
+
+
+def test_volume_semantic_mode_and_any_sample_count(setup) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    uv = torch.tensor([[3.0, 4.0], [10.0, 20.0], [31.0, 23.0]])
+    for S in (1, 2, 5, 9, 13):
+        out = model.render_rays(enc, K[0], tgt, uv, H, W, num_samples=S, training=False)
+        assert out["weights"].shape == (3, S) and torch.isfinite(out["rgb"]).all()
+    out = model.render_rays(enc, K[0], tgt, uv, H, W, semantic_mode="volume", training=False)
+    assert out["semantic_logits"].shape == (3, C)
+
+
+def test_compositing_weights_nonnegative_and_at_most_one(setup) -> None:  # type: ignore[no-untyped-def]
+    g = torch.Generator().manual_seed(0)
+    alpha = torch.rand(100, 17, generator=g)
+    alpha[0] = 1.0
+    w = composite(alpha)
+    assert (w >= 0).all() and (w.sum(-1) <= 1 + 1e-6).all()
+    assert torch.allclose(w[0, 0], torch.tensor(1.0)) and torch.allclose(w[0, 1:], torch.zeros(16))
+    model, enc, _, K, _, tgt = setup
+    out = model.render_rays(enc, K[0], tgt, torch.rand(50, 2) * 20, H, W, mode="uniform",
+                            training=False)
+    assert (out["weights"] >= 0).all() and (out["weights"].sum(-1) <= 1 + 1e-5).all()
+
+
+def test_sample_behind_source_surface_is_masked(setup) -> None:  # type: ignore[no-untyped-def]
+    """Set view 0's depth to a wall at 2 m: a point on its central ray at 1.5 m is visible there,
+    one at 3 m is occluded; a point outside every image is in none."""
+    model, enc, _, K, c2w, _ = setup
+    e = enc.subset([0, 1, 2, 3])
+    e.depth_levels[0] = torch.full_like(e.depth_levels[0], 2.0)
+    o = c2w[0, :3, 3]
+    d = c2w[0, :3, 2]
+    pts = torch.stack([o + 1.5 * d, o + 3.0 * d, o - 1.0 * d])
+    uv, z, in_img = project_to_views(pts, e)
+    occ = occlusion_mask(e, uv, z, threshold=0.2, min_tolerance=0.05)
+    vis = in_img & ~occ
+    assert vis[0, 0] and not vis[1, 0]
+    assert in_img[1, 0] and occ[1, 0]
+    assert not in_img[2].any()
+
+
+def test_masked_view_does_not_influence_renderer() -> None:
+    """Eq. 11: a view masked for a sample contributes nothing (attention key mask, masked
+    mean/variance, colour blend)."""
+    torch.manual_seed(0)
+    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=2), in_ch=10).eval()
+    N, S, Vv = 3, 4, 5
+    x = torch.randn(N * S, Vv, 10)
+    rgb, dirs = torch.rand(N * S, Vv, 3), torch.randn(N * S, Vv, 4)
+    vis = torch.ones(N * S, Vv, dtype=torch.bool)
+    vis[:, 2] = False
+    depths = torch.linspace(1, 3, S).expand(N, S).contiguous()
+    near, far = torch.full((N,), 0.5), torch.full((N,), 4.0)
+    a = r(x, rgb, dirs, vis, vis, depths, near, far)
+    x2, rgb2, dirs2 = x.clone(), rgb.clone(), dirs.clone()
+    x2[:, 2] += 5.0
+    rgb2[:, 2] = 1.0 - rgb2[:, 2]
+    dirs2[:, 2] *= -1
+    b = r(x2, rgb2, dirs2, vis, vis, depths, near, far)
+    torch.testing.assert_close(a["rgb"], b["rgb"])
+    torch.testing.assert_close(a["sigma"], b["sigma"])
+
+
+def test_gradients_reach_every_parameter() -> None:
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(C)).train()
+    K, c2w = _cams()
+    images = torch.rand(V, 3, H, W)
+    enc = model.encode_sources(images, K, c2w, 0.5, 5.0)
+    uv = torch.rand(40, 2) * torch.tensor([W - 1, H - 1])
+    out = model.render_rays(enc, K[0], c2w[0], uv, H, W, mode="mixed", step=0,
+                            generator=torch.Generator().manual_seed(0))
+    labels = torch.randint(0, C, (40,))
+    loss = ((out["rgb"] - 0.5) ** 2).mean() + torch.nn.functional.cross_entropy(
+        out["semantic_logits"], labels) + enc.semantic_logits_2d.mean() + sum(
+        d.mean() for d in enc.depth_levels) + out["depth"].mean()
+    loss.backward()
+    missing = [n for n, p in model.named_parameters()
+               if p.grad is None or not torch.isfinite(p.grad).all() or p.grad.abs().sum() == 0]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+def test_checkpoint_round_trip(tmp_path: Path, setup) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    names = ["wall", "floor", "chair", "table"]
+    m = GSNeRF(model.config, class_names=names, palette=[[1, 2, 3], [4, 5, 6], [7, 8, 9], [0, 0, 0]])
+    m.load_state_dict(model.state_dict())
+    wpath = m.save_checkpoint(tmp_path / "ckpt", metadata={"steps": 3})
+    assert wpath.name == "ckpt.safetensors" and (tmp_path / "ckpt.json").is_file()
+    side = json.loads((tmp_path / "ckpt.json").read_text())
+    assert side["class_names"] == names and side["metadata"] == {"steps": 3}
+    loaded = GSNeRF.from_checkpoint(wpath, device="cpu")
+    assert loaded.class_names == names and loaded.palette.dtype == torch.uint8
+    assert loaded.palette.tolist()[1] == [4, 5, 6] and loaded.config == model.config
+    a = model.render(enc, K[0], tgt, H, W)
+    b = loaded.render(enc, K[0], tgt, H, W)
+    torch.testing.assert_close(a.rgb, b.rgb)
+    torch.testing.assert_close(a.semantic_logits, b.semantic_logits)
+    with pytest.raises(FileNotFoundError):
+        GSNeRF.from_checkpoint(tmp_path / "missing")
+
+
+def test_autocast_bf16_render_rays(setup) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    uv = torch.rand(30, 2) * 20
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.render_rays(enc, K[0], tgt, uv, H, W, training=False)
+    assert out["weights"].dtype == torch.float32 and out["target_depth"].dtype == torch.float32
+    assert torch.isfinite(out["rgb"]).all() and torch.isfinite(out["semantic_logits"]).all()
+
+
+def test_bad_inputs_raise() -> None:
+    model = GSNeRF(GSNeRFConfig.tiny(C))
+    K, c2w = _cams()
+    with pytest.raises(ValueError, match=r"\[V,3,H,W\]"):
+        model.encode_sources(torch.rand(V, 4, H, W), K, c2w, 0.5, 5.0)
+    with pytest.raises(ValueError, match="far > near"):
+        model.encode_sources(torch.rand(V, 3, H, W), K, c2w, 5.0, 0.5)
+    with pytest.raises(ValueError, match="class names"):
+        GSNeRF(GSNeRFConfig.tiny(C), class_names=["a"])
+    with pytest.raises(ValueError, match="groups"):
+        GSNeRFConfig(encoder=GSNeRFConfig().encoder.__class__(fpn_channels=[6, 16, 32]))
