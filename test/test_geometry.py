@@ -218,3 +218,20 @@ def test_target_depth_unseen_region_is_invalid() -> None:
     assert not valid2.all() and valid2.any()
     assert torch.isfinite(d2).all() and (d2 >= 0.5).all() and (d2 <= 8.0).all()
     assert math.isclose(float(d2[~valid2][0]), float(d2[valid2].median()), rel_tol=1e-6)
+
+
+def test_look_at_gives_upright_optical_frame() -> None:
+    """Looking along +y with +z up: image right is +x world, image down is -z world."""
+    from gsnerf_ros.geometry import look_at
+
+    c2w = look_at(torch.tensor([0.0, 0.0, 1.5]), torch.tensor([0.0, 2.0, 1.5]))
+    R = c2w[:3, :3]
+    assert torch.allclose(R[:, 0], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6)
+    assert torch.allclose(R[:, 1], torch.tensor([0.0, 0.0, -1.0]), atol=1e-6)
+    assert torch.allclose(R[:, 2], torch.tensor([0.0, 1.0, 0.0]), atol=1e-6)
+    assert torch.allclose(torch.linalg.det(R), torch.tensor(1.0), atol=1e-6)
+    # A point above the optical axis projects above the image centre (smaller v).
+    from gsnerf_ros.geometry import world_to_pixels
+    K = torch.tensor([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
+    uv, z = world_to_pixels(torch.tensor([[0.0, 2.0, 2.0]]), K, c2w)
+    assert uv[0, 1] < 50 and z[0] > 0

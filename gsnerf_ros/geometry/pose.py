@@ -91,7 +91,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         up = eye.new_tensor([0.0, 0.0, 1.0])
     z = target - eye
     z = z / z.norm(dim=-1, keepdim=True).clamp(min=1e-9)
-    x = torch.cross(z, -up.expand_as(z), dim=-1)
+    x = torch.cross(z, up.expand_as(z), dim=-1)  # right = forward x up
     bad = x.norm(dim=-1, keepdim=True) < 1e-6
     alt = eye.new_tensor([1.0, 0.0, 0.0]).expand_as(z)
     x = torch.where(bad, torch.cross(z, alt, dim=-1), x)
