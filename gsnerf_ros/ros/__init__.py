@@ -1,0 +1,9 @@
+"""The ROS 2 side of gsnerf_ros: the only sub-package that imports rclpy or ROS messages.
+
+ROS-free parts (tested without DDS): :mod:`image_conversion`, :mod:`keyframes` (keyframe buffer and
+its encoding worker), :mod:`requests` (request validation), :mod:`engine` (render orchestration
+behind the :class:`~gsnerf_ros.ros.engine.Renderer` protocol), :mod:`params` (node parameters).
+ROS parts: :mod:`convert` (messages <-> plain data), :mod:`node` (``gsnerf_node``), :mod:`player`
+(publishes a scene or bag as a robot camera would), :mod:`demo` (``gsnerf-demo``), and
+:mod:`compat` (in-tree tf2_ros / message_filters / cv_bridge for installs without them).
+"""

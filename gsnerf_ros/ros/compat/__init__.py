@@ -1,0 +1,4 @@
+"""Small in-tree equivalents of ROS libraries that have no PyPI wheel (tf2_ros, message_filters,
+cv_bridge), with the same API. :mod:`gsnerf_ros.ros.ros_libs` picks the real library when it is
+installed (on a robot) and these otherwise.
+"""

@@ -1,0 +1,328 @@
+"""``gsnerf-demo`` (``make demo``): the whole robot loop end to end, with real processes.
+
+1. generates a held-out procedural test room (or takes a ROS 2 bag with ``--bag``);
+2. starts the real node with launch/gsnerf.launch.py (evaluated by the launch shim here, as
+   ``ros2 launch`` would) and the shipped checkpoint;
+3. starts ``gsnerf_player``, which publishes the room's frames as a robot camera would (Image,
+   CameraInfo, /tf, /tf_static), except every ``--holdout`` frame;
+4. waits until the buffer holds the keyframes and all are encoded (``/diagnostics``);
+5. calls ``~/render_view`` at the held-out poses the camera never visited (for a bag: poses
+   between keyframes, shifted sideways), and compares with ground truth where it exists;
+6. writes PNG panels and ``summary.json`` (latency, mIoU, PSNR, depth error) to ``--out``,
+   prints a short summary, stops every child process and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from gsnerf_ros.ros.launch_shim import REPO_ROOT, evaluate, load_launch_description
+
+__all__ = ["main", "run_demo", "DemoError"]
+
+DEFAULT_CHECKPOINT = "models/gsnerf_procedural.safetensors"
+
+
+class DemoError(RuntimeError):
+    """The demo could not run; the message says why and what to do."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="gsnerf-demo", description=__doc__.split("\n")[0])
+    ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
+    ap.add_argument("--bag", default="", help="play this ROS 2 bag instead of a procedural room")
+    ap.add_argument("--out", default="demo_output")
+    ap.add_argument("--seed", type=int, default=0, help="test-split room seed")
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--height", type=int, default=96)
+    ap.add_argument("--width", type=int, default=128)
+    ap.add_argument("--holdout", default="every:5", help="frames the player never publishes")
+    ap.add_argument("--max-views", type=int, default=8, help="held-out views rendered")
+    ap.add_argument("--device", default="cuda", help="node device (cpu fallback with a warning)")
+    ap.add_argument("--rate", type=float, default=10.0, help="player frames per second")
+    ap.add_argument("--min-translation", type=float, default=0.15)
+    ap.add_argument("--min-rotation-deg", type=float, default=10.0)
+    ap.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole demo")
+    return ap
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+    return env
+
+
+def _stop(procs: Sequence[subprocess.Popen], timeout: float = 15.0) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    for p in procs:
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+
+
+def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None,
+           lab_color: np.ndarray, palette: torch.Tensor, gt_depth: np.ndarray | None,
+           depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Rows: ground truth (RGB, semantics, depth) over rendered (RGB, semantics, depth, conf)."""
+    from gsnerf_ros.train.panels import colorize_depth, colorize_labels
+
+    H, W = rgb.shape[:2]
+    blank = np.zeros((H, W, 3), np.uint8)
+    vmax = float(np.max(gt_depth)) if gt_depth is not None and np.any(gt_depth > 0) else \
+        float(max(np.max(depth), 1e-3))
+    cd = lambda d: colorize_depth(torch.from_numpy(d), 0.0, vmax)  # noqa: E731
+    conf_img = (np.clip(conf, 0, 1)[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    top = [gt_rgb if gt_rgb is not None else blank,
+           colorize_labels(torch.from_numpy(gt_lab), palette) if gt_lab is not None else blank,
+           cd(gt_depth) if gt_depth is not None else blank, blank]
+    bottom = [rgb, lab_color, cd(depth), conf_img]
+    panel = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
+    scale = max(1, 240 // H)            # small renders are enlarged (nearest) to stay readable
+    return np.repeat(np.repeat(panel, scale, 0), scale, 1) if scale > 1 else panel
+
+
+def run_demo(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the demo; returns the summary dict (also written to ``args.out/summary.json``)."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.node import Node
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+
+    from gsnerf_ros.msg import KeyframeBufferState
+    from gsnerf_ros.ros import convert
+    from gsnerf_ros.ros.image_conversion import decode_image
+    from gsnerf_ros.ros.node import resolve_checkpoint
+    from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
+    from gsnerf_ros.srv import RenderView
+    from gsnerf_ros.train.metrics import confusion_matrix, psnr, scores_from_confusion
+    from gsnerf_ros.train.panels import save_png
+
+    t_start = time.monotonic()
+    try:
+        ckpt = resolve_checkpoint(args.checkpoint)
+    except FileNotFoundError as exc:
+        raise DemoError(f"{exc}. The demo needs the shipped model: train it with `make train` "
+                        "(or pass --checkpoint PATH)") from exc
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="gsnerf_demo_"))
+    env = _child_env()
+    scene = None
+    held: list[int] = []
+    if args.bag:
+        if not Path(args.bag).exists():
+            raise DemoError(f"bag {args.bag} does not exist")
+        player_cmd = ["--bag", args.bag]
+    else:
+        print(f"[demo] generating held-out test room {args.seed} ({args.frames} frames, "
+              f"{args.width}x{args.height}) ...", flush=True)
+        scene = make_scene(args.seed, "test", args.frames, args.height, args.width)
+        scene_file = save_scene_file(scene, work / "scene.safetensors")
+        held = sorted(parse_holdout(args.holdout, len(scene)))[: args.max_views]
+        player_cmd = ["--scene-file", str(scene_file), "--holdout", args.holdout]
+    player_cmd += ["--rate", str(args.rate)]
+
+    desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
+    nodes = evaluate(desc, {"checkpoint": str(ckpt), "device": args.device, "rviz": "false"},
+                     tmpdir=work)
+    gs = next(n for n in nodes if n.executable == "gsnerf_node")
+    assert gs.command is not None
+    extra = {"keyframes.min_translation": args.min_translation,
+             "keyframes.min_rotation_deg": args.min_rotation_deg,
+             "render.width": args.width, "render.height": args.height}
+    node_cmd = gs.command + sum((["-p", f"{k}:={v}"] for k, v in extra.items()), [])
+    procs: list[subprocess.Popen] = []
+    logs = {n: open(out / f"{n}.log", "w") for n in ("node", "player")}  # noqa: SIM115
+    rclpy.init()
+    client: Any = None
+    try:
+        procs.append(subprocess.Popen(node_cmd, env=env, stdout=logs["node"],
+                                      stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
+        client = Node("gsnerf_demo")
+        ex = SingleThreadedExecutor()
+        ex.add_node(client)
+        diag: dict[str, str] = {}
+        state: dict[str, Any] = {}
+        client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.update(
+            {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf") for kv in s.values}), 10)
+        client.create_subscription(KeyframeBufferState, "/gsnerf/keyframes",
+                                   lambda m: state.update(msg=m), QoSProfile(
+                                       depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                       reliability=ReliabilityPolicy.RELIABLE))
+        cli = client.create_client(RenderView, "/gsnerf/render_view")
+
+        def spin_until(cond: Any, timeout: float, what: str) -> None:
+            deadline = time.monotonic() + min(timeout, args.timeout - (time.monotonic() - t_start))
+            while not cond():
+                if time.monotonic() > deadline:
+                    raise DemoError(f"timed out waiting for {what}; see {out}/node.log")
+                if procs[0].poll() is not None:
+                    raise DemoError(f"the node exited with code {procs[0].returncode} while "
+                                    f"waiting for {what}; see {out}/node.log")
+                ex.spin_once(timeout_sec=0.1)
+
+        print("[demo] starting gsnerf_node (launch/gsnerf.launch.py) ...", flush=True)
+        spin_until(lambda: cli.service_is_ready(), 180, "the node's ~/render_view service")
+        print("[demo] starting gsnerf_player ...", flush=True)
+        procs.append(subprocess.Popen(
+            [sys.executable, str(REPO_ROOT / "scripts" / "gsnerf_player"), *player_cmd],
+            env=env, stdout=logs["player"], stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
+        spin_until(lambda: procs[1].poll() is not None, args.timeout, "the player to finish")
+        time.sleep(0.5)
+
+        def all_encoded() -> bool:
+            return bool(diag) and int(diag.get("buffer_size", 0)) > 0 and \
+                diag.get("buffer_size") == diag.get("encoded_keyframes")
+        diag.clear()
+        spin_until(all_encoded, 600, "the keyframes to be encoded")
+        n_kf = int(diag["buffer_size"])
+        print(f"[demo] buffer: {n_kf} keyframes, all encoded", flush=True)
+
+        # --- target poses ------------------------------------------------------------------
+        targets: list[tuple[str, torch.Tensor, torch.Tensor | None, int, int, int | None]] = []
+        if scene is not None:
+            for i in held:
+                f = scene.frame(i)
+                targets.append((f"frame{i:03d}", f.c2w, f.K, scene.width, scene.height, i))
+        else:
+            spin_until(lambda: "msg" in state, 10, "the keyframe state")
+            kfs = state["msg"].keyframes
+            for j in range(min(len(kfs) - 1, args.max_views)):
+                a = convert.pose_to_c2w(kfs[j].pose)
+                b = convert.pose_to_c2w(kfs[j + 1].pose)
+                c2w = a.clone()
+                c2w[:3, 3] = 0.5 * (a[:3, 3] + b[:3, 3]) + 0.05 * a[:3, 0]
+                targets.append((f"between{j:03d}", c2w, None, 0, 0, None))
+
+        C = None
+        cm = None
+        psnrs, lat, abs_rel, per_view = [], [], [], []
+        for name, c2w, K, w, h, idx in targets:
+            req = RenderView.Request()
+            req.pose.header.frame_id = "map"
+            req.pose.pose = convert.c2w_to_pose(c2w.double())
+            if K is not None:
+                req.camera_info = convert.make_camera_info(K.double(), w, h, req.pose.header)
+            fut = cli.call_async(req)
+            spin_until(lambda: fut.done(), 300, f"the render of {name}")
+            r = fut.result()
+            if not r.success:
+                raise DemoError(f"render at {name} failed: {r.message}")
+            lat.append(r.latency_ms)
+            img = lambda m: decode_image(m.encoding, m.height, m.width, m.step, m.data,  # noqa: E731
+                                         bool(m.is_bigendian))
+            rgb, lab, labc, dep, conf = (img(r.rgb), img(r.semantic), img(r.semantic_color),
+                                         img(r.depth), img(r.confidence))
+            view: dict[str, Any] = {"name": name, "latency_ms": round(r.latency_ms, 1),
+                                    "sources": list(r.source_keyframe_ids),
+                                    "mean_confidence": round(float(conf.mean()), 3)}
+            gt_rgb = gt_lab = gt_dep = None
+            palette = scene.palette if scene is not None else torch.zeros(1, 3, dtype=torch.uint8)
+            if scene is not None and idx is not None:
+                f = scene.frame(idx)
+                C = scene.num_classes
+                gt_rgb = (f.image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                p = psnr(torch.from_numpy(rgb).float() / 255, f.image.permute(1, 2, 0))
+                psnrs.append(p)
+                view["psnr"] = round(p, 2)
+                if f.labels is not None:
+                    gt_lab = f.labels.numpy()
+                    c = confusion_matrix(torch.from_numpy(lab.astype(np.int64)), f.labels, C)
+                    cm = c if cm is None else cm + c
+                    view["mIoU"] = round(scores_from_confusion(c)["mIoU"], 2)
+                if f.depth is not None:
+                    gt_dep = f.depth.numpy()
+                    m = (gt_dep > 0) & (dep > 0)
+                    if m.any():
+                        ar = float(np.mean(np.abs(dep[m] - gt_dep[m]) / gt_dep[m]))
+                        abs_rel.append(ar)
+                        view["depth_abs_rel"] = round(ar, 4)
+            save_png(out / f"panel_{name}.png", _panel(gt_rgb, rgb, gt_lab, labc, palette,
+                                                       gt_dep, dep, conf))
+            per_view.append(view)
+            print(f"[demo] {name}: {r.latency_ms:.0f} ms" +
+                  (f", PSNR {view['psnr']:.2f} dB" if "psnr" in view else "") +
+                  (f", mIoU {view['mIoU']:.1f}%" if "mIoU" in view else ""), flush=True)
+
+        sem = scores_from_confusion(cm) if cm is not None else None
+        summary = {
+            "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
+            "device_requested": args.device, "device": diag.get("device"),
+            "keyframes": n_kf, "views": len(per_view),
+            "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
+                           "max": float(np.max(lat))} if lat else None,
+            "mIoU": sem["mIoU"] if sem else None, "acc": sem.get("acc") if sem else None,
+            "psnr": float(np.mean(psnrs)) if psnrs else None,
+            "depth_abs_rel": float(np.mean(abs_rel)) if abs_rel else None,
+            "per_view": per_view,
+            "wall_time_s": round(time.monotonic() - t_start, 1),
+        }
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        return summary
+    finally:
+        _stop(procs)
+        for f in logs.values():
+            f.close()
+        if client is not None:
+            client.destroy_node()
+        rclpy.try_shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``gsnerf-demo``."""
+    args = _parser().parse_args(argv)
+    reserved = None
+    if "ROS_DOMAIN_ID" not in os.environ:
+        try:  # a domain of our own, so other ROS users on this machine do not interfere
+            from domain_coordinator import domain_id
+
+            reserved = domain_id()
+            os.environ["ROS_DOMAIN_ID"] = str(reserved.__enter__())
+        except ImportError:
+            pass
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    try:
+        s = run_demo(args)
+    except DemoError as exc:
+        print(f"gsnerf-demo: {exc}", file=sys.stderr, flush=True)
+        return 2
+    finally:
+        if reserved is not None:
+            reserved.__exit__(None, None, None)
+    fmt = lambda v, f: "n/a" if v is None else f.format(v)  # noqa: E731
+    print("\n=== gsnerf-demo summary ===")
+    print(f"source      : {s['source']}")
+    print(f"checkpoint  : {s['checkpoint']} on {s['device']}")
+    print(f"keyframes   : {s['keyframes']}   novel views rendered: {s['views']}")
+    lat = s["latency_ms"] or {}
+    print(f"latency     : mean {fmt(lat.get('mean'), '{:.0f}')} ms, "
+          f"max {fmt(lat.get('max'), '{:.0f}')} ms")
+    print(f"mIoU        : {fmt(s['mIoU'], '{:.1f}')} %   PSNR: {fmt(s['psnr'], '{:.2f}')} dB   "
+          f"depth AbsRel: {fmt(s['depth_abs_rel'], '{:.3f}')}")
+    print(f"outputs     : {args.out}/summary.json and {s['views']} panel PNGs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Render orchestration behind a small :class:`Renderer` protocol (ROS-free).
+
+:class:`RenderEngine` owns the keyframe buffer's encoding worker and serves render requests:
+view selection (the K nearest encoded keyframes), one render at a time on the device (a lock
+shared with the encoder), and a bounded queue of waiting requests (a full queue answers at once
+with an error instead of piling up). :class:`GSNeRFRenderer` adapts the model of
+:mod:`gsnerf_ros.model`; tests can plug in any object with the same methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from gsnerf_ros.geometry import scale_intrinsics
+from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
+from gsnerf_ros.ros.requests import RequestError
+
+__all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
+           "EngineResult", "resolve_device", "resize_frame", "DTYPES"]
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class RenderOutput:
+    """One rendered view. ``rgb`` [H,W,3] in [0,1]; ``depth`` [H,W] m (0 = invalid);
+    ``labels`` [H,W] int64; ``confidence`` [H,W] in [0,1]."""
+
+    rgb: Tensor
+    depth: Tensor
+    labels: Tensor
+    confidence: Tensor
+
+
+class Renderer(Protocol):
+    """What the engine needs from a model."""
+
+    class_names: list[str]
+    palette: Tensor
+    num_neighbors: int
+    description: str
+
+    def encode(self, keyframe: Keyframe, neighbours: list[Keyframe]) -> Any:
+        """Cacheable encoding of one keyframe against its neighbours."""
+
+    def render(self, sources: list[Keyframe], K: Tensor, c2w: Tensor, height: int,
+               width: int) -> RenderOutput:
+        """Render ``height`` x ``width`` at ``c2w`` [4,4] with ``K`` [3,3] from encoded sources."""
+
+
+def resolve_device(requested: str) -> tuple[torch.device, str | None]:
+    """``requested`` device, or the CPU with a warning text when CUDA/MPS is unavailable."""
+    dev = torch.device(requested)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        return torch.device("cpu"), (f"device {requested!r} requested but CUDA is not available; "
+                                     "falling back to the CPU (renders will be slow)")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return torch.device("cpu"), f"device {requested!r} is not available; using the CPU"
+    return dev, None
+
+
+class GSNeRFRenderer:
+    """Adapter from :class:`gsnerf_ros.model.GSNeRF` to :class:`Renderer`.
+
+    Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
+    under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
+    """
+
+    def __init__(self, model: Any, near: float, far: float, mode: str = "depth_guided",
+                 num_samples: int | None = None, chunk: int | None = None,
+                 dtype: str = "float32") -> None:
+        if not 0 < near < far:
+            raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        self.model = model.eval()
+        self.near, self.far = float(near), float(far)
+        self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
+        self.dtype = dtype
+        self.class_names = list(model.class_names)
+        self.palette = torch.as_tensor(model.palette, dtype=torch.uint8)
+        self.num_neighbors = int(model.config.cost_volume.num_neighbors)
+        self.device = model.device
+        self.description = (f"GSNeRF {model.num_parameters()} params, {len(self.class_names)} "
+                            f"classes, {mode}, {dtype} on {self.device}")
+
+    @classmethod
+    def from_checkpoint(cls, path: str, device: str | torch.device, **kw: Any) -> "GSNeRFRenderer":
+        from gsnerf_ros.model import GSNeRF
+
+        return cls(GSNeRF.from_checkpoint(path, device=device), **kw)
+
+    def _autocast(self) -> Any:
+        if self.dtype != "float32" and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=DTYPES[self.dtype])
+        return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def encode(self, keyframe: Keyframe, neighbours: list[Keyframe]) -> Any:
+        dev = self.device
+        H, W = keyframe.height, keyframe.width
+        nb = [n for n in neighbours if (n.height, n.width) == (H, W)]
+        nbr_images = (torch.stack([n.image for n in nb]) if nb
+                      else torch.zeros(0, 3, H, W)).to(dev)
+        nbr_K = (torch.stack([n.K for n in nb]) if nb else torch.zeros(0, 3, 3)).to(dev)
+        nbr_c2w = (torch.stack([n.c2w for n in nb]) if nb else torch.zeros(0, 4, 4)).to(dev)
+        with self._autocast():
+            enc = self.model.encode_view(keyframe.image.to(dev), keyframe.K.to(dev),
+                                         keyframe.c2w.to(dev), nbr_images, nbr_K, nbr_c2w,
+                                         self.near, self.far)
+        return enc.detach()
+
+    @torch.no_grad()
+    def render(self, sources: list[Keyframe], K: Tensor, c2w: Tensor, height: int,
+               width: int) -> RenderOutput:
+        from gsnerf_ros.model import SourceEncoding
+
+        enc = SourceEncoding.stack([s.encoding for s in sources])
+        with self._autocast():
+            res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
+                                    height, width, mode=self.mode, num_samples=self.num_samples,
+                                    chunk=self.chunk, near=self.near, far=self.far)
+        return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
+                            confidence=res.confidence.float())
+
+
+def resize_frame(image: Tensor, K: Tensor, width: int, height: int,
+                 depth: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Resize a frame to ``width`` x ``height`` (0 = keep) and scale ``K`` to match.
+
+    Shape: ``image`` [3,H,W], ``K`` [3,3], ``depth`` [H,W] (nearest) -> same at the new size.
+    """
+    H, W = image.shape[-2:]
+    if (width in (0, W)) and (height in (0, H)):
+        return image, K, depth
+    w, h = width or W, height or H
+    img = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False,
+                        antialias=True)[0].clamp_(0, 1)
+    Ks = scale_intrinsics(K, w / W, h / H)
+    d = None
+    if depth is not None:
+        d = F.interpolate(depth[None, None], size=(h, w), mode="nearest")[0, 0]
+    return img, Ks, d
+
+
+@dataclass
+class RenderSettings:
+    """Request-path limits. ``min_keyframes``: encoded keyframes needed before rendering."""
+
+    num_source_views: int = 4
+    min_keyframes: int = 3
+    queue_size: int = 2
+
+    def __post_init__(self) -> None:
+        if self.num_source_views < 1 or self.min_keyframes < 1 or self.queue_size < 1:
+            raise ValueError("num_source_views, min_keyframes and queue_size must be >= 1")
+
+
+@dataclass
+class EngineResult:
+    """A served request: the output, the source keyframe ids, and timings in ms."""
+
+    output: RenderOutput
+    source_ids: list[int]
+    render_ms: float
+    wait_ms: float
+
+
+class RenderEngine:
+    """Serves renders from a :class:`KeyframeBuffer` with a :class:`Renderer`.
+
+    Thread-safe: any number of threads may call :meth:`render`; at most one runs on the device and
+    at most ``queue_size`` wait; the rest get a :class:`RequestError` immediately.
+    """
+
+    def __init__(self, renderer: Renderer, buffer: KeyframeBuffer,
+                 settings: RenderSettings | None = None) -> None:
+        self.renderer = renderer
+        self.buffer = buffer
+        self.settings = settings or RenderSettings()
+        self.device_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.settings.queue_size + 1)
+        self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
+                                     self.device_lock)
+        self.last_latency_ms: float | None = None
+        self.renders = 0
+
+    def start(self) -> None:
+        """Start the encoding worker thread."""
+        self.worker.start()
+
+    def stop(self) -> None:
+        self.worker.stop()
+
+    def select_sources(self, c2w: Tensor) -> list[Keyframe]:
+        """The ``num_source_views`` encoded keyframes nearest to ``c2w`` [4,4]."""
+        n_enc = self.buffer.num_encoded()
+        need = self.settings.min_keyframes
+        if n_enc < need:
+            raise RequestError(
+                f"only {n_enc} encoded keyframe(s) in the buffer ({len(self.buffer)} received), "
+                f"{need} needed; move the camera (keyframes are added every "
+                f"{self.buffer.policy.min_translation} m / {self.buffer.policy.min_rotation_deg} "
+                "deg) and retry")
+        return self.buffer.nearest(c2w, self.settings.num_source_views)
+
+    def render(self, c2w: Tensor, K: Tensor, width: int, height: int) -> EngineResult:
+        """Render one view. ``c2w`` [4,4] world <- virtual optical frame; ``K`` [3,3] px."""
+        t0 = time.perf_counter()
+        if not self._slots.acquire(blocking=False):
+            raise RequestError(f"render queue is full ({self.settings.queue_size} waiting and one "
+                               "running); retry later or raise render.queue_size")
+        try:
+            with self.device_lock:
+                t1 = time.perf_counter()
+                sources = self.select_sources(c2w)
+                out = self.renderer.render(sources, K, c2w, height, width)
+            t2 = time.perf_counter()
+        finally:
+            self._slots.release()
+        self.last_latency_ms = (t2 - t0) * 1e3
+        self.renders += 1
+        return EngineResult(out, [s.id for s in sources], (t2 - t1) * 1e3, (t1 - t0) * 1e3)

@@ -1,0 +1,292 @@
+"""The node's keyframe buffer and its encoding worker (ROS-free, thread-safe).
+
+Keyframe policy: a frame becomes a keyframe when its camera moved more than
+``min_translation`` metres or turned more than ``min_rotation_deg`` degrees since the **last
+keyframe** (the first frame always enters).
+
+Eviction policy (when the buffer already holds ``capacity`` keyframes):
+- ``oldest`` (default): drop the oldest keyframe — a sliding window over the recent trajectory;
+- ``redundant``: drop the keyframe whose nearest other keyframe is closest by
+  :func:`~gsnerf_ros.geometry.pose_distance` (the most redundant one; the newest is never
+  dropped) — keeps the spatial coverage of everything visited.
+
+Encoding: every keyframe is encoded by the geo-reasoner **once**, by :class:`EncodingWorker` in its
+own thread (never on the request path), against its ``num_neighbors`` nearest keyframes; a
+keyframe waits (``pending``) until that many neighbours exist. Renders use only encoded keyframes
+and reuse their cached encodings.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from gsnerf_ros.geometry import nearest_views, pose_distance, rotation_angle
+
+__all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EncodingWorker", "EVICTION_POLICIES"]
+
+EVICTION_POLICIES = ("oldest", "redundant")
+
+
+class _Failed:
+    """Marker encoding of a keyframe whose encoding raised (never used as a source)."""
+
+    def __repr__(self) -> str:
+        return "<encoding failed>"
+
+
+_FAILED = _Failed()
+
+
+@dataclass
+class Keyframe:
+    """One buffered keyframe. ``image`` [3,H,W] float32 in [0,1]; ``K`` [3,3] px for that size;
+    ``c2w`` [4,4] m (world <- optical frame); ``depth`` [H,W] m or None; ``stamp`` s."""
+
+    id: int
+    stamp: float
+    frame_id: str
+    image: Tensor
+    K: Tensor
+    c2w: Tensor
+    depth: Tensor | None = None
+    encoding: Any = None
+    encode_ms: float = 0.0
+
+    @property
+    def encoded(self) -> bool:
+        """Has a usable encoding (a failed encoding is never used as a source)."""
+        return self.encoding is not None and self.encoding is not _FAILED
+
+    @property
+    def height(self) -> int:
+        return int(self.image.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.image.shape[-1])
+
+
+@dataclass
+class KeyframePolicy:
+    """When frames enter the buffer and which one leaves when it is full."""
+
+    min_translation: float = 0.2
+    """Metres the camera must move since the last keyframe."""
+    min_rotation_deg: float = 15.0
+    """...or degrees it must turn."""
+    capacity: int = 32
+    eviction: str = "oldest"
+
+    def __post_init__(self) -> None:
+        if self.capacity < 1:
+            raise ValueError(f"keyframe capacity must be >= 1, got {self.capacity}")
+        if self.min_translation < 0 or self.min_rotation_deg < 0:
+            raise ValueError("keyframe thresholds must be >= 0")
+        if self.eviction not in EVICTION_POLICIES:
+            raise ValueError(f"eviction must be one of {EVICTION_POLICIES}, got {self.eviction!r}")
+
+
+@dataclass
+class _Stats:
+    added: int = 0
+    evicted: int = 0
+    rejected: int = 0
+    encoded: int = 0
+
+
+class KeyframeBuffer:
+    """Bounded set of keyframes; every method is thread-safe (one condition variable).
+
+    ``version`` increases on every change; :meth:`wait_for` blocks until a predicate holds.
+    """
+
+    def __init__(self, policy: KeyframePolicy | None = None) -> None:
+        self.policy = policy or KeyframePolicy()
+        self._frames: list[Keyframe] = []
+        self._next_id = 0
+        self._last_c2w: Tensor | None = None
+        self._cond = threading.Condition()
+        self.version = 0
+        self.stats = _Stats()
+
+    # --- policy ------------------------------------------------------------------------
+    def is_new_keyframe(self, c2w: Tensor) -> bool:
+        """Whether a frame at ``c2w`` [4,4] moved enough since the last keyframe."""
+        with self._cond:
+            last = self._last_c2w
+        if last is None:
+            return True
+        c2w = c2w.to(last)
+        moved = float((c2w[:3, 3] - last[:3, 3]).norm())
+        turned = math.degrees(float(rotation_angle(c2w[:3, :3], last[:3, :3])))
+        return moved > self.policy.min_translation or turned > self.policy.min_rotation_deg
+
+    def add(self, image: Tensor, K: Tensor, c2w: Tensor, stamp: float = 0.0, frame_id: str = "",
+            depth: Tensor | None = None, force: bool = False) -> tuple[Keyframe | None, list[Keyframe]]:
+        """Add a frame if the policy accepts it (or ``force``). Returns (keyframe or None, evicted)."""
+        if image.ndim != 3 or image.shape[0] != 3:
+            raise ValueError(f"keyframe image must be [3,H,W], got {tuple(image.shape)}")
+        if not force and not self.is_new_keyframe(c2w):
+            with self._cond:
+                self.stats.rejected += 1
+            return None, []
+        with self._cond:
+            kf = Keyframe(id=self._next_id, stamp=float(stamp), frame_id=frame_id, image=image,
+                          K=K.float(), c2w=c2w.float(), depth=depth)
+            self._next_id += 1
+            self._frames.append(kf)
+            self._last_c2w = kf.c2w
+            evicted = []
+            while len(self._frames) > self.policy.capacity:
+                evicted.append(self._frames.pop(self._eviction_index()))
+            self.stats.added += 1
+            self.stats.evicted += len(evicted)
+            self.version += 1
+            self._cond.notify_all()
+            return kf, evicted
+
+    def _eviction_index(self) -> int:
+        if self.policy.eviction == "oldest" or len(self._frames) < 3:
+            return 0
+        c2w = torch.stack([f.c2w for f in self._frames])
+        n = c2w.shape[0]
+        d = pose_distance(c2w[:, None].expand(n, n, 4, 4), c2w[None].expand(n, n, 4, 4))
+        d.fill_diagonal_(float("inf"))
+        nearest = d.min(dim=1).values
+        nearest[-1] = float("inf")  # never drop the newest
+        return int(torch.argmin(nearest))
+
+    # --- queries -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._frames)
+
+    def keyframes(self) -> list[Keyframe]:
+        """Snapshot of all keyframes, oldest first."""
+        with self._cond:
+            return list(self._frames)
+
+    def encoded(self) -> list[Keyframe]:
+        with self._cond:
+            return [f for f in self._frames if f.encoded]
+
+    def num_encoded(self) -> int:
+        with self._cond:
+            return sum(1 for f in self._frames if f.encoded)
+
+    def get(self, kf_id: int) -> Keyframe | None:
+        with self._cond:
+            return next((f for f in self._frames if f.id == kf_id), None)
+
+    def nearest(self, c2w: Tensor, k: int, encoded_only: bool = True,
+                exclude_id: int | None = None) -> list[Keyframe]:
+        """The ``k`` keyframes nearest to ``c2w`` [4,4] by pose distance, nearest first."""
+        with self._cond:
+            pool = [f for f in self._frames
+                    if (f.encoded or not encoded_only) and f.id != exclude_id]
+        if not pool or k <= 0:
+            return []
+        poses = torch.stack([f.c2w for f in pool])
+        idx = nearest_views(c2w.to(poses), poses, k)
+        return [pool[int(i)] for i in idx]
+
+    def set_encoding(self, kf_id: int, encoding: Any, encode_ms: float = 0.0) -> bool:
+        """Attach an encoding; False when the keyframe was evicted meanwhile."""
+        with self._cond:
+            kf = next((f for f in self._frames if f.id == kf_id), None)
+            if kf is None:
+                return False
+            kf.encoding, kf.encode_ms = encoding, encode_ms
+            self.stats.encoded += 1
+            self.version += 1
+            self._cond.notify_all()
+            return True
+
+    def next_pending(self, min_neighbors: int) -> tuple[Keyframe, list[Keyframe]] | None:
+        """Oldest unencoded keyframe that has ``min_neighbors`` other keyframes, with them."""
+        with self._cond:
+            if len(self._frames) < min_neighbors + 1:
+                return None
+            kf = next((f for f in self._frames if f.encoding is None), None)
+        if kf is None:
+            return None
+        return kf, self.nearest(kf.c2w, min_neighbors, encoded_only=False, exclude_id=kf.id)
+
+    def wait_for(self, predicate: Callable[["KeyframeBuffer"], bool], timeout: float) -> bool:
+        """Block until ``predicate(self)`` holds or ``timeout`` seconds pass."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+            return True
+
+    def notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+
+@dataclass
+class EncodingWorker:
+    """Encodes pending keyframes in a background thread.
+
+    ``encode_fn(keyframe, neighbours) -> encoding`` runs under ``device_lock`` (the same lock the
+    renders take, so the device does one thing at a time). Errors are reported through
+    ``on_error`` and the keyframe is dropped from the pending set by marking it failed.
+    """
+
+    buffer: KeyframeBuffer
+    encode_fn: Callable[[Keyframe, list[Keyframe]], Any]
+    num_neighbors: int
+    device_lock: threading.Lock = field(default_factory=threading.Lock)
+    on_encoded: Callable[[Keyframe], None] | None = None
+    on_error: Callable[[Keyframe, Exception], None] | None = None
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="gsnerf-encoder", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.buffer.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def step(self) -> bool:
+        """Encode one pending keyframe if one is ready; True when something was encoded."""
+        job = self.buffer.next_pending(self.num_neighbors)
+        if job is None:
+            return False
+        kf, nbrs = job
+        t0 = time.perf_counter()
+        try:
+            with self.device_lock:
+                enc = self.encode_fn(kf, nbrs)
+        except Exception as exc:  # noqa: BLE001 - reported, the worker keeps running
+            self.buffer.set_encoding(kf.id, _FAILED)
+            if self.on_error is not None:
+                self.on_error(kf, exc)
+            return False
+        ms = (time.perf_counter() - t0) * 1e3
+        if self.buffer.set_encoding(kf.id, enc, ms) and self.on_encoded is not None:
+            self.on_encoded(kf)
+        return True
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.step():
+                v = self.buffer.version
+                self.buffer.wait_for(lambda b: b.version != v or self._stop.is_set(), 0.5)

@@ -1,0 +1,161 @@
+"""The node's parameters: one table of names, defaults, descriptions and ranges (ROS-free).
+
+The node declares every entry of :data:`PARAMETERS` with a ``ParameterDescriptor`` (description
+and range) and reads them back into :class:`NodeParams`. ``config/gsnerf.yaml`` sets them under
+``gsnerf: ros__parameters:`` with the same dotted names as nested keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+__all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: dotted ``name``, ``default`` (fixes the type), text, optional range/choices."""
+
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] | None = None
+    read_only: bool = True
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    # topics
+    ParamSpec("topics.image", "image", "Input sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8)."),
+    ParamSpec("topics.camera_info", "camera_info", "Input sensor_msgs/CameraInfo topic."),
+    ParamSpec("topics.depth", "", "Optional depth image topic (16UC1 mm or 32FC1 m); empty = none."),
+    ParamSpec("topics.pose", "", "Optional camera pose topic instead of TF; empty = use TF."),
+    ParamSpec("topics.pose_type", "pose", "Message type of topics.pose.", choices=("pose", "odometry")),
+    # frames
+    ParamSpec("frames.world", "map", "World frame: keyframe poses, render requests and markers."),
+    ParamSpec("frames.camera", "", "Camera optical frame; empty = the image header's frame_id."),
+    ParamSpec("frames.pose_body", "", "Frame whose pose topics.pose gives; empty = the camera "
+              "optical frame itself, else composed with TF pose_body -> camera."),
+    ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
+              "TF frame broadcast at each rendered pose; the frame_id of every output image."),
+    ParamSpec("frames.tf_timeout", 0.2, "Seconds to wait for TF at an image stamp.", 0.0, 10.0),
+    # input synchronisation
+    ParamSpec("sync.slop", 0.05, "Approximate-time slop between image, camera_info and depth (s).",
+              0.0, 1.0),
+    ParamSpec("sync.queue_size", 10, "Approximate-time synchroniser queue length.", 1, 100, 1),
+    # keyframes
+    ParamSpec("keyframes.min_translation", 0.2, "Metres moved since the last keyframe to add one.",
+              0.0, 10.0),
+    ParamSpec("keyframes.min_rotation_deg", 15.0, "Degrees turned since the last keyframe to add one.",
+              0.0, 180.0),
+    ParamSpec("keyframes.capacity", 32, "Maximum keyframes kept (bounded memory).", 1, 1024, 1),
+    ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
+              "(sliding window) or redundant (nearest to another keyframe).",
+              choices=("oldest", "redundant")),
+    ParamSpec("keyframes.width", 0, "Keyframe width in px for encoding (0 = camera width).", 0, 4096, 1),
+    ParamSpec("keyframes.height", 0, "Keyframe height in px (0 = camera height).", 0, 4096, 1),
+    # rendering
+    ParamSpec("render.num_source_views", 4, "Source keyframes per render (nearest by pose).", 1, 16, 1),
+    ParamSpec("render.min_keyframes", 3, "Encoded keyframes needed before renders are served.",
+              1, 64, 1),
+    ParamSpec("render.width", 160, "Render width when a request's camera_info is all zeros.",
+              1, 4096, 1),
+    ParamSpec("render.height", 120, "Render height when a request's camera_info is all zeros.",
+              1, 4096, 1),
+    ParamSpec("render.max_width", 1280, "Largest render width accepted.", 1, 8192, 1),
+    ParamSpec("render.max_height", 960, "Largest render height accepted.", 1, 8192, 1),
+    ParamSpec("render.sampling_mode", "depth_guided", "Ray sampling strategy.",
+              choices=("depth_guided", "mixed", "uniform", "hierarchical", "released")),
+    ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
+    ParamSpec("render.chunk", 4096, "Rays per chunk (bounds device memory).", 64, 1 << 20, 1),
+    ParamSpec("render.queue_size", 2, "Requests that may wait for the device; more are refused.",
+              1, 64, 1),
+    # model
+    ParamSpec("model.checkpoint", "models/gsnerf_procedural.safetensors",
+              "Checkpoint (.safetensors with its .json sidecar); relative paths are resolved "
+              "against the package share directory, then the working directory."),
+    ParamSpec("model.device", "cuda", "Torch device; falls back to cpu with a warning."),
+    ParamSpec("model.dtype", "float32", "Compute dtype (float16/bfloat16 use autocast on CUDA).",
+              choices=("float32", "float16", "bfloat16")),
+    ParamSpec("model.near", 0.1, "Near depth bound in metres.", 0.001, 100.0),
+    ParamSpec("model.far", 10.0, "Far depth bound in metres.", 0.01, 1000.0),
+    # outputs
+    ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
+    ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
+    ParamSpec("publish.diagnostics_period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+    ParamSpec("log.throttle", 5.0, "Seconds between repeats of the same warning.", 0.0, 3600.0),
+)
+"""Every parameter of ``gsnerf_node``."""
+
+
+@dataclass
+class NodeParams:
+    """Typed view of :data:`PARAMETERS` (dots become underscores)."""
+
+    topics_image: str
+    topics_camera_info: str
+    topics_depth: str
+    topics_pose: str
+    topics_pose_type: str
+    frames_world: str
+    frames_camera: str
+    frames_pose_body: str
+    frames_virtual_camera: str
+    frames_tf_timeout: float
+    sync_slop: float
+    sync_queue_size: int
+    keyframes_min_translation: float
+    keyframes_min_rotation_deg: float
+    keyframes_capacity: int
+    keyframes_eviction: str
+    keyframes_width: int
+    keyframes_height: int
+    render_num_source_views: int
+    render_min_keyframes: int
+    render_width: int
+    render_height: int
+    render_max_width: int
+    render_max_height: int
+    render_sampling_mode: str
+    render_num_samples: int
+    render_chunk: int
+    render_queue_size: int
+    model_checkpoint: str
+    model_device: str
+    model_dtype: str
+    model_near: float
+    model_far: float
+    publish_markers: bool
+    publish_frustum_scale: float
+    publish_diagnostics_period: float
+    log_throttle: float
+
+
+def params_from_values(values: dict[str, Any]) -> NodeParams:
+    """Build :class:`NodeParams` from ``{dotted name: value}``, checking ranges and choices."""
+    out: dict[str, Any] = {}
+    for spec in PARAMETERS:
+        v = values.get(spec.name, spec.default)
+        if isinstance(spec.default, bool):
+            v = bool(v)
+        elif isinstance(spec.default, int):
+            v = int(v)
+        elif isinstance(spec.default, float):
+            v = float(v)
+        else:
+            v = str(v)
+        if spec.choices is not None and v not in spec.choices:
+            raise ValueError(f"parameter {spec.name}={v!r} must be one of {list(spec.choices)}")
+        if spec.min is not None and not isinstance(v, (bool, str)) and not spec.min <= v <= spec.max:
+            raise ValueError(f"parameter {spec.name}={v} must lie in [{spec.min}, {spec.max}]")
+        out[spec.name.replace(".", "_")] = v
+    names = {f.name for f in fields(NodeParams)}
+    if set(out) != names:
+        raise RuntimeError(f"NodeParams and PARAMETERS disagree: {sorted(set(out) ^ names)}")
+    p = NodeParams(**out)
+    if not 0 < p.model_near < p.model_far:
+        raise ValueError(f"model.near={p.model_near} must be < model.far={p.model_far}")
+    return p

@@ -1,0 +1,291 @@
+"""ROS-free parts of the node: keyframe buffer, encoding worker, engine, validation, images."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from gsnerf_ros.geometry import look_at, make_pose
+from gsnerf_ros.ros.engine import RenderEngine, RenderOutput, RenderSettings, resize_frame
+from gsnerf_ros.ros.image_conversion import (
+    colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
+    undistort,
+)
+from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.ros.params import PARAMETERS, params_from_values
+from gsnerf_ros.ros.requests import (
+    CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
+    resolve_camera,
+)
+
+K = torch.tensor([[40.0, 0, 15.5], [0, 40.0, 11.5], [0, 0, 1]])
+
+
+def _pose(x: float, yaw_deg: float = 0.0) -> torch.Tensor:
+    a = math.radians(yaw_deg)
+    R = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    return make_pose(R, torch.tensor([x, 0.0, 0.0]))
+
+
+def _img() -> torch.Tensor:
+    return torch.rand(3, 24, 32)
+
+
+# -------------------------------------------------------------------------- keyframes
+def test_keyframe_policy_translation_and_rotation_thresholds() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.2, min_rotation_deg=15, capacity=10))
+    assert buf.add(_img(), K, _pose(0.0))[0] is not None          # first frame always enters
+    assert buf.add(_img(), K, _pose(0.1))[0] is None              # 0.1 m: too close
+    assert buf.add(_img(), K, _pose(0.1, yaw_deg=10))[0] is None  # 10 deg: too little
+    assert buf.add(_img(), K, _pose(0.25))[0] is not None         # moved 0.25 m
+    assert buf.add(_img(), K, _pose(0.25, yaw_deg=20))[0] is not None  # turned 20 deg
+    assert len(buf) == 3 and buf.stats.rejected == 2
+    assert [k.id for k in buf.keyframes()] == [0, 1, 2]
+
+
+def test_eviction_oldest_is_a_sliding_window() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.0, min_rotation_deg=0.0, capacity=3))
+    for i in range(5):
+        buf.add(_img(), K, _pose(float(i)), force=True)
+    assert [k.id for k in buf.keyframes()] == [2, 3, 4]
+    assert buf.stats.evicted == 2
+
+
+def test_eviction_redundant_drops_the_most_redundant_keyframe() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=3, eviction="redundant"))
+    for x in (0.0, 5.0, 5.05, 10.0):
+        buf.add(_img(), K, _pose(x), force=True)
+    xs = sorted(float(k.c2w[0, 3]) for k in buf.keyframes())
+    assert len(xs) == 3 and 0.0 in xs and 10.0 in xs          # coverage kept at both ends
+    assert sum(abs(x - 5.0) < 0.1 for x in xs) == 1            # one of the near-duplicates left
+
+
+def test_encoding_worker_encodes_each_keyframe_once_with_neighbours() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.0, min_rotation_deg=0.0, capacity=8))
+    calls: list[tuple[int, list[int]]] = []
+
+    def encode(kf: Keyframe, nbrs: list[Keyframe]) -> dict:
+        calls.append((kf.id, [n.id for n in nbrs]))
+        return {"id": kf.id}
+
+    worker = EncodingWorker(buf, encode, num_neighbors=2)
+    buf.add(_img(), K, _pose(0.0), force=True)
+    buf.add(_img(), K, _pose(1.0), force=True)
+    assert worker.step() is False          # 2 keyframes: not enough neighbours yet
+    buf.add(_img(), K, _pose(2.0), force=True)
+    worker.start()
+    try:
+        assert buf.wait_for(lambda b: b.num_encoded() == 3, timeout=5.0)
+        buf.add(_img(), K, _pose(3.0), force=True)
+        assert buf.wait_for(lambda b: b.num_encoded() == 4, timeout=5.0)
+    finally:
+        worker.stop()
+    assert sorted(c[0] for c in calls) == [0, 1, 2, 3]      # once each
+    assert all(len(n) == 2 and kid not in n for kid, n in calls)
+    assert dict(calls)[3] == [2, 1]                          # nearest first
+    assert buf.get(3).encoding == {"id": 3}
+
+
+def test_encoding_failure_is_reported_and_never_used_as_a_source() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=4))
+    errors: list[str] = []
+    worker = EncodingWorker(buf, lambda kf, n: (_ for _ in ()).throw(RuntimeError("boom")), 0,
+                            on_error=lambda kf, e: errors.append(str(e)))
+    buf.add(_img(), K, _pose(0.0), force=True)
+    worker.step()
+    assert errors == ["boom"] and buf.num_encoded() == 0 and buf.next_pending(0) is None
+
+
+class _FakeRenderer:
+    """Renders a constant image whose value is the number of sources (tests orchestration)."""
+
+    class_names = ["a", "b"]
+    palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
+    num_neighbors = 1
+    description = "fake"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+        self.active = 0
+        self.max_active = 0
+        self.lock = threading.Lock()
+
+    def encode(self, kf: Keyframe, nbrs: list[Keyframe]) -> int:
+        return kf.id
+
+    def render(self, sources: list[Keyframe], K: torch.Tensor, c2w: torch.Tensor, height: int,
+               width: int) -> RenderOutput:
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(self.delay)
+        with self.lock:
+            self.active -= 1
+        return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
+                            labels=torch.ones(height, width, dtype=torch.long),
+                            confidence=torch.full((height, width), float(len(sources)) / 10))
+
+
+def _filled_engine(n: int, renderer: _FakeRenderer, **kw: int) -> RenderEngine:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=16))
+    eng = RenderEngine(renderer, buf, RenderSettings(**kw))
+    for i in range(n):
+        buf.add(_img(), K, _pose(float(i)), force=True)
+    while eng.worker.step():
+        pass
+    return eng
+
+
+def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
+    eng = _filled_engine(2, _FakeRenderer(), num_source_views=2, min_keyframes=3)
+    with pytest.raises(RequestError, match="only 2 encoded keyframe"):
+        eng.render(_pose(0.0), K, 32, 24)
+    eng = _filled_engine(6, _FakeRenderer(), num_source_views=2, min_keyframes=3)
+    res = eng.render(_pose(3.9), K, 32, 24)
+    assert res.source_ids == [4, 3]
+    assert res.output.rgb.shape == (24, 32, 3)
+    assert eng.last_latency_ms is not None and eng.renders == 1
+
+
+def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:
+    r = _FakeRenderer(delay=0.3)
+    eng = _filled_engine(4, r, num_source_views=2, min_keyframes=2, queue_size=1)
+    outcomes: list[str] = []
+
+    def call() -> None:
+        try:
+            eng.render(_pose(1.0), K, 8, 6)
+            outcomes.append("ok")
+        except RequestError as exc:
+            outcomes.append("full" if "queue is full" in str(exc) else str(exc))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+        time.sleep(0.02)
+    for t in threads:
+        t.join()
+    assert r.max_active == 1
+    assert sorted(outcomes) == ["full", "full", "ok", "ok"]
+
+
+# ---------------------------------------------------------------------------- requests
+def test_request_pose_validation() -> None:
+    c2w = pose_from_components((1, 2, 3), (0, 0, 0, 1))
+    assert torch.allclose(c2w[:3, 3], torch.tensor([1.0, 2, 3], dtype=torch.float64))
+    with pytest.raises(RequestError, match="NaN"):
+        pose_from_components((0, 0, 0), (0, 0, float("nan"), 1))
+    with pytest.raises(RequestError, match="unit quaternion"):
+        pose_from_components((0, 0, 0), (0, 0, 0, 0))
+    with pytest.raises(RequestError, match="norm 2.0"):
+        pose_from_components((0, 0, 0), (0, 0, 0, 2))
+    with pytest.raises(RequestError, match="position"):
+        pose_from_components((float("inf"), 0, 0), (0, 0, 0, 1))
+
+
+def test_resolve_camera_zero_K_scaling_limits_and_bad_intrinsics() -> None:
+    latest = CameraSpec(K.double(), 32, 24)
+    cam = resolve_camera(torch.zeros(3, 3), 0, 0, latest, 64, 48, 100, 100)
+    assert (cam.width, cam.height) == (64, 48)
+    assert cam.K[0, 0] == pytest.approx(80.0) and cam.K[0, 2] == pytest.approx(31.5)
+    with pytest.raises(RequestError, match="no camera_info has been received"):
+        resolve_camera(torch.zeros(3, 3), 0, 0, None, 64, 48, 100, 100)
+    with pytest.raises(RequestError, match="exceeds the limit 100x100"):
+        resolve_camera(K, 200, 48, latest, 64, 48, 100, 100)
+    with pytest.raises(RequestError, match="focal lengths"):
+        resolve_camera(torch.tensor([[0.0, 0, 1], [0, 0, 1], [0, 0, 1]]), 32, 24, latest, 1, 1,
+                       100, 100)
+    with pytest.raises(RequestError, match="NaN"):
+        check_intrinsics(torch.full((3, 3), float("nan")), 32, 24)
+    with pytest.raises(RequestError, match="camera_info says 32x24"):
+        check_image_matches_info(64, 48, 32, 24)
+
+
+def test_parameters_have_descriptions_and_validate() -> None:
+    assert all(s.description for s in PARAMETERS)
+    p = params_from_values({})
+    assert p.keyframes_capacity == 32 and p.model_device == "cuda"
+    with pytest.raises(ValueError, match="keyframes.capacity"):
+        params_from_values({"keyframes.capacity": 0})
+    with pytest.raises(ValueError, match="render.sampling_mode"):
+        params_from_values({"render.sampling_mode": "magic"})
+    with pytest.raises(ValueError, match="model.near"):
+        params_from_values({"model.near": 5.0, "model.far": 1.0})
+
+
+def test_yaml_config_matches_the_declared_parameters() -> None:
+    import yaml
+    from pathlib import Path
+
+    data = yaml.safe_load((Path(__file__).parents[1] / "config" / "gsnerf.yaml").read_text())
+    flat: dict[str, object] = {}
+
+    def walk(d: dict, prefix: str) -> None:
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(v, prefix + k + ".")
+            else:
+                flat[prefix + k] = v
+    walk(data["gsnerf"]["ros__parameters"], "")
+    assert set(flat) == {s.name for s in PARAMETERS}
+    params_from_values(flat)
+
+
+# ------------------------------------------------------------------------------ images
+def test_image_conversion_colour_order_and_depth_units() -> None:
+    rgb = np.zeros((2, 3, 3), np.uint8)
+    rgb[..., 0] = 255
+    t = to_rgb_tensor(np.ascontiguousarray(rgb[..., ::-1]), "bgr8")
+    assert torch.allclose(t[:, 0, 0], torch.tensor([1.0, 0, 0]))
+    assert torch.allclose(to_rgb_tensor(np.full((2, 3), 128, np.uint8), "mono8")[:, 0, 0],
+                          torch.full((3,), 128 / 255))
+    d = to_depth_metres(np.array([[1500, 0]], np.uint16), "16UC1")
+    assert d.tolist() == [[1.5, 0.0]]
+    d = to_depth_metres(np.array([[2.0, np.nan, -1.0]], np.float32), "32FC1")
+    assert d.tolist() == [[2.0, 0.0, 0.0]]
+    h, w, step, data = encode_image(np.ones((2, 3), np.float32), "32FC1")
+    assert (h, w, step) == (2, 3, 12)
+    assert decode_image("32FC1", h, w, step, data).sum() == 6
+    lab, enc = labels_to_array(torch.tensor([[0, 300]]), 400)
+    assert enc == "mono16" and lab.dtype == np.uint16 and lab[0, 1] == 300
+    col = colorize_labels(torch.tensor([[0, 1, 255]]), torch.tensor([[1, 2, 3], [4, 5, 6]]))
+    assert col.tolist() == [[[1, 2, 3], [4, 5, 6], [0, 0, 0]]]
+
+
+def test_undistort_inverts_radial_distortion() -> None:
+    Kn = np.array([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
+    D = np.array([-0.2, 0.05, 0, 0, 0])
+    v, u = np.mgrid[0:60, 0:80].astype(np.float64)
+    img = (127 + 100 * np.sin(u / 5.0) * np.cos(v / 6.0)).astype(np.uint8)     # smooth texture
+    assert undistort(img, Kn, np.zeros(5)) is img                       # zero D: untouched
+    # distort an ideal grid: each distorted pixel samples the undistorted point it images
+    uv = np.stack(np.meshgrid(np.arange(80.0), np.arange(60.0)), -1).reshape(-1, 1, 2)
+    und = cv2.undistortPoints(uv, Kn, D, P=Kn).reshape(60, 80, 2).astype(np.float32)
+    distorted = cv2.remap(img, und[..., 0], und[..., 1], cv2.INTER_LINEAR)
+    restored = undistort(distorted, Kn, D)
+    c = (slice(15, 45), slice(20, 60))
+    assert np.abs(restored[c].astype(int) - img[c].astype(int)).mean() < \
+        0.5 * np.abs(distorted[c].astype(int) - img[c].astype(int)).mean()
+
+
+def test_resize_frame_scales_intrinsics() -> None:
+    img, K2, d = resize_frame(torch.rand(3, 24, 32), K, 16, 12, torch.ones(24, 32))
+    assert img.shape == (3, 12, 16) and d.shape == (12, 16)
+    assert K2[0, 0] == pytest.approx(20.0) and K2[0, 2] == pytest.approx(7.5)
+    same = torch.rand(3, 24, 32)
+    assert resize_frame(same, K, 0, 0)[0] is same
+
+
+def test_look_at_pose_is_a_valid_request_pose() -> None:
+    from gsnerf_ros.geometry import matrix_to_quat
+
+    c2w = look_at(torch.tensor([1.0, 2.0, 1.5]), torch.tensor([0.0, 0.0, 1.0]))
+    q = matrix_to_quat(c2w[:3, :3])
+    back = pose_from_components(c2w[:3, 3].tolist(), q.tolist())
+    assert torch.allclose(back.float(), c2w, atol=1e-5)
