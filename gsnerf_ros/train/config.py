@@ -1,0 +1,150 @@
+"""Typed training configuration (``gsnerf-train --config FILE key=value ...``).
+
+One dataclass per concern, nested in :class:`TrainConfig`; loaded with
+:func:`gsnerf_ros.config.load_config` and saved beside every checkpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gsnerf_ros.model.config import GSNeRFConfig
+
+__all__ = ["DataConfig", "LossConfig", "OptimConfig", "LogConfig", "TrainConfig"]
+
+DATA_FORMATS = ("replica", "scannet")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class DataConfig:
+    """Where the scenes are and how samples are drawn."""
+
+    format: str = "replica"
+    """On-disk layout: ``replica`` (also what gsnerf-synth writes) | ``scannet``."""
+    train_root: str = "data/procedural/train"
+    """Folder of training scenes (every scene folder under it unless ``train_scenes``)."""
+    val_root: str = "data/procedural/val"
+    """Folder of validation scenes used for model selection (never the test split)."""
+    train_scenes: list[str] = field(default_factory=list)
+    val_scenes: list[str] = field(default_factory=list)
+    finetune_scene: str = ""
+    """Paper B.1: train on this one scene (a folder) only; validation then uses held-out frames
+    of the same scene."""
+    height: int = 240
+    width: int = 320
+    num_sources: int = 8
+    pool_ratio: int = 2
+    """Sources drawn at random from the ``num_sources * pool_ratio`` nearest frames (training)."""
+    val_images_per_scene: int = 4
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.format in DATA_FORMATS, f"data.format must be one of {DATA_FORMATS}")
+        _check(self.height > 0 and self.width > 0, "data.height/width must be positive")
+        _check(self.num_sources >= 2, "data.num_sources must be >= 2")
+        _check(self.pool_ratio >= 1, "data.pool_ratio must be >= 1")
+
+
+@dataclass
+class LossConfig:
+    """Loss weights (paper Eq. 6/7/16/17; released-code values as defaults)."""
+
+    rgb: float = 1.0
+    semantic: float = 0.5
+    semantic_2d: float = 0.5
+    depth_mode: str = "supervised"
+    """``supervised`` (GT depth, Eq. 6) | ``self_supervised`` (Eq. 7 / A.1) | ``none``."""
+    depth_src: float = 1.0
+    depth_ray: float = 0.1
+    level_weights: list[float] = field(default_factory=lambda: [2.0, 1.0, 0.5])
+    smooth_l1_beta: float = 1.0
+    class_weights: list[float] = field(default_factory=list)
+    """Explicit per-class weights (length C); empty = from ``background_*``."""
+    background_classes: list[int] = field(default_factory=list)
+    background_weight: float = 1.0
+    ss_weight: float = 0.1
+    """Self-supervised: overall weight of the RC-MVSNet term."""
+    ss_recon: float = 12.0
+    ss_ssim: float = 6.0
+    ss_smooth: float = 0.18
+    ss_neighbours: int = 3
+    ss_ray_to_target: float = 0.05
+    """Self-supervised: SmoothL1(rendered depth, detached D_T) weight."""
+
+    def __post_init__(self) -> None:
+        _check(self.depth_mode in ("supervised", "self_supervised", "none"),
+               "loss.depth_mode must be supervised | self_supervised | none")
+        _check(len(self.level_weights) >= 1, "loss.level_weights needs at least one weight")
+
+
+@dataclass
+class OptimConfig:
+    """Adam with linear warm-up and cosine decay (paper A.5, released code)."""
+
+    steps: int = 250_000
+    lr: float = 5e-4
+    lr_min: float = 1e-5
+    weight_decay: float = 1e-5
+    warmup_steps: int = 500
+    clip_mode: str = "value"
+    """``value`` (released code, 2.0) | ``norm`` | ``none``."""
+    clip: float = 2.0
+    rays_per_step: int = 1024
+    stop_at: int = 0
+    """Stop after this many steps (0 = ``steps``); the lr schedule still spans ``steps``, so a
+    time-boxed run resumed later continues exactly as an uninterrupted one."""
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.stop_at, "optim.stop_at must be >= 0")
+        _check(self.steps >= 1 and self.rays_per_step >= 1, "optim.steps/rays_per_step >= 1")
+        _check(self.lr > 0 and 0 <= self.lr_min <= self.lr, "need 0 <= optim.lr_min <= optim.lr")
+        _check(self.clip_mode in ("value", "norm", "none"), "optim.clip_mode: value|norm|none")
+
+
+@dataclass
+class LogConfig:
+    """TensorBoard, validation and checkpoint cadence (in steps)."""
+
+    log_every: int = 50
+    val_every: int = 1000
+    ckpt_every: int = 1000
+    panels: int = 1
+    """Image panels written to TensorBoard at each validation."""
+    tensorboard: bool = True
+    progress: bool = True
+    select_metric: str = "mIoU"
+    """Validation metric (higher is better) that picks ``best.safetensors``: mIoU | psnr | acc."""
+
+    def __post_init__(self) -> None:
+        _check(self.select_metric in ("mIoU", "psnr", "acc", "class_acc", "ssim"),
+               "log.select_metric must be mIoU | psnr | acc | class_acc | ssim")
+        _check(min(self.log_every, self.val_every, self.ckpt_every) >= 1,
+               "log.*_every must be >= 1")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved as ``config.yaml`` in ``run_dir``."""
+
+    run_dir: str = "runs/default"
+    seed: int = 123
+    device: str = "auto"
+    """``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:1``..."""
+    bf16: bool = True
+    """bf16 autocast for the forward pass on CUDA (ignored on CPU)."""
+    resume: str = ""
+    """``auto`` = the latest checkpoint in ``run_dir`` if any; or a checkpoint path."""
+    init_checkpoint: str = ""
+    """Start from these weights (fine-tuning, paper B.1); the optimiser starts fresh."""
+    threads: int = 0
+    """torch.set_num_threads on CPU (0 = leave PyTorch's default)."""
+    model: GSNeRFConfig = field(default_factory=GSNeRFConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    log: LogConfig = field(default_factory=LogConfig)

@@ -1,0 +1,281 @@
+"""Evaluation of a GSNeRF model on held-out scenes (``gsnerf-eval``), with the baseline.
+
+For each target view (chosen by the data package's evaluation protocol) the model encodes the
+K nearest source frames, renders the target at full resolution, and the result is scored:
+semantics (per-image-averaged as in the paper and from one accumulated confusion matrix),
+colour on valid-depth pixels (PSNR, SSIM, LPIPS or null), depth (abs-rel, RMSE) of the rendered
+depth and of the target-depth estimate D_T. The reprojection baseline
+(:mod:`gsnerf_ros.train.baseline`) is scored on the same views from the same source depths,
+2D labels and D_T. Writes the JSON of DESIGN.md §4.2, a Markdown summary and PNG panels.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from gsnerf_ros.train.baseline import reproject_to_target
+from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_errors, psnr,
+                                      ssim)
+from gsnerf_ros.train.panels import make_panel, save_png
+
+__all__ = ["EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json"]
+
+
+@dataclass
+class EvalView:
+    """One evaluation item: a target frame and its source frames, all tensors at eval size."""
+
+    scene: str
+    target_index: int
+    source_indices: list[int]
+    images: Tensor        # (V+1, 3, H, W), target last
+    K: Tensor             # (V+1, 3, 3)
+    c2w: Tensor           # (V+1, 4, 4)
+    depths: Tensor | None  # (V+1, H, W) m or None
+    labels: Tensor | None  # (V+1, H, W) int64 or None
+    near: float
+    far: float
+
+
+@dataclass
+class EvalOptions:
+    """What to render and what to write."""
+
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for ``model.render`` (e.g. ``mode``, ``num_samples``)."""
+    baseline: bool = True
+    panels_dir: str | None = None
+    panels_per_scene: int = 2
+    lpips: bool = True
+    progress: bool = True
+    semantics: str = "renderer"
+    """Where the predicted classes come from (ablation of paper Table A3): ``renderer`` (the
+    model's semantic output), ``2d_on_rendered`` (the model's own 2D segmenter run on the
+    rendered RGB), or ``separate`` (a second render with ``semantic_sampling``)."""
+    semantic_sampling: dict[str, Any] = field(default_factory=dict)
+    """``render`` keyword arguments of the second render when ``semantics == "separate"``,
+    e.g. ``{"mode": "uniform", "semantic_mode": "volume"}``."""
+
+
+class _Group:
+    """Accumulates one group of images (a scene, or everything) for one method."""
+
+    def __init__(self, num_classes: int) -> None:
+        self.sem = SemanticAccumulator(num_classes)
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.lpips: list[float] = []
+        self.depth: list[dict[str, float]] = []
+        self.target_depth: list[dict[str, float]] = []
+        self.n = 0
+
+    def add(self, rec: dict[str, Any], pred_labels: Tensor, gt_labels: Tensor | None) -> None:
+        self.n += 1
+        if gt_labels is not None:
+            self.sem.update(pred_labels, gt_labels)
+        for k in ("psnr", "ssim", "lpips"):
+            v = rec.get(k)
+            if v is not None and not math.isnan(v):
+                getattr(self, k).append(v)
+        if "depth" in rec:
+            self.depth.append(rec["depth"])
+        if "target_depth" in rec:
+            self.target_depth.append(rec["target_depth"])
+
+    @staticmethod
+    def _depth_summary(items: list[dict[str, float]]) -> tuple[float | None, float | None]:
+        n = sum(d["n"] for d in items)
+        if n == 0:
+            return None, None
+        return (sum(d["abs_rel_sum"] for d in items) / n,
+                math.sqrt(sum(d["sq_sum"] for d in items) / n))
+
+    def summary(self) -> dict[str, Any]:
+        s = self.sem.summary()
+        out: dict[str, Any] = {k: _num(s.get(k)) for k in ("mIoU", "acc", "class_acc")}
+        out["psnr"] = _num(np.mean(self.psnr)) if self.psnr else None
+        out["ssim"] = _num(np.mean(self.ssim)) if self.ssim else None
+        out["lpips"] = _num(np.mean(self.lpips)) if self.lpips else None
+        out["depth_abs_rel"], out["depth_rmse"] = self._depth_summary(self.depth)
+        if self.target_depth:
+            out["target_depth_abs_rel"], out["target_depth_rmse"] = self._depth_summary(
+                self.target_depth)
+        out["n_images"] = self.n
+        for k in ("mIoU_accumulated", "acc_accumulated", "class_acc_accumulated"):
+            if k in s:
+                out[k] = _num(s[k])
+        return out
+
+
+def _num(v: Any) -> float | None:
+    if v is None:
+        return None
+    v = float(v)
+    return None if math.isnan(v) else v
+
+
+@torch.no_grad()
+def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None = None,
+             device: torch.device | str = "cpu", total: int | None = None) -> dict[str, Any]:
+    """Render and score every view. Returns the DESIGN.md §4.2 dictionary (+ ``baseline``,
+    ``accumulated`` metrics, ``per_scene``, ``lpips_reason``, ``seconds_per_view``)."""
+    options = options or EvalOptions()
+    C = model.config.num_classes
+    lp = LpipsMetric(device) if options.lpips else None
+    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}}
+    overall = {"model": _Group(C), "baseline": _Group(C)}
+    panels_written: dict[str, int] = {}
+    t_render = 0.0
+    n_views = 0
+    was_training = getattr(model, "training", False)
+    model.eval()
+    for view in tqdm(views, total=total, desc="eval", disable=not options.progress):
+        V = view.images.shape[0] - 1
+        H, W = view.images.shape[-2:]
+        imgs = view.images.to(device)
+        K = view.K.to(device)
+        c2w = view.c2w.to(device)
+        t0 = time.perf_counter()
+        enc = model.encode_sources(imgs[:V], K[:V], c2w[:V], view.near, view.far)
+        res = model.render(enc, K[V], c2w[V], H, W, **options.sampling)
+        if torch.cuda.is_available() and str(device).startswith("cuda"):
+            torch.cuda.synchronize()
+        t_render += time.perf_counter() - t0
+        n_views += 1
+        gt_rgb = view.images[V]
+        gt_depth = view.depths[V] if view.depths is not None else None
+        gt_labels = view.labels[V] if view.labels is not None else None
+        mask = (gt_depth > 0) if gt_depth is not None else None
+        rgb = res.rgb.float().cpu()
+        rec: dict[str, Any] = {"psnr": psnr(rgb, gt_rgb, mask), "ssim": ssim(rgb, gt_rgb, mask)}
+        if lp is not None and lp.available:
+            rec["lpips"] = lp(rgb, gt_rgb, mask)
+        if gt_depth is not None:
+            rec["depth"] = depth_errors(res.depth.float().cpu(), gt_depth)
+            rec["target_depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
+        pred_labels = _labels_for(model, enc, res, view, options).cpu()
+        for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
+            g.add(rec, pred_labels, gt_labels)
+
+        base = None
+        if options.baseline:
+            src_depth = _finest(enc.depth_levels).float()
+            src_lab = enc.semantic_logits_2d.float().argmax(1)
+            if src_depth.shape[-2:] != (H, W):
+                src_depth = torch.nn.functional.interpolate(src_depth[:, None], size=(H, W),
+                                                            mode="nearest")[:, 0]
+                src_lab = torch.nn.functional.interpolate(src_lab[:, None].float(), size=(H, W),
+                                                          mode="nearest")[:, 0].long()
+            base = reproject_to_target(imgs[:V], src_lab, src_depth, K[:V], c2w[:V], K[V],
+                                       c2w[V], res.target_depth.float(), C)
+            brgb = base.rgb.cpu()
+            brec: dict[str, Any] = {"psnr": psnr(brgb, gt_rgb, mask),
+                                    "ssim": ssim(brgb, gt_rgb, mask)}
+            if lp is not None and lp.available:
+                brec["lpips"] = lp(brgb, gt_rgb, mask)
+            if gt_depth is not None:
+                brec["depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
+            for g in (overall["baseline"], groups["baseline"].setdefault(view.scene, _Group(C))):
+                g.add(brec, base.labels.cpu(), gt_labels)
+
+        if options.panels_dir and panels_written.get(view.scene, 0) < options.panels_per_scene:
+            panels_written[view.scene] = panels_written.get(view.scene, 0) + 1
+            panel = make_panel(view.images[:V], gt_rgb, rgb, model.palette, pred_labels,
+                               gt_labels, res.depth.float().cpu(), gt_depth,
+                               res.target_depth.float().cpu())
+            save_png(Path(options.panels_dir) / f"{view.scene}_{view.target_index:05d}.png",
+                     panel)
+            if base is not None:
+                bpanel = make_panel(view.images[:V], gt_rgb, base.rgb.cpu(), model.palette,
+                                    base.labels.cpu(), gt_labels, res.target_depth.float().cpu(),
+                                    gt_depth, res.target_depth.float().cpu())
+                save_png(Path(options.panels_dir) /
+                         f"{view.scene}_{view.target_index:05d}_baseline.png", bpanel)
+    if was_training:
+        model.train()
+    out = overall["model"].summary()
+    out["per_scene"] = {k: g.summary() for k, g in groups["model"].items()}
+    if options.baseline:
+        out["baseline"] = overall["baseline"].summary()
+        out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
+    out["lpips_reason"] = None if (lp is not None and lp.available) else (
+        lp.reason if lp is not None else "disabled by --no-lpips")
+    out["seconds_per_view"] = t_render / max(n_views, 1)
+    out["sampling"] = dict(options.sampling)
+    return out
+
+
+def _labels_for(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions) -> Tensor:
+    """Predicted classes [H, W] according to ``options.semantics``."""
+    if options.semantics == "renderer":
+        return res.labels
+    if options.semantics == "2d_on_rendered":
+        rgb = res.rgb.permute(2, 0, 1)[None].to(enc.image.dtype)
+        return model.encoder(rgb).semantic_logits[0].argmax(0)
+    if options.semantics == "separate":
+        V = view.images.shape[0] - 1
+        H, W = view.images.shape[-2:]
+        dev = enc.image.device
+        sem = model.render(enc, view.K[V].to(dev), view.c2w[V].to(dev), H, W,
+                           **options.semantic_sampling)
+        return sem.labels
+    raise ValueError(f"EvalOptions.semantics must be renderer | 2d_on_rendered | separate, got "
+                     f"{options.semantics!r}")
+
+
+def _finest(levels: Sequence[Tensor]) -> Tensor:
+    return max(levels, key=lambda d: d.shape[-1] * d.shape[-2])
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    return "—" if v is None else f"{v:.{nd}f}"
+
+
+def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Evaluation") -> None:
+    """A Markdown summary of :func:`evaluate` results (model vs baseline, then per scene)."""
+    rows = [("GSNeRF", results)]
+    if "baseline" in results:
+        rows.append(("reprojection baseline", results["baseline"]))
+    lines = [f"# {title}", ""]
+    for k in ("checkpoint", "data", "command"):
+        if k in results:
+            lines.append(f"- {k}: `{results[k]}`")
+    lines += [f"- images: {results.get('n_images')}",
+              f"- LPIPS: {results.get('lpips_reason') or 'computed'}", "",
+              "| method | mIoU | acc | class acc | mIoU (accum.) | PSNR | SSIM | LPIPS "
+              "| depth abs-rel | depth RMSE (m) |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows:
+        lines.append(f"| {name} | {_fmt(r.get('mIoU'))} | {_fmt(r.get('acc'))} | "
+                     f"{_fmt(r.get('class_acc'))} | {_fmt(r.get('mIoU_accumulated'))} | "
+                     f"{_fmt(r.get('psnr'))} | {_fmt(r.get('ssim'), 3)} | "
+                     f"{_fmt(r.get('lpips'), 3)} | {_fmt(r.get('depth_abs_rel'), 3)} | "
+                     f"{_fmt(r.get('depth_rmse'), 3)} |")
+    if results.get("target_depth_abs_rel") is not None:
+        lines += ["", f"Target-depth estimate D_T: abs-rel "
+                      f"{_fmt(results['target_depth_abs_rel'], 3)}, RMSE "
+                      f"{_fmt(results.get('target_depth_rmse'), 3)} m."]
+    lines += ["", "## Per scene", "", "| scene | images | mIoU | acc | PSNR | SSIM | depth abs-rel |",
+              "|---|---|---|---|---|---|---|"]
+    for name, r in sorted(results.get("per_scene", {}).items()):
+        lines.append(f"| {name} | {r['n_images']} | {_fmt(r.get('mIoU'))} | {_fmt(r.get('acc'))}"
+                     f" | {_fmt(r.get('psnr'))} | {_fmt(r.get('ssim'), 3)} | "
+                     f"{_fmt(r.get('depth_abs_rel'), 3)} |")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_json(results: dict[str, Any], path: str | Path) -> None:
+    """Write results as strict JSON (no NaN/inf)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2, allow_nan=False))

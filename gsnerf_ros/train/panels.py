@@ -1,0 +1,120 @@
+"""PNG panels for evaluation and TensorBoard: sources, GT, rendered RGB, semantics, depth, error.
+
+Layout (rows of equal-size tiles, uint8 RGB):
+    row 1: the source views (up to 8, padded with black tiles)
+    row 2: GT RGB | rendered RGB | |error| heat map | GT semantics | rendered semantics
+    row 3: GT depth | rendered depth | target-depth estimate | depth |error| | semantic errors
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import Tensor
+
+IGNORE_INDEX = 255
+
+__all__ = ["to_uint8_rgb", "colorize_labels", "colorize_depth", "colorize_error", "make_panel",
+           "save_png"]
+
+
+def to_uint8_rgb(img: Tensor) -> np.ndarray:
+    """(3,H,W) or (H,W,3) float in [0,1] -> (H,W,3) uint8."""
+    t = img.detach().float().cpu()
+    if t.ndim == 3 and t.shape[0] == 3 and t.shape[-1] != 3:
+        t = t.permute(1, 2, 0)
+    return (t.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+
+
+def colorize_labels(labels: Tensor, palette: Tensor | np.ndarray) -> np.ndarray:
+    """(H,W) int class ids -> (H,W,3) uint8 with ``palette`` (C,3); ignore/out-of-range black."""
+    pal = np.asarray(palette.cpu() if isinstance(palette, Tensor) else palette, dtype=np.uint8)
+    lab = labels.detach().cpu().long().numpy()
+    out = np.zeros((*lab.shape, 3), np.uint8)
+    ok = (lab >= 0) & (lab < len(pal))
+    out[ok] = pal[lab[ok]]
+    return out
+
+
+def colorize_depth(depth: Tensor, vmin: float | None = None, vmax: float | None = None
+                   ) -> np.ndarray:
+    """(H,W) metres -> (H,W,3) uint8 turbo colour map; invalid (<=0) pixels black."""
+    d = depth.detach().float().cpu().numpy()
+    valid = d > 0
+    if vmin is None:
+        vmin = float(d[valid].min()) if valid.any() else 0.0
+    if vmax is None:
+        vmax = float(d[valid].max()) if valid.any() else 1.0
+    x = np.clip((d - vmin) / max(vmax - vmin, 1e-6), 0, 1)
+    bgr = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    rgb = bgr[..., ::-1].copy()
+    rgb[~valid] = 0
+    return rgb
+
+
+def colorize_error(err: Tensor, vmax: float) -> np.ndarray:
+    """(H,W) non-negative error -> (H,W,3) uint8 'inferno' map scaled to [0, vmax]."""
+    x = np.clip(err.detach().float().cpu().numpy() / max(vmax, 1e-9), 0, 1)
+    bgr = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+    return bgr[..., ::-1].copy()
+
+
+def _label_error(pred: Tensor, gt: Tensor) -> np.ndarray:
+    p, g = pred.cpu().numpy(), gt.cpu().numpy()
+    out = np.zeros((*g.shape, 3), np.uint8)
+    out[(g != IGNORE_INDEX) & (p == g)] = (40, 160, 40)
+    out[(g != IGNORE_INDEX) & (p != g)] = (220, 30, 30)
+    return out
+
+
+def _tile(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    if img.shape[:2] != (h, w):
+        img = cv2.resize(img, (w, h), interpolation=cv2.INTER_NEAREST)
+    return img
+
+
+def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tensor | np.ndarray,
+               pred_labels: Tensor, gt_labels: Tensor | None = None,
+               pred_depth: Tensor | None = None, gt_depth: Tensor | None = None,
+               target_depth: Tensor | None = None, max_sources: int = 8) -> np.ndarray:
+    """Compose the evaluation panel. Shapes: ``sources`` (V,3,H,W); ``gt_rgb`` (3,H,W) or
+    (H,W,3); ``pred_rgb`` likewise; labels (H,W); depths (H,W) m. Returns (3H', 5W', 3) uint8."""
+    H, W = pred_labels.shape
+    cols = 5
+    blank = np.zeros((H, W, 3), np.uint8)
+    src = [_tile(to_uint8_rgb(s), H, W) for s in sources[:max_sources]]
+    row1 = src + [blank] * (max(cols, len(src)) - len(src))
+    ncols = len(row1)
+    g_rgb, p_rgb = to_uint8_rgb(gt_rgb), to_uint8_rgb(pred_rgb)
+    err = torch.from_numpy(np.abs(g_rgb.astype(np.float32) - p_rgb.astype(np.float32))
+                           .mean(-1) / 255.0)
+    gl = colorize_labels(gt_labels, palette) if gt_labels is not None else blank
+    pl = colorize_labels(pred_labels, palette)
+    row2 = [g_rgb, p_rgb, colorize_error(err, 0.25), gl, pl]
+    vmin = vmax = None
+    if gt_depth is not None and bool((gt_depth > 0).any()):
+        vmin, vmax = float(gt_depth[gt_depth > 0].min()), float(gt_depth.max())
+    gd = colorize_depth(gt_depth, vmin, vmax) if gt_depth is not None else blank
+    pd = colorize_depth(pred_depth, vmin, vmax) if pred_depth is not None else blank
+    td = colorize_depth(target_depth, vmin, vmax) if target_depth is not None else blank
+    if gt_depth is not None and pred_depth is not None:
+        de = colorize_error((pred_depth.cpu() - gt_depth.cpu()).abs() * (gt_depth.cpu() > 0), 0.5)
+    else:
+        de = blank
+    se = _label_error(pred_labels, gt_labels) if gt_labels is not None else blank
+    row3 = [gd, pd, td, de, se]
+    rows = []
+    for r in (row1, row2, row3):
+        r = [_tile(x, H, W) for x in r] + [blank] * (ncols - len(r))
+        rows.append(np.concatenate(r, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def save_png(path: str | Path, rgb: np.ndarray) -> None:
+    """Write an (H,W,3) uint8 RGB array as PNG (creating parent folders)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), np.ascontiguousarray(rgb[..., ::-1])):
+        raise OSError(f"could not write {path}")

@@ -1,0 +1,375 @@
+"""The training loop (``gsnerf-train``): single process, or DDP under ``torchrun``.
+
+- Adam, linear warm-up then cosine decay to ``lr_min`` (:func:`lr_at`), gradient clipping;
+- the sampling schedule of paper A.4 (``model.sampling.mode=mixed``: half uniform / half
+  depth-guided before ``mixed_switch_step``, all guided after) — the step is passed to the model;
+- bf16 autocast of the forward pass on CUDA only;
+- DistributedDataParallel when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU);
+- every step reseeds torch/numpy/random from (seed, step, rank), so a resumed run draws exactly
+  the samples and rays the uninterrupted run would have: resume is bit-exact;
+- checkpoints: safetensors weights + JSON sidecar, optimiser state in safetensors (no pickle);
+- model selection on the **validation** split only (best = highest ``log.select_metric``),
+  written to ``<run_dir>/best.safetensors``;
+- TensorBoard scalars and image panels, tqdm progress.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from tqdm import tqdm
+
+from gsnerf_ros.config import save_config, to_dict
+from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
+                                         optimizer_from_tensors, save_training_checkpoint)
+from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_depth_loss,
+                                     ray_depth_loss, rgb_loss, self_supervised_depth_loss,
+                                     semantic_2d_ce, semantic_ce)
+
+__all__ = ["lr_at", "resolve_device", "seed_step", "TrainStep", "Trainer", "train"]
+
+
+def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
+    """Learning rate at ``step`` (0-based): linear warm-up over ``warmup`` steps from lr/warmup
+    to lr, then cosine decay from lr to lr_min at ``steps``."""
+    if warmup > 0 and step < warmup:
+        return lr * (step + 1) / warmup
+    t = min(max(step - warmup, 0) / max(steps - warmup, 1), 1.0)
+    return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available (this rank's LOCAL_RANK GPU), else CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} requested but CUDA is not available; use device=cpu")
+    return dev
+
+
+def seed_step(seed: int, step: int, rank: int) -> None:
+    """Seed torch, numpy and random from (seed, step, rank) — the basis of bit-exact resume."""
+    s = (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2 ** 31 - 1)
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+
+
+class TrainStep(nn.Module):
+    """Forward pass + losses of one training sample (the module DDP wraps).
+
+    ``forward(sample, uv, step)``: ``sample`` is a GSNeRFDataset dict (target last), ``uv``
+    [N,2] integer pixel coordinates of the target rays. Returns (loss, dict of detached terms).
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        lc = cfg.loss
+        C = cfg.model.num_classes
+        if lc.class_weights:
+            if len(lc.class_weights) != C:
+                raise ValueError(f"loss.class_weights has {len(lc.class_weights)} entries; the "
+                                 f"model has {C} classes")
+            w = torch.tensor(lc.class_weights, dtype=torch.float32)
+        elif lc.background_classes:
+            w = class_weights_from_background(C, lc.background_classes, lc.background_weight)
+        else:
+            w = None
+        self.register_buffer("class_weights", w if w is not None else torch.ones(0),
+                             persistent=False)
+
+    def forward(self, sample: dict[str, Any], uv: torch.Tensor, step: int
+                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        lc = self.cfg.loss
+        images, K, c2w = sample["images"], sample["K"], sample["c2w"]
+        V = images.shape[0] - 1
+        H, W = images.shape[-2:]
+        near, far = float(sample["near"]), float(sample["far"])
+        cw = self.class_weights if self.class_weights.numel() else None
+        enc = self.model.encode_sources(images[:V], K[:V], c2w[:V], near, far)
+        out = self.model.render_rays(enc, K[V], c2w[V], uv, H, W, step=step)
+        u, v = uv[:, 0].long(), uv[:, 1].long()
+        terms: dict[str, torch.Tensor] = {}
+        terms["rgb"] = rgb_loss(out["rgb"].float(), images[V][:, v, u].T)
+        labels = sample.get("labels")
+        if labels is not None and (lc.semantic > 0 or lc.semantic_2d > 0):
+            terms["semantic"] = semantic_ce(out["semantic_logits"].float(), labels[V][v, u],
+                                            class_weights=cw)
+            terms["semantic_2d"] = semantic_2d_ce(enc.semantic_logits_2d.float(), labels[:V],
+                                                  class_weights=cw)
+        depths = sample.get("depths")
+        if lc.depth_mode == "supervised":
+            if depths is None:
+                raise ValueError("loss.depth_mode=supervised but the data has no depth; use "
+                                 "loss.depth_mode=self_supervised")
+            levels = [d.float() for d in enc.depth_levels]
+            terms["depth_src"] = multilevel_depth_loss(levels, depths[:V], lc.level_weights,
+                                                       lc.smooth_l1_beta)
+            terms["depth_ray"] = ray_depth_loss(out["depth"].float(), depths[V][v, u],
+                                                lc.smooth_l1_beta)
+        elif lc.depth_mode == "self_supervised":
+            levels = [d.float() for d in enc.depth_levels]
+            ss, parts = self_supervised_depth_loss(
+                images[:V], levels, K[:V], c2w[:V], lc.level_weights, lc.ss_recon, lc.ss_ssim,
+                lc.ss_smooth, lc.ss_neighbours)
+            terms["depth_ss"] = ss
+            for k, t in parts.items():
+                terms[f"ss_{k}"] = t.detach()
+            td = out["target_depth"].detach().float()
+            terms["depth_ray_to_target"] = ray_depth_loss(out["depth"].float(), td,
+                                                          lc.smooth_l1_beta)
+        weights = {"rgb": lc.rgb, "semantic": lc.semantic, "semantic_2d": lc.semantic_2d,
+                   "depth_src": lc.depth_src, "depth_ray": lc.depth_ray,
+                   "depth_ss": lc.ss_weight, "depth_ray_to_target": lc.ss_ray_to_target}
+        loss = sum(weights[k] * t for k, t in terms.items() if k in weights)
+        assert isinstance(loss, torch.Tensor)
+        logs = {k: t.detach() for k, t in terms.items()}
+        logs["loss"] = loss.detach()
+        return loss, logs
+
+
+class Trainer:
+    """Owns model, optimiser, data and logging of one run (one process of a DDP job)."""
+
+    def __init__(self, cfg: TrainConfig, rank: int = 0, world_size: int = 1) -> None:
+        from gsnerf_ros.model import GSNeRF
+        from gsnerf_ros.train.data_setup import build_train_set, build_val_views
+
+        self.cfg = cfg
+        self.rank, self.world_size = rank, world_size
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        if cfg.threads > 0 and self.device.type == "cpu":
+            torch.set_num_threads(cfg.threads)
+        self.run_dir = Path(cfg.run_dir)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        seed_step(cfg.seed, -1, 0)  # identical initial weights on every rank
+        self.train_set = build_train_set(cfg)
+        class_names, palette = self.train_set.class_names, self.train_set.palette
+        if cfg.model.num_classes != len(class_names):
+            raise ValueError(f"model.num_classes={cfg.model.num_classes} but the training data "
+                             f"has {len(class_names)} classes; set model.num_classes="
+                             f"{len(class_names)}")
+        self.start_step = 0
+        self.best_score = -math.inf
+        init = cfg.init_checkpoint
+        if init:
+            self.model = GSNeRF.from_checkpoint(init, device=self.device)
+            if not _same_arch(self.model.config, cfg.model):
+                raise ValueError(f"init_checkpoint {init} has another architecture than the "
+                                 f"config's model section; copy the model config of its sidecar "
+                                 f"(.json) into the YAML")
+        else:
+            self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
+        self.model.to(self.device).train()
+        self.step_module: nn.Module = TrainStep(self.model, cfg).to(self.device)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
+                                    weight_decay=cfg.optim.weight_decay)
+        resume = cfg.resume
+        if resume == "auto":
+            found = latest_checkpoint(self.ckpt_dir)
+            resume = str(found) if found else ""
+        if resume:
+            self._resume(resume)
+        if world_size > 1:
+            ddp_kw: dict[str, Any] = {"find_unused_parameters": True}
+            if self.device.type == "cuda":
+                ddp_kw["device_ids"] = [self.device.index]
+            self.step_module = nn.parallel.DistributedDataParallel(self.step_module, **ddp_kw)
+        self.val_views = build_val_views(cfg) if rank == 0 else []
+        self.writer = None
+        if rank == 0:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, self.run_dir / "config.yaml")
+            if cfg.log.tensorboard:
+                from torch.utils.tensorboard import SummaryWriter
+                self.writer = SummaryWriter(str(self.run_dir / "tb"))
+
+    def _resume(self, path: str) -> None:
+        from safetensors.torch import load_file
+
+        tensors, state = load_training_state(path)
+        weights = load_file(str(path))
+        self.model.load_state_dict(weights, strict=True)
+        optimizer_from_tensors(self.opt, tensors, state["param_groups"])
+        self.start_step = int(state["step"])
+        self.best_score = float(state.get("best_score", -math.inf))
+
+    # ------------------------------------------------------------------ one step
+    def rays_for_step(self, H: int, W: int) -> torch.Tensor:
+        """``rays_per_step`` random target pixels (with replacement), [N,2] int (u, v)."""
+        n = self.cfg.optim.rays_per_step
+        u = torch.randint(0, W, (n,))
+        v = torch.randint(0, H, (n,))
+        return torch.stack([u, v], -1).to(self.device)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        """One optimisation step at ``step`` (0-based). Returns the logged scalars."""
+        cfg = self.cfg
+        seed_step(cfg.seed, step, self.rank)
+        idx = int(torch.randint(0, len(self.train_set), (1,)))
+        sample = _to_device(self.train_set[idx], self.device)
+        H, W = sample["images"].shape[-2:]
+        uv = self.rays_for_step(H, W)
+        lr = lr_at(step, cfg.optim.steps, cfg.optim.lr, cfg.optim.lr_min, cfg.optim.warmup_steps)
+        for g in self.opt.param_groups:
+            g["lr"] = lr
+        self.opt.zero_grad(set_to_none=True)
+        amp = (torch.autocast("cuda", dtype=torch.bfloat16)
+               if self.device.type == "cuda" and cfg.bf16 else nullcontext())
+        with amp:
+            loss, logs = self.step_module(sample, uv, step)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step}: "
+                                     f"{ {k: float(v) for k, v in logs.items()} }")
+        loss.backward()
+        params = [p for p in self.model.parameters() if p.grad is not None]
+        if cfg.optim.clip_mode == "value":
+            torch.nn.utils.clip_grad_value_(params, cfg.optim.clip)
+        elif cfg.optim.clip_mode == "norm":
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.optim.clip).detach()
+        self.opt.step()
+        out = {k: float(v) for k, v in logs.items()}
+        out["lr"] = lr
+        return out
+
+    # ------------------------------------------------------------------ validation
+    def validate(self, step: int) -> dict[str, Any]:
+        """Score the validation views (rank 0); log to TensorBoard; returns the metrics."""
+        from gsnerf_ros.train.evaluate import EvalOptions, evaluate
+
+        if not self.val_views:
+            return {}
+        panels = self.run_dir / "val_panels" / f"step_{step:07d}"
+        res = evaluate(self.model, self.val_views, EvalOptions(
+            baseline=False, lpips=False, progress=False,
+            panels_dir=str(panels) if self.cfg.log.panels > 0 else None,
+            panels_per_scene=1), device=self.device, total=len(self.val_views))
+        self.model.train()
+        if self.writer is not None:
+            for k in ("mIoU", "acc", "class_acc", "psnr", "ssim", "depth_abs_rel",
+                      "target_depth_abs_rel"):
+                if res.get(k) is not None:
+                    self.writer.add_scalar(f"val/{k}", res[k], step)
+            if panels.is_dir():
+                import cv2
+                for i, p in enumerate(sorted(panels.glob("*.png"))[: self.cfg.log.panels]):
+                    img = cv2.imread(str(p))[..., ::-1].copy()
+                    self.writer.add_image(f"val/panel_{i}", img, step, dataformats="HWC")
+        return res
+
+    def select_score(self, res: dict[str, Any]) -> float:
+        v = res.get(self.cfg.log.select_metric)
+        return -math.inf if v is None else float(v)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, step: int, val: dict[str, Any] | None = None) -> Path:
+        """Checkpoint after ``step`` steps (rank 0 only)."""
+        meta = {"train_config": to_dict(self.cfg), "metadata": {
+            "train_data": self.cfg.data.train_root, "steps_done": step,
+            "val_metrics": {k: val.get(k) for k in ("mIoU", "acc", "psnr", "ssim",
+                                                    "depth_abs_rel")} if val else None}}
+        return save_training_checkpoint(self.model, self.opt, self.ckpt_dir / f"step_{step:07d}",
+                                        step, {**meta, "best_score": self.best_score})
+
+    def fit(self) -> dict[str, Any]:
+        """Train from ``start_step`` to ``optim.steps``; returns a summary dict."""
+        cfg = self.cfg
+        steps = min(cfg.optim.stop_at, cfg.optim.steps) if cfg.optim.stop_at else cfg.optim.steps
+        t0 = time.time()
+        bar = tqdm(range(self.start_step, steps), initial=self.start_step, total=steps,
+                   desc="train", disable=self.rank != 0 or not cfg.log.progress)
+        last: dict[str, float] = {}
+        history: list[dict[str, Any]] = []
+        for step in bar:
+            last = self.train_step(step)
+            done = step + 1
+            if self.rank == 0:
+                if self.writer is not None and (done % cfg.log.log_every == 0 or done == steps):
+                    for k, v in last.items():
+                        self.writer.add_scalar(f"train/{k}", v, done)
+                bar.set_postfix(loss=f"{last['loss']:.4f}", rgb=f"{last['rgb']:.4f}")
+                val = None
+                if done % cfg.log.val_every == 0 or done == steps:
+                    val = self.validate(done)
+                    history.append({"step": done, **{k: val.get(k) for k in (
+                        "mIoU", "psnr", "depth_abs_rel")}})
+                    score = self.select_score(val)
+                    if score > self.best_score:
+                        self.best_score = score
+                        self._write_best(done, val)
+                if done % cfg.log.ckpt_every == 0 or done == steps:
+                    self.save(done, val)
+            if self.world_size > 1 and (done % cfg.log.val_every == 0 or done == steps):
+                dist.barrier()
+        if self.writer is not None:
+            self.writer.flush()
+        summary = {"steps": steps, "wall_s": time.time() - t0, "last": last,
+                   "best_score": self.best_score, "select_metric": cfg.log.select_metric,
+                   "val_history": history}
+        if self.rank == 0:
+            (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+    def _write_best(self, step: int, val: dict[str, Any]) -> None:
+        meta = {"step": step, "selected_on": "validation split", "select_metric":
+                self.cfg.log.select_metric, "val_metrics": {
+                    k: val.get(k) for k in ("mIoU", "acc", "class_acc", "psnr", "ssim",
+                                            "depth_abs_rel", "target_depth_abs_rel")},
+                "train_data": self.cfg.data.train_root, "val_data": self.cfg.data.val_root}
+        self.model.save_checkpoint(self.run_dir / "best.safetensors", metadata=meta)
+
+
+def _same_arch(a: Any, b: Any) -> bool:
+    da, db = to_dict(a), to_dict(b)
+    da.pop("sampling", None), db.pop("sampling", None)
+    da.pop("target_depth", None), db.pop("target_depth", None)
+    return da == db
+
+
+def _to_device(sample: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()}
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run training; under torchrun (``WORLD_SIZE`` > 1) initialise the process group first."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if resolve_device(cfg.device).type == "cuda" else "gloo"
+        dist.init_process_group(backend=backend)
+    try:
+        trainer = Trainer(cfg, rank=rank, world_size=world)
+        return trainer.fit()
+    finally:
+        if world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def copy_best(run_dir: str | Path, dest: str | Path) -> Path:
+    """Copy ``<run_dir>/best.safetensors`` (+ sidecar) to ``dest`` (a .safetensors path)."""
+    src = Path(run_dir) / "best.safetensors"
+    dst = Path(dest)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(src, dst)
+    shutil.copyfile(src.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst

@@ -1,0 +1,210 @@
+"""Trainer: short run learns, resume is bit-exact, DDP with 2 gloo processes, CLIs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+from safetensors.torch import load_file
+
+from gsnerf_ros.config import load_config, to_dict
+from gsnerf_ros.train.checkpoint import latest_checkpoint
+from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.trainer import Trainer, lr_at
+
+H, W = 24, 32
+
+
+@pytest.fixture(scope="module")
+def rooms(tmp_path_factory) -> Path:
+    """One small procedural training room and one validation room (Replica layout)."""
+    from gsnerf_ros.data.procedural.cli import main as synth
+
+    root = tmp_path_factory.mktemp("rooms")
+    synth([str(root / "train"), "--split", "train", "--scenes", "1", "--frames", "12",
+           "--height", str(H), "--width", str(W), "--seed", "3"])
+    synth([str(root / "val"), "--split", "val", "--scenes", "1", "--frames", "12",
+           "--height", str(H), "--width", str(W), "--seed", "3"])
+    return root
+
+
+def tiny_cfg(rooms: Path, run_dir: Path, *extra: str) -> TrainConfig:
+    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
+
+    C = ReplicaScene(find_scene_dirs(rooms / "train")[0]).num_classes
+    tiny = to_dict(__import__("gsnerf_ros.model", fromlist=["GSNeRFConfig"]).GSNeRFConfig.tiny(C))
+    cfg = load_config(TrainConfig, None, [
+        f"run_dir={run_dir}", f"data.train_root={rooms / 'train'}",
+        f"data.val_root={rooms / 'val'}", f"data.height={H}", f"data.width={W}",
+        "data.num_sources=3", "data.val_images_per_scene=1", "optim.rays_per_step=128",
+        "optim.warmup_steps=2", "optim.lr=3e-3", "log.tensorboard=false", "log.progress=false",
+        "log.panels=0", "device=cpu", "seed=7", *extra])
+    cfg.model = from_tiny(tiny)
+    return cfg
+
+
+def from_tiny(d: dict):
+    from gsnerf_ros.config import from_dict
+    from gsnerf_ros.model import GSNeRFConfig
+    return from_dict(GSNeRFConfig, d)
+
+
+def test_lr_schedule_warmup_then_cosine():
+    assert lr_at(0, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-4)
+    assert lr_at(9, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-3)
+    assert lr_at(10, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-3)
+    assert lr_at(55, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(100, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5)
+
+
+def _fixed_loss(tr: Trainer, n: int = 3) -> float:
+    """Mean loss over n fixed samples and rays (no update)."""
+    tot = 0.0
+    with torch.no_grad():
+        for i in range(n):
+            torch.manual_seed(1000 + i)
+            sample = {k: (v if not isinstance(v, torch.Tensor) else v)
+                      for k, v in tr.train_set[i].items()}
+            uv = tr.rays_for_step(H, W)
+            loss, _ = tr.step_module(sample, uv, 10 ** 6)
+            tot += float(loss)
+    return tot / n
+
+
+def _train_miou(tr: Trainer) -> float:
+    from gsnerf_ros.train.data_setup import eval_views, load_scenes
+    from gsnerf_ros.train.evaluate import EvalOptions, evaluate
+
+    views = eval_views(load_scenes(tr.cfg.data.train_root), 3, H, W, max_targets=2)
+    res = evaluate(tr.model, views, EvalOptions(baseline=False, lpips=False, progress=False))
+    tr.model.train()
+    return res["mIoU"]
+
+
+def test_short_training_lowers_loss_and_improves_miou(rooms, tmp_path):
+    torch.set_num_threads(1)
+    cfg = tiny_cfg(rooms, tmp_path / "run", "optim.steps=25", "log.val_every=25",
+                   "log.ckpt_every=25")
+    tr = Trainer(cfg)
+    loss0, miou0 = _fixed_loss(tr), _train_miou(tr)
+    summary = tr.fit()
+    loss1, miou1 = _fixed_loss(tr), _train_miou(tr)
+    assert loss1 < 0.9 * loss0, (loss0, loss1)
+    assert miou1 > miou0, (miou0, miou1)
+    assert summary["val_history"] and (tmp_path / "run" / "best.safetensors").exists()
+    side = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert side["metadata"]["selected_on"] == "validation split"
+
+
+def test_checkpoint_resume_is_bit_exact(rooms, tmp_path):
+    torch.set_num_threads(1)
+    straight = tiny_cfg(rooms, tmp_path / "a", "optim.steps=4", "log.val_every=1000",
+                        "log.ckpt_every=2")
+    Trainer(straight).fit()
+    first = tiny_cfg(rooms, tmp_path / "b", "optim.steps=2", "log.val_every=1000",
+                     "log.ckpt_every=2")
+    Trainer(first).fit()
+    resumed = tiny_cfg(rooms, tmp_path / "b", "optim.steps=4", "log.val_every=1000",
+                       "log.ckpt_every=2", "resume=auto")
+    tr = Trainer(resumed)
+    assert tr.start_step == 2
+    # the checkpoint loads back exactly
+    w2 = load_file(str(tmp_path / "b" / "checkpoints" / "step_0000002.safetensors"))
+    for k, v in tr.model.state_dict().items():
+        assert torch.equal(v, w2[k]), k
+    tr.fit()
+    a = load_file(str(latest_checkpoint(tmp_path / "a" / "checkpoints")))
+    b = load_file(str(latest_checkpoint(tmp_path / "b" / "checkpoints")))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), f"{k} differs after resume"
+    oa = load_file(str(tmp_path / "a" / "checkpoints" / "step_0000004.optim.safetensors"))
+    ob = load_file(str(tmp_path / "b" / "checkpoints" / "step_0000004.optim.safetensors"))
+    assert all(torch.equal(oa[k], ob[k]) for k in oa)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> None:
+    import torch.distributed as dist
+
+    from gsnerf_ros.config import from_dict
+    from gsnerf_ros.train.trainer import Trainer as T
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        tr = T(from_dict(TrainConfig, cfg_dict), rank=rank, world_size=world)
+        tr.fit()
+        flat = torch.cat([p.detach().reshape(-1) for p in tr.model.parameters()])
+        torch.save(flat, f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_ddp_two_cpu_processes_gloo(rooms, tmp_path):
+    cfg = tiny_cfg(rooms, tmp_path / "ddp", "optim.steps=2", "log.val_every=2",
+                   "log.ckpt_every=2")
+    mp.spawn(_ddp_worker, args=(2, _free_port(), to_dict(cfg), str(tmp_path)), nprocs=2,
+             join=True)
+    p0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    p1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert torch.equal(p0, p1)  # gradients were averaged: replicas stay identical
+    assert (tmp_path / "ddp" / "checkpoints" / "step_0000002.safetensors").exists()
+
+
+def test_cli_train_then_eval_writes_schema(rooms, tmp_path):
+    from gsnerf_ros.train.cli import eval_main, train_main
+
+    cfg = tiny_cfg(rooms, tmp_path / "cli", "optim.steps=1")
+    yaml_path = tmp_path / "cfg.yaml"
+    from gsnerf_ros.config import save_config
+    save_config(cfg, yaml_path)
+    assert train_main(["--config", str(yaml_path), "log.val_every=1", "log.ckpt_every=1"]) == 0
+    ckpt = tmp_path / "cli" / "best.safetensors"
+    assert ckpt.exists()
+    out = tmp_path / "eval.json"
+    assert eval_main(["--checkpoint", str(ckpt), "--data", str(rooms / "val"), "--json",
+                      str(out), "--height", str(H), "--width", str(W), "--num-sources", "3",
+                      "--max-targets", "1", "--panels", str(tmp_path / "panels"),
+                      "--device", "cpu"]) == 0
+    res = json.loads(out.read_text())
+    for k in ("mIoU", "acc", "class_acc", "psnr", "ssim", "lpips", "depth_abs_rel",
+              "depth_rmse", "n_images", "per_scene", "baseline", "lpips_reason",
+              "mIoU_accumulated"):
+        assert k in res, k
+    assert res["n_images"] == 1 and 0 <= res["mIoU"] <= 100
+    assert res["lpips"] is None or res["lpips"] >= 0
+    assert out.with_suffix(".md").read_text().startswith("# gsnerf-eval")
+    assert any((tmp_path / "panels").glob("*.png"))
+    assert not math.isnan(res["baseline"]["psnr"])
+
+
+def test_ablation_semantics_study_runs_all_table_a3_rows(rooms, tmp_path):
+    """The Table A3 study evaluates four semantic/sampling settings of one checkpoint."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.train.ablations import main as ablations
+
+    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
+    scene = ReplicaScene(find_scene_dirs(rooms / "val")[0])
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(scene.num_classes), scene.class_names, scene.palette)
+    ckpt = model.save_checkpoint(tmp_path / "m")
+    out = tmp_path / "sem.json"
+    assert ablations(["semantics", "--checkpoint", str(ckpt), "--data", str(rooms / "val"),
+                      "--height", str(H), "--width", str(W), "--num-sources", "3",
+                      "--max-targets", "1", "--json", str(out), "--device", "cpu"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["setting"][0] for r in rows] == ["A", "B", "C", "f"]
+    assert all(0 <= r["mIoU"] <= 100 for r in rows)
