@@ -25,7 +25,7 @@ from gsnerf_ros.geometry import (
     unproject_pixels,
 )
 from gsnerf_ros.model.config import CostVolumeConfig
-from gsnerf_ros.model.encoder import ConvBlock, make_norm
+from gsnerf_ros.model.encoder import ConvBlock, FastConv3d, make_norm
 
 __all__ = ["homography_warp", "group_correlation", "CostRegNet", "CascadeCostVolume", "CascadeOutput"]
 
@@ -90,8 +90,8 @@ class CostRegNet(nn.Module):
                                              output_padding=1, bias=norm == "none"),
                           make_norm(norm, chans[i], groups, 3), nn.LeakyReLU(0.1, inplace=True))
             for i in range(self.levels))
-        self.prob = nn.Conv3d(chans[0], 1, 3, padding=1)
-        self.feat = nn.Conv3d(chans[0], out_ch, 3, padding=1)
+        self.prob = FastConv3d(chans[0], 1, 3, padding=1)
+        self.feat = FastConv3d(chans[0], out_ch, 3, padding=1)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
         D, h, w = x.shape[-3:]

@@ -1,0 +1,142 @@
+"""Node level: ``~/render_view`` round trip (real rclpy, separate processes) beside render time.
+
+Starts the real node (``launch/gsnerf.launch.py`` evaluated like ``gsnerf-demo`` does) on the
+benchmark's model (saved to a temporary checkpoint) and the ``gsnerf_player`` feeding a held-out
+procedural room as a robot camera would; waits until every keyframe is encoded; then calls
+``~/render_view`` at poses the camera never visited and measures, in this client process,
+request sent -> response received (``time.perf_counter`` around ``call_async`` until the
+future is done). Beside it: the node's own ``latency_ms`` (service handler time: render +
+message building) and the pure render time the node logs (``render X ms``). Round trip minus
+handler time is the ROS overhead (DDS transport of ~5 images, (de)serialisation, executors).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from gsnerf_ros.bench.stages import skipped
+from gsnerf_ros.bench.timing import Stats
+
+__all__ = ["measure_node_latency"]
+
+_RENDER_LOG = re.compile(r"in ([0-9.]+) ms \(render ([0-9.]+) ms")
+
+
+def _stats(xs: list[float]) -> dict[str, Any]:
+    import statistics
+
+    s = sorted(xs)
+    q = lambda p: s[min(int(round(p * (len(s) - 1))), len(s) - 1)]  # noqa: E731
+    return Stats(median_ms=statistics.median(s), iqr_ms=q(0.75) - q(0.25), min_ms=s[0],
+                 max_ms=s[-1], repeats=len(s), warmup=0, samples_ms=xs).to_dict()
+
+
+def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int, int] = (48, 64),
+                         timeout: float = 600.0) -> dict[str, Any]:
+    """Round-trip statistics of ``cfg.node_calls`` render_view calls (see module docstring)."""
+    try:
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        from gsnerf_ros.ros import convert
+        from gsnerf_ros.ros.demo import _child_env, _stop
+        from gsnerf_ros.ros.launch_shim import REPO_ROOT, evaluate, load_launch_description
+        from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
+        from gsnerf_ros.srv import RenderView
+    except Exception as e:  # noqa: BLE001 - no ROS here
+        return skipped(f"ROS 2 node pieces unavailable ({type(e).__name__}: {e})")
+    h, w = size
+    work = Path(tempfile.mkdtemp(prefix="gsnerf_bench_node_"))
+    ckpt = model.save_checkpoint(work / "bench_model", metadata={"purpose": "gsnerf-bench --node"})
+    scene = make_scene(cfg.seed, "test", frames, h, w)
+    scene_file = save_scene_file(scene, work / "scene.safetensors")
+    held = sorted(parse_holdout("every:5", len(scene)))
+    desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
+    nodes = evaluate(desc, {"checkpoint": str(ckpt), "device": cfg.device, "rviz": "false"},
+                     tmpdir=work)
+    gs = next(n for n in nodes if n.executable == "gsnerf_node")
+    extra = {"keyframes.min_translation": 0.15, "keyframes.min_rotation_deg": 10.0,
+             "render.width": w, "render.height": h}
+    node_cmd = list(gs.command) + sum((["-p", f"{k}:={v}"] for k, v in extra.items()), [])
+    env = _child_env()
+    node_log = work / "node.log"
+    procs: list[subprocess.Popen] = []
+    rclpy.init()
+    client: Any = None
+    t_start = time.monotonic()
+    try:
+        with open(node_log, "w") as nl, open(work / "player.log", "w") as pl:
+            procs.append(subprocess.Popen(node_cmd, env=env, stdout=nl, stderr=subprocess.STDOUT,
+                                          cwd=str(REPO_ROOT)))
+            client = Node("gsnerf_bench_client")
+            ex = SingleThreadedExecutor()
+            ex.add_node(client)
+            diag: dict[str, str] = {}
+            from diagnostic_msgs.msg import DiagnosticArray
+
+            client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.update(
+                {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf")
+                 for kv in s.values}), 10)
+            cli = client.create_client(RenderView, "/gsnerf/render_view")
+
+            def spin_until(cond: Any, limit: float, what: str) -> None:
+                deadline = time.monotonic() + min(limit, timeout - (time.monotonic() - t_start))
+                while not cond():
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"timed out waiting for {what}; see {node_log}")
+                    if procs[0].poll() is not None:
+                        raise RuntimeError(f"node exited ({procs[0].returncode}) waiting for "
+                                           f"{what}; see {node_log}")
+                    ex.spin_once(timeout_sec=0.05)
+
+            spin_until(lambda: cli.service_is_ready(), 180, "the render_view service")
+            procs.append(subprocess.Popen(
+                [sys.executable, str(REPO_ROOT / "scripts" / "gsnerf_player"), "--scene-file",
+                 str(scene_file), "--holdout", "every:5", "--rate", "10"], env=env, stdout=pl,
+                stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
+            spin_until(lambda: procs[1].poll() is not None, timeout, "the player to finish")
+            diag.clear()
+            spin_until(lambda: bool(diag) and int(diag.get("buffer_size", 0)) > 0
+                       and diag.get("buffer_size") == diag.get("encoded_keyframes"), 600,
+                       "the keyframes to be encoded")
+            rt, handler = [], []
+            for j in range(cfg.node_calls + 1):          # first call = warm-up, not counted
+                f = scene.frame(held[j % len(held)])
+                req = RenderView.Request()
+                req.pose.header.frame_id = "map"
+                req.pose.pose = convert.c2w_to_pose(f.c2w.double())
+                req.camera_info = convert.make_camera_info(f.K.double(), w, h, req.pose.header)
+                t0 = time.perf_counter()
+                fut = cli.call_async(req)
+                spin_until(lambda: fut.done(), 300, "a render_view response")
+                dt = (time.perf_counter() - t0) * 1e3
+                r = fut.result()
+                if not r.success:
+                    return skipped(f"render_view failed: {r.message}")
+                if j > 0:
+                    rt.append(dt)
+                    handler.append(float(r.latency_ms))
+            n_kf = int(diag.get("buffer_size", 0))
+    except (TimeoutError, RuntimeError, StopIteration) as e:
+        return skipped(f"node run failed: {e}")
+    finally:
+        _stop(procs)
+        if client is not None:
+            client.destroy_node()
+        rclpy.try_shutdown()
+    renders = [float(m.group(2)) for m in _RENDER_LOG.finditer(node_log.read_text())][1:]
+    out = {"height": h, "width": w, "calls": len(rt), "keyframes": n_kf, "device": cfg.device,
+           "round_trip_ms": _stats(rt), "server_handler_ms": _stats(handler),
+           "server_render_ms": _stats(renders) if renders else None,
+           "overhead_vs_handler_ms": _stats([a - b for a, b in zip(rt, handler)]),
+           "log": str(node_log)}
+    if renders:
+        out["overhead_vs_render_ms"] = _stats([a - b for a, b in zip(rt, renders[-len(rt):])])
+    return out

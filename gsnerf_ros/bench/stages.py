@@ -1,0 +1,251 @@
+"""Timing of each pipeline stage and of a whole rendered view for one sampling mode.
+
+Stages (per rendered view unless stated): keyframe encode (one keyframe against its cost-volume
+neighbours, per keyframe), view selection (nearest keyframes in a buffer + stacking their cached
+encodings), target depth (Algorithm 1 at the render size), sampling + feature gathering, volume
+renderer, semantic renderer, other (confidence, concatenation), and ROS conversion (render ->
+five sensor_msgs/Image messages).
+
+Large views on a slow device can be timed on a *ray budget*: ``render_rays`` on an even subset
+of the view's rays (exactly one chunk of :meth:`GSNeRF.render`), and the per-view time is
+``target_depth + rays_per_view / budget x batch time``. That extrapolation is linear in rays by
+construction of the chunked renderer (each chunk does the same work); the resolution sweep
+measures that linearity. Results say ``extrapolated: true`` and the budget.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from gsnerf_ros.bench.instrument import STAGE_NAMES, StageRecorder
+from gsnerf_ros.bench.scene import BenchScene
+from gsnerf_ros.bench.timing import Stats, measure, synchronize
+from gsnerf_ros.geometry import nearest_views, pixel_grid
+from gsnerf_ros.model import GSNeRF, SourceEncoding
+
+__all__ = ["BenchSettings", "skipped", "precision_context", "samples_per_ray", "ray_subset",
+           "time_keyframe_encode", "time_view_selection", "time_target_depth", "time_view",
+           "time_breakdown", "time_ros_conversion", "encode_scene"]
+
+
+@dataclass
+class BenchSettings:
+    """How to measure. ``ray_budget`` None: render whole views."""
+
+    device: torch.device
+    repeats: int = 3
+    warmup: int = 1
+    ray_budget: int | None = None
+    chunk: int | None = None
+    precision: str = "fp32"
+    """``fp32`` | ``bf16`` | ``fp16`` (autocast; GPU)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def skipped(reason: str) -> dict[str, Any]:
+    """A stage or section that was not measured, with the reason (JSON ``median_ms: null``)."""
+    return {"median_ms": None, "skipped": reason}
+
+
+def precision_context(settings: BenchSettings) -> contextlib.AbstractContextManager:
+    """Autocast for ``bf16``/``fp16``, nothing for ``fp32``."""
+    if settings.precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float16
+    return torch.autocast(device_type=settings.device.type, dtype=dtype)
+
+
+def samples_per_ray(model: GSNeRF, mode: str, num_samples: int | None = None) -> dict[str, int]:
+    """Samples per ray and network evaluations per ray of a mode (as the model configures it)."""
+    s = model.config.sampling
+    if mode == "depth_guided":
+        n = num_samples or s.num_guided + 1
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    if mode == "released":
+        n = s.released_uniform + s.released_guided
+        return {"samples": n, "network_evals": n, "semantic_points": n}
+    if mode == "uniform":
+        n = num_samples or s.num_uniform
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    if mode == "hierarchical":
+        c = num_samples or s.num_coarse
+        return {"samples": c + s.num_fine, "network_evals": 2 * c + s.num_fine,
+                "semantic_points": 1}
+    if mode == "mixed":
+        n = num_samples or s.mixed_num_samples
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    raise ValueError(f"unknown mode {mode!r}")
+
+
+def ray_subset(height: int, width: int, budget: int, device: torch.device) -> Tensor:
+    """``budget`` pixel centres spread evenly over the image (raster order). -> uv [N, 2]."""
+    uv = pixel_grid(height, width, device).reshape(-1, 2)
+    n = uv.shape[0]
+    if budget >= n:
+        return uv
+    idx = torch.linspace(0, n - 1, budget, device=device).round().long()
+    return uv[idx]
+
+
+def encode_scene(model: GSNeRF, scene: BenchScene, settings: BenchSettings) -> SourceEncoding:
+    """Encode all source views once (the cached encoding every render reuses)."""
+    with torch.no_grad(), precision_context(settings):
+        enc = model.encode_sources(scene.images, scene.K, scene.c2w, scene.near, scene.far)
+    synchronize(settings.device)
+    return enc
+
+
+def time_keyframe_encode(model: GSNeRF, scene: BenchScene, settings: BenchSettings,
+                         repeats: int | None = None) -> dict[str, Any]:
+    """One keyframe encoded against its cost-volume neighbours (``encode_view``), per keyframe."""
+    m = min(model.config.cost_volume.num_neighbors, len(scene) - 1)
+
+    def run() -> None:
+        with torch.no_grad(), precision_context(settings):
+            model.encode_view(scene.images[0], scene.K[0], scene.c2w[0], scene.images[1:1 + m],
+                              scene.K[1:1 + m], scene.c2w[1:1 + m], scene.near, scene.far)
+
+    st = measure(run, settings.device, repeats or settings.repeats, settings.warmup)
+    return {**st.to_dict(), "per": "keyframe", "neighbours": m}
+
+
+def time_view_selection(enc: SourceEncoding, scene: BenchScene, settings: BenchSettings
+                        ) -> dict[str, Any]:
+    """nearest_views over a buffer of ``len(pool_c2w)`` keyframe poses + stacking the chosen
+    cached per-keyframe encodings into one SourceEncoding (what a keyframe buffer does)."""
+    V = len(enc)
+    cached = [enc.view(i % V) for i in range(scene.pool_c2w.shape[0])]
+    pool = scene.pool_c2w.to(settings.device)
+    target = scene.target_c2w.to(settings.device)
+
+    def run() -> None:
+        idx = nearest_views(target, pool, V)
+        SourceEncoding.stack([cached[int(i)] for i in idx.tolist()])
+
+    st = measure(run, settings.device, max(settings.repeats, 5), settings.warmup)
+    return {**st.to_dict(), "per": "view", "pool": int(pool.shape[0]), "selected": V}
+
+
+def time_target_depth(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,
+                      width: int, settings: BenchSettings) -> Stats:
+    """Algorithm 1 (reproject + z-buffer + fill) at ``height`` x ``width``."""
+    K = _target_K(scene, height, width)
+
+    def run() -> None:
+        model.target_depth(enc, K, scene.target_c2w, height, width)
+
+    return measure(run, settings.device, settings.repeats, settings.warmup)
+
+
+def _target_K(scene: BenchScene, height: int, width: int) -> Tensor:
+    """Target intrinsics for a render size (the scene's K scaled to it)."""
+    from gsnerf_ros.geometry import scale_intrinsics
+
+    return scale_intrinsics(scene.target_K, width / scene.width, height / scene.height)
+
+
+def _view_runner(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int, width: int,
+                 mode: str, settings: BenchSettings, num_samples: int | None
+                 ) -> tuple[Callable[[], Any], int, Any]:
+    """A callable rendering (part of) one view, the number of rays it renders, and the
+    precomputed target depth it uses (None for a whole-view render)."""
+    K = _target_K(scene, height, width)
+    n_pix = height * width
+    if settings.ray_budget is None or settings.ray_budget >= n_pix:
+        def full() -> Any:
+            with precision_context(settings):
+                return model.render(enc, K, scene.target_c2w, height, width, mode=mode,
+                                    num_samples=num_samples, chunk=settings.chunk)
+        return full, n_pix, None
+    uv = ray_subset(height, width, settings.ray_budget, settings.device)
+    with torch.no_grad():
+        td = model.target_depth(enc, K, scene.target_c2w, height, width)
+
+    def part() -> Any:
+        with torch.no_grad(), precision_context(settings):
+            return model.render_rays(enc, K, scene.target_c2w, uv, height, width, mode=mode,
+                                     num_samples=num_samples, target_depth=td, training=False)
+    return part, int(uv.shape[0]), td
+
+
+def time_view(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int, width: int,
+              mode: str, settings: BenchSettings, num_samples: int | None = None,
+              td_stats: Stats | None = None) -> dict[str, Any]:
+    """Time of one rendered view (RGB + semantics + depth + confidence) from a cached encoding.
+
+    Whole view when no ray budget applies; otherwise extrapolated from a ray batch (see module
+    docstring), using ``td_stats`` (measured here when None) for the target-depth part.
+    """
+    run, rays, td = _view_runner(model, enc, scene, height, width, mode, settings, num_samples)
+    st = measure(run, settings.device, settings.repeats, settings.warmup)
+    n_pix = height * width
+    info = {"mode": mode, "height": height, "width": width, "views": len(enc),
+            **samples_per_ray(model, mode, num_samples), "rays_timed": rays,
+            "extrapolated": td is not None}
+    if td is None:
+        return {**st.to_dict(), **info, "per": "view"}
+    tds = td_stats or time_target_depth(model, enc, scene, height, width, settings)
+    scale = n_pix / rays
+    return {"median_ms": tds.median_ms + scale * st.median_ms,
+            "iqr_ms": tds.iqr_ms + scale * st.iqr_ms,
+            "min_ms": tds.min_ms + scale * st.min_ms, "max_ms": tds.max_ms + scale * st.max_ms,
+            "repeats": st.repeats, "warmup": st.warmup, "peak_mem_mb": st.peak_mem_mb,
+            "mem_kind": st.mem_kind, "batch_ms": st.to_dict(), "target_depth_ms": tds.median_ms,
+            **info, "per": "view"}
+
+
+def time_breakdown(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,
+                   width: int, mode: str, settings: BenchSettings, num_samples: int | None = None
+                   ) -> dict[str, Any]:
+    """Per-stage ms of one view (median over ``repeats`` instrumented runs; scaled to the whole
+    view when a ray budget applies; target depth is then timed on the full map)."""
+    run, rays, td = _view_runner(model, enc, scene, height, width, mode, settings, num_samples)
+    for _ in range(settings.warmup):
+        run()
+    runs: list[dict[str, float]] = []
+    for _ in range(settings.repeats):
+        with StageRecorder(model, settings.device) as rec:
+            synchronize(settings.device)
+            t0 = time.perf_counter()
+            run()
+            synchronize(settings.device)
+            total = (time.perf_counter() - t0) * 1e3
+        runs.append(rec.breakdown(total))
+    med = {k: float(torch.tensor([r[k] for r in runs]).median()) for k in STAGE_NAMES}
+    scale = height * width / rays
+    if td is not None:
+        med = {k: v * scale for k, v in med.items()}
+        med["target_depth"] = time_target_depth(model, enc, scene, height, width,
+                                                settings).median_ms
+    return {"stages_ms": med, "total_ms": sum(med.values()), "mode": mode, "rays_timed": rays,
+            "extrapolated": td is not None, "repeats": settings.repeats, "instrumented": True}
+
+
+def time_ros_conversion(result: Any, model: GSNeRF, settings: BenchSettings) -> dict[str, Any]:
+    """Render result -> the five sensor_msgs/Image messages of a response (the node's own
+    conversion code, gsnerf_ros.ros.convert.output_to_images). Needs rclpy's message types;
+    without them the stage is reported as skipped with the reason."""
+    try:
+        from std_msgs.msg import Header
+
+        from gsnerf_ros.ros.convert import output_to_images
+        from gsnerf_ros.ros.engine import RenderOutput
+    except Exception as e:  # noqa: BLE001 - any import failure means "no ROS here"
+        return skipped(f"ROS message types unavailable ({type(e).__name__}: {e})")
+    out = RenderOutput(rgb=result.rgb, depth=result.depth, labels=result.labels,
+                       confidence=result.confidence)
+    header = Header(frame_id="virtual_camera_optical_frame")
+    n_classes = model.config.num_classes
+
+    def run() -> None:
+        output_to_images(out, header, model.palette, n_classes)
+
+    st = measure(run, settings.device, max(settings.repeats, 5), settings.warmup)
+    h, w = result.labels.shape
+    return {**st.to_dict(), "per": "view", "height": int(h), "width": int(w), "messages": 5}
