@@ -208,3 +208,24 @@ def test_ablation_semantics_study_runs_all_table_a3_rows(rooms, tmp_path):
     rows = json.loads(out.read_text())["rows"]
     assert [r["setting"][0] for r in rows] == ["A", "B", "C", "f"]
     assert all(0 <= r["mIoU"] <= 100 for r in rows)
+
+
+def test_finetune_config_starts_from_checkpoint_on_one_scene(rooms, tmp_path):
+    """Paper B.1: init_checkpoint + data.finetune_scene trains on that scene only."""
+    from gsnerf_ros.data.replica import find_scene_dirs
+    from gsnerf_ros.model import GSNeRF
+
+    torch.set_num_threads(1)
+    base = tiny_cfg(rooms, tmp_path / "base")
+    init = GSNeRF(base.model, Trainer(base).train_set.class_names).save_checkpoint(
+        tmp_path / "init")
+    scene_dir = find_scene_dirs(rooms / "val")[0]
+    cfg = tiny_cfg(rooms, tmp_path / "ft", "optim.steps=1", f"init_checkpoint={init}",
+                   f"data.finetune_scene={scene_dir}", "log.val_every=1")
+    tr = Trainer(cfg)
+    w0 = load_file(str(init))
+    assert all(torch.equal(v, w0[k]) for k, v in tr.model.state_dict().items())
+    assert {s.name for s in tr.train_set.scenes} == {scene_dir.name}
+    assert tr.val_views and all(v.scene == scene_dir.name for v in tr.val_views)
+    tr.fit()
+    assert (tmp_path / "ft" / "best.safetensors").exists()

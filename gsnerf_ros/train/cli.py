@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -40,7 +41,11 @@ def train_main(argv: list[str] | None = None) -> int:
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
     summary = train(cfg)
-    print(json.dumps({k: summary[k] for k in ("steps", "wall_s", "best_score", "select_metric")}))
+    if int(os.environ.get("RANK", "0")) == 0:
+        best = summary["best_score"]
+        print(json.dumps({"steps": summary["steps"], "wall_s": summary["wall_s"],
+                          "select_metric": summary["select_metric"],
+                          "best_score": best if best != float("-inf") else None}))
     return 0
 
 
