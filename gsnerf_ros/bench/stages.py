@@ -232,15 +232,13 @@ def time_ros_conversion(result: Any, model: GSNeRF, settings: BenchSettings) -> 
     conversion code, gsnerf_ros.ros.convert.output_to_images). Needs rclpy's message types;
     without them the stage is reported as skipped with the reason."""
     try:
-        from std_msgs.msg import Header
-
-        from gsnerf_ros.ros.convert import output_to_images
+        from gsnerf_ros.ros.convert import make_header, output_to_images
         from gsnerf_ros.ros.engine import RenderOutput
     except Exception as e:  # noqa: BLE001 - any import failure means "no ROS here"
         return skipped(f"ROS message types unavailable ({type(e).__name__}: {e})")
     out = RenderOutput(rgb=result.rgb, depth=result.depth, labels=result.labels,
                        confidence=result.confidence)
-    header = Header(frame_id="virtual_camera_optical_frame")
+    header = make_header("virtual_camera_optical_frame")
     n_classes = model.config.num_classes
 
     def run() -> None:

@@ -91,6 +91,11 @@ def make_camera_info(K: Tensor, width: int, height: int, header: Header) -> Came
     return info
 
 
+def make_header(frame_id: str, t: float = 0.0) -> Header:
+    """A std_msgs/Header for ``frame_id`` at time ``t`` (seconds)."""
+    return Header(frame_id=frame_id, stamp=sec_to_stamp(t))
+
+
 def array_to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
     """Array -> sensor_msgs/Image (no row padding, little-endian)."""
     h, w, step, data = encode_image(array, encoding)
