@@ -84,7 +84,7 @@ def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None
            lab_color: np.ndarray, palette: torch.Tensor, gt_depth: np.ndarray | None,
            depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
     """Rows: ground truth (RGB, semantics, depth) over rendered (RGB, semantics, depth, conf)."""
-    from gsnerf_ros.train.panels import colorize_depth, colorize_labels
+    from gsnerf_ros.train.panels import caption_tiles, colorize_depth, colorize_labels
 
     H, W = rgb.shape[:2]
     blank = np.zeros((H, W, 3), np.uint8)
@@ -98,7 +98,12 @@ def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None
     bottom = [rgb, lab_color, cd(depth), conf_img]
     panel = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
     scale = max(1, 240 // H)            # small renders are enlarged (nearest) to stay readable
-    return np.repeat(np.repeat(panel, scale, 0), scale, 1) if scale > 1 else panel
+    if scale > 1:
+        panel = np.repeat(np.repeat(panel, scale, 0), scale, 1)
+    return caption_tiles(np.ascontiguousarray(panel), H * scale, W * scale, [
+        ["GT RGB" if gt_rgb is not None else "", "GT semantics" if gt_lab is not None else "",
+         "GT depth" if gt_depth is not None else "", ""],
+        ["rendered RGB", "rendered semantics", "rendered depth", "confidence"]])
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:

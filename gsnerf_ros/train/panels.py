@@ -110,7 +110,34 @@ def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tenso
     for r in (row1, row2, row3):
         r = [_tile(x, H, W) for x in r] + [blank] * (ncols - len(r))
         rows.append(np.concatenate(r, axis=1))
-    return np.concatenate(rows, axis=0)
+    panel = np.ascontiguousarray(np.concatenate(rows, axis=0))
+    return caption_tiles(panel, H, W, [
+        [f"source {i}" for i in range(len(src))],
+        ["GT RGB", "rendered RGB", "RGB error", "GT semantics", "rendered semantics"],
+        ["GT depth", "rendered depth", "target depth D_T", "depth error", "semantic error"]])
+
+
+def caption_tiles(panel: np.ndarray, tile_h: int, tile_w: int,
+                  captions: list[list[str]], min_tile_h: int = 48) -> np.ndarray:
+    """Write a caption into the top-left corner of each tile of a grid panel, in place.
+
+    ``captions[r][c]`` names tile (r, c); empty strings are skipped. Tiles smaller than
+    ``min_tile_h`` pixels get no caption (text would cover them). Returns ``panel``.
+    """
+    if tile_h < min_tile_h:
+        return panel
+    scale = max(0.35, tile_h / 480.0)
+    thick = 1
+    for r, row in enumerate(captions):
+        for c, text in enumerate(row):
+            if not text:
+                continue
+            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thick)
+            y0, x0 = r * tile_h, c * tile_w
+            panel[y0:y0 + th + base + 4, x0:x0 + min(tw + 6, tile_w)] //= 3
+            cv2.putText(panel, text, (x0 + 3, y0 + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (255, 255, 255), thick, cv2.LINE_AA)
+    return panel
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
