@@ -4,25 +4,37 @@ Everything is drawn from one ``numpy.random.Generator``, so a room is a pure fun
 seed. Coordinates: world z up, the floor at z = 0, the room centred on x = y = 0. A piece of
 furniture is built in its own frame (x across, y towards the room, z up, origin on the floor at
 its footprint centre) and placed with a position and a yaw.
+
+The furniture builders live in :mod:`~gsnerf_ros.data.procedural.furniture`, the primitive /
+material collector in :mod:`~gsnerf_ros.data.procedural.room_builder` and the floor occupancy
+grid in :mod:`~gsnerf_ros.data.procedural.floor_occupancy`.
 """
 
 from __future__ import annotations
 
-import colorsys
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
-from gsnerf_ros.data.classes import PROCEDURAL_CLASSES
-from gsnerf_ros.data.procedural.primitives import BOX, CYLINDER, ELLIPSOID, SHELL, PrimitiveSet
-from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable
+from gsnerf_ros.data.procedural.floor_occupancy import _Floor
+from gsnerf_ros.data.procedural.furniture import (
+    _bed,
+    _cabinet,
+    _chair,
+    _lamp,
+    _plant,
+    _shelf,
+    _small_objects,
+    _sofa,
+    _table,
+    _tv,
+)
+from gsnerf_ros.data.procedural.primitives import SHELL, PrimitiveSet
+from gsnerf_ros.data.procedural.room_builder import CLASS_ID, _Builder, _hsv, _rz
+from gsnerf_ros.data.procedural.textures import MaterialTable
 
 __all__ = ["Light", "Room", "sample_room", "CLASS_ID"]
-
-CLASS_ID = {n: i for i, n in enumerate(PROCEDURAL_CLASSES)}
-_TEX = {n: i for i, n in enumerate(TEXTURES)}
 
 
 @dataclass
@@ -53,300 +65,6 @@ class Room:
     """Centres of furniture, for look-at targets and close-ups."""
 
 
-def _rz(yaw: float) -> np.ndarray:
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rx(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _hsv(h: float, s: float, v: float) -> list[float]:
-    return list(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)))
-
-
-class _Builder:
-    """Collects primitives and materials."""
-
-    def __init__(self, rng: np.random.Generator) -> None:
-        self.rng = rng
-        self.kind: list[int] = []
-        self.center: list[np.ndarray] = []
-        self.R: list[np.ndarray] = []
-        self.size: list[np.ndarray] = []
-        self.label: list[int] = []
-        self.material: list[int] = []
-        self.piece: list[int] = []
-        self.mats: list[tuple] = []
-        self.piece_id = -1
-        self.frame = (np.zeros(3), np.eye(3))
-
-    # materials ---------------------------------------------------------------------------
-    def mat(self, tex: str, a, b, scale: float, emissive: bool = False) -> int:
-        seed = int(self.rng.integers(0, 2**30))
-        self.mats.append((_TEX[tex], np.clip(a, 0, 1), np.clip(b, 0, 1), scale, seed, emissive))
-        return len(self.mats) - 1
-
-    def wood(self) -> int:
-        h = self.rng.uniform(0.04, 0.11)
-        v = self.rng.uniform(0.3, 0.75)
-        a = _hsv(h, self.rng.uniform(0.45, 0.75), v * 0.6)
-        b = _hsv(h + 0.01, self.rng.uniform(0.35, 0.6), v)
-        return self.mat("wood", a, b, self.rng.uniform(0.3, 0.8))
-
-    def fabric(self, sat: float = 0.5) -> int:
-        h = self.rng.uniform()
-        a = _hsv(h, self.rng.uniform(0.2, sat + 0.2), self.rng.uniform(0.35, 0.8))
-        b = _hsv(h + self.rng.uniform(-0.06, 0.06), self.rng.uniform(0.1, sat), self.rng.uniform(0.5, 0.95))
-        tex = "fabric" if self.rng.uniform() < 0.7 else "stripes"
-        return self.mat(tex, a, b, self.rng.uniform(0.08, 0.3))
-
-    def painted(self) -> int:
-        h = self.rng.uniform()
-        a = _hsv(h, self.rng.uniform(0.05, 0.5), self.rng.uniform(0.45, 0.95))
-        b = _hsv(h, self.rng.uniform(0.0, 0.3), self.rng.uniform(0.3, 0.8))
-        tex = ["plaster", "speckle", "stripes"][int(self.rng.integers(0, 3))]
-        return self.mat(tex, a, b, self.rng.uniform(0.1, 0.5))
-
-    def metal(self) -> int:
-        v = self.rng.uniform(0.2, 0.8)
-        return self.mat("speckle", [v, v, v * 1.02], [v * 0.7] * 3, self.rng.uniform(0.05, 0.2))
-
-    # primitives --------------------------------------------------------------------------
-    def begin_piece(self, pos: np.ndarray, yaw: float) -> None:
-        self.piece_id += 1
-        self.frame = (np.asarray(pos, dtype=np.float64), _rz(yaw))
-
-    def _add(self, kind: int, c, half, label: str, mat: int, R: np.ndarray | None = None,
-             world: bool = False) -> None:
-        c = np.asarray(c, dtype=np.float64)
-        Rl = np.eye(3) if R is None else R
-        if world:
-            cw, Rw = c, Rl
-        else:
-            p0, Rp = self.frame
-            cw, Rw = p0 + Rp @ c, Rp @ Rl
-        self.kind.append(kind)
-        self.center.append(cw)
-        self.R.append(Rw)
-        self.size.append(np.asarray(half, dtype=np.float64))
-        self.label.append(CLASS_ID[label])
-        self.material.append(mat)
-        self.piece.append(self.piece_id if not world else -1)
-
-    def box(self, c, half, label, mat, R=None, world=False) -> None:
-        self._add(BOX, c, half, label, mat, R, world)
-
-    def cyl(self, c, radius, half_h, label, mat, R=None, world=False) -> None:
-        self._add(CYLINDER, c, [radius, radius, half_h], label, mat, R, world)
-
-    def ell(self, c, radii, label, mat, R=None, world=False) -> None:
-        self._add(ELLIPSOID, c, radii, label, mat, R, world)
-
-    def build(self, shell_labels, shell_mats) -> tuple[PrimitiveSet, MaterialTable]:
-        f32 = torch.float32
-        prims = PrimitiveSet(
-            kind=torch.tensor(self.kind, dtype=torch.long),
-            center=torch.tensor(np.array(self.center), dtype=f32),
-            R=torch.tensor(np.array(self.R), dtype=f32),
-            size=torch.tensor(np.array(self.size), dtype=f32),
-            label=torch.tensor(self.label, dtype=torch.long),
-            material=torch.tensor(self.material, dtype=torch.long),
-            piece=torch.tensor(self.piece, dtype=torch.long),
-            shell_labels=shell_labels, shell_materials=shell_mats)
-        m = self.mats
-        mats = MaterialTable(
-            tex=torch.tensor([x[0] for x in m], dtype=torch.long),
-            color_a=torch.tensor(np.array([x[1] for x in m]), dtype=f32),
-            color_b=torch.tensor(np.array([x[2] for x in m]), dtype=f32),
-            scale=torch.tensor([x[3] for x in m], dtype=f32),
-            seed=torch.tensor([x[4] for x in m], dtype=torch.long),
-            emissive=torch.tensor([x[5] for x in m], dtype=torch.bool))
-        return prims, mats
-
-
-# --- furniture ---------------------------------------------------------------------------
-def _small_objects(b: _Builder, top_z: float, w: float, d: float, n: int) -> None:
-    """Cups, balls, boxes, vases and books on a surface of size w x d at height top_z."""
-    rng = b.rng
-    for _ in range(n):
-        x = rng.uniform(-0.4, 0.4) * w
-        y = rng.uniform(-0.35, 0.35) * d
-        k = int(rng.integers(0, 4))
-        m = b.mat("plaster" if rng.uniform() < 0.5 else "speckle",
-                  _hsv(rng.uniform(), rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.95)),
-                  _hsv(rng.uniform(), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)),
-                  rng.uniform(0.03, 0.1))
-        if k == 0:
-            r, h = rng.uniform(0.03, 0.06), rng.uniform(0.05, 0.09)
-            b.cyl([x, y, top_z + h], r, h, "object", m)
-        elif k == 1:
-            r = rng.uniform(0.05, 0.1)
-            b.ell([x, y, top_z + r], [r, r, r], "object", m)
-        elif k == 2:
-            hx, hy, hz = rng.uniform(0.05, 0.14), rng.uniform(0.04, 0.1), rng.uniform(0.02, 0.08)
-            b.box([x, y, top_z + hz], [hx, hy, hz], "object", m, R=_rz(rng.uniform(0, math.pi)))
-        else:
-            r, h = rng.uniform(0.04, 0.07), rng.uniform(0.08, 0.15)
-            b.cyl([x, y, top_z + h], r, h, "object", m)
-            b.ell([x, y, top_z + 2 * h + 0.6 * r], [r * 1.2, r * 1.2, r], "object", m)
-
-
-def _table(b: _Builder, w: float, d: float, h: float) -> dict:
-    rng = b.rng
-    top = b.wood() if rng.uniform() < 0.75 else b.painted()
-    legm = top if rng.uniform() < 0.6 else b.metal()
-    t = rng.uniform(0.02, 0.04)
-    b.box([0, 0, h - t], [w / 2, d / 2, t], "table", top)
-    lr = rng.uniform(0.02, 0.035)
-    round_legs = rng.uniform() < 0.5
-    for sx in (-1, 1):
-        for sy in (-1, 1):
-            c = [sx * (w / 2 - 0.07), sy * (d / 2 - 0.07), (h - 2 * t) / 2]
-            if round_legs:
-                b.cyl(c, lr, (h - 2 * t) / 2, "table", legm)
-            else:
-                b.box(c, [lr, lr, (h - 2 * t) / 2], "table", legm)
-    n_obj = int(rng.integers(0, 4))
-    _small_objects(b, h, w, d, n_obj)
-    return {"top": h}
-
-
-def _chair(b: _Builder) -> None:
-    rng = b.rng
-    s = rng.uniform(0.2, 0.25)
-    sh = rng.uniform(0.42, 0.48)
-    frame = b.wood() if rng.uniform() < 0.6 else b.metal()
-    seat = b.fabric() if rng.uniform() < 0.5 else frame
-    b.box([0, 0, sh], [s, s, 0.025], "chair", seat)
-    bh = rng.uniform(0.18, 0.25)
-    b.box([0, -s + 0.02, sh + 0.025 + bh], [s, 0.02, bh], "chair", seat)
-    for sx in (-1, 1):
-        for sy in (-1, 1):
-            b.cyl([sx * (s - 0.03), sy * (s - 0.03), (sh - 0.025) / 2], 0.018, (sh - 0.025) / 2,
-                  "chair", frame)
-
-
-def _sofa(b: _Builder, w: float) -> None:
-    rng = b.rng
-    fab = b.fabric(0.6)
-    d = rng.uniform(0.8, 0.95)
-    b.box([0, 0, 0.2], [w / 2, d / 2, 0.2], "sofa", fab)
-    b.box([0, -d / 2 + 0.1, 0.55], [w / 2, 0.1, 0.35], "sofa", fab)
-    for sx in (-1, 1):
-        b.box([sx * (w / 2 - 0.08), 0.05, 0.5], [0.08, d / 2 - 0.05, 0.1], "sofa", fab)
-    cush = b.fabric(0.7)
-    n = 2 if w < 1.9 else 3
-    cw = (w - 0.32) / n
-    for i in range(n):
-        x = -w / 2 + 0.16 + cw * (i + 0.5)
-        b.box([x, 0.05, 0.45], [cw / 2 - 0.01, d / 2 - 0.15, 0.06], "sofa", cush)
-    if rng.uniform() < 0.7:
-        pm = b.fabric(0.8)
-        b.ell([-w / 2 + 0.35, -d / 2 + 0.28, 0.68], [0.18, 0.07, 0.15], "sofa", pm,
-              R=_rz(rng.uniform(-0.3, 0.3)))
-
-
-def _bed(b: _Builder, w: float, length: float) -> None:
-    rng = b.rng
-    frame = b.wood()
-    b.box([0, 0, 0.15], [w / 2, length / 2, 0.15], "bed", frame)
-    mattress = b.mat("fabric", [0.92, 0.92, 0.9], [0.8, 0.82, 0.85], 0.1)
-    b.box([0, 0.0, 0.4], [w / 2 - 0.03, length / 2 - 0.03, 0.1], "bed", mattress)
-    blanket = b.fabric(0.7)
-    b.box([0, 0.22 * length, 0.51], [w / 2 - 0.01, length * 0.3, 0.02], "bed", blanket)
-    b.box([0, -length / 2 - 0.03, 0.6], [w / 2, 0.04, 0.6], "bed", frame)
-    pil = b.fabric(0.3)
-    n = 2 if w > 1.2 else 1
-    for i in range(n):
-        x = 0 if n == 1 else (i - 0.5) * w * 0.5
-        b.ell([x, -length / 2 + 0.3, 0.56], [min(0.3, w / (2 * n) - 0.05), 0.18, 0.07], "bed", pil)
-
-
-def _cabinet(b: _Builder, w: float, d: float, h: float) -> dict:
-    rng = b.rng
-    body = b.wood() if rng.uniform() < 0.5 else b.painted()
-    front = b.painted() if rng.uniform() < 0.5 else body
-    handle = b.metal()
-    b.box([0, 0, h / 2], [w / 2, d / 2, h / 2], "cabinet", body)
-    rows = max(1, int(round(h / 0.4)))
-    cols = 2 if w > 0.7 else 1
-    for r in range(rows):
-        for c in range(cols):
-            cx = -w / 2 + w / cols * (c + 0.5)
-            cz = h / rows * (r + 0.5)
-            b.box([cx, d / 2 + 0.008, cz], [w / cols / 2 - 0.02, 0.008, h / rows / 2 - 0.02],
-                  "cabinet", front)
-            b.ell([cx + (0.0 if cols == 1 else (0.1 if c == 0 else -0.1)), d / 2 + 0.03, cz],
-                  [0.02, 0.02, 0.02], "cabinet", handle)
-    return {"top": h}
-
-
-def _shelf(b: _Builder, w: float, d: float, h: float) -> None:
-    rng = b.rng
-    m = b.wood() if rng.uniform() < 0.7 else b.painted()
-    t = 0.02
-    for sx in (-1, 1):
-        b.box([sx * (w / 2 - t), 0, h / 2], [t, d / 2, h / 2], "shelf", m)
-    b.box([0, -d / 2 + 0.01, h / 2], [w / 2, 0.01, h / 2], "shelf", m)
-    n = int(rng.integers(3, 6))
-    for i in range(n + 1):
-        z = t + (h - 2 * t) * i / n
-        b.box([0, 0, z], [w / 2 - 2 * t, d / 2, t], "shelf", m)
-        if i < n and rng.uniform() < 0.8:
-            gap = (h - 2 * t) / n
-            bh = gap * rng.uniform(0.5, 0.85) / 2
-            bw = (w / 2 - 2 * t) * rng.uniform(0.4, 0.95)
-            x0 = rng.uniform(-(w / 2 - 2 * t - bw), (w / 2 - 2 * t - bw) + 1e-6)
-            books = b.mat("stripes", _hsv(rng.uniform(), 0.7, 0.7), _hsv(rng.uniform(), 0.5, 0.9),
-                          rng.uniform(0.03, 0.07))
-            b.box([x0, 0.0, z + t + bh], [bw, d / 2 - 0.04, bh], "object", books)
-
-
-def _lamp(b: _Builder, floor: bool, base_z: float = 0.0) -> float:
-    """A lamp; returns the height of its shade top."""
-    rng = b.rng
-    metal = b.metal()
-    shade = b.mat("fabric", _hsv(rng.uniform(0.05, 0.15), 0.3, 0.95), [1.0, 0.95, 0.85], 0.05,
-                  emissive=True)
-    pole = rng.uniform(1.3, 1.6) if floor else rng.uniform(0.25, 0.4)
-    b.cyl([0, 0, base_z + 0.015], 0.12 if floor else 0.07, 0.015, "lamp", metal)
-    b.cyl([0, 0, base_z + 0.03 + pole / 2], 0.015, pole / 2, "lamp", metal)
-    r = 0.2 if floor else 0.12
-    hh = 0.13 if floor else 0.09
-    b.cyl([0, 0, base_z + 0.03 + pole + hh * 0.6], r, hh, "lamp", shade)
-    return base_z + 0.03 + pole + hh * 1.6
-
-
-def _plant(b: _Builder) -> None:
-    rng = b.rng
-    pot = b.mat("speckle", _hsv(rng.uniform(0.02, 0.08), 0.6, 0.6), [0.3, 0.2, 0.15], 0.1)
-    leaf = b.mat("speckle", _hsv(rng.uniform(0.25, 0.38), 0.6, 0.45),
-                 _hsv(rng.uniform(0.2, 0.33), 0.7, 0.7), rng.uniform(0.04, 0.1))
-    r = rng.uniform(0.12, 0.2)
-    ph = rng.uniform(0.15, 0.25)
-    b.cyl([0, 0, ph], r, ph, "plant", pot)
-    for i in range(int(rng.integers(2, 4))):
-        rr = r * rng.uniform(1.2, 2.0)
-        b.ell([rng.uniform(-r, r) * 0.5, rng.uniform(-r, r) * 0.5, 2 * ph + rr * (0.7 + 0.8 * i)],
-              [rr, rr, rr * rng.uniform(0.9, 1.4)], "plant", leaf)
-
-
-def _tv(b: _Builder, z: float) -> None:
-    rng = b.rng
-    w = rng.uniform(0.8, 1.3)
-    h = w * 9 / 16
-    frame = b.mat("speckle", [0.08, 0.08, 0.09], [0.2, 0.2, 0.22], 0.05)
-    screen = b.mat("painting", _hsv(rng.uniform(), 0.5, 0.4), _hsv(rng.uniform(), 0.4, 0.3),
-                   rng.uniform(0.3, 0.6), emissive=True)
-    b.box([0, 0, z + 0.05], [0.12, 0.06, 0.05], "tv", frame)
-    b.box([0, 0, z + 0.1 + h / 2], [w / 2, 0.025, h / 2], "tv", frame)
-    b.box([0, 0.026, z + 0.1 + h / 2], [w / 2 - 0.02, 0.003, h / 2 - 0.02], "tv", screen)
-
-
-# --- room --------------------------------------------------------------------------------
 _ROOM_TYPES = {
     "living": (["sofa", "table_low", "rug", "cabinet_tv"],
                ["lamp", "plant", "shelf", "picture", "chair", "picture", "cabinet", "objects"]),
@@ -355,32 +73,6 @@ _ROOM_TYPES = {
     "office": (["table", "chair", "chair", "shelf"],
                ["chair", "cabinet", "plant", "lamp", "picture", "cabinet_tv", "sofa", "objects"]),
 }
-
-
-class _Floor:
-    """Occupancy grid of the floor (5 cm cells) for placing footprints without overlap."""
-
-    def __init__(self, lx: float, ly: float, res: float = 0.05) -> None:
-        self.res = res
-        self.ox, self.oy = -lx / 2, -ly / 2
-        self.occ = np.zeros((int(math.ceil(lx / res)), int(math.ceil(ly / res))), dtype=bool)
-        xs = self.ox + (np.arange(self.occ.shape[0]) + 0.5) * res
-        ys = self.oy + (np.arange(self.occ.shape[1]) + 0.5) * res
-        self.X, self.Y = np.meshgrid(xs, ys, indexing="ij")
-
-    def mask(self, pos, yaw, w, d, margin=0.0) -> np.ndarray:
-        c, s = math.cos(yaw), math.sin(yaw)
-        dx, dy = self.X - pos[0], self.Y - pos[1]
-        lx = c * dx + s * dy
-        ly = -s * dx + c * dy
-        return (np.abs(lx) <= w / 2 + margin) & (np.abs(ly) <= d / 2 + margin)
-
-    def free(self, pos, yaw, w, d, margin=0.05) -> bool:
-        m = self.mask(pos, yaw, w, d, margin)
-        return bool(m.any()) and not bool((m & self.occ).any())
-
-    def mark(self, pos, yaw, w, d) -> None:
-        self.occ |= self.mask(pos, yaw, w, d)
 
 
 def sample_room(seed: int) -> Room:

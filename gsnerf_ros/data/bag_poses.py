@@ -1,0 +1,129 @@
+"""Camera poses from bag messages: translation + quaternion to 4x4 matrices, interpolation of
+rigid transforms (linear translation, slerp rotation), time series of one transform
+(:class:`_Track`) and the ``/tf`` + ``/tf_static`` tree (:class:`_TfTree`) with lookups at a
+stamp.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import numpy as np
+import torch
+
+from gsnerf_ros.data.bag_messages import _stamp
+from gsnerf_ros.geometry import matrix_to_quat, quat_to_matrix
+
+__all__: list[str] = []
+
+
+def _tq_to_matrix(t, q) -> np.ndarray:
+    T = np.eye(4)
+    T[:3, :3] = quat_to_matrix(torch.tensor([q.x, q.y, q.z, q.w], dtype=torch.float64)).numpy()
+    T[:3, 3] = [t.x, t.y, t.z]
+    return T
+
+
+def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, a: float) -> np.ndarray:
+    """Interpolate rigid transforms: linear translation, slerp rotation (a in [0,1])."""
+    qa = matrix_to_quat(torch.from_numpy(Ta[:3, :3])).numpy()
+    qb = matrix_to_quat(torch.from_numpy(Tb[:3, :3])).numpy()
+    d = float(np.dot(qa, qb))
+    if d < 0:
+        qb, d = -qb, -d
+    if d > 0.9995:
+        q = qa + a * (qb - qa)
+    else:
+        th = math.acos(min(d, 1.0))
+        q = (math.sin((1 - a) * th) * qa + math.sin(a * th) * qb) / math.sin(th)
+    T = np.eye(4)
+    T[:3, :3] = quat_to_matrix(torch.from_numpy(q / np.linalg.norm(q))).numpy()
+    T[:3, 3] = (1 - a) * Ta[:3, 3] + a * Tb[:3, 3]
+    return T
+
+
+class _Track:
+    """Time series of one transform (parent <- child), interpolated at query times."""
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+        self.T: list[np.ndarray] = []
+
+    def add(self, t: float, T: np.ndarray) -> None:
+        i = bisect.bisect(self.t, t)
+        self.t.insert(i, t)
+        self.T.insert(i, T)
+
+    def at(self, t: float, tol: float) -> np.ndarray | None:
+        if not self.t:
+            return None
+        i = bisect.bisect_left(self.t, t)
+        if i < len(self.t) and abs(self.t[i] - t) < 1e-9:
+            return self.T[i]
+        if 0 < i < len(self.t):
+            a = (t - self.t[i - 1]) / (self.t[i] - self.t[i - 1])
+            return _interp_pose(self.T[i - 1], self.T[i], a)
+        j = 0 if i == 0 else len(self.t) - 1
+        return self.T[j] if abs(self.t[j] - t) <= tol else None
+
+
+class _TfTree:
+    """/tf and /tf_static as a tree (each child has one parent)."""
+
+    def __init__(self) -> None:
+        self.static: dict[str, tuple[str, np.ndarray]] = {}
+        self.dynamic: dict[str, tuple[str, _Track]] = {}
+
+    def add(self, msg: object, static: bool) -> None:
+        for tr in msg.transforms:
+            parent = tr.header.frame_id.lstrip("/")
+            child = tr.child_frame_id.lstrip("/")
+            T = _tq_to_matrix(tr.transform.translation, tr.transform.rotation)
+            if static:
+                self.static[child] = (parent, T)
+            else:
+                if child not in self.dynamic:
+                    self.dynamic[child] = (parent, _Track())
+                self.dynamic[child][1].add(_stamp(tr), T)
+
+    def lookup(self, target: str, source: str, t: float, tol: float) -> np.ndarray | None:
+        """Pose of ``source`` in ``target`` (maps source coordinates to target) at time t."""
+        def chain(frame: str) -> list[tuple[str, np.ndarray | None, str]] | None:
+            out = []
+            seen = set()
+            while frame not in seen:
+                seen.add(frame)
+                if frame in self.static:
+                    parent, T = self.static[frame]
+                elif frame in self.dynamic:
+                    parent, track = self.dynamic[frame]
+                    T = track.at(t, tol)
+                    if T is None:
+                        return None
+                else:
+                    return out
+                out.append((frame, T, parent))
+                frame = parent
+            return out
+
+        target, source = target.lstrip("/"), source.lstrip("/")
+        up_s, up_t = chain(source), chain(target)
+        if up_s is None or up_t is None:
+            return None
+        roots_s = [source] + [p for _, _, p in up_s]
+        roots_t = [target] + [p for _, _, p in up_t]
+        common = next((f for f in roots_s if f in roots_t), None)
+        if common is None:
+            return None
+        T_s = np.eye(4)  # common <- source
+        for frame, T, parent in up_s:
+            if frame == common:
+                break
+            T_s = T @ T_s
+        T_t = np.eye(4)  # common <- target
+        for frame, T, parent in up_t:
+            if frame == common:
+                break
+            T_t = T @ T_t
+        return np.linalg.inv(T_t) @ T_s
