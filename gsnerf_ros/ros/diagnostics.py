@@ -1,0 +1,71 @@
+"""The node's ``/diagnostics`` status: buffer warm-up, input errors, render latency, device.
+
+:class:`InputStats` counts the camera frames received and the ones dropped;
+:func:`render_node_status` turns it and the node's state into one ``DiagnosticStatus``
+(WARN while the buffer warms up or an input error is less than 10 s old).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
+
+from gsnerf_ros.ros.engine import RenderEngine
+from gsnerf_ros.ros.keyframes import KeyframeBuffer
+from gsnerf_ros.ros.params import NodeParams
+
+__all__ = ["InputStats", "render_node_status", "INPUT_ERROR_WARN_S"]
+
+INPUT_ERROR_WARN_S = 10.0
+"""An input error keeps the status at WARN for this many seconds."""
+
+
+@dataclass
+class InputStats:
+    """Camera frames received, inputs dropped, and the last drop as (``time.monotonic()``, text)."""
+
+    frames_received: int = 0
+    errors: int = 0
+    last_error: tuple[float, str] | None = None
+
+    def record_frame(self) -> None:
+        self.frames_received += 1
+
+    def record_error(self, text: str) -> None:
+        self.errors += 1
+        self.last_error = (time.monotonic(), text)
+
+
+def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngine,
+                       renderer: Any, model_name: str, device_warning: str | None,
+                       inputs: InputStats) -> DiagnosticStatus:
+    """The ``gsnerf: render node`` status with its key/values."""
+    n, n_enc = len(buffer), buffer.num_encoded()
+    st = DiagnosticStatus(name="gsnerf: render node", hardware_id=str(
+        getattr(renderer, "device", p.model_device)))
+    level, msgs = DiagnosticStatus.OK, []
+    if n_enc < p.render_min_keyframes:
+        level = DiagnosticStatus.WARN
+        msgs.append(f"buffer warming up ({n_enc}/{p.render_min_keyframes} encoded keyframes)")
+    err = inputs.last_error
+    if err is not None and time.monotonic() - err[0] < INPUT_ERROR_WARN_S:
+        level = DiagnosticStatus.WARN
+        msgs.append(f"input error: {err[1]}")
+    if device_warning:
+        msgs.append(device_warning)
+    st.level = level
+    st.message = "; ".join(msgs) or "ok"
+    lat = engine.last_latency_ms
+    vals = {
+        "buffer_size": n, "encoded_keyframes": n_enc, "capacity": p.keyframes_capacity,
+        "last_render_latency_ms": f"{lat:.1f}" if lat is not None else "n/a",
+        "renders": engine.renders, "device": str(getattr(renderer, "device", p.model_device)),
+        "model": model_name, "frames_received": inputs.frames_received,
+        "input_errors": inputs.errors,
+        "last_input_error": err[1] if err is not None else "",
+    }
+    st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
+    return st

@@ -1,0 +1,176 @@
+"""Render requests of the node: service ``~/render_view``, topic ``~/render_pose`` and action
+``~/render_views``, all answered by :meth:`RenderServicesMixin._serve`.
+
+A request's pose is taken in ``frames.world`` (through TF when its header names another frame),
+its camera from the request's camera_info, else the last input camera (see
+:func:`~gsnerf_ros.ros.requests.resolve_camera`). Every rendered view is stamped in
+``frames.virtual_camera``, whose TF is broadcast at the rendered pose; ``publish`` requests also
+go out on ``~/rendered/*``. Bad requests and model failures come back as ``success=false`` with a
+message, never as an exception in the node.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from geometry_msgs.msg import PoseStamped
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.duration import Duration
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from gsnerf_ros.action import RenderViews
+from gsnerf_ros.msg import RenderedView
+from gsnerf_ros.ros import convert
+from gsnerf_ros.ros.engine import RenderEngine, Renderer
+from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.ros.pose_input import CameraPoseSource
+from gsnerf_ros.ros.requests import CameraSpec, RequestError, resolve_camera
+from gsnerf_ros.srv import RenderView
+
+if TYPE_CHECKING:
+    from rclpy.node import Node as _NodeBase
+else:
+    _NodeBase = object
+
+__all__ = ["RenderServicesMixin", "RENDERED_TOPICS"]
+
+RENDERED_TOPICS = ("rgb", "semantic", "semantic_color", "depth", "confidence")
+"""The images of a rendered view: fields of RenderedView / RenderView and ``~/rendered/<name>``."""
+
+
+class RenderServicesMixin(_NodeBase):
+    """Render endpoints for a ``rclpy`` Node that provides the attributes annotated below.
+
+    Call :meth:`_create_render_endpoints` from the node's ``__init__`` once they exist.
+    """
+
+    p: NodeParams
+    engine: RenderEngine
+    renderer: Renderer
+    pose_source: CameraPoseSource
+    tf_broadcaster: Any
+    cb_render: Any
+    _latest_cam: CameraSpec | None
+    _warn: Callable[[str, str], None]      # throttled warning (key, text)
+
+    def _create_render_endpoints(self) -> None:
+        """``~/rendered/*`` publishers, the service, the pose topic and the action server."""
+        out_qos = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_rendered = {k: self.create_publisher(Image, f"~/rendered/{k}", out_qos)
+                             for k in RENDERED_TOPICS}
+        self.pub_rendered_info = self.create_publisher(CameraInfo, "~/rendered/camera_info", out_qos)
+        self.srv = self.create_service(RenderView, "~/render_view", self._on_render_view,
+                                       callback_group=self.cb_render)
+        self.create_subscription(PoseStamped, "~/render_pose", self._on_render_pose, 5,
+                                 callback_group=self.cb_render)
+        self.action_server = ActionServer(
+            self, RenderViews, "~/render_views", execute_callback=self._execute_render_views,
+            goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
+            callback_group=self.cb_render)
+
+    def _serve(self, pose: PoseStamped, info: CameraInfo, publish: bool,
+               with_images: bool = True) -> RenderedView:
+        """Render one request into a RenderedView; never raises for bad input."""
+        t0 = time.perf_counter()
+        view = RenderedView()
+        view.pose = pose
+        try:
+            c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
+            frame = pose.header.frame_id or self.p.frames_world
+            if frame != self.p.frames_world:
+                c2w = self.pose_source.lookup(self.p.frames_world, frame,
+                                              Time.from_msg(pose.header.stamp),
+                                              Duration(seconds=self.p.frames_tf_timeout)) @ c2w
+            K = convert.camera_info_K(info)
+            cam = resolve_camera(K, int(info.width), int(info.height), self._latest_cam,
+                                 self.p.render_width, self.p.render_height,
+                                 self.p.render_max_width, self.p.render_max_height)
+            res = self.engine.render(c2w.float(), cam.K.float(), cam.width, cam.height)
+        except RequestError as exc:
+            view.success, view.message = False, str(exc)
+            view.latency_ms = (time.perf_counter() - t0) * 1e3
+            self._warn("request:" + str(exc)[:40], f"render request refused: {exc}")
+            return view
+        except Exception as exc:  # noqa: BLE001 - a model failure must not kill the node
+            view.success, view.message = False, f"render failed: {type(exc).__name__}: {exc}"
+            view.latency_ms = (time.perf_counter() - t0) * 1e3
+            self._warn("render-failure", view.message)
+            return view
+        stamp = pose.header.stamp
+        if stamp.sec == 0 and stamp.nanosec == 0:
+            stamp = self.get_clock().now().to_msg()
+        header = Header(stamp=stamp, frame_id=self.p.frames_virtual_camera)
+        view.header = header
+        view.success, view.message = True, ""
+        view.camera_info = convert.make_camera_info(cam.K, cam.width, cam.height, header)
+        view.source_keyframe_ids = [int(i) for i in res.source_ids]
+        view.mean_confidence = float(res.output.confidence.float().mean())
+        if with_images or publish:
+            imgs = convert.output_to_images(res.output, header, self.renderer.palette,
+                                            len(self.renderer.class_names))
+            if with_images:
+                for k, m in imgs.items():
+                    setattr(view, k, m)
+            if publish:
+                for k, m in imgs.items():
+                    self.pub_rendered[k].publish(m)
+                self.pub_rendered_info.publish(view.camera_info)
+        self.tf_broadcaster.sendTransform(convert.c2w_to_transform(
+            c2w, self.p.frames_world, self.p.frames_virtual_camera, stamp))
+        view.latency_ms = (time.perf_counter() - t0) * 1e3
+        xyz = ", ".join(f"{float(v):.2f}" for v in c2w[:3, 3])
+        self.get_logger().info(
+            f"rendered {cam.width}x{cam.height} at ({xyz}) from keyframes "
+            f"{list(view.source_keyframe_ids)} in {view.latency_ms:.1f} ms (render {res.render_ms:.1f} ms, "
+            f"queued {res.wait_ms:.1f} ms), mean confidence {view.mean_confidence:.2f}")
+        return view
+
+    def _on_render_view(self, request: Any, response: Any) -> Any:
+        v = self._serve(request.pose, request.camera_info, request.publish)
+        response.success, response.message = v.success, v.message
+        if v.success:
+            for k in RENDERED_TOPICS:
+                setattr(response, k, getattr(v, k))
+            response.camera_info = v.camera_info
+            response.source_keyframe_ids = list(v.source_keyframe_ids)
+        response.latency_ms = v.latency_ms
+        return response
+
+    def _on_render_pose(self, msg: PoseStamped) -> None:
+        self._serve(msg, CameraInfo(), publish=True, with_images=False)
+
+    def _on_goal(self, goal: Any) -> GoalResponse:
+        if len(goal.poses) == 0:
+            self._warn("goal-empty", "render_views goal with no poses rejected")
+            return GoalResponse.REJECT
+        return GoalResponse.ACCEPT
+
+    def _execute_render_views(self, goal_handle: Any) -> Any:
+        goal = goal_handle.request
+        result = RenderViews.Result()
+        t0 = time.perf_counter()
+        n = len(goal.poses)
+        for i, pose in enumerate(goal.poses):
+            if goal_handle.is_cancel_requested:
+                goal_handle.canceled()
+                result.success = False
+                result.message = f"canceled after {i} of {n} views"
+                result.total_latency_ms = (time.perf_counter() - t0) * 1e3
+                return result
+            v = self._serve(pose, goal.camera_info, goal.publish, with_images=goal.return_images)
+            result.views.append(v)
+            fb = RenderViews.Feedback(index=i, total=n, mean_confidence=v.mean_confidence,
+                                      latency_ms=v.latency_ms)
+            goal_handle.publish_feedback(fb)
+        result.total_latency_ms = (time.perf_counter() - t0) * 1e3
+        failed = [i for i, v in enumerate(result.views) if not v.success]
+        result.success = not failed
+        result.message = "" if not failed else (
+            f"{len(failed)} of {n} views failed (indices {failed}); first error: "
+            f"{result.views[failed[0]].message}")
+        goal_handle.succeed()
+        return result
