@@ -71,9 +71,17 @@ def test_cli_tiny_cpu_writes_valid_json(tmp_path: Path) -> None:
 def test_ray_budget_extrapolates_whole_view(tmp_path: Path) -> None:
     out = tmp_path / "b.json"
     assert main(["--device", "cpu", "--tiny", "--height", "16", "--width", "16", "--views", "2",
-                 "--repeats", "1", "--warmup", "0", "--modes", "depth_guided", "--ray-budget",
-                 "64", "--no-accuracy", "--json", str(out), "--quiet"]) == 0
-    d = json.loads(out.read_text())["modes"]["depth_guided"]
+                 "--repeats", "1", "--warmup", "0", "--modes", "depth_guided", "released",
+                 "--ray-budget", "64", "--no-accuracy", "--flops", "--json", str(out),
+                 "--quiet"]) == 0
+    res = json.loads(out.read_text())
+    fl = res["flops"]
+    assert fl["keyframe_encode_gflop"] > 0 and fl["rays_counted"] == 64
+    per = fl["render_gflop_per_view"]
+    # 128 samples with semantics at every one vs 9 samples: far more arithmetic per view.
+    assert per["released"] > 5 * per["depth_guided"] > 0
+    assert res["stages"]["view_selection"]["cached_set"]["median_ms"] >= 0
+    d = res["modes"]["depth_guided"]
     assert d["extrapolated"] is True and d["rays_timed"] == 64
     expected = d["target_depth_ms"] + 256 / 64 * d["batch_ms"]["median_ms"]
     assert d["median_ms"] == pytest.approx(expected, rel=1e-3)

@@ -235,3 +235,31 @@ def test_look_at_gives_upright_optical_frame() -> None:
     K = torch.tensor([[100.0, 0, 50], [0, 100.0, 50], [0, 0, 1]])
     uv, z = world_to_pixels(torch.tensor([[0.0, 2.0, 2.0]]), K, c2w)
     assert uv[0, 1] < 50 and z[0] > 0
+
+
+def test_zbuffer_sync_free_schedule_equals_grouped() -> None:
+    """The fixed-shape schedule (no host-device synchronisation, used on CUDA) gives the same
+    z-buffer as the grouped one (used on CPU), bit for bit: footprints of several radii,
+    points behind the camera, outside the image, outside [near, far] and masked invalid."""
+    gen = torch.Generator().manual_seed(3)
+    H, W = 24, 32
+    K = _K(30.0, H, W)
+    c2w = look_at(torch.tensor([0.1, -0.2, 0.0]), torch.tensor([0.0, 0.0, 3.0]),
+                  torch.tensor([0.0, -1.0, 0.0]))
+    pts = torch.rand(3000, 3, generator=gen) * torch.tensor([6.0, 6.0, 8.0]) - torch.tensor(
+        [3.0, 3.0, 2.0])
+    size = torch.rand(3000, generator=gen) * 0.3
+    valid = torch.rand(3000, generator=gen) > 0.2
+    for radius in (0, 1, 3):
+        a = zbuffer_splat(pts, K, c2w, H, W, 0.5, 5.0, point_size=size, max_radius=radius,
+                          valid=valid, sync_free=False)
+        b = zbuffer_splat(pts, K, c2w, H, W, 0.5, 5.0, point_size=size, max_radius=radius,
+                          valid=valid, sync_free=True)
+        assert torch.isfinite(a).any() and torch.isinf(a).any()
+        assert torch.equal(a, b)
+    # A masked point never lands: the only point, masked out, leaves the buffer empty.
+    one = torch.tensor([[0.0, 0.0, 3.0]])
+    for sf in (False, True):
+        assert torch.isinf(zbuffer_splat(one, K, c2w, H, W, valid=torch.tensor([False]),
+                                         sync_free=sf)).all()
+        assert torch.isfinite(zbuffer_splat(one, K, c2w, H, W, sync_free=sf)).sum() == 1

@@ -289,3 +289,31 @@ def test_look_at_pose_is_a_valid_request_pose() -> None:
     q = matrix_to_quat(c2w[:3, :3])
     back = pose_from_components(c2w[:3, 3].tolist(), q.tolist())
     assert torch.allclose(back.float(), c2w, atol=1e-5)
+
+
+def test_renderer_reuses_the_stacked_sources_of_the_same_set() -> None:
+    """GSNeRFRenderer stacks cached encodings once per source set: the same keyframes in another
+    order are a hit with the identical result; another set (or a re-encoded keyframe) is a miss
+    and renders exactly what a fresh renderer renders."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.ros.engine import GSNeRFRenderer
+
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
+    r = GSNeRFRenderer(model, near=0.5, far=6.0)
+    kfs = [Keyframe(i, float(i), "cam", _img(), K, _pose(0.2 * i)) for i in range(5)]
+    for kf in kfs:
+        kf.encoding = r.encode(kf, [k for k in kfs if k is not kf][:2])
+    target = _pose(0.3, 5.0)
+    first = r.render([kfs[2], kfs[0], kfs[1]], K, target, 24, 32)
+    again = r.render([kfs[1], kfs[2], kfs[0]], K, target, 24, 32)
+    assert (r.stack_cache.hits, r.stack_cache.misses) == (1, 1)
+    assert torch.equal(first.rgb, again.rgb) and torch.equal(first.labels, again.labels)
+    other = r.render([kfs[3], kfs[4], kfs[0]], K, target, 24, 32)
+    assert (r.stack_cache.hits, r.stack_cache.misses) == (1, 2)
+    fresh = GSNeRFRenderer(model, near=0.5, far=6.0).render([kfs[0], kfs[3], kfs[4]], K, target,
+                                                           24, 32)
+    assert torch.equal(other.rgb, fresh.rgb) and torch.equal(other.depth, fresh.depth)
+    kfs[0].encoding = r.encode(kfs[0], kfs[1:3])       # re-encoded: a new object, not reused
+    r.render([kfs[3], kfs[4], kfs[0]], K, target, 24, 32)
+    assert (r.stack_cache.hits, r.stack_cache.misses) == (1, 3)

@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--node-calls", type=int, default=10)
     ap.add_argument("--node-size", type=_size, default=(48, 64), help="WIDTHxHEIGHT of the "
                     "node-latency renders (default 64x48)")
+    ap.add_argument("--flops", action="store_true",
+                    help="also count FLOPs of a keyframe encode and of one view per mode")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="write the result here")
     ap.add_argument("--plots", default=None, help="write PNG plots into this folder")
@@ -114,7 +116,8 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         cuda_graphs=a.cuda_graphs, accuracy=not a.no_accuracy,
         accuracy_scenes=a.accuracy_scenes, accuracy_targets=a.accuracy_targets,
         accuracy_size=a.accuracy_size, accuracy_rays=acc_rays, node=a.node,
-        node_calls=a.node_calls, node_size=a.node_size, seed=a.seed, progress=not a.quiet)
+        node_calls=a.node_calls, node_size=a.node_size, flops=a.flops, seed=a.seed,
+        progress=not a.quiet)
     return cfg
 
 

@@ -27,7 +27,6 @@ import torch
 from tqdm import tqdm
 
 from gsnerf_ros.bench.environment import cpu_load, describe_environment
-from gsnerf_ros.bench.memory import choose_chunk
 from gsnerf_ros.bench.scene import make_bench_scene
 from gsnerf_ros.bench.stages import (BenchSettings, encode_scene, samples_per_ray, skipped,
                                      time_breakdown, time_keyframe_encode, time_ros_conversion,
@@ -36,6 +35,7 @@ from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAU
                                      sweep_resolution, sweep_samples, sweep_views)
 from gsnerf_ros.bench.targets import evaluate_targets
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult
+from gsnerf_ros.model.memory import choose_chunk
 
 __all__ = ["BenchConfig", "run_benchmark", "load_model", "SCHEMA", "ALL_MODES"]
 
@@ -79,6 +79,8 @@ class BenchConfig:
     node_calls: int = 10
     node_size: tuple[int, int] = (48, 64)
     """(height, width) of the node-latency renders."""
+    flops: bool = False
+    """Also count the FLOPs of a keyframe encode and of one view per mode (bench/flops.py)."""
     seed: int = 0
     progress: bool = True
 
@@ -196,6 +198,10 @@ def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, 
     stages["keyframe_encode"] = time_keyframe_encode(model, scene, settings)
     stages["view_selection"] = time_view_selection(enc, scene, settings)
     tds = time_target_depth(model, enc, scene, H, W, settings)
+    if cfg.flops:
+        from gsnerf_ros.bench.flops import count_flops
+        res["flops"] = count_flops(model, enc, scene, H, W, list(cfg.modes),
+                                   rays=cfg.ray_budget or 512)
     bar.update()
 
     # -- modes (same run, same protocol) -------------------------------------------------

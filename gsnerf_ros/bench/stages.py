@@ -27,7 +27,8 @@ from gsnerf_ros.bench.instrument import STAGE_NAMES, StageRecorder
 from gsnerf_ros.bench.scene import BenchScene
 from gsnerf_ros.bench.timing import Stats, measure, synchronize
 from gsnerf_ros.geometry import nearest_views, pixel_grid
-from gsnerf_ros.model import GSNeRF, SourceEncoding
+from gsnerf_ros.model import GSNeRF, SourceEncoding, StackCache
+from gsnerf_ros.model.memory import samples_per_ray
 
 __all__ = ["BenchSettings", "skipped", "precision_context", "samples_per_ray", "ray_subset",
            "time_keyframe_encode", "time_view_selection", "time_target_depth", "time_view",
@@ -59,28 +60,6 @@ def precision_context(settings: BenchSettings) -> contextlib.AbstractContextMana
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if settings.precision == "bf16" else torch.float16
     return torch.autocast(device_type=settings.device.type, dtype=dtype)
-
-
-def samples_per_ray(model: GSNeRF, mode: str, num_samples: int | None = None) -> dict[str, int]:
-    """Samples per ray and network evaluations per ray of a mode (as the model configures it)."""
-    s = model.config.sampling
-    if mode == "depth_guided":
-        n = num_samples or s.num_guided + 1
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    if mode == "released":
-        n = s.released_uniform + s.released_guided
-        return {"samples": n, "network_evals": n, "semantic_points": n}
-    if mode == "uniform":
-        n = num_samples or s.num_uniform
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    if mode == "hierarchical":
-        c = num_samples or s.num_coarse
-        return {"samples": c + s.num_fine, "network_evals": 2 * c + s.num_fine,
-                "semantic_points": 1}
-    if mode == "mixed":
-        n = num_samples or s.mixed_num_samples
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    raise ValueError(f"unknown mode {mode!r}")
 
 
 def ray_subset(height: int, width: int, budget: int, device: torch.device) -> Tensor:
@@ -117,19 +96,26 @@ def time_keyframe_encode(model: GSNeRF, scene: BenchScene, settings: BenchSettin
 
 def time_view_selection(enc: SourceEncoding, scene: BenchScene, settings: BenchSettings
                         ) -> dict[str, Any]:
-    """nearest_views over a buffer of ``len(pool_c2w)`` keyframe poses + stacking the chosen
-    cached per-keyframe encodings into one SourceEncoding (what a keyframe buffer does)."""
+    """nearest_views over a buffer of ``len(pool_c2w)`` keyframe poses + the
+    :class:`StackCache` of the node's renderer: the main numbers are a new source set (stacking
+    copies the chosen cached encodings into one SourceEncoding); ``cached_set`` is the same
+    request again (the set is reused, as when a planner scores nearby candidate poses)."""
     V = len(enc)
     cached = [enc.view(i % V) for i in range(scene.pool_c2w.shape[0])]
     pool = scene.pool_c2w.to(settings.device)
     target = scene.target_c2w.to(settings.device)
 
-    def run() -> None:
+    def run(cache: StackCache) -> None:
         idx = nearest_views(target, pool, V)
-        SourceEncoding.stack([cached[int(i)] for i in idx.tolist()])
+        cache.get([cached[int(i)] for i in sorted(idx.tolist())])
 
-    st = measure(run, settings.device, max(settings.repeats, 5), settings.warmup)
-    return {**st.to_dict(), "per": "view", "pool": int(pool.shape[0]), "selected": V}
+    repeats = max(settings.repeats, 5)
+    st = measure(lambda: run(StackCache()), settings.device, repeats, settings.warmup)
+    warm = StackCache()
+    run(warm)
+    hit = measure(lambda: run(warm), settings.device, repeats, settings.warmup)
+    return {**st.to_dict(), "per": "view", "pool": int(pool.shape[0]), "selected": V,
+            "cached_set": hit.to_dict()}
 
 
 def time_target_depth(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,

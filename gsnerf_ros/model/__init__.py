@@ -13,13 +13,13 @@ from gsnerf_ros.model.config import (
     SemanticConfig,
     TargetDepthConfig,
 )
-from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.encoding import SourceEncoding, StackCache, ViewEncoding
 from gsnerf_ros.model.gsnerf import GSNeRF, RenderResult, default_palette
 from gsnerf_ros.model.sampling import RaySamples, sample_along_rays
 from gsnerf_ros.model.target_depth import estimate_target_depth, zbuffer_splat
 
 __all__ = [
-    "GSNeRF", "GSNeRFConfig", "SourceEncoding", "ViewEncoding", "RenderResult",
+    "GSNeRF", "GSNeRFConfig", "SourceEncoding", "ViewEncoding", "StackCache", "RenderResult",
     "EncoderConfig", "CostVolumeConfig", "TargetDepthConfig", "RendererConfig", "SemanticConfig",
     "SamplingConfig", "RaySamples", "sample_along_rays", "estimate_target_depth", "zbuffer_splat",
     "default_palette",

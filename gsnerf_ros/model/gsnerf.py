@@ -122,11 +122,15 @@ class GSNeRF(nn.Module):
                              f"{tuple(K.shape)} and {tuple(c2w.shape)}")
 
     def _encode_one(self, feats: EncoderOutput, i: int, nbrs: Tensor, images: Tensor, K: Tensor,
-                    c2w: Tensor, near: Tensor, far: Tensor) -> ViewEncoding:
+                    c2w: Tensor, near: Tensor, far: Tensor, near_m: float, far_m: float
+                    ) -> ViewEncoding:
+        """View ``i`` against views ``nbrs``; ``near``/``far`` [V] tensors (stored in the
+        encoding) and ``near_m``/``far_m`` the same range of view ``i`` as Python floats (m), so
+        the plane sweep needs no host-device synchronisation."""
         ref_pyr = [p[i] for p in feats.pyramid]
         src_pyr = [p.index_select(0, nbrs) for p in feats.pyramid]
         cv = self.cost_volume(ref_pyr, src_pyr, K[i], K.index_select(0, nbrs), c2w[i],
-                              c2w.index_select(0, nbrs), float(near[i]), float(far[i]))
+                              c2w.index_select(0, nbrs), near_m, far_m)
         return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
                             feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
@@ -146,7 +150,7 @@ class GSNeRF(nn.Module):
         nr, fr = _range(near, V, images.device), _range(far, V, images.device)
         feats = self.encoder(images)
         nbrs = torch.arange(1, V, device=images.device)
-        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr)
+        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr, float(near), float(far))
 
     def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                        far: float | Tensor) -> SourceEncoding:
@@ -158,18 +162,31 @@ class GSNeRF(nn.Module):
         K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
         nr, fr = _range(near, V, images.device), _range(far, V, images.device)
         feats = self.encoder(images)
+        near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
         views = []
         for i in range(V):
             nbrs = nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors, exclude=[i])
-            views.append(self._encode_one(feats, i, nbrs.to(images.device), images, K, c2w, nr, fr))
+            views.append(self._encode_one(feats, i, nbrs.to(images.device), images, K, c2w, nr, fr,
+                                          near_m[i], far_m[i]))
         return SourceEncoding.stack(views)
 
     # ------------------------------------------------------------------ rendering
+    @staticmethod
+    def depth_range(enc: SourceEncoding, near: float | None = None,
+                    far: float | None = None) -> tuple[float, float]:
+        """Render depth range (m): the given values, else the sources' widest [near, far].
+        Reading the encoding's range is a host-device transfer, so :meth:`render` resolves it
+        once per view (callers that know the range, like the ROS node, pass it and avoid it)."""
+        if near is None or far is None:
+            lo, hi = float(enc.near.min()), float(enc.far.max())
+            near = lo if near is None else near
+            far = hi if far is None else far
+        return float(near), float(far)
+
     def target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
                      near: float | None = None, far: float | None = None) -> tuple[Tensor, Tensor]:
         """D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
-        near = float(enc.near.min()) if near is None else near
-        far = float(enc.far.max()) if far is None else far
+        near, far = self.depth_range(enc, near, far)
         dev = enc.image.device
         return estimate_target_depth(enc.depth, enc.K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
@@ -223,8 +240,7 @@ class GSNeRF(nn.Module):
         training = self.training if training is None else training
         dev = enc.image.device
         K, c2w, uv = K.to(dev).float(), c2w.to(dev).float(), uv.to(dev).float()
-        near = float(enc.near.min()) if near is None else float(near)
-        far = float(enc.far.max()) if far is None else float(far)
+        near, far = self.depth_range(enc, near, far)
         if target_depth is None:
             target_depth = self.target_depth(enc, K, c2w, height, width, near, far)
         td_map, td_valid = target_depth
@@ -291,6 +307,7 @@ class GSNeRF(nn.Module):
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
             raise ValueError("chunk, height and width must be >= 1")
+        near, far = self.depth_range(enc, near, far)
         td = self.target_depth(enc, K, c2w, height, width, near, far)
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
         keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")

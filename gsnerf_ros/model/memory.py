@@ -1,12 +1,35 @@
-"""Render chunk size from free device memory."""
+"""Render chunk size from free device memory (used by the node with `render.chunk: 0` and by
+`gsnerf-bench`)."""
 
 from __future__ import annotations
 
 import torch
 
-from gsnerf_ros.model import GSNeRF
+from gsnerf_ros.model.gsnerf import GSNeRF
 
-__all__ = ["bytes_per_ray", "choose_chunk"]
+__all__ = ["samples_per_ray", "bytes_per_ray", "choose_chunk", "auto_chunk"]
+
+
+def samples_per_ray(model: GSNeRF, mode: str, num_samples: int | None = None) -> dict[str, int]:
+    """Samples per ray and network evaluations per ray of a mode (as the model configures it)."""
+    s = model.config.sampling
+    if mode == "depth_guided":
+        n = num_samples or s.num_guided + 1
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    if mode == "released":
+        n = s.released_uniform + s.released_guided
+        return {"samples": n, "network_evals": n, "semantic_points": n}
+    if mode == "uniform":
+        n = num_samples or s.num_uniform
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    if mode == "hierarchical":
+        c = num_samples or s.num_coarse
+        return {"samples": c + s.num_fine, "network_evals": 2 * c + s.num_fine,
+                "semantic_points": 1}
+    if mode == "mixed":
+        n = num_samples or s.mixed_num_samples
+        return {"samples": n, "network_evals": n, "semantic_points": 1}
+    raise ValueError(f"unknown mode {mode!r}")
 
 
 def bytes_per_ray(model: GSNeRF, views: int, samples: int, semantic_points: int,
@@ -43,3 +66,12 @@ def choose_chunk(model: GSNeRF, views: int, samples: int, semantic_points: int,
     per = bytes_per_ray(model, views, samples, semantic_points)
     n = int(free * fraction) // max(per, 1)
     return int(max(minimum, min(n, pixels)))
+
+
+def auto_chunk(model: GSNeRF, views: int, pixels: int, mode: str | None = None,
+               num_samples: int | None = None, fraction: float = 0.5) -> int:
+    """:func:`choose_chunk` for a render of ``pixels`` rays from ``views`` sources in ``mode``
+    (default: the model's sampling mode) on the model's device."""
+    spr = samples_per_ray(model, mode or model.config.sampling.mode, num_samples)
+    return choose_chunk(model, views, spr["samples"], spr["semantic_points"], model.device,
+                        pixels, fraction=fraction)

@@ -31,34 +31,70 @@ def _neighbours(x: Tensor) -> Tensor:
 
 def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: int,
                   near: float | None = None, far: float | None = None,
-                  point_size: Tensor | None = None, max_radius: int = 0) -> Tensor:
+                  point_size: Tensor | None = None, max_radius: int = 0,
+                  valid: Tensor | None = None, sync_free: bool | None = None) -> Tensor:
     """Nearest-surface z-buffer of world points seen by a camera.
 
     Shapes: ``points_world`` [P, 3] m, ``K`` [3, 3], ``c2w`` [4, 4] -> [H, W] z-depth (m),
-    ``inf`` where no point landed. Points behind the camera (z <= 0) or outside [near, far] are
-    dropped; each point goes to the pixel whose centre is nearest to its projection. With
-    ``point_size`` [P] (metres: the lateral extent of the surface patch a point stands for) a
-    point also covers the pixels within its projected footprint, radius
+    ``inf`` where no point landed. Points behind the camera (z <= 0), outside [near, far] or
+    with ``valid`` [P] False are dropped; each point goes to the pixel whose centre is nearest to
+    its projection. With ``point_size`` [P] (metres: the lateral extent of the surface patch a
+    point stands for) a point also covers the pixels within its projected footprint, radius
     ``ceil(size_px / 2 - 0.5)`` capped at ``max_radius`` (closes gaps where the target camera
     sees a surface magnified).
+
+    Two equivalent schedules (same result: the z-buffer is a min, independent of order):
+    ``sync_free=False`` gathers the kept points and groups them by radius (least work; needs
+    data-dependent shapes, i.e. host-device synchronisations); ``sync_free=True`` scatters every
+    point for each of the (2R+1)^2 footprint offsets with dropped points set to ``inf`` (fixed
+    shapes: no synchronisation, CUDA-graph capturable). Default: grouped on CPU, sync-free
+    elsewhere.
     """
+    if sync_free is None:
+        sync_free = points_world.device.type != "cpu"
     uv, z = world_to_pixels(points_world[None].float(), K[None].float(), c2w[None].float())
     uv, z = uv[0], z[0]
     ui = torch.round(uv[:, 0])
     vi = torch.round(uv[:, 1])
     keep = torch.isfinite(z) & (z > 1e-6) & (ui >= 0) & (ui <= width - 1) & (vi >= 0) & (vi <= height - 1)
+    if valid is not None:
+        keep &= valid
     if near is not None:
         keep &= z >= near
     if far is not None:
         keep &= z <= far
     buf = torch.full((height * width,), float("inf"), device=z.device, dtype=torch.float32)
-    ui, vi, zk = ui[keep].long(), vi[keep].long(), z[keep]
+    inf = torch.tensor(float("inf"), device=z.device, dtype=torch.float32)
+    if sync_free:
+        ui = torch.nan_to_num(ui, nan=-1.0).clamp(-1, width).long()
+        vi = torch.nan_to_num(vi, nan=-1.0).clamp(-1, height).long()
+        zk = torch.where(keep, z.float(), inf)
+    else:
+        ui, vi, zk = ui[keep].long(), vi[keep].long(), z[keep].float()
+        if point_size is not None:
+            point_size = point_size[keep]
     if point_size is None or max_radius <= 0:
         radius = torch.zeros_like(ui)
     else:
         f = torch.sqrt(K[0, 0] * K[1, 1]).float()
-        size_px = f * point_size.float()[keep] / zk
-        radius = torch.ceil(size_px / 2 - 0.5).clamp(0, max_radius).long()
+        size_px = f * point_size.float() / zk.clamp(min=1e-6)
+        radius = torch.nan_to_num(torch.ceil(size_px / 2 - 0.5), nan=0.0).clamp(0, max_radius).long()
+
+    def splat(buf: Tensor, u: Tensor, v: Tensor, zz: Tensor, dx: int, dy: int) -> Tensor:
+        u2, v2 = u + dx, v + dy
+        idx = v2.clamp(0, height - 1) * width + u2.clamp(0, width - 1)
+        ok = (u2 >= 0) & (u2 < width) & (v2 >= 0) & (v2 < height)
+        return buf.scatter_reduce(0, idx, torch.where(ok, zz, inf), reduce="amin",
+                                  include_self=True)
+
+    if sync_free:
+        R = max_radius if point_size is not None else 0
+        for dy in range(-R, R + 1):
+            for dx in range(-R, R + 1):
+                zz = zk if (dx, dy) == (0, 0) else torch.where(
+                    radius >= max(abs(dx), abs(dy)), zk, inf)
+                buf = splat(buf, ui, vi, zz, dx, dy)
+        return buf.reshape(height, width)
     R = int(radius.max()) if radius.numel() else 0
     for r in range(R + 1):                       # group points by footprint radius
         sel = radius == r
@@ -67,11 +103,7 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
             continue
         for dy in range(-r, r + 1):
             for dx in range(-r, r + 1):
-                u2, v2 = ur + dx, vr + dy
-                idx = v2.clamp(0, height - 1) * width + u2.clamp(0, width - 1)
-                ok = (u2 >= 0) & (u2 < width) & (v2 >= 0) & (v2 < height)
-                zz = torch.where(ok, zr, torch.full_like(zr, float("inf")))
-                buf = buf.scatter_reduce(0, idx, zz, reduce="amin", include_self=True)
+                buf = splat(buf, ur, vr, zr, dx, dy)
     return buf.reshape(height, width)
 
 
@@ -97,8 +129,8 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
         ok = (d.reshape(-1) > 0) & torch.isfinite(d.reshape(-1))
         f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
         size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
-        zb = zbuffer_splat(pts[ok], K.detach(), c2w.detach(), height, width, near, far,
-                           point_size=size[ok], max_radius=cfg.max_splat_radius)
+        zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
+                           point_size=size, max_radius=cfg.max_splat_radius, valid=ok)
         depth = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
 
         if cfg.leak_filter:
@@ -109,10 +141,8 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
             leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
             depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
 
-        for _ in range(cfg.fill_iterations):
+        for _ in range(cfg.fill_iterations):   # fixed count: no data-dependent early exit
             holes = ~torch.isfinite(depth)
-            if not bool(holes.any()):
-                break
             nb = _neighbours(depth)
             nb_valid = torch.isfinite(nb)
             cnt = nb_valid.sum(0)
@@ -120,7 +150,7 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
             depth = torch.where(holes & (cnt > 0), mean, depth)
 
         valid = torch.isfinite(depth)
-        if cfg.smooth and bool(valid.any()):
+        if cfg.smooth:
             nb = _neighbours(depth)
             nb_valid = torch.isfinite(nb)
             offs = torch.tensor([2, 1, 2, 1, 0, 1, 2, 1, 2], device=depth.device, dtype=torch.float32)
@@ -131,12 +161,11 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
             sm = (w * torch.where(nb_valid, nb, torch.zeros_like(nb))).sum(0) / w.sum(0).clamp(min=1e-12)
             depth = torch.where(valid, sm, depth)
 
-        if bool(valid.any()):
-            fallback = depth[valid].median()
-        elif near is not None and far is not None:
-            fallback = torch.tensor(0.5 * (near + far), device=depth.device)
-        else:
-            fallback = torch.tensor(0.0, device=depth.device)
+        # Holes get the median valid depth (nanmedian: no masked gather, no synchronisation),
+        # or the middle of [near, far] when nothing is valid.
+        median = torch.nanmedian(torch.where(valid, depth, torch.full_like(depth, float("nan"))))
+        default = 0.5 * (near + far) if near is not None and far is not None else 0.0
+        fallback = torch.where(torch.isnan(median), torch.full_like(median, default), median)
         depth = torch.where(valid, depth, fallback)
         if near is not None or far is not None:
             depth = depth.clamp(min=near, max=far)

@@ -70,8 +70,15 @@ def resolve_device(requested: str) -> tuple[torch.device, str | None]:
 class GSNeRFRenderer:
     """Adapter from :class:`gsnerf_ros.model.GSNeRF` to :class:`Renderer`.
 
+    ``chunk`` None or 0: rays per chunk from the free device memory at each render on CUDA
+    (:func:`gsnerf_ros.model.memory.auto_chunk`), the checkpoint's chunk on the CPU.
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
+
+    The stacked source set of the last render is reused (``stack_cache``, a
+    :class:`gsnerf_ros.model.StackCache`) while the nearest keyframes stay the same. Sources are
+    stacked in keyframe-id order, so the same set in another order is a hit; the model is
+    invariant to the order of its source views.
     """
 
     def __init__(self, model: Any, near: float, far: float, mode: str = "depth_guided",
@@ -91,6 +98,9 @@ class GSNeRFRenderer:
         self.device = model.device
         self.description = (f"GSNeRF {model.num_parameters()} params, {len(self.class_names)} "
                             f"classes, {mode}, {dtype} on {self.device}")
+        from gsnerf_ros.model import StackCache
+
+        self.stack_cache = StackCache()
 
     @classmethod
     def from_checkpoint(cls, path: str, device: str | torch.device, **kw: Any) -> "GSNeRFRenderer":
@@ -118,16 +128,23 @@ class GSNeRFRenderer:
                                          self.near, self.far)
         return enc.detach()
 
+    def stacked(self, sources: list[Keyframe]) -> Any:
+        """The :class:`SourceEncoding` of ``sources`` (in id order), reused from the previous
+        call when it holds the very same encodings."""
+        return self.stack_cache.get([s.encoding for s in sorted(sources, key=lambda s: s.id)])
+
     @torch.no_grad()
     def render(self, sources: list[Keyframe], K: Tensor, c2w: Tensor, height: int,
                width: int) -> RenderOutput:
-        from gsnerf_ros.model import SourceEncoding
+        from gsnerf_ros.model.memory import auto_chunk
 
-        enc = SourceEncoding.stack([s.encoding for s in sources])
+        enc = self.stacked(sources)
+        chunk = self.chunk or auto_chunk(self.model, len(enc), height * width, self.mode,
+                                         self.num_samples)
         with self._autocast():
             res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
                                     height, width, mode=self.mode, num_samples=self.num_samples,
-                                    chunk=self.chunk, near=self.near, far=self.far)
+                                    chunk=chunk, near=self.near, far=self.far)
         return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
                             confidence=res.confidence.float())
 

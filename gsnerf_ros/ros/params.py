@@ -70,7 +70,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.sampling_mode", "depth_guided", "Ray sampling strategy.",
               choices=("depth_guided", "mixed", "uniform", "hierarchical", "released")),
     ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
-    ParamSpec("render.chunk", 4096, "Rays per chunk (bounds device memory).", 64, 1 << 20, 1),
+    ParamSpec("render.chunk", 0, "Rays per chunk (bounds device memory); 0 = from the free "
+              "device memory on CUDA, the checkpoint's chunk on the CPU.", 0, 1 << 20, 1),
     ParamSpec("render.queue_size", 2, "Requests that may wait for the device; more are refused.",
               1, 64, 1),
     # model
