@@ -269,3 +269,37 @@ def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatc
     with det:
         float(enc.near.min())
     assert det.found == ["aten._local_scalar_dense.default"]
+
+
+def test_sensor_depth_drives_target_depth_and_keeps_the_estimate_where_invalid(setup) -> None:  # type: ignore[no-untyped-def]
+    """RGB-D input: with the sources' exact depth, D_T of a fronto-parallel wall seen from a new
+    pose is that wall's depth; invalid measurements (0) keep the cost-volume estimate; a wrongly
+    sized map is refused."""
+    from gsnerf_ros.geometry import pixel_grid, camera_rays
+
+    model, enc, _, K, c2w, tgt = setup
+    # Exact z-depth of the plane Z = 3 (world) in every source camera.
+    uv = pixel_grid(H, W).reshape(-1, 2)
+    depth = []
+    for i in range(V):
+        o, d = camera_rays(uv, K[i], c2w[i])
+        t = (3.0 - o[:, 2]) / d[:, 2]
+        pts = o + t[:, None] * d
+        z = (pts - c2w[i, :3, 3]) @ c2w[i, :3, 2]
+        depth.append(z.reshape(H, W))
+    depth = torch.stack(depth)
+    holey = depth.clone()
+    holey[:, :4] = 0.0
+    rgbd = enc.with_sensor_depth(holey)
+    assert torch.equal(rgbd.depth[:, 4:], depth[:, 4:])
+    assert torch.equal(rgbd.depth[:, :4], enc.depth[:, :4])
+    assert torch.equal(rgbd.volumes[0], enc.volumes[0]) and rgbd.depth_levels[1] is enc.depth_levels[1]
+    assert torch.equal(enc.view(1).with_sensor_depth(holey[1]).depth, rgbd.view(1).depth)
+    d_t, valid = model.target_depth(enc.with_sensor_depth(depth), K[0], tgt, H, W, 0.5, 5.0)
+    o, d = camera_rays(uv, K[0], tgt)
+    z_true = ((o + ((3.0 - o[:, 2]) / d[:, 2])[:, None] * d - tgt[:3, 3]) @ tgt[:3, 2]).reshape(H, W)
+    inner = valid[2:-2, 2:-2]
+    assert inner.float().mean() > 0.9
+    assert torch.allclose(d_t[2:-2, 2:-2][inner], z_true[2:-2, 2:-2][inner], rtol=0.02)
+    with pytest.raises(ValueError, match="shape"):
+        enc.with_sensor_depth(depth[:, :-1])

@@ -317,3 +317,24 @@ def test_renderer_reuses_the_stacked_sources_of_the_same_set() -> None:
     kfs[0].encoding = r.encode(kfs[0], kfs[1:3])       # re-encoded: a new object, not reused
     r.render([kfs[3], kfs[4], kfs[0]], K, target, 24, 32)
     assert (r.stack_cache.hits, r.stack_cache.misses) == (1, 3)
+
+
+def test_renderer_uses_keyframe_depth_only_when_enabled() -> None:
+    """RGB-D keyframes: the measured depth replaces the cost-volume depth of the encoding
+    (where valid) with ``use_sensor_depth``; without it, or without depth, it does not."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.ros.engine import GSNeRFRenderer
+
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
+    depth = torch.full((24, 32), 2.5)
+    depth[0] = 0.0                                   # no measurement in the first row
+    kf = Keyframe(0, 0.0, "cam", _img(), K, _pose(0.0), depth=depth)
+    nbrs = [Keyframe(i, float(i), "cam", _img(), K, _pose(0.2 * i)) for i in (1, 2)]
+    on = GSNeRFRenderer(model, near=0.5, far=6.0).encode(kf, nbrs)
+    off = GSNeRFRenderer(model, near=0.5, far=6.0, use_sensor_depth=False).encode(kf, nbrs)
+    assert torch.equal(on.depth[1:], depth[1:])
+    assert torch.equal(on.depth[0], off.depth[0])
+    assert not torch.allclose(off.depth[1:], depth[1:])
+    kf.depth = None
+    assert torch.equal(GSNeRFRenderer(model, near=0.5, far=6.0).encode(kf, nbrs).depth, off.depth)

@@ -13,7 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout"]
+__all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth"]
 
 _LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
 
@@ -61,6 +61,11 @@ class ViewEncoding:
     def depth(self) -> Tensor:
         """Full-resolution depth [H, W] m."""
         return self.depth_levels[0]
+
+    def with_sensor_depth(self, depth: Tensor) -> "ViewEncoding":
+        """This view with a measured depth map (RGB-D camera) in place of the cost-volume depth
+        wherever the measurement is valid; see :func:`with_sensor_depth`. ``depth`` [H, W] m."""
+        return with_sensor_depth(self, depth)
 
     def detach(self) -> "ViewEncoding":
         """Copy without autograd history (for caching in a buffer)."""
@@ -136,6 +141,11 @@ class SourceEncoding:
                 kw[f.name] = torch.stack(vals)
         return SourceEncoding(**kw)
 
+    def with_sensor_depth(self, depth: Tensor) -> "SourceEncoding":
+        """The set with measured depth maps ``depth`` [V, H, W] m (0 = no measurement); see
+        :func:`with_sensor_depth`."""
+        return with_sensor_depth(self, depth)
+
     def subset(self, indices: Sequence[int] | Tensor) -> "SourceEncoding":
         """Views at ``indices`` (in that order)."""
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.image.device).reshape(-1)
@@ -158,6 +168,27 @@ class SourceEncoding:
 
     def to(self, device: torch.device | str) -> "SourceEncoding":
         return _map(self, lambda t: t.to(device))
+
+
+def with_sensor_depth(enc, depth: Tensor):  # type: ignore[no-untyped-def]
+    """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose full-resolution depth
+    (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size)
+    where it is valid (finite and > 0), and the cost-volume estimate elsewhere.
+
+    That depth is what the geometry uses at render time: the target-depth estimate D_T
+    (Algorithm 1, so the depth-guided samples and the surface point for semantics) and the
+    occlusion test of every sample. The volumes and the coarser levels are unchanged. For robots
+    with an RGB-D camera; the model itself is trained on RGB only.
+    """
+    d0 = enc.depth_levels[0]
+    if depth.shape != d0.shape:
+        raise ValueError(f"sensor depth must have the shape of the image-size depth map "
+                         f"{tuple(d0.shape)}, got {tuple(depth.shape)}")
+    depth = depth.to(device=d0.device, dtype=d0.dtype)
+    ok = torch.isfinite(depth) & (depth > 0)
+    kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
+    kw["depth_levels"] = [torch.where(ok, depth, d0), *enc.depth_levels[1:]]
+    return type(enc)(**kw)
 
 
 class StackCache:

@@ -55,6 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--min-translation", type=float, default=0.15)
     ap.add_argument("--min-rotation-deg", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole demo")
+    ap.add_argument("--rgbd", action="store_true",
+                    help="the player also publishes depth (an RGB-D camera) and the node uses it "
+                         "for the render geometry (model.use_sensor_depth)")
     return ap
 
 
@@ -147,6 +150,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         held = sorted(parse_holdout(args.holdout, len(scene)))[: args.max_views]
         player_cmd = ["--scene-file", str(scene_file), "--holdout", args.holdout]
     player_cmd += ["--rate", str(args.rate)]
+    if args.rgbd:
+        player_cmd += ["--depth-topic", "depth"]
 
     desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
     nodes = evaluate(desc, {"checkpoint": str(ckpt), "device": args.device, "rviz": "false"},
@@ -156,6 +161,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     extra = {"keyframes.min_translation": args.min_translation,
              "keyframes.min_rotation_deg": args.min_rotation_deg,
              "render.width": args.width, "render.height": args.height}
+    if args.rgbd:
+        extra["topics.depth"] = "depth"
     node_cmd = gs.command + sum((["-p", f"{k}:={v}"] for k, v in extra.items()), [])
     procs: list[subprocess.Popen] = []
     logs = {n: open(out / f"{n}.log", "w") for n in ("node", "player")}  # noqa: SIM115
@@ -274,7 +281,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         summary = {
             "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
             "device_requested": args.device, "device": diag.get("device"),
-            "keyframes": n_kf, "views": len(per_view),
+            "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
             "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
                            "max": float(np.max(lat))} if lat else None,
             "mIoU": sem["mIoU"] if sem else None, "acc": sem.get("acc") if sem else None,

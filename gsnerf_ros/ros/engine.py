@@ -70,6 +70,8 @@ def resolve_device(requested: str) -> tuple[torch.device, str | None]:
 class GSNeRFRenderer:
     """Adapter from :class:`gsnerf_ros.model.GSNeRF` to :class:`Renderer`.
 
+    ``use_sensor_depth``: a keyframe's measured depth (RGB-D input) replaces the cost-volume
+    depth of its encoding where valid (``ViewEncoding.with_sensor_depth``).
     ``chunk`` None or 0: rays per chunk from the free device memory at each render on CUDA
     (:func:`gsnerf_ros.model.memory.auto_chunk`), the checkpoint's chunk on the CPU.
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
@@ -83,7 +85,7 @@ class GSNeRFRenderer:
 
     def __init__(self, model: Any, near: float, far: float, mode: str = "depth_guided",
                  num_samples: int | None = None, chunk: int | None = None,
-                 dtype: str = "float32") -> None:
+                 dtype: str = "float32", use_sensor_depth: bool = True) -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
@@ -92,6 +94,7 @@ class GSNeRFRenderer:
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
         self.dtype = dtype
+        self.use_sensor_depth = use_sensor_depth
         self.class_names = list(model.class_names)
         self.palette = torch.as_tensor(model.palette, dtype=torch.uint8)
         self.num_neighbors = int(model.config.cost_volume.num_neighbors)
@@ -126,6 +129,8 @@ class GSNeRFRenderer:
             enc = self.model.encode_view(keyframe.image.to(dev), keyframe.K.to(dev),
                                          keyframe.c2w.to(dev), nbr_images, nbr_K, nbr_c2w,
                                          self.near, self.far)
+        if self.use_sensor_depth and keyframe.depth is not None:
+            enc = enc.with_sensor_depth(keyframe.depth.to(dev))
         return enc.detach()
 
     def stacked(self, sources: list[Keyframe]) -> Any:

@@ -90,7 +90,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
             renderer = GSNeRFRenderer.from_checkpoint(
                 str(ckpt), device=device, near=p.model_near, far=p.model_far,
                 mode=p.render_sampling_mode, num_samples=p.render_num_samples or None,
-                chunk=p.render_chunk, dtype=p.model_dtype)
+                chunk=p.render_chunk, dtype=p.model_dtype,
+                use_sensor_depth=p.model_use_sensor_depth)
             self.model_name = ckpt.name
         else:
             self.model_name = type(renderer).__name__

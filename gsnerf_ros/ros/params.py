@@ -83,6 +83,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               choices=("float32", "float16", "bfloat16")),
     ParamSpec("model.near", 0.1, "Near depth bound in metres.", 0.001, 100.0),
     ParamSpec("model.far", 10.0, "Far depth bound in metres.", 0.01, 1000.0),
+    ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "
+              "depth replaces the cost-volume depth for the render geometry (target depth, "
+              "occlusion) where it is valid."),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
@@ -129,6 +132,7 @@ class NodeParams:
     model_dtype: str
     model_near: float
     model_far: float
+    model_use_sensor_depth: bool
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float

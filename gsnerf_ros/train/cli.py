@@ -77,6 +77,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-samples", type=int, default=None, help="samples per ray override")
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument("--no-lpips", action="store_true")
+    p.add_argument("--sensor-depth", action="store_true",
+                   help="RGB-D setting: the sources' ground-truth depth replaces the cost-volume "
+                        "depth for D_T and occlusion (never the target's depth)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
     args = p.parse_args(argv)
@@ -96,12 +99,13 @@ def eval_main(argv: list[str] | None = None) -> int:
     views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets)
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
-        panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips), device=device,
-        total=len(views))
+        panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
+        sensor_depth=args.sensor_depth), device=device, total=len(views))
     res["checkpoint"] = str(args.checkpoint)
     res["data"] = str(args.data)
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
+    res["sensor_depth"] = bool(args.sensor_depth)
     res["command"] = "gsnerf-eval " + " ".join(shlex.quote(a) for a in (
         argv if argv is not None else sys.argv[1:]))
     write_json(res, args.json)

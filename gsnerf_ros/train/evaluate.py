@@ -65,6 +65,10 @@ class EvalOptions:
     semantic_sampling: dict[str, Any] = field(default_factory=dict)
     """``render`` keyword arguments of the second render when ``semantics == "separate"``,
     e.g. ``{"mode": "uniform", "semantic_mode": "volume"}``."""
+    sensor_depth: bool = False
+    """Give the model the sources' ground-truth depth as if from an RGB-D camera
+    (:func:`gsnerf_ros.model.encoding.with_sensor_depth`): D_T and occlusion use it. Never the
+    target's depth."""
 
 
 class _Group:
@@ -147,6 +151,10 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
         c2w = view.c2w.to(device)
         t0 = time.perf_counter()
         enc = model.encode_sources(imgs[:V], K[:V], c2w[:V], view.near, view.far)
+        if options.sensor_depth:
+            if view.depths is None:
+                raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
+            enc = enc.with_sensor_depth(view.depths[:V].to(device))
         res = model.render(enc, K[V], c2w[V], H, W, **options.sampling)
         if torch.cuda.is_available() and str(device).startswith("cuda"):
             torch.cuda.synchronize()
