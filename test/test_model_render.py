@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from gsnerf_ros.geometry import look_at
+from gsnerf_ros.geometry import camera_rays, look_at
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult, SourceEncoding, ViewEncoding
 from gsnerf_ros.model.features import occlusion_mask, project_to_views
 from gsnerf_ros.model.volume_renderer import VolumeRenderer, composite
@@ -303,3 +303,43 @@ def test_sensor_depth_drives_target_depth_and_keeps_the_estimate_where_invalid(s
     assert torch.allclose(d_t[2:-2, 2:-2][inner], z_true[2:-2, 2:-2][inner], rtol=0.02)
     with pytest.raises(ValueError, match="shape"):
         enc.with_sensor_depth(depth[:, :-1])
+
+
+def test_label_skip_adds_the_vote_of_the_2d_segmenter() -> None:
+    """semantic.label_skip: with the head's output zeroed, the rendered logits are exactly the
+    masked mean of the visible views' 2D log-probabilities at the surface point; every
+    semantic mode runs with it, and the old behaviour (False) is unchanged by the option."""
+    from gsnerf_ros.config import from_dict, to_dict
+    from gsnerf_ros.model.features import project_to_views, sample_maps
+
+    torch.manual_seed(1)
+    d = to_dict(GSNeRFConfig.tiny(C))
+    d["semantic"]["label_skip"] = True
+    model = GSNeRF(from_dict(GSNeRFConfig, d)).eval()
+    last = model.semantic_renderer.head[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.zero_()
+    K, c2w = _cams()
+    with torch.no_grad():
+        enc = model.encode_sources(torch.rand(V, 3, H, W), K, c2w, 0.5, 5.0)
+    tgt = look_at(torch.tensor([0.05, 0.02, 0.1]), torch.tensor([0.0, 0.0, 2.5]), UP)
+    uv = torch.tensor([[3.0, 4.0], [16.0, 12.0], [30.0, 20.0]])
+    with torch.no_grad():
+        out = model.render_rays(enc, K[0], tgt, uv, H, W, near=0.5, far=5.0, training=False)
+    o, dirs = camera_rays(uv, K[0], tgt)
+    surf = o + out["target_depth"][:, None] * dirs
+    uv_s, z_s, inside = project_to_views(surf, enc)
+    vis = inside & ~occlusion_mask(enc, uv_s, z_s, model.config.renderer.occlusion_threshold,
+                                   model.config.renderer.occlusion_min)
+    logp = torch.log_softmax(sample_maps(enc.semantic_logits, uv_s), -1)
+    m = vis.float()[..., None]
+    expected = (logp * m).sum(1) / m.sum(1).clamp(min=1.0)
+    assert vis.any()
+    assert torch.allclose(out["semantic_logits"], expected, atol=1e-5)
+    for kw in ({"semantic_mode": "volume"}, {"mode": "released"}):
+        with torch.no_grad():
+            o2 = model.render_rays(enc, K[0], tgt, uv, H, W, near=0.5, far=5.0, training=False, **kw)
+        assert torch.isfinite(o2["semantic_logits"]).all()
+    with pytest.raises(ValueError, match="label_skip"):
+        model.semantic_renderer(torch.zeros(2, V, 9 * C), torch.ones(2, V, dtype=torch.bool))

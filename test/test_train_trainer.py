@@ -229,3 +229,24 @@ def test_finetune_config_starts_from_checkpoint_on_one_scene(rooms, tmp_path):
     assert tr.val_views and all(v.scene == scene_dir.name for v in tr.val_views)
     tr.fit()
     assert (tmp_path / "ft" / "best.safetensors").exists()
+
+
+def test_init_checkpoint_takes_the_runs_options_and_refuses_other_architectures(rooms, tmp_path):
+    """The run's model section governs options without parameters (semantic.label_skip here);
+    a checkpoint whose weights do not fit the section is refused with a clear message."""
+    from gsnerf_ros.model import GSNeRF
+
+    torch.set_num_threads(1)
+    base = tiny_cfg(rooms, tmp_path / "base")
+    init = GSNeRF(base.model, Trainer(base).train_set.class_names).save_checkpoint(
+        tmp_path / "init")
+    cfg = tiny_cfg(rooms, tmp_path / "skip", f"init_checkpoint={init}")
+    cfg.model.semantic.label_skip = True
+    tr = Trainer(cfg)
+    assert tr.model.config.semantic.label_skip
+    w0 = load_file(str(init))
+    assert all(torch.equal(v, w0[k]) for k, v in tr.model.state_dict().items())
+    wide = tiny_cfg(rooms, tmp_path / "wide", f"init_checkpoint={init}")
+    wide.model.renderer.d_model *= 2
+    with pytest.raises(ValueError, match="another architecture"):
+        Trainer(wide)

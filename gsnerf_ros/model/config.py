@@ -141,6 +141,11 @@ class SemanticConfig:
     """Confidence is scaled by min(1, visible views / this)."""
     invalid_depth_confidence: float = 0.5
     """Confidence factor where the target depth had no support (hole)."""
+    label_skip: bool = False
+    """Add the mean over the visible views of the 2D segmenter's log-probabilities at the
+    point's projection to the head's output (a skip connection; no parameters). The renderer
+    then starts from, and learns a correction to, the vote of the source views' 2D labels
+    (what the reprojection baseline does). ``False``: the paper's renderer."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "semantic.d_model must be divisible by num_heads")

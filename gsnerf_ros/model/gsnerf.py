@@ -209,6 +209,9 @@ class GSNeRF(nn.Module):
         if gather_semantic:
             out["semantic_features"] = semantic_neighbourhood(
                 enc, uv, self.config.semantic.neighbourhood).reshape(N, S, len(enc), -1)
+            if self.config.semantic.label_skip:
+                out["semantic_logits_2d"] = sample_maps(enc.semantic_logits, uv).reshape(
+                    N, S, len(enc), -1)
         return out
 
     def render_rays(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, uv: Tensor, height: int,
@@ -273,18 +276,23 @@ class GSNeRF(nn.Module):
         uv_s, z_s, in_s = project_to_views(surf, enc)
         rcfg = self.config.renderer
         vis_s = in_s & ~occlusion_mask(enc, uv_s, z_s, rcfg.occlusion_threshold, rcfg.occlusion_min)
+        skip = cfg.semantic.label_skip
         if sem_mode == "volume":
             S = depths.shape[1]
+            l2d = vol["semantic_logits_2d"].reshape(N * S, V, -1) if skip else None
             lg = self.semantic_renderer(vol["semantic_features"].reshape(N * S, V, -1),
-                                        vol["visible"].reshape(N * S, V)).reshape(N, S, -1)
+                                        vol["visible"].reshape(N * S, V), l2d).reshape(N, S, -1)
             logits = (vol["weights"][..., None] * lg.float()).sum(1)
         elif mode == "released":
             idx = samples.surface_index
-            sf = vol["semantic_features"][torch.arange(N, device=dev), idx]
-            logits = self.semantic_renderer(sf, vol["visible"][torch.arange(N, device=dev), idx])
+            rows = torch.arange(N, device=dev)
+            l2d = vol["semantic_logits_2d"][rows, idx] if skip else None
+            logits = self.semantic_renderer(vol["semantic_features"][rows, idx],
+                                            vol["visible"][rows, idx], l2d)
         else:
             sf = semantic_neighbourhood(enc, uv_s, cfg.semantic.neighbourhood)
-            logits = self.semantic_renderer(sf, vis_s)
+            l2d = sample_maps(enc.semantic_logits, uv_s) if skip else None
+            logits = self.semantic_renderer(sf, vis_s, l2d)
         n_vis = vis_s.sum(-1)
         out.update({
             "rgb": vol["rgb"], "depth": vol["depth"], "acc": vol["acc"],

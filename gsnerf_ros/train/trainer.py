@@ -173,11 +173,16 @@ class Trainer:
         self.best_score = -math.inf
         init = cfg.init_checkpoint
         if init:
-            self.model = GSNeRF.from_checkpoint(init, device=self.device)
-            if not _same_arch(self.model.config, cfg.model):
+            # The run's model section governs (options without parameters, like sampling or
+            # semantic.label_skip, may differ); the weights must fit it exactly.
+            src = GSNeRF.from_checkpoint(init, device="cpu")
+            self.model = GSNeRF(cfg.model, class_names=src.class_names, palette=src.palette)
+            try:
+                self.model.load_state_dict(src.state_dict(), strict=True)
+            except RuntimeError as exc:
                 raise ValueError(f"init_checkpoint {init} has another architecture than the "
                                  f"config's model section; copy the model config of its sidecar "
-                                 f"(.json) into the YAML")
+                                 f"(.json) into the YAML ({str(exc)[:200]})") from exc
         else:
             self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
         self.model.to(self.device).train()
@@ -337,13 +342,6 @@ class Trainer:
                                             "depth_abs_rel", "target_depth_abs_rel")},
                 "train_data": self.cfg.data.train_root, "val_data": self.cfg.data.val_root}
         self.model.save_checkpoint(self.run_dir / "best.safetensors", metadata=meta)
-
-
-def _same_arch(a: Any, b: Any) -> bool:
-    da, db = to_dict(a), to_dict(b)
-    da.pop("sampling", None), db.pop("sampling", None)
-    da.pop("target_depth", None), db.pop("target_depth", None)
-    return da == db
 
 
 def _to_device(sample: dict[str, Any], device: torch.device) -> dict[str, Any]:
