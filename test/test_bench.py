@@ -144,8 +144,13 @@ def test_accuracy_default_vs_released_on_heldout_rooms(tmp_path: Path) -> None:
     assert main(["--device", "cpu", "--checkpoint", str(ckpt), "--height", "24", "--width", "32",
                  "--views", "3", "--repeats", "1", "--warmup", "0", "--modes", "depth_guided",
                  "released", "--accuracy-scenes", "1", "--accuracy-targets", "1",
-                 "--accuracy-rays", "100", "--json", str(out), "--quiet"]) == 0
+                 "--accuracy-rays", "100", "--lowp-accuracy-on-cpu", "--json", str(out),
+                 "--quiet"]) == 0
     res = json.loads(out.read_text())
+    prec = res["precision"]
+    assert prec["dtype"] == "bf16" and prec["device"] == "cpu" and "proxy" in prec["autocast"]
+    assert 0 <= prec["label_agreement_pct"] <= 100 and math.isfinite(prec["psnr_diff_db"])
+    assert math.isfinite(prec["miou_diff_points"])
     acc = res["accuracy"]
     assert res["model"]["trained"] is True and acc["views"] == 1
     assert acc["scenes"][0].startswith("test_")          # held-out split, never trained on

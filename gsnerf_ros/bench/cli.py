@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--node-calls", type=int, default=10)
     ap.add_argument("--node-size", type=_size, default=(48, 64), help="WIDTHxHEIGHT of the "
                     "node-latency renders (default 64x48)")
+    ap.add_argument("--lowp-accuracy-on-cpu", action="store_true",
+                    help="also measure the --lowp autocast accuracy vs fp32 on the CPU (a proxy: "
+                         "CPU autocast casts another list of ops than CUDA's)")
     ap.add_argument("--flops", action="store_true",
                     help="also count FLOPs of a keyframe encode and of one view per mode")
     ap.add_argument("--seed", type=int, default=0)
@@ -116,7 +119,8 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         cuda_graphs=a.cuda_graphs, accuracy=not a.no_accuracy,
         accuracy_scenes=a.accuracy_scenes, accuracy_targets=a.accuracy_targets,
         accuracy_size=a.accuracy_size, accuracy_rays=acc_rays, node=a.node,
-        node_calls=a.node_calls, node_size=a.node_size, flops=a.flops, seed=a.seed,
+        node_calls=a.node_calls, node_size=a.node_size, flops=a.flops,
+        lowp_on_cpu=a.lowp_accuracy_on_cpu, seed=a.seed,
         progress=not a.quiet)
     return cfg
 

@@ -79,6 +79,8 @@ class BenchConfig:
     node_calls: int = 10
     node_size: tuple[int, int] = (48, 64)
     """(height, width) of the node-latency renders."""
+    lowp_on_cpu: bool = False
+    """Measure the ``lowp`` autocast accuracy on the CPU too (a proxy for the GPU number)."""
     flops: bool = False
     """Also count the FLOPs of a keyframe encode and of one view per mode (bench/flops.py)."""
     seed: int = 0
@@ -272,12 +274,13 @@ def _accuracy(model: GSNeRF, info: dict[str, Any], cfg: BenchConfig
     from gsnerf_ros.bench.accuracy import compare_modes, compare_precision, heldout_views
 
     trained = bool(info.get("trained"))
-    want_prec = model.device.type == "cuda"
+    want_prec = model.device.type == "cuda" or cfg.lowp_on_cpu
     if not cfg.accuracy:
         return skipped("not requested"), skipped("not requested")
     if not trained and not want_prec:
         a = compare_modes(model, [], cfg.accuracy_rays, trained)
-        return a, compare_precision(model, [], cfg.accuracy_rays, trained, cfg.lowp)
+        return a, compare_precision(model, [], cfg.accuracy_rays, trained, cfg.lowp,
+                                    cfg.lowp_on_cpu)
     h, w = cfg.accuracy_size or (cfg.height, cfg.width)
     try:
         items = heldout_views(cfg.accuracy_scenes, 40, h, w, cfg.views, cfg.accuracy_targets,
@@ -286,4 +289,5 @@ def _accuracy(model: GSNeRF, info: dict[str, Any], cfg: BenchConfig
         s = skipped(f"held-out rooms unavailable ({type(e).__name__}: {e})")
         return s, s
     return (compare_modes(model, items, cfg.accuracy_rays, trained),
-            compare_precision(model, items, cfg.accuracy_rays, trained, cfg.lowp))
+            compare_precision(model, items, cfg.accuracy_rays, trained, cfg.lowp,
+                              cfg.lowp_on_cpu))
