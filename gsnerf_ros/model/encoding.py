@@ -8,7 +8,7 @@ keyframe buffer can encode each keyframe once and render from any subset later.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Sequence
+from typing import Sequence, TypeVar
 
 import torch
 from torch import Tensor
@@ -170,7 +170,10 @@ class SourceEncoding:
         return _map(self, lambda t: t.to(device))
 
 
-def with_sensor_depth(enc, depth: Tensor):  # type: ignore[no-untyped-def]
+_Enc = TypeVar("_Enc", ViewEncoding, SourceEncoding)
+
+
+def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose full-resolution depth
     (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size)
     where it is valid (finite and > 0), and the cost-volume estimate elsewhere.
