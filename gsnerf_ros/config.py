@@ -28,11 +28,18 @@ import yaml
 
 T = TypeVar("T")
 
-__all__ = ["from_dict", "to_dict", "apply_overrides", "load_config", "save_config", "ConfigError"]
+__all__ = ["from_dict", "to_dict", "apply_overrides", "load_config", "save_config", "ConfigError",
+           "check"]
 
 
 class ConfigError(ValueError):
     """A configuration file or override does not match the dataclass schema."""
+
+
+def check(cond: bool, msg: str) -> None:
+    """Raise ``ValueError(msg)`` unless ``cond`` (value checks in config ``__post_init__``)."""
+    if not cond:
+        raise ValueError(msg)
 
 
 def _coerce(tp: Any, value: Any, where: str) -> Any:

@@ -27,6 +27,14 @@ def write_plots(res: dict[str, Any], out_dir: str | Path, prefix: str = "bench_"
         plt.close(fig)
         written.append(p)
 
+    def save_sweep(fig: Any, ax: Any, name: str, xlabel: str, ylabel: str, what: str) -> None:
+        """Axis labels, title and legend shared by the sweep plots, then :func:`save`."""
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"Cost vs {what} ({dev})", fontsize=9)
+        ax.legend(fontsize=7)
+        save(fig, name)
+
     modes = res.get("modes", {})
     if modes:
         names = list(modes)
@@ -70,29 +78,17 @@ def write_plots(res: dict[str, Any], out_dir: str | Path, prefix: str = "bench_"
                       label=f"keyframe encode (exp {r['exponent_encode_vs_pixels']:.2f})")
         ax.loglog(px, [p["target_depth"]["median_ms"] for p in r["points"]], "^-",
                   label=f"target depth (exp {r['exponent_target_depth_vs_pixels']:.2f})")
-        ax.set_xlabel("pixels")
-        ax.set_ylabel("ms")
-        ax.set_title(f"Cost vs resolution ({dev})", fontsize=9)
-        ax.legend(fontsize=7)
-        save(fig, "resolution")
+        save_sweep(fig, ax, "resolution", "pixels", "ms", "resolution")
     if "samples" in sw:
         fig, ax = plt.subplots(figsize=(5, 3.6))
         for m, d in sw["samples"]["modes"].items():
             ax.loglog([p["samples"] for p in d["points"]], [p["median_ms"] for p in d["points"]],
                       "o-", label=f"{m} (exp {d['exponent_render_vs_samples']:.2f})")
-        ax.set_xlabel("samples per ray")
-        ax.set_ylabel("ms per view")
-        ax.set_title(f"Cost vs samples per ray ({dev})", fontsize=9)
-        ax.legend(fontsize=7)
-        save(fig, "samples")
+        save_sweep(fig, ax, "samples", "samples per ray", "ms per view", "samples per ray")
     if "views" in sw:
         d = sw["views"]
         fig, ax = plt.subplots(figsize=(5, 3.6))
         ax.plot([p["views"] for p in d["points"]], [p["median_ms"] for p in d["points"]], "o-",
                 label=f"exp {d['exponent_render_vs_views']:.2f}")
-        ax.set_xlabel("source views")
-        ax.set_ylabel("ms per view")
-        ax.set_title(f"Cost vs source views ({dev})", fontsize=9)
-        ax.legend(fontsize=7)
-        save(fig, "views")
+        save_sweep(fig, ax, "views", "source views", "ms per view", "source views")
     return written

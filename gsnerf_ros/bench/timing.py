@@ -44,6 +44,17 @@ class Stats:
     mem_kind: str | None = None
     """``cuda_max_allocated`` | ``process_rss_peak`` | None."""
 
+    @classmethod
+    def from_samples(cls, times: list[float], warmup: int = 0, peak_mem_mb: float | None = None,
+                     mem_kind: str | None = None) -> "Stats":
+        """Median, IQR (interpolated 25th/75th percentiles), min and max of ``times`` (ms)."""
+        if not times:
+            raise ValueError("Stats.from_samples needs at least one time")
+        return cls(median_ms=statistics.median(times),
+                   iqr_ms=_quantile(times, 0.75) - _quantile(times, 0.25),
+                   min_ms=min(times), max_ms=max(times), repeats=len(times), warmup=warmup,
+                   samples_ms=list(times), peak_mem_mb=peak_mem_mb, mem_kind=mem_kind)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["samples_ms"] = [round(x, 4) for x in self.samples_ms]
@@ -146,10 +157,7 @@ def measure(fn: Callable[[], Any], device: torch.device | str, repeats: int = 5,
         synchronize(dev)
         times.append((time.perf_counter() - t0) * 1e3)
     peak = probe.stop() if memory else None
-    return Stats(median_ms=statistics.median(times),
-                 iqr_ms=_quantile(times, 0.75) - _quantile(times, 0.25),
-                 min_ms=min(times), max_ms=max(times), repeats=repeats, warmup=warmup,
-                 samples_ms=times, peak_mem_mb=peak, mem_kind=probe.kind if memory else None)
+    return Stats.from_samples(times, warmup, peak, probe.kind if memory else None)
 
 
 def loglog_slope(xs: list[float], ys: list[float]) -> float | None:

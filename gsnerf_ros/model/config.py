@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gsnerf_ros.config import check as _check
+
 __all__ = [
     "EncoderConfig",
     "CostVolumeConfig",
@@ -22,11 +24,6 @@ __all__ = [
 
 SAMPLING_MODES = ("depth_guided", "mixed", "uniform", "hierarchical", "released")
 NORMS = ("group", "instance", "none")
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 @dataclass

@@ -29,12 +29,7 @@ _RENDER_LOG = re.compile(r"in ([0-9.]+) ms \(render ([0-9.]+) ms")
 
 
 def _stats(xs: list[float]) -> dict[str, Any]:
-    import statistics
-
-    s = sorted(xs)
-    q = lambda p: s[min(int(round(p * (len(s) - 1))), len(s) - 1)]  # noqa: E731
-    return Stats(median_ms=statistics.median(s), iqr_ms=q(0.75) - q(0.25), min_ms=s[0],
-                 max_ms=s[-1], repeats=len(s), warmup=0, samples_ms=xs).to_dict()
+    return Stats.from_samples(xs).to_dict()
 
 
 def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int, int] = (48, 64),

@@ -8,16 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from gsnerf_ros.config import check as _check
 from gsnerf_ros.model.config import GSNeRFConfig
 
 __all__ = ["DataConfig", "LossConfig", "OptimConfig", "LogConfig", "TrainConfig"]
 
 DATA_FORMATS = ("replica", "scannet")
-
-
-def _check(cond: bool, msg: str) -> None:
-    if not cond:
-        raise ValueError(msg)
 
 
 @dataclass
