@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gsnerf_ros.ros.launch_shim import REPO_ROOT, evaluate, load_launch_description
+from gsnerf_ros.ros.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
 
@@ -61,28 +59,6 @@ def _parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO_ROOT), env.get("PYTHONPATH", "")] if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
-    return env
-
-
-def _stop(procs: Sequence[subprocess.Popen], timeout: float = 15.0) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + timeout
-    for p in procs:
-        try:
-            p.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(5)
-
-
 def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None,
            lab_color: np.ndarray, palette: torch.Tensor, gt_depth: np.ndarray | None,
            depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
@@ -111,10 +87,6 @@ def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo; returns the summary dict (also written to ``args.out/summary.json``)."""
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.node import Node
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
     from gsnerf_ros.msg import KeyframeBufferState
@@ -135,7 +107,6 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gsnerf_demo_"))
-    env = _child_env()
     scene = None
     held: list[int] = []
     if args.bag:
@@ -153,62 +124,26 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     if args.rgbd:
         player_cmd += ["--depth-topic", "depth"]
 
-    desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
-    nodes = evaluate(desc, {"checkpoint": str(ckpt), "device": args.device, "rviz": "false"},
-                     tmpdir=work)
-    gs = next(n for n in nodes if n.executable == "gsnerf_node")
-    assert gs.command is not None
     extra = {"keyframes.min_translation": args.min_translation,
              "keyframes.min_rotation_deg": args.min_rotation_deg,
              "render.width": args.width, "render.height": args.height}
     if args.rgbd:
         extra["topics.depth"] = "depth"
-    node_cmd = gs.command + sum((["-p", f"{k}:={v}"] for k, v in extra.items()), [])
-    procs: list[subprocess.Popen] = []
-    logs = {n: open(out / f"{n}.log", "w") for n in ("node", "player")}  # noqa: SIM115
-    rclpy.init()
-    client: Any = None
-    try:
-        procs.append(subprocess.Popen(node_cmd, env=env, stdout=logs["node"],
-                                      stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
-        client = Node("gsnerf_demo")
-        ex = SingleThreadedExecutor()
-        ex.add_node(client)
-        diag: dict[str, str] = {}
+    print("[demo] starting gsnerf_node (launch/gsnerf.launch.py) ...", flush=True)
+    with NodeHarness(ckpt, args.device, extra, work, out, t_start + args.timeout,
+                     error=DemoError, client_name="gsnerf_demo", poll=0.1) as run:
         state: dict[str, Any] = {}
-        client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.update(
-            {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf") for kv in s.values}), 10)
-        client.create_subscription(KeyframeBufferState, "/gsnerf/keyframes",
-                                   lambda m: state.update(msg=m), QoSProfile(
-                                       depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                       reliability=ReliabilityPolicy.RELIABLE))
-        cli = client.create_client(RenderView, "/gsnerf/render_view")
-
-        def spin_until(cond: Any, timeout: float, what: str) -> None:
-            deadline = time.monotonic() + min(timeout, args.timeout - (time.monotonic() - t_start))
-            while not cond():
-                if time.monotonic() > deadline:
-                    raise DemoError(f"timed out waiting for {what}; see {out}/node.log")
-                if procs[0].poll() is not None:
-                    raise DemoError(f"the node exited with code {procs[0].returncode} while "
-                                    f"waiting for {what}; see {out}/node.log")
-                ex.spin_once(timeout_sec=0.1)
-
-        print("[demo] starting gsnerf_node (launch/gsnerf.launch.py) ...", flush=True)
-        spin_until(lambda: cli.service_is_ready(), 180, "the node's ~/render_view service")
+        run.client.create_subscription(KeyframeBufferState, "/gsnerf/keyframes",
+                                       lambda m: state.update(msg=m), QoSProfile(
+                                           depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                           reliability=ReliabilityPolicy.RELIABLE))
+        spin_until, cli = run.spin_until, run.render_view
+        run.wait_for_service()
         print("[demo] starting gsnerf_player ...", flush=True)
-        procs.append(subprocess.Popen(
-            [sys.executable, str(REPO_ROOT / "scripts" / "gsnerf_player"), *player_cmd],
-            env=env, stdout=logs["player"], stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
-        spin_until(lambda: procs[1].poll() is not None, args.timeout, "the player to finish")
+        player = run.start_player(player_cmd)
+        spin_until(lambda: player.poll() is not None, args.timeout, "the player to finish")
         time.sleep(0.5)
-
-        def all_encoded() -> bool:
-            return bool(diag) and int(diag.get("buffer_size", 0)) > 0 and \
-                diag.get("buffer_size") == diag.get("encoded_keyframes")
-        diag.clear()
-        spin_until(all_encoded, 600, "the keyframes to be encoded")
-        n_kf = int(diag["buffer_size"])
+        n_kf = run.wait_until_encoded()
         print(f"[demo] buffer: {n_kf} keyframes, all encoded", flush=True)
 
         # --- target poses ------------------------------------------------------------------
@@ -280,7 +215,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         sem = scores_from_confusion(cm) if cm is not None else None
         summary = {
             "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
-            "device_requested": args.device, "device": diag.get("device"),
+            "device_requested": args.device, "device": run.diag.get("device"),
             "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
             "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
                            "max": float(np.max(lat))} if lat else None,
@@ -292,13 +227,6 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         return summary
-    finally:
-        _stop(procs)
-        for f in logs.values():
-            f.close()
-        if client is not None:
-            client.destroy_node()
-        rclpy.try_shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,8 +13,6 @@ handler time is the ROS overhead (DDS transport of ~5 images, (de)serialisation,
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,13 +34,8 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
                          timeout: float = 600.0) -> dict[str, Any]:
     """Round-trip statistics of ``cfg.node_calls`` render_view calls (see module docstring)."""
     try:
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
-
         from gsnerf_ros.ros import convert
-        from gsnerf_ros.ros.demo import _child_env, _stop
-        from gsnerf_ros.ros.launch_shim import REPO_ROOT, evaluate, load_launch_description
+        from gsnerf_ros.ros.node_harness import NodeHarness
         from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
         from gsnerf_ros.srv import RenderView
     except Exception as e:  # noqa: BLE001 - no ROS here
@@ -53,54 +46,18 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
     scene = make_scene(cfg.seed, "test", frames, h, w)
     scene_file = save_scene_file(scene, work / "scene.safetensors")
     held = sorted(parse_holdout("every:5", len(scene)))
-    desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
-    nodes = evaluate(desc, {"checkpoint": str(ckpt), "device": cfg.device, "rviz": "false"},
-                     tmpdir=work)
-    gs = next(n for n in nodes if n.executable == "gsnerf_node")
     extra = {"keyframes.min_translation": 0.15, "keyframes.min_rotation_deg": 10.0,
              "render.width": w, "render.height": h}
-    node_cmd = list(gs.command) + sum((["-p", f"{k}:={v}"] for k, v in extra.items()), [])
-    env = _child_env()
-    node_log = work / "node.log"
-    procs: list[subprocess.Popen] = []
-    rclpy.init()
-    client: Any = None
-    t_start = time.monotonic()
+    harness = NodeHarness(ckpt, cfg.device, extra, work, work, time.monotonic() + timeout,
+                          client_name="gsnerf_bench_client")
+    node_log = harness.node_log
     try:
-        with open(node_log, "w") as nl, open(work / "player.log", "w") as pl:
-            procs.append(subprocess.Popen(node_cmd, env=env, stdout=nl, stderr=subprocess.STDOUT,
-                                          cwd=str(REPO_ROOT)))
-            client = Node("gsnerf_bench_client")
-            ex = SingleThreadedExecutor()
-            ex.add_node(client)
-            diag: dict[str, str] = {}
-            from diagnostic_msgs.msg import DiagnosticArray
-
-            client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.update(
-                {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf")
-                 for kv in s.values}), 10)
-            cli = client.create_client(RenderView, "/gsnerf/render_view")
-
-            def spin_until(cond: Any, limit: float, what: str) -> None:
-                deadline = time.monotonic() + min(limit, timeout - (time.monotonic() - t_start))
-                while not cond():
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"timed out waiting for {what}; see {node_log}")
-                    if procs[0].poll() is not None:
-                        raise RuntimeError(f"node exited ({procs[0].returncode}) waiting for "
-                                           f"{what}; see {node_log}")
-                    ex.spin_once(timeout_sec=0.05)
-
-            spin_until(lambda: cli.service_is_ready(), 180, "the render_view service")
-            procs.append(subprocess.Popen(
-                [sys.executable, str(REPO_ROOT / "scripts" / "gsnerf_player"), "--scene-file",
-                 str(scene_file), "--holdout", "every:5", "--rate", "10"], env=env, stdout=pl,
-                stderr=subprocess.STDOUT, cwd=str(REPO_ROOT)))
-            spin_until(lambda: procs[1].poll() is not None, timeout, "the player to finish")
-            diag.clear()
-            spin_until(lambda: bool(diag) and int(diag.get("buffer_size", 0)) > 0
-                       and diag.get("buffer_size") == diag.get("encoded_keyframes"), 600,
-                       "the keyframes to be encoded")
+        with harness as run:
+            run.wait_for_service()
+            player = run.start_player(["--scene-file", str(scene_file), "--holdout", "every:5",
+                                       "--rate", "10"])
+            run.spin_until(lambda: player.poll() is not None, timeout, "the player to finish")
+            n_kf = run.wait_until_encoded()
             rt, handler = [], []
             for j in range(cfg.node_calls + 1):          # first call = warm-up, not counted
                 f = scene.frame(held[j % len(held)])
@@ -109,8 +66,8 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
                 req.pose.pose = convert.c2w_to_pose(f.c2w.double())
                 req.camera_info = convert.make_camera_info(f.K.double(), w, h, req.pose.header)
                 t0 = time.perf_counter()
-                fut = cli.call_async(req)
-                spin_until(lambda: fut.done(), 300, "a render_view response")
+                fut = run.render_view.call_async(req)
+                run.spin_until(lambda: fut.done(), 300, "a render_view response")
                 dt = (time.perf_counter() - t0) * 1e3
                 r = fut.result()
                 if not r.success:
@@ -118,14 +75,8 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
                 if j > 0:
                     rt.append(dt)
                     handler.append(float(r.latency_ms))
-            n_kf = int(diag.get("buffer_size", 0))
     except (TimeoutError, RuntimeError, StopIteration) as e:
         return skipped(f"node run failed: {e}")
-    finally:
-        _stop(procs)
-        if client is not None:
-            client.destroy_node()
-        rclpy.try_shutdown()
     renders = [float(m.group(2)) for m in _RENDER_LOG.finditer(node_log.read_text())][1:]
     out = {"height": h, "width": w, "calls": len(rt), "keyframes": n_kf, "device": cfg.device,
            "round_trip_ms": _stats(rt), "server_handler_ms": _stats(handler),
