@@ -238,7 +238,7 @@ def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatc
 
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    import gsnerf_ros.model.target_depth as td
+    import gsnerf_ros.model.gsnerf as gs
 
     aten = torch.ops.aten
     sync_ops = {aten._local_scalar_dense, aten.nonzero, aten.masked_select, aten.is_nonzero,
@@ -258,7 +258,8 @@ def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatc
             return func(*args, **(kwargs or {}))
 
     model, enc, images, K, c2w, tgt = setup
-    monkeypatch.setattr(td, "zbuffer_splat", functools.partial(td.zbuffer_splat, sync_free=True))
+    monkeypatch.setattr(gs, "estimate_target_depth",
+                        functools.partial(gs.estimate_target_depth, sync_free=True))
     det = SyncDetector()
     with det:
         model.render(enc, K[0], tgt, 12, 16, near=0.5, far=5.0, chunk=64)

@@ -29,6 +29,12 @@ def _neighbours(x: Tensor) -> Tensor:
     return F.unfold(p, 3).reshape(9, H, W)
 
 
+def _sync_free_default(device: torch.device) -> bool:
+    """Fixed-shape, synchronisation-free schedules off the CPU; on the CPU a host read costs
+    nothing, so the cheaper data-dependent schedules (gathers, early exits) are used."""
+    return device.type != "cpu"
+
+
 def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: int,
                   near: float | None = None, far: float | None = None,
                   point_size: Tensor | None = None, max_radius: int = 0,
@@ -51,7 +57,11 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     elsewhere.
     """
     if sync_free is None:
-        sync_free = points_world.device.type != "cpu"
+        sync_free = _sync_free_default(points_world.device)
+    if not sync_free and valid is not None:      # gather first: project only the valid points
+        points_world = points_world[valid]
+        point_size = point_size[valid] if point_size is not None else None
+        valid = None
     uv, z = world_to_pixels(points_world[None].float(), K[None].float(), c2w[None].float())
     uv, z = uv[0], z[0]
     ui = torch.round(uv[:, 0])
@@ -110,17 +120,21 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
 @torch.no_grad()
 def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor,
                           c2w: Tensor, height: int, width: int, near: float | None = None,
-                          far: float | None = None, cfg: TargetDepthConfig | None = None
-                          ) -> tuple[Tensor, Tensor]:
+                          far: float | None = None, cfg: TargetDepthConfig | None = None,
+                          sync_free: bool | None = None) -> tuple[Tensor, Tensor]:
     """Estimate the target view's depth map D_T from the source views' depth maps.
 
     Shapes: ``src_depths`` [V, h, w] z-depth m (0 = invalid), ``src_K`` [V, 3, 3] for that size,
     ``src_c2w`` [V, 4, 4]; ``K`` [3, 3] for the target size ``height`` x ``width``, ``c2w`` [4, 4].
     Returns ``depth`` [H, W] (float32, m; holes are filled with the median valid depth, or the
     middle of [near, far]) and ``valid`` [H, W] bool (pixel supported by splatted points or
-    filled from them within ``cfg.fill_iterations`` rounds).
+    filled from them within ``cfg.fill_iterations`` rounds). ``sync_free`` (default: off the
+    CPU) selects the z-buffer schedule and runs every fill round instead of stopping once no
+    hole is left; the result is the same.
     """
     cfg = cfg or TargetDepthConfig()
+    if sync_free is None:
+        sync_free = _sync_free_default(src_depths.device)
     if src_depths.dim() != 3 or src_K.shape[-2:] != (3, 3) or src_c2w.shape[-2:] != (4, 4):
         raise ValueError("src_depths must be [V,h,w], src_K [V,3,3], src_c2w [V,4,4]")
     with torch.autocast(device_type=src_depths.device.type, enabled=False):
@@ -130,7 +144,8 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
         f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
         size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
         zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
-                           point_size=size, max_radius=cfg.max_splat_radius, valid=ok)
+                           point_size=size, max_radius=cfg.max_splat_radius, valid=ok,
+                           sync_free=sync_free)
         depth = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
 
         if cfg.leak_filter:
@@ -141,8 +156,10 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
             leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
             depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
 
-        for _ in range(cfg.fill_iterations):   # fixed count: no data-dependent early exit
+        for _ in range(cfg.fill_iterations):
             holes = ~torch.isfinite(depth)
+            if not sync_free and not bool(holes.any()):
+                break                    # later rounds would change nothing
             nb = _neighbours(depth)
             nb_valid = torch.isfinite(nb)
             cnt = nb_valid.sum(0)
