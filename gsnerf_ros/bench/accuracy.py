@@ -16,18 +16,16 @@ trained checkpoint was loaded.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from gsnerf_ros.bench.stages import ray_subset, skipped
+from gsnerf_ros.data.classes import IGNORE_INDEX
 from gsnerf_ros.model import GSNeRF
 
 __all__ = ["heldout_views", "compare_modes", "compare_precision"]
-
-IGNORE_INDEX = 255
 
 
 def heldout_views(scenes: int, frames: int, height: int, width: int, views: int,
@@ -79,8 +77,10 @@ def _gt_at(item: dict[str, Any], uv: Tensor) -> tuple[Tensor, Tensor | None, Ten
 
 
 def _psnr(a: Tensor, b: Tensor, mask: Tensor) -> float:
-    mse = float(((a[mask] - b[mask]) ** 2).mean()) if bool(mask.any()) else float("nan")
-    return -10 * math.log10(max(mse, 1e-10)) if mse == mse else float("nan")
+    """:func:`gsnerf_ros.train.metrics.psnr` of ray colours ``a``, ``b`` [N, 3] over ``mask`` [N]."""
+    from gsnerf_ros.train.metrics import psnr
+
+    return psnr(a[:, None], b[:, None], mask[:, None])
 
 
 def _miou(preds: list[Tensor], gts: list[Tensor], C: int) -> float:

@@ -22,8 +22,7 @@ from torch import Tensor
 
 from gsnerf_ros.geometry import (invert_pose, nearest_views, pixels_to_grid, project_points,
                                  scale_intrinsics, transform_points, unproject_depth)
-
-IGNORE_INDEX = 255
+from gsnerf_ros.data.classes import IGNORE_INDEX
 
 __all__ = [
     "IGNORE_INDEX", "rgb_loss", "semantic_ce", "semantic_2d_ce", "depth_pyramid",

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = 255
+from gsnerf_ros.data.classes import IGNORE_INDEX
+
 PSNR_CAP_DB = 100.0  # PSNR of an exact reconstruction (MSE = 0) is reported as this cap
 
 __all__ = [

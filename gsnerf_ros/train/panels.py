@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-IGNORE_INDEX = 255
+from gsnerf_ros.data.classes import IGNORE_INDEX
 
 __all__ = ["to_uint8_rgb", "colorize_labels", "colorize_depth", "colorize_error", "make_panel",
            "save_png"]
