@@ -19,7 +19,7 @@ from torch import Tensor
 __all__ = [
     "read_rgb", "write_rgb", "read_depth_png", "write_depth_png", "read_label_png",
     "write_label_png", "read_matrix", "read_traj", "write_traj", "natural_key", "colorize_labels",
-    "colorize_depth",
+    "label_colors", "colorize_depth",
 ]
 
 
@@ -126,13 +126,24 @@ def natural_key(name: str) -> list[int | str]:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+def label_colors(labels: Tensor, palette: Tensor | np.ndarray) -> np.ndarray:
+    """Class ids to RGB with a palette: (H, W) ids, (C, 3) uint8 -> (H, W, 3) uint8.
+
+    Ids outside the palette (e.g. 255 = ignore) become black. The one label colouring of the
+    package: previews, evaluation panels and the node's ``semantic_color`` image use it.
+    """
+    pal = torch.as_tensor(palette, dtype=torch.uint8).cpu()
+    pal = torch.cat([pal, torch.zeros(1, 3, dtype=torch.uint8)])
+    lab = labels.detach().to("cpu").long()
+    lab = torch.where((lab >= 0) & (lab < pal.shape[0] - 1), lab,
+                      torch.full_like(lab, pal.shape[0] - 1))
+    return pal[lab].numpy()
+
+
 def colorize_labels(labels: Tensor, palette: Tensor) -> Tensor:
     """Label ids [H,W] -> RGB float [3,H,W]; ignored / out-of-range ids are black."""
-    pal = torch.cat([palette.to(torch.float32) / 255.0,
-                     torch.zeros(1, 3)], 0)
-    idx = labels.long().clone().cpu()
-    idx[(idx < 0) | (idx >= palette.shape[0])] = palette.shape[0]
-    return pal[idx].permute(2, 0, 1).contiguous()
+    rgb = torch.from_numpy(label_colors(labels, palette)).to(torch.float32) / 255.0
+    return rgb.permute(2, 0, 1).contiguous()
 
 
 def colorize_depth(depth: Tensor, near: float | None = None, far: float | None = None) -> Tensor:

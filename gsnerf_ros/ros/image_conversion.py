@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gsnerf_ros.data.io import label_colors as colorize_labels
+
 __all__ = [
     "ENCODINGS", "EncodingInfo", "ImageFormatError", "decode_image", "encode_image",
     "convert_color", "to_rgb_tensor", "to_depth_metres", "undistort", "undistort_depth",
@@ -196,16 +198,3 @@ def labels_to_array(labels: Tensor, num_classes: int) -> tuple[np.ndarray, str]:
     if num_classes > 255:
         return lab.astype(np.uint16), "mono16"
     return lab.astype(np.uint8), "mono8"
-
-
-def colorize_labels(labels: Tensor, palette: Tensor) -> np.ndarray:
-    """Class ids to RGB with the model palette. Shape: (H, W), (C, 3) uint8 -> (H, W, 3) uint8.
-
-    Ids outside the palette (e.g. 255 = ignore) become black.
-    """
-    pal = torch.as_tensor(palette, dtype=torch.uint8).cpu()
-    pal = torch.cat([pal, torch.zeros(1, 3, dtype=torch.uint8)])
-    lab = labels.detach().to("cpu").long()
-    lab = torch.where((lab >= 0) & (lab < pal.shape[0] - 1), lab,
-                      torch.full_like(lab, pal.shape[0] - 1))
-    return pal[lab].numpy()

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.data.classes import IGNORE_INDEX
+from gsnerf_ros.data.io import label_colors as colorize_labels
 
 __all__ = ["to_uint8_rgb", "colorize_labels", "colorize_depth", "colorize_error", "make_panel",
            "save_png"]
@@ -27,16 +28,6 @@ def to_uint8_rgb(img: Tensor) -> np.ndarray:
     if t.ndim == 3 and t.shape[0] == 3 and t.shape[-1] != 3:
         t = t.permute(1, 2, 0)
     return (t.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def colorize_labels(labels: Tensor, palette: Tensor | np.ndarray) -> np.ndarray:
-    """(H,W) int class ids -> (H,W,3) uint8 with ``palette`` (C,3); ignore/out-of-range black."""
-    pal = np.asarray(palette.cpu() if isinstance(palette, Tensor) else palette, dtype=np.uint8)
-    lab = labels.detach().cpu().long().numpy()
-    out = np.zeros((*lab.shape, 3), np.uint8)
-    ok = (lab >= 0) & (lab < len(pal))
-    out[ok] = pal[lab[ok]]
-    return out
 
 
 def colorize_depth(depth: Tensor, vmin: float | None = None, vmax: float | None = None
