@@ -19,6 +19,7 @@ from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, GetParameters  # noqa: E402
 
 from gsnerf_ros.ros.launch_shim import evaluate, load_launch_description, start  # noqa: E402
+from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
@@ -50,15 +51,12 @@ def test_launch_description_arguments_and_nodes(tmp_path: Path) -> None:
 
 
 def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) -> None:
-    import os
-
     ckpt = make_tiny_checkpoint(tmp_path / "tiny")
     desc = load_launch_description(LAUNCH)
     (node,) = evaluate(desc, {"image": "/cam/image", "camera_info": "/cam/info",
                               "world_frame": "odom", "checkpoint": str(ckpt), "device": "cpu",
                               "rviz": "false"}, tmpdir=tmp_path)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
+    env = make_child_env()
     proc: subprocess.Popen | None = None
     client = SpinningNode("launch_test_client")
     try:

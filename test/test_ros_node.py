@@ -37,6 +37,7 @@ from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
 from gsnerf_ros.ros.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
+from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
 from gsnerf_ros.ros.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
@@ -85,12 +86,8 @@ class Harness:
 
 @pytest.fixture(scope="module")
 def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
-    import os
-
     tmp = tmp_path_factory.mktemp("ros_node")
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(ROOT), env.get("PYTHONPATH", "")] if p)
-    env["PYTHONUNBUFFERED"] = "1"
+    env = make_child_env()
     hs = Harness()
     hs.checkpoint = SHIPPED if SHIPPED.is_file() else make_tiny_checkpoint(tmp / "tiny")
     hs.scene = make_scene(0, "test", FRAMES, H, W)
