@@ -90,6 +90,11 @@ class TrainViewConfig:
     target_in_pool_prob: float = 0.0
     """Probability the target may be among its own sources (released code: 0.02; off here,
     it makes the task trivial for that sample)."""
+    source_strides: tuple[int, ...] = (1,)
+    """Sources come from every ``stride``-th frame (random phase; ``stride`` drawn from these),
+    like the keyframes of the node's buffer and the evaluation protocol's source pool, so that
+    training sees the baselines it is evaluated at. ``(1,)``: every frame (released code;
+    consecutive frames of a dense trajectory are centimetres apart)."""
 
 
 def sample_training_views(scene_or_poses: Scene | Tensor, rng: np.random.Generator,
@@ -107,11 +112,19 @@ def sample_training_views(scene_or_poses: Scene | Tensor, rng: np.random.Generat
     t = int(rng.integers(0, n)) if target is None else int(target)
     ratio = int(cfg.pool_ratios[int(rng.integers(0, len(cfg.pool_ratios)))])
     pool_n = max(cfg.num_sources, min(cfg.num_sources * ratio, cfg.pool_cap))
+    stride = int(cfg.source_strides[int(rng.integers(0, len(cfg.source_strides)))])
+    if stride < 1:
+        raise ValueError(f"source_strides must be >= 1, got {cfg.source_strides}")
+    # Keep enough candidates for a full source set (a short scene falls back to every frame).
+    while stride > 1 and (n - 1) // stride < cfg.num_sources:
+        stride -= 1
+    phase = int(rng.integers(0, stride))
+    cand = torch.arange(phase, n, stride)
     if rng.uniform() < cfg.target_in_pool_prob:
-        d = pose_distance(poses[t].expand_as(poses), poses, cfg.angle_weight)
-        pool = torch.argsort(d, stable=True)[:pool_n]
+        d = pose_distance(poses[t].expand_as(poses[cand]), poses[cand], cfg.angle_weight)
+        pool = cand[torch.argsort(d, stable=True)[:pool_n]]
     else:
-        pool = select_sources(poses, t, pool_n, cfg.angle_weight)
+        pool = select_sources(poses, t, pool_n, cfg.angle_weight, candidates=cand)
     perm = torch.from_numpy(rng.permutation(pool.shape[0]))
     return t, pool[perm][: cfg.num_sources]
 

@@ -3,6 +3,7 @@
 from gsnerf_ros.geometry.camera import (
     camera_rays,
     invert_pose,
+    level_intrinsics,
     pixel_grid,
     pixels_to_grid,
     project_points,
@@ -23,7 +24,7 @@ from gsnerf_ros.geometry.pose import (
 )
 
 __all__ = [
-    "camera_rays", "invert_pose", "pixel_grid", "pixels_to_grid", "project_points",
+    "camera_rays", "invert_pose", "level_intrinsics", "pixel_grid", "pixels_to_grid", "project_points",
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "look_at", "make_pose", "matrix_to_quat", "nearest_views", "pose_distance",
     "quat_to_matrix", "rotation_angle",

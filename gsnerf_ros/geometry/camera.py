@@ -24,6 +24,7 @@ __all__ = [
     "world_to_pixels",
     "camera_rays",
     "scale_intrinsics",
+    "level_intrinsics",
     "pixels_to_grid",
 ]
 
@@ -138,6 +139,22 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     K[..., 0, 2] = (K[..., 0, 2] + 0.5) * scale_x - 0.5
     K[..., 1, 1] = K[..., 1, 1] * scale_y
     K[..., 1, 2] = (K[..., 1, 2] + 0.5) * scale_y - 0.5
+    return K
+
+
+def level_intrinsics(K: Tensor, level: int) -> Tensor:
+    """Intrinsics of pyramid level ``level`` of a stride-2 network (or of ``x[..., ::2**l, ::2**l]``).
+
+    A 3x3 stride-2 convolution with padding 1 centres its output pixel ``j`` on input pixel
+    ``2j``, so level ``l`` pixel ``j`` sits at full-resolution pixel ``2^l j``: ``u_l = u / 2^l``.
+    Focal lengths and the principal point both scale by ``2^-l`` (no half-pixel term, unlike
+    :func:`scale_intrinsics`, which is for resized images). Shape: (*B, 3, 3) -> (*B, 3, 3).
+    """
+    if level < 0:
+        raise ValueError(f"pyramid level must be >= 0, got {level}")
+    s = 1.0 / 2 ** level
+    K = K.clone()
+    K[..., :2, :] = K[..., :2, :] * s
     return K
 
 

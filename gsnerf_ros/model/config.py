@@ -62,8 +62,24 @@ class CostVolumeConfig:
     volume_channels: int = 8
     """Channels of the regularised 3D volume feature kept for rendering (per stage)."""
     norm: str = "group"
+    spacing: str = "inverse"
+    """Planes evenly spaced in ``inverse`` depth (1/z: a plane step is about the same pixel
+    shift at any distance, planes concentrate where matching can tell them apart) or in
+    ``linear`` depth (the paper and checkpoints of format gsnerf_ros/1)."""
+    correlation: str = "cosine"
+    """``cosine``: group correlation of unit-length features (brightness-invariant);
+    ``dot``: the paper's mean product per group (gsnerf_ros/1 checkpoints)."""
+    photometric: bool = True
+    """Add a parameter-free matching cost (negative 3x3 SAD of the colours) as one more
+    cost-volume channel: a matching signal that works before any training."""
+    photometric_patch: int = 3
+    photometric_scale: float = 4.0
+    """Multiplier of the photometric channel (SAD of [0,1] colours is small)."""
 
     def __post_init__(self) -> None:
+        _check(self.spacing in ("inverse", "linear"), "cost_volume.spacing: inverse | linear")
+        _check(self.correlation in ("cosine", "dot"), "cost_volume.correlation: cosine | dot")
+        _check(self.photometric_patch in (1, 3, 5), "cost_volume.photometric_patch: 1 | 3 | 5")
         _check(len(self.num_planes) == 3 and all(d >= 2 for d in self.num_planes),
                "cost_volume.num_planes needs 3 stages of >= 2 planes each")
         _check(len(self.interval_ratios) == 3 and all(r > 0 for r in self.interval_ratios),

@@ -1,10 +1,16 @@
 """Cascade MVS cost volume of one reference view against its neighbour views.
 
 Three stages, coarse to fine, at pyramid levels 2, 1, 0 (scales 1/4, 1/2, 1). Stage 0 places
-fronto-parallel planes evenly on [near, far]; later stages place a narrower band of planes per
-pixel around the upsampled depth of the previous stage. Each stage: homography warping of the
-neighbours' features onto the planes, group-wise correlation with the reference feature averaged
-over the neighbours that see the pixel, a 3D U-Net, and a soft-argmin depth.
+fronto-parallel planes evenly over [near, far] in the *plane coordinate* (inverse depth by
+default, so one plane step moves a match by about the same number of pixels at any distance and
+no planes are wasted beyond the walls; or metric depth); later stages place a narrower band of
+planes per pixel around the upsampled depth of the previous stage. Each stage: homography
+warping of the neighbours' features (and colours) onto the planes, a matching cost averaged over
+the neighbours that see the pixel (group-wise correlation of the learned features, plus a
+parameter-free photometric term), a 3D U-Net, and a soft-argmin in the plane coordinate.
+
+Pixel convention: level ``l`` pixel ``j`` sits at full-resolution pixel ``2^l j``
+(:func:`gsnerf_ros.geometry.level_intrinsics`, :mod:`gsnerf_ros.model.pyramid`).
 """
 
 from __future__ import annotations
@@ -17,17 +23,62 @@ from torch import Tensor, nn
 
 from gsnerf_ros.geometry import (
     invert_pose,
+    level_intrinsics,
     pixel_grid,
     pixels_to_grid,
     project_points,
-    scale_intrinsics,
     transform_points,
     unproject_pixels,
 )
 from gsnerf_ros.model.config import CostVolumeConfig
 from gsnerf_ros.model.encoder import ConvBlock, FastConv3d, make_norm
+from gsnerf_ros.model.pyramid import image_pyramid
 
-__all__ = ["homography_warp", "group_correlation", "CostRegNet", "CascadeCostVolume", "CascadeOutput"]
+__all__ = ["PlaneSpacing", "homography_warp", "group_correlation", "photometric_cost",
+           "plane_sweep_planes", "CostRegNet", "CascadeCostVolume", "CascadeOutput"]
+
+
+@dataclass(frozen=True)
+class PlaneSpacing:
+    """The coordinate in which depth planes are evenly spaced.
+
+    ``inverse=True``: q = 1/z (1/m, disparity-like; q decreases with depth, so plane steps
+    are negative); ``inverse=False``: q = z (m). Planes are always listed nearest first.
+    """
+
+    inverse: bool = True
+
+    def coord(self, z: Tensor | float) -> Tensor | float:
+        """Depth (m) -> plane coordinate."""
+        return 1.0 / z if self.inverse else z
+
+    def depth(self, q: Tensor) -> Tensor:
+        """Plane coordinate -> depth (m)."""
+        return 1.0 / q.clamp(min=1e-6) if self.inverse else q
+
+    def band_metres(self, z: Tensor, band: Tensor | float) -> Tensor:
+        """Width in metres of a band of ``band`` plane-coordinate units centred at depth ``z``
+        (first order: |dz/dq| = z^2 for inverse depth)."""
+        b = band.abs() if isinstance(band, Tensor) else abs(band)
+        return z * z * b if self.inverse else torch.as_tensor(b, device=z.device).expand_as(z)
+
+    @classmethod
+    def named(cls, name: str) -> "PlaneSpacing":
+        if name not in ("inverse", "linear"):
+            raise ValueError(f"plane spacing must be inverse | linear, got {name!r}")
+        return cls(inverse=name == "inverse")
+
+
+def plane_sweep_planes(spacing: PlaneSpacing, near: float, far: float, num_planes: int,
+                       device: torch.device | str | None = None) -> tuple[float, float]:
+    """First plane coordinate and the (signed) step of ``num_planes`` planes spanning
+    [near, far] m evenly in ``spacing``; plane k is at ``start + k * step``."""
+    if not far > near > 0:
+        raise ValueError(f"need far > near > 0, got near={near}, far={far}")
+    if num_planes < 2:
+        raise ValueError(f"need at least 2 planes, got {num_planes}")
+    q0, q1 = float(spacing.coord(near)), float(spacing.coord(far))
+    return q0, (q1 - q0) / (num_planes - 1)
 
 
 def homography_warp(src_feat: Tensor, src_K: Tensor, src_from_ref: Tensor, ref_K: Tensor,
@@ -35,7 +86,7 @@ def homography_warp(src_feat: Tensor, src_K: Tensor, src_from_ref: Tensor, ref_K
     """Warp source features onto the reference view's depth hypotheses.
 
     Shapes: ``src_feat`` [M, C, h, w]; ``src_K`` [M, 3, 3] and ``ref_K`` [3, 3] for this level's
-    size; ``src_from_ref`` [M, 4, 4] (= w2c_src @ c2w_ref); ``planes`` [D, h, w] z-depths (m) in
+    grid; ``src_from_ref`` [M, 4, 4] (= w2c_src @ c2w_ref); ``planes`` [D, h, w] z-depths (m) in
     the reference camera.  Returns ``warped`` [M, C, D, h, w] (zeros outside the source image) and
     ``valid`` [M, D, h, w] bool (in front of the source camera and inside its image).
     """
@@ -53,20 +104,59 @@ def homography_warp(src_feat: Tensor, src_K: Tensor, src_from_ref: Tensor, ref_K
     return warped.reshape(M, C, D, h, w), valid.reshape(M, D, h, w)
 
 
-def group_correlation(ref_feat: Tensor, warped: Tensor, valid: Tensor, groups: int) -> Tensor:
+def _mean_over_valid(per_view: Tensor, valid: Tensor) -> Tensor:
+    """[M, G, D, h, w] values and [M, D, h, w] mask -> [G, D, h, w] mean over valid views."""
+    vm = valid.to(per_view.dtype).unsqueeze(1)
+    return (per_view * vm).sum(0) / vm.sum(0).clamp(min=1.0)
+
+
+def group_correlation(ref_feat: Tensor, warped: Tensor, valid: Tensor, groups: int,
+                      normalize: bool = False) -> Tensor:
     """Group-wise correlation averaged over the neighbours that see each (plane, pixel).
 
     Shapes: ``ref_feat`` [C, h, w], ``warped`` [M, C, D, h, w], ``valid`` [M, D, h, w]
-    -> [G, D, h, w]. (The released code divided by the total view count minus one instead of the
-    neighbour count; we average over the valid neighbours.)
+    -> [G, D, h, w]. ``normalize=False``: mean product over each group's channels (the
+    paper's group correlation). ``normalize=True``: both features are first scaled to unit
+    length over all C channels and each group's sum is multiplied by G, so the groups sum to
+    G x the cosine similarity: the cost no longer follows brightness or feature magnitude.
+    (The released code divided by the total view count minus one instead of the neighbour
+    count; we average over the valid neighbours.)
     """
     M, C, D, h, w = warped.shape
     if M == 0:
         return ref_feat.new_zeros(groups, D, h, w)
-    corr = (warped.reshape(M, groups, C // groups, D, h, w)
-            * ref_feat.reshape(1, groups, C // groups, 1, h, w)).mean(2)    # [M, G, D, h, w]
-    vm = valid.to(corr.dtype).unsqueeze(1)
-    return (corr * vm).sum(0) / vm.sum(0).clamp(min=1.0)
+    if normalize:
+        ref_feat = F.normalize(ref_feat, dim=0, eps=1e-6)
+        warped = F.normalize(warped, dim=1, eps=1e-6)
+        corr = (warped.reshape(M, groups, C // groups, D, h, w)
+                * ref_feat.reshape(1, groups, C // groups, 1, h, w)).sum(2) * groups
+    else:
+        corr = (warped.reshape(M, groups, C // groups, D, h, w)
+                * ref_feat.reshape(1, groups, C // groups, 1, h, w)).mean(2)
+    return _mean_over_valid(corr, valid)
+
+
+def photometric_cost(ref_img: Tensor, warped: Tensor, valid: Tensor, patch: int = 3) -> Tensor:
+    """Parameter-free matching cost: negative sum of absolute colour differences over a
+    ``patch x patch`` window (SAD), averaged over the neighbours that see the pixel.
+
+    Shapes: ``ref_img`` [3, h, w], ``warped`` [M, 3, D, h, w] colours in [0, 1], ``valid``
+    [M, D, h, w] -> [1, D, h, w]; higher = better match (0 = identical patches). A plane no
+    neighbour sees at a pixel gets that pixel's mean cost over the planes that are seen
+    (neutral: neither a perfect match nor a penalty); a pixel never seen gets 0 throughout.
+    """
+    M, _, D, h, w = warped.shape
+    if M == 0:
+        return ref_img.new_zeros(1, D, h, w)
+    ad = (warped - ref_img[None, :, None]).abs().mean(1)                    # [M, D, h, w]
+    if patch > 1:
+        ad = F.avg_pool2d(ad.reshape(M * D, 1, h, w), patch, stride=1, padding=patch // 2,
+                          count_include_pad=False).reshape(M, D, h, w)
+    cost = -_mean_over_valid(ad[:, None], valid)[0]                          # [D, h, w]
+    seen = valid.any(0)
+    n_seen = seen.sum(0, keepdim=True).clamp(min=1)
+    neutral = (cost * seen).sum(0, keepdim=True) / n_seen
+    return torch.where(seen, cost, neutral)[None]
 
 
 class CostRegNet(nn.Module):
@@ -112,8 +202,9 @@ class CostRegNet(nn.Module):
 @dataclass
 class CascadeOutput:
     """Per reference view, lists indexed by pyramid level l = 0, 1, 2 (full, 1/2, 1/4):
-    ``depth`` [h_l, w_l] m; ``volume`` [F, D_l, h_l, w_l]; ``plane_start`` [h_l, w_l] m (depth
-    of the first plane per pixel); ``plane_step`` [3] m (plane spacing per level)."""
+    ``depth`` [h_l, w_l] m; ``volume`` [F, D_l, h_l, w_l]; ``plane_start`` [h_l, w_l] (plane
+    coordinate of the first, nearest plane per pixel: 1/m for inverse spacing, m for linear);
+    ``plane_step`` [3] (signed plane spacing per level, same units)."""
 
     depth: list[Tensor]
     volume: list[Tensor]
@@ -127,24 +218,66 @@ class CascadeCostVolume(nn.Module):
     def __init__(self, cfg: CostVolumeConfig, fpn_channels: list[int]) -> None:
         super().__init__()
         self.cfg = cfg
+        self.spacing = PlaneSpacing.named(cfg.spacing)
+        in_ch = cfg.groups + (1 if cfg.photometric else 0)
         self.regs = nn.ModuleList(
-            CostRegNet(cfg.groups, cfg.reg_channels, cfg.volume_channels, cfg.norm,
+            CostRegNet(in_ch, cfg.reg_channels, cfg.volume_channels, cfg.norm,
                        min(cfg.reg_channels))
             for _ in range(3))
         for c in fpn_channels:
             if c % cfg.groups:
                 raise ValueError(f"cost_volume.groups={cfg.groups} must divide fpn channels {c}")
 
+    def stage_planes(self, stage: int, prev_depth: Tensor | None, size: tuple[int, int],
+                     near: float, far: float, device: torch.device) -> tuple[Tensor, float]:
+        """Plane coordinates [D, h, w] of ``stage`` (nearest plane first) and their step.
+
+        Stage 0 spans [near, far]; later stages centre a band of ``num_planes[stage]`` planes
+        with step ``step0 / interval_ratios[0] * interval_ratios[stage]`` on the bilinearly
+        upsampled depth of the previous stage, shifted to stay inside [near, far].
+        """
+        cfg, sp = self.cfg, self.spacing
+        D = cfg.num_planes[stage]
+        q_near, step0 = plane_sweep_planes(sp, near, far, cfg.num_planes[0])
+        q_far = float(sp.coord(far))
+        step = step0 / cfg.interval_ratios[0] * cfg.interval_ratios[stage]
+        h, w = size
+        if prev_depth is None:
+            start = torch.full((h, w), q_near, device=device, dtype=torch.float32)
+            step = step0
+        else:
+            up = F.interpolate(prev_depth.detach()[None, None].float(), size=(h, w),
+                               mode="bilinear", align_corners=False)[0, 0]
+            span = (D - 1) * step
+            lo, hi = min(q_near, q_far), max(q_near, q_far)
+            lower = lo - min(0.0, span)
+            upper = max(hi - max(0.0, span), lower)
+            start = (sp.coord(up.clamp(min=near)) - 0.5 * span).clamp(lower, upper)
+        ks = torch.arange(D, device=device, dtype=torch.float32)[:, None, None]
+        return start[None] + step * ks, step
+
+    def regularise(self, stage: int, cost: Tensor, q_planes: Tensor) -> tuple[Tensor, Tensor]:
+        """The stage's 3D U-Net: cost [G(+1), D, h, w] -> depth logits [D, h, w] over the planes
+        ``q_planes`` [D, h, w] (nearest first) and the volume feature [F, D, h, w]."""
+        logits, vol = self.regs[stage](cost[None])
+        return logits[0], vol[0]
+
     def forward(self, ref_pyr: list[Tensor], src_pyr: list[Tensor], ref_K: Tensor, src_K: Tensor,
-                ref_c2w: Tensor, src_c2w: Tensor, near: float, far: float) -> CascadeOutput:
+                ref_c2w: Tensor, src_c2w: Tensor, near: float, far: float,
+                ref_image: Tensor | None = None, src_images: Tensor | None = None
+                ) -> CascadeOutput:
         """``ref_pyr[l]`` [C_l, h_l, w_l]; ``src_pyr[l]`` [M, C_l, h_l, w_l]; ``ref_K`` [3, 3] and
-        ``src_K`` [M, 3, 3] for the full-resolution images; ``*_c2w`` [4, 4] / [M, 4, 4]."""
+        ``src_K`` [M, 3, 3] for the full-resolution images; ``*_c2w`` [4, 4] / [M, 4, 4];
+        ``ref_image`` [3, H, W] and ``src_images`` [M, 3, H, W] in [0, 1] (needed when
+        ``cost_volume.photometric`` is on)."""
         if not far > near > 0:
             raise ValueError(f"need far > near > 0, got near={near}, far={far}")
-        cfg = self.cfg
+        cfg, sp = self.cfg, self.spacing
+        if cfg.photometric:
+            if ref_image is None or src_images is None:
+                raise ValueError("cost_volume.photometric needs the reference and source images")
+            img_pyr = image_pyramid(torch.cat([ref_image[None], src_images], 0).float(), 3)
         src_from_ref = (invert_pose(src_c2w.float()) @ ref_c2w.float()).to(ref_c2w.dtype)
-        step0 = (far - near) / (cfg.num_planes[0] - 1)
-        base = step0 / cfg.interval_ratios[0]
         depths: list[Tensor] = [None] * 3  # type: ignore[list-item]
         volumes: list[Tensor] = [None] * 3  # type: ignore[list-item]
         starts: list[Tensor] = [None] * 3  # type: ignore[list-item]
@@ -154,25 +287,23 @@ class CascadeCostVolume(nn.Module):
             lvl = 2 - stage
             ref = ref_pyr[lvl]
             h, w = ref.shape[-2:]
-            D = cfg.num_planes[stage]
-            step = base * cfg.interval_ratios[stage]
-            if prev is None:
-                start = torch.full((h, w), near, device=ref.device, dtype=torch.float32)
-            else:
-                up = F.interpolate(prev.detach()[None, None].float(), size=(h, w), mode="bilinear",
-                                   align_corners=False)[0, 0]
-                start = (up - 0.5 * (D - 1) * step).clamp(near, max(far - (D - 1) * step, near))
-            planes = start[None] + step * torch.arange(D, device=ref.device,
-                                                       dtype=torch.float32)[:, None, None]
-            s = 1.0 / 2 ** lvl
-            rK = scale_intrinsics(ref_K.float(), s, s)
-            sK = scale_intrinsics(src_K.float(), s, s)
+            q_planes, step = self.stage_planes(stage, prev, (h, w), near, far, ref.device)
+            planes = sp.depth(q_planes)
+            rK = level_intrinsics(ref_K.float(), lvl)
+            sK = level_intrinsics(src_K.float(), lvl)
             warped, valid = homography_warp(src_pyr[lvl], sK, src_from_ref.float(), rK, planes)
-            cost = group_correlation(ref, warped, valid, cfg.groups)
-            logits, vol = self.regs[stage](cost[None])
-            prob = torch.softmax(logits[0].float(), dim=0)
-            depth = (prob * planes).sum(0)
-            depths[lvl], volumes[lvl], starts[lvl] = depth, vol[0], start
+            cost = group_correlation(ref, warped, valid, cfg.groups,
+                                     normalize=cfg.correlation == "cosine")
+            if cfg.photometric:
+                imgs = img_pyr[lvl]
+                wimg, _ = homography_warp(imgs[1:], sK, src_from_ref.float(), rK, planes)
+                cost = torch.cat([cost, photometric_cost(imgs[0], wimg, valid,
+                                                         cfg.photometric_patch)
+                                  * cfg.photometric_scale], 0)
+            logits, vol = self.regularise(stage, cost, q_planes)
+            prob = torch.softmax(logits.float(), dim=0)
+            depth = sp.depth((prob * q_planes).sum(0))
+            depths[lvl], volumes[lvl], starts[lvl] = depth, vol, q_planes[0]
             steps[lvl] = step
             prev = depth
         return CascadeOutput(depth=depths, volume=volumes, plane_start=starts, plane_step=steps)

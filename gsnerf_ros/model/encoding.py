@@ -41,7 +41,8 @@ class ViewEncoding:
     - ``semantic_feature`` [Cs, H, W]; ``semantic_logits`` [C, H, W] (2D segmentation)
     - ``depth_levels[l]`` [h_l, w_l] m: cost-volume depth per level (l = 0 is full resolution)
     - ``volumes[l]`` [Fv, D_l, h_l, w_l]: regularised 3D volume features
-    - ``plane_start[l]`` [h_l, w_l] m: depth of the first plane; ``plane_step`` [3] m
+    - ``plane_start[l]`` [h_l, w_l]: plane coordinate of the first (nearest) plane, 1/m for
+      inverse spacing or m for linear (``cost_volume.PlaneSpacing``); ``plane_step`` [3], signed
     """
 
     image: Tensor

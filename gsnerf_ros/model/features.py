@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsnerf_ros.geometry import pixels_to_grid, world_to_pixels
+from gsnerf_ros.model.cost_volume import PlaneSpacing
 from gsnerf_ros.model.encoding import SourceEncoding
 
 __all__ = ["project_to_views", "sample_maps", "sample_volumes", "occlusion_mask",
@@ -33,8 +34,8 @@ def project_to_views(points: Tensor, enc: SourceEncoding) -> tuple[Tensor, Tenso
 
 
 def _level_grid(uv: Tensor, level: int, h: int, w: int) -> Tensor:
-    s = 1.0 / 2 ** level
-    uv_l = (uv + 0.5) * s - 0.5 if level else uv
+    """Full-resolution pixels -> grid of pyramid level ``level`` (pixel j at 2^l j)."""
+    uv_l = uv / 2 ** level if level else uv
     return pixels_to_grid(uv_l, h, w).clamp(-2.0, 2.0)
 
 
@@ -47,19 +48,23 @@ def sample_maps(maps: Tensor, uv: Tensor, level: int = 0) -> Tensor:
     return out[:, :, 0].permute(2, 0, 1)
 
 
-def sample_volumes(enc: SourceEncoding, uv: Tensor, z: Tensor) -> Tensor:
+def sample_volumes(enc: SourceEncoding, uv: Tensor, z: Tensor,
+                   spacing: PlaneSpacing = PlaneSpacing()) -> Tensor:
     """Trilinear samples of the cost-volume features of all levels, concatenated.
 
-    ``uv`` [V, P, 2], ``z`` [V, P] -> [P, V, levels * Fv]. Depth is normalised per pixel between
-    the first and last plane of each level (border padding outside the band).
+    ``uv`` [V, P, 2], ``z`` [V, P] m -> [P, V, levels * Fv]. Depth is normalised per pixel
+    between the first and last plane of each level in the plane coordinate of ``spacing``
+    (border padding outside the band).
     """
     out = []
+    q = spacing.coord(z.clamp(min=1e-6))
     for lvl, vol in enumerate(enc.volumes):
         V, Fv, D, h, w = vol.shape
         g = _level_grid(uv, lvl, h, w)                                        # [V, P, 2]
         start = sample_maps(enc.plane_start[lvl][:, None], uv, lvl)[..., 0].transpose(0, 1)
-        span = ((D - 1) * enc.plane_step[:, lvl]).clamp(min=1e-6)[:, None]
-        gz = (2.0 * (z - start) / span - 1.0).clamp(-2.0, 2.0)
+        span = (D - 1) * enc.plane_step[:, lvl]
+        span = torch.where(span.abs() < 1e-9, torch.full_like(span, 1e-9), span)[:, None]
+        gz = (2.0 * (q - start) / span - 1.0).clamp(-2.0, 2.0)
         grid = torch.cat([g, gz[..., None]], -1)[:, None, None].to(vol.dtype)  # [V,1,1,P,3]
         s = F.grid_sample(vol, grid, mode="bilinear", padding_mode="border", align_corners=True)
         out.append(s[:, :, 0, 0].permute(2, 0, 1))
@@ -67,14 +72,15 @@ def sample_volumes(enc: SourceEncoding, uv: Tensor, z: Tensor) -> Tensor:
 
 
 def occlusion_mask(enc: SourceEncoding, uv: Tensor, z: Tensor, threshold: float,
-                   min_tolerance: float) -> Tensor:
+                   min_tolerance: float, spacing: PlaneSpacing = PlaneSpacing()) -> Tensor:
     """True where a point lies behind a view's estimated surface. ``uv`` [V, P, 2],
-    ``z`` [V, P] -> [P, V] bool. Tolerance per view: max(``threshold`` x the finest cost-volume
-    band, ``min_tolerance`` m)."""
+    ``z`` [V, P] -> [P, V] bool. Tolerance per view and point: max(``threshold`` x the finest
+    cost-volume band in metres at the view's depth there, ``min_tolerance`` m)."""
     d_src = sample_maps(enc.depth[:, None].float(), uv)[..., 0]             # [P, V]
     D0 = enc.volumes[0].shape[2]
-    tol = (threshold * (D0 - 1) * enc.plane_step[:, 0]).clamp(min=min_tolerance)
-    return z.transpose(0, 1).float() > d_src + tol[None]
+    band = ((D0 - 1) * enc.plane_step[:, 0]).abs()[None]                      # [1, V]
+    tol = (threshold * spacing.band_metres(d_src, band)).clamp(min=min_tolerance)
+    return z.transpose(0, 1).float() > d_src + tol
 
 
 def direction_features(points: Tensor, ray_dirs: Tensor, enc: SourceEncoding) -> Tensor:

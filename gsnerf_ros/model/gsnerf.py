@@ -41,7 +41,11 @@ from gsnerf_ros.model.volume_renderer import VolumeRenderer
 
 __all__ = ["GSNeRF", "RenderResult", "default_palette", "CHECKPOINT_FORMAT"]
 
-CHECKPOINT_FORMAT = "gsnerf_ros/1"
+CHECKPOINT_FORMAT = "gsnerf_ros/2"
+# Cost-volume options that checkpoints of an older format were trained with, where their sidecar
+# predates the option (format 1: linear planes, dot-product correlation, no photometric cost).
+_LEGACY_COST_VOLUME = {"gsnerf_ros/1": {"spacing": "linear", "correlation": "dot",
+                                        "photometric": False}}
 
 
 def default_palette(num_classes: int) -> Tensor:
@@ -130,7 +134,8 @@ class GSNeRF(nn.Module):
         ref_pyr = [p[i] for p in feats.pyramid]
         src_pyr = [p.index_select(0, nbrs) for p in feats.pyramid]
         cv = self.cost_volume(ref_pyr, src_pyr, K[i], K.index_select(0, nbrs), c2w[i],
-                              c2w.index_select(0, nbrs), near_m, far_m)
+                              c2w.index_select(0, nbrs), near_m, far_m,
+                              ref_image=images[i], src_images=images.index_select(0, nbrs))
         return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
                             feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
@@ -198,8 +203,9 @@ class GSNeRF(nn.Module):
         rcfg = self.config.renderer
         pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
         uv, z, in_image = project_to_views(pts, enc)
-        visible = in_image & ~occlusion_mask(enc, uv, z, rcfg.occlusion_threshold, rcfg.occlusion_min)
-        vol = sample_volumes(enc, uv, z)
+        visible = in_image & ~occlusion_mask(enc, uv, z, rcfg.occlusion_threshold, rcfg.occlusion_min,
+                                            self.cost_volume.spacing)
+        vol = sample_volumes(enc, uv, z, self.cost_volume.spacing)
         f2d = sample_maps(enc.feature, uv)
         rgb = sample_maps(enc.image, uv)
         dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
@@ -275,7 +281,8 @@ class GSNeRF(nn.Module):
         surf = origins + td[:, None] * dirs
         uv_s, z_s, in_s = project_to_views(surf, enc)
         rcfg = self.config.renderer
-        vis_s = in_s & ~occlusion_mask(enc, uv_s, z_s, rcfg.occlusion_threshold, rcfg.occlusion_min)
+        vis_s = in_s & ~occlusion_mask(enc, uv_s, z_s, rcfg.occlusion_threshold,
+                                          rcfg.occlusion_min, self.cost_volume.spacing)
         skip = cfg.semantic.label_skip
         if sem_mode == "volume":
             S = depths.shape[1]
@@ -368,7 +375,12 @@ class GSNeRF(nn.Module):
         side = json.loads(jpath.read_text())
         if "model_config" not in side:
             raise ValueError(f"{jpath} has no 'model_config'; not a gsnerf_ros checkpoint")
-        config = from_dict(GSNeRFConfig, side["model_config"])
+        cfg_dict = side["model_config"]
+        legacy = _LEGACY_COST_VOLUME.get(side.get("format", CHECKPOINT_FORMAT), {})
+        if legacy:
+            cv = dict(cfg_dict.get("cost_volume", {}))
+            cfg_dict = {**cfg_dict, "cost_volume": {**legacy, **cv}}
+        config = from_dict(GSNeRFConfig, cfg_dict)
         model = cls(config, class_names=side.get("class_names"), palette=side.get("palette"))
         model.load_state_dict(load_file(str(wpath), device="cpu"), strict=True)
         model.metadata = side.get("metadata", {})  # type: ignore[assignment]

@@ -38,12 +38,22 @@ class DataConfig:
     """Sources drawn at random from the ``num_sources * pool_ratio`` nearest frames (training)."""
     val_images_per_scene: int = 4
     num_workers: int = 0
+    source_strides: list[int] = field(default_factory=lambda: [1])
+    """Training sources from every k-th frame, k drawn from this list (see
+    ``TrainViewConfig.source_strides``); [1] = every frame."""
+    near: float = 0.0
+    far: float = 0.0
+    """Depth range (m) for every scene; 0 = the scene's own (scene.json ``near``/``far``)."""
 
     def __post_init__(self) -> None:
         _check(self.format in DATA_FORMATS, f"data.format must be one of {DATA_FORMATS}")
         _check(self.height > 0 and self.width > 0, "data.height/width must be positive")
         _check(self.num_sources >= 2, "data.num_sources must be >= 2")
         _check(self.pool_ratio >= 1, "data.pool_ratio must be >= 1")
+        _check(len(self.source_strides) >= 1 and min(self.source_strides) >= 1,
+               "data.source_strides needs strides >= 1")
+        _check(self.near >= 0 and self.far >= 0 and (self.far == 0 or self.far > self.near),
+               "data.near/far must be >= 0 with far > near (0 = the scene's)")
 
 
 @dataclass

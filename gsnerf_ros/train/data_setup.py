@@ -68,8 +68,10 @@ def build_train_set(cfg: TrainConfig) -> Any:
                          f"generate some with gsnerf-synth")
     ds = GSNeRFDataset(scenes, DatasetConfig(
         height=d.height, width=d.width, mode="train", seed=cfg.seed,
+        near=d.near or None, far=d.far or None,
         train_views=TrainViewConfig(num_sources=d.num_sources,
-                                    pool_ratios=tuple(range(1, d.pool_ratio + 1)))))
+                                    pool_ratios=tuple(range(1, d.pool_ratio + 1)),
+                                    source_strides=tuple(d.source_strides))))
     ds.class_names = list(scenes[0].class_names)
     ds.palette = scenes[0].palette
     for s in scenes[1:]:
@@ -80,7 +82,8 @@ def build_train_set(cfg: TrainConfig) -> Any:
 
 
 def eval_views(scenes: list[Any], num_sources: int, height: int, width: int,
-               max_targets: int | None = None) -> list[EvalView]:
+               max_targets: int | None = None, near: float | None = None,
+               far: float | None = None) -> list[EvalView]:
     """Evaluation views of the data package's protocol, resized to ``height`` x ``width``."""
     from gsnerf_ros.data.dataset import DatasetConfig, GSNeRFDataset
     from gsnerf_ros.data.view_selection import EvalProtocol
@@ -91,7 +94,8 @@ def eval_views(scenes: list[Any], num_sources: int, height: int, width: int,
     out: list[EvalView] = []
     for s in scenes:
         ds = GSNeRFDataset([s], DatasetConfig(height=height, width=width, mode="eval",
-                                              eval_protocol=proto, cache_frames=0))
+                                              eval_protocol=proto, cache_frames=0,
+                                              near=near, far=far))
         for i in range(len(ds)):
             it = ds[i]
             out.append(EvalView(
@@ -113,4 +117,5 @@ def build_val_views(cfg: TrainConfig) -> list[EvalView]:
         if not d.val_root or not Path(d.val_root).exists():
             return []
         scenes = load_scenes(d.val_root, d.format, d.val_scenes or None)
-    return eval_views(scenes, d.num_sources, d.height, d.width, d.val_images_per_scene)
+    return eval_views(scenes, d.num_sources, d.height, d.width, d.val_images_per_scene,
+                      d.near or None, d.far or None)

@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsnerf_ros.geometry import (invert_pose, nearest_views, pixels_to_grid, project_points,
-                                 scale_intrinsics, transform_points, unproject_depth)
+from gsnerf_ros.geometry import (invert_pose, level_intrinsics, nearest_views, pixels_to_grid,
+                                 project_points, scale_intrinsics, transform_points, unproject_depth)
 from gsnerf_ros.data.classes import IGNORE_INDEX
+from gsnerf_ros.model.pyramid import depth_level, image_level, level_size
 
 __all__ = [
     "IGNORE_INDEX", "rgb_loss", "semantic_ce", "semantic_2d_ce", "depth_pyramid",
@@ -102,14 +103,19 @@ def class_weights_from_background(num_classes: int, background_classes: Sequence
 
 
 def depth_pyramid(depth: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]:
-    """Nearest-neighbour downsampling of GT depth to each size (zeros stay invalid).
+    """GT depth on the network's pyramid grids (zeros stay invalid).
 
-    Shape: ``depth`` (V, H, W) m -> list of (V, h_l, w_l).
+    Shape: ``depth`` (V, H, W) m -> list of (V, h_l, w_l). A size that is a pyramid level of
+    (H, W) (ceil(H/2^l), ceil(W/2^l)) takes every 2^l-th pixel (:func:`model.pyramid.depth_level`),
+    the same place the cost volume's level-l pixel looks at; any other size is nearest-neighbour.
     """
+    H, W = depth.shape[-2:]
     out = []
     for (h, w) in sizes:
-        if (h, w) == tuple(depth.shape[-2:]):
-            out.append(depth)
+        for lvl in range(8):
+            if level_size(H, W, lvl) == (h, w):
+                out.append(depth_level(depth, lvl))
+                break
         else:
             out.append(F.interpolate(depth[:, None], size=(h, w), mode="nearest")[:, 0])
     return out
@@ -203,6 +209,18 @@ def edge_aware_smoothness(depth: Tensor, image: Tensor, lam: float = 1.0) -> Ten
     return (dx * torch.exp(-lam * ix)).mean() + (dy * torch.exp(-lam * iy)).mean()
 
 
+def _images_at(images: Tensor, K: Tensor, h: int, w: int) -> tuple[Tensor, Tensor]:
+    """Images (V, 3, H, W) and their K (V, 3, 3) on the grid of a depth map of size (h, w):
+    the network's pyramid grid when (h, w) is a pyramid level (pixel j at 2^l j), else a
+    bilinear resize."""
+    H, W = images.shape[-2:]
+    for lvl in range(8):
+        if level_size(H, W, lvl) == (h, w):
+            return image_level(images, lvl), level_intrinsics(K, lvl)
+    return (F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False),
+            scale_intrinsics(K, w / W, h / H))
+
+
 def photometric_reconstruction(images: Tensor, depth: Tensor, K: Tensor, c2w: Tensor,
                                num_neighbours: int = 3) -> tuple[Tensor, Tensor]:
     """Per-pixel cross-view reconstruction error (MSE) and SSIM dissimilarity.
@@ -218,11 +236,7 @@ def photometric_reconstruction(images: Tensor, depth: Tensor, K: Tensor, c2w: Te
     h, w = depth.shape[-2:]
     if V < 2:
         raise ValueError("photometric_reconstruction needs at least 2 views")
-    if (h, w) != (H, W):
-        imgs = F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False)
-        Ks = scale_intrinsics(K, w / W, h / H)
-    else:
-        imgs, Ks = images, K
+    imgs, Ks = _images_at(images, K, h, w)
     recon_terms, ssim_terms, counts = [], [], []
     for i in range(V):
         nbrs = nearest_views(c2w[i], c2w, min(num_neighbours, V - 1), exclude=[i]).tolist()
@@ -264,9 +278,7 @@ def self_supervised_depth_loss(images: Tensor, depth_levels: Sequence[Tensor], K
     parts = {"recon": _zero(levels[0]), "ssim": _zero(levels[0]), "smooth": _zero(levels[0])}
     for wl, d in zip(level_weights, levels):
         recon, ssim = photometric_reconstruction(images, d, K, c2w, num_neighbours)
-        h, w = d.shape[-2:]
-        imgs = images if (h, w) == images.shape[-2:] else F.interpolate(
-            images, size=(h, w), mode="bilinear", align_corners=False)
+        imgs, _ = _images_at(images, K, *d.shape[-2:])
         smooth = edge_aware_smoothness(d, imgs, smooth_lambda)
         total = total + wl * (w_recon * recon + w_ssim * ssim + w_smooth * smooth)
         parts["recon"] = parts["recon"] + wl * recon

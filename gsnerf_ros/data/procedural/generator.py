@@ -22,7 +22,7 @@ from gsnerf_ros.data.scene import InMemoryScene
 __all__ = ["SynthConfig", "SPLIT_OFFSETS", "scene_seed", "scene_name", "intrinsics_from_fov",
            "generate_scene", "PROCEDURAL_NEAR", "PROCEDURAL_FAR"]
 
-PROCEDURAL_NEAR = 0.1
+PROCEDURAL_NEAR = 0.25
 PROCEDURAL_FAR = 10.0
 
 SPLIT_OFFSETS = {"train": 0, "val": 1_000_000, "test": 2_000_000}

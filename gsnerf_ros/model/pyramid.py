@@ -1,0 +1,55 @@
+"""Image and depth pyramids on the network's own pixel grid.
+
+The encoder's stride-2 convolutions put level-``l`` pixel ``j`` at full-resolution pixel
+``2^l j`` (see :func:`gsnerf_ros.geometry.level_intrinsics`). Everything compared with a pyramid
+level — ground-truth depth for the losses, images for the photometric matching cost, the
+cost volume's warps — is sampled on that same grid, so one depth means one place throughout.
+Level ``l`` of an ``H x W`` map has ``ceil(H / 2^l) x ceil(W / 2^l)`` pixels.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["level_size", "depth_level", "image_level", "image_pyramid"]
+
+
+def level_size(height: int, width: int, level: int) -> tuple[int, int]:
+    """Size of pyramid level ``level`` of an ``height x width`` map (ceil division)."""
+    s = 2 ** level
+    return -(-height // s), -(-width // s)
+
+
+def depth_level(depth: Tensor, level: int) -> Tensor:
+    """Depth (or labels) at pyramid level ``level``: every ``2^l``-th pixel, no averaging, so
+    invalid zeros stay invalid and no depth is invented at edges. (*B, H, W) -> (*B, h_l, w_l)."""
+    s = 2 ** level
+    return depth[..., ::s, ::s]
+
+
+_BLUR = torch.tensor([0.25, 0.5, 0.25])
+
+
+def image_level(images: Tensor, level: int) -> Tensor:
+    """Anti-aliased image at pyramid level ``level``: ``level`` rounds of a separable
+    [1, 2, 1] / 4 blur (replicate padding) and stride-2 subsampling, which keeps pixel ``j``
+    centred on full-resolution pixel ``2^l j``. (B, C, H, W) -> (B, C, h_l, w_l)."""
+    x = images
+    for _ in range(level):
+        B, C, H, W = x.shape
+        k = _BLUR.to(x.device, x.dtype)
+        x = F.pad(x, (1, 1, 1, 1), mode="replicate")
+        x = F.conv2d(x.reshape(B * C, 1, H + 2, W + 2), k.reshape(1, 1, 1, 3))
+        x = F.conv2d(x, k.reshape(1, 1, 3, 1)).reshape(B, C, H, W)
+        x = x[..., ::2, ::2]
+    return x
+
+
+def image_pyramid(images: Tensor, levels: int = 3) -> list[Tensor]:
+    """``[image_level(images, l) for l in range(levels)]``, computed incrementally."""
+    out = [images]
+    for _ in range(1, levels):
+        out.append(image_level(out[-1], 1))
+    return out

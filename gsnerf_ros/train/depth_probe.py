@@ -1,0 +1,215 @@
+"""How good is the multi-view depth? A parameter-free plane sweep against the learned cost volume.
+
+For the source views of the evaluation protocol, each view is matched against its nearest
+other sources (as :meth:`GSNeRF.encode_sources` does) over the stage-0 planes:
+
+- ``sweep``: the fixed photometric cost (3x3 SAD of the colours, :func:`photometric_cost`)
+  through the project's own warp, winner-take-all over the planes — what matching alone gives;
+- ``model`` (with a checkpoint): the learned cascade's stage-0 depth (1/4 resolution) and its
+  final full-resolution depth.
+
+Reported per method, over ground-truth-valid *textured* pixels (local colour gradient above a
+threshold; matching cannot work on blank walls, which the network must fill in): the share
+within +-1 stage-0 plane of the truth, abs-rel, and the same for all valid pixels.
+
+    python -m gsnerf_ros.train.depth_probe --data runs/data/rooms/test [--checkpoint CKPT]
+        [--height 120 --width 160] [--spacing inverse|linear] [--planes 32] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from gsnerf_ros.geometry import invert_pose, level_intrinsics, nearest_views
+from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
+                                          plane_sweep_planes)
+from gsnerf_ros.model.pyramid import depth_level, image_level
+
+__all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
+           "probe_scene_views", "main"]
+
+
+@dataclass
+class SweepResult:
+    """``depth`` [h, w] m (winner-take-all plane), ``cost`` [D, h, w] (higher = better),
+    ``q_planes`` [D] plane coordinates, ``step`` (signed), ``seen`` [h, w] bool (at least one
+    neighbour sees the pixel on some plane)."""
+
+    depth: Tensor
+    cost: Tensor
+    q_planes: Tensor
+    step: float
+    seen: Tensor
+
+
+def fixed_plane_sweep(images: Tensor, K: Tensor, c2w: Tensor, ref: int, nbrs: Sequence[int],
+                      near: float, far: float, num_planes: int, spacing: PlaneSpacing,
+                      level: int = 2, patch: int = 3) -> SweepResult:
+    """Parameter-free plane sweep of view ``ref`` against views ``nbrs`` at pyramid ``level``.
+
+    ``images`` [V, 3, H, W] in [0, 1], ``K`` [V, 3, 3] for (H, W), ``c2w`` [V, 4, 4]. Planes
+    are evenly spaced in ``spacing`` over [near, far] m, as the cost volume's stage 0.
+    """
+    q0, step = plane_sweep_planes(spacing, near, far, num_planes)
+    imgs = image_level(images.float(), level)
+    h, w = imgs.shape[-2:]
+    q = q0 + step * torch.arange(num_planes, dtype=torch.float32, device=images.device)
+    planes = spacing.depth(q)[:, None, None].expand(-1, h, w)
+    nb = torch.as_tensor(list(nbrs), dtype=torch.long, device=images.device)
+    rK = level_intrinsics(K[ref].float(), level)
+    sK = level_intrinsics(K[nb].float(), level)
+    src_from_ref = invert_pose(c2w[nb].float()) @ c2w[ref].float()
+    warped, valid = homography_warp(imgs[nb], sK, src_from_ref, rK, planes)
+    cost = photometric_cost(imgs[ref], warped, valid, patch)[0]             # [D, h, w]
+    best = cost.argmax(0)
+    return SweepResult(depth=spacing.depth(q[best]), cost=cost, q_planes=q, step=step,
+                       seen=valid.any(0).any(0))
+
+
+def texture_mask(image: Tensor, level: int, threshold: float = 0.02) -> Tensor:
+    """Pixels with visible texture at pyramid ``level``: mean absolute colour difference to the
+    4-neighbours above ``threshold``. ``image`` [3, H, W] -> [h_l, w_l] bool."""
+    im = image_level(image[None].float(), level)[0]
+    gx = torch.zeros_like(im[0])
+    gy = torch.zeros_like(im[0])
+    gx[:, 1:-1] = (im[:, :, 2:] - im[:, :, :-2]).abs().mean(0) / 2
+    gy[1:-1, :] = (im[:, 2:, :] - im[:, :-2, :]).abs().mean(0) / 2
+    return torch.maximum(gx, gy) > threshold
+
+
+METRICS = ("within_1_plane", "abs_rel", "delta_1.25")
+
+
+def plane_metrics(pred: Tensor, gt: Tensor, mask: Tensor, spacing: PlaneSpacing, q0: float,
+                  step: float) -> tuple[list[float], int]:
+    """([share within +-1 plane, abs-rel, share with max(pred/gt, gt/pred) < 1.25], pixel
+    count) of depth ``pred`` against ``gt`` (m) on ``mask`` (and gt > 0); planes at
+    ``q0 + k * step`` in ``spacing``. The plane share depends on the spacing; abs-rel and
+    delta do not."""
+    m = mask & (gt > 0) & (pred > 0)
+    n = int(m.sum())
+    if n == 0:
+        return [float("nan")] * 3, 0
+    p, g = pred[m].float(), gt[m].float()
+    kp = (spacing.coord(p) - q0) / step
+    kg = (spacing.coord(g) - q0) / step
+    within = float(((kp - kg).abs() <= 1.5).float().mean())
+    absrel = float(((p - g).abs() / g).mean())
+    delta = float((torch.maximum(p / g, g / p) < 1.25).float().mean())
+    return [within, absrel, delta], n
+
+
+@dataclass
+class DepthStats:
+    """Pixel-weighted accumulators of :func:`plane_metrics` results, per method name."""
+
+    sums: dict[str, list[float]] = field(default_factory=dict)
+
+    def add(self, name: str, values: list[float], n: int) -> None:
+        if n == 0:
+            return
+        s = self.sums.setdefault(name, [0.0] * (len(values) + 1))
+        for i, v in enumerate(values):
+            s[i] += v * n
+        s[-1] += n
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for k, v in self.sums.items():
+            out[k] = {name: v[i] / v[-1] for i, name in enumerate(METRICS)}
+            out[k]["pixels"] = int(v[-1])
+        return out
+
+
+def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tensor, c2w: Tensor,
+                      near: float, far: float, num_planes: int, spacing: PlaneSpacing,
+                      num_neighbors: int, model=None, texture_threshold: float = 0.02) -> None:
+    """Add the metrics of every view of one source set to ``stats``.
+
+    ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
+    ``c2w`` [V, 4, 4]. With a ``model``, its cost-volume depth is measured on the same views.
+    """
+    V = images.shape[0]
+    enc = None
+    if model is not None:
+        with torch.no_grad():
+            dev = model.device
+            enc = model.encode_sources(images.to(dev), K.to(dev), c2w.to(dev), near, far)
+    q0, step = plane_sweep_planes(spacing, near, far, num_planes)
+    for i in range(V):
+        nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i]).tolist()
+        sw = fixed_plane_sweep(images, K, c2w, i, nb, near, far, num_planes, spacing)
+        gt2 = depth_level(depths[i], 2)
+        tex2 = texture_mask(images[i], 2, texture_threshold) & sw.seen
+        allv = sw.seen
+        stats.add("sweep/textured", *plane_metrics(sw.depth, gt2, tex2, spacing, q0, step))
+        stats.add("sweep/all", *plane_metrics(sw.depth, gt2, allv, spacing, q0, step))
+        const = torch.full_like(gt2, float(gt2[gt2 > 0].median()) if bool((gt2 > 0).any()) else 1.0)
+        stats.add("gt_median_constant/all", *plane_metrics(const, gt2, allv, spacing, q0, step))
+        if enc is not None:
+            d2 = enc.depth_levels[2][i].float().cpu()
+            d0 = enc.depth_levels[0][i].float().cpu()
+            stats.add("model_stage0/textured", *plane_metrics(d2, gt2, tex2, spacing, q0, step))
+            stats.add("model_stage0/all", *plane_metrics(d2, gt2, allv, spacing, q0, step))
+            stats.add("model_final/all", *plane_metrics(d0, depths[i], depths[i] > 0, spacing,
+                                                        q0, step))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from gsnerf_ros.data.dataset import DatasetConfig, GSNeRFDataset
+    from gsnerf_ros.data.formats import open_scenes
+    from gsnerf_ros.data.view_selection import EvalProtocol
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--data", required=True, help="folder of scenes (Replica layout)")
+    ap.add_argument("--checkpoint", default="", help="also measure this model's cost volume")
+    ap.add_argument("--height", type=int, default=120)
+    ap.add_argument("--width", type=int, default=160)
+    ap.add_argument("--spacing", default="", help="inverse | linear (default: the model's, "
+                    "else inverse)")
+    ap.add_argument("--planes", type=int, default=0, help="stage-0 planes (default: the "
+                    "model's, else 32)")
+    ap.add_argument("--near", type=float, default=None)
+    ap.add_argument("--far", type=float, default=None)
+    ap.add_argument("--num-sources", type=int, default=8)
+    ap.add_argument("--max-targets", type=int, default=2, help="source sets per scene")
+    ap.add_argument("--json", default="")
+    args = ap.parse_args(argv)
+
+    model = None
+    if args.checkpoint:
+        from gsnerf_ros.model import GSNeRF
+        model = GSNeRF.from_checkpoint(args.checkpoint)
+    cv = model.config.cost_volume if model is not None else None
+    spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
+    planes = args.planes or (cv.num_planes[0] if cv else 32)
+    nn_ = cv.num_neighbors if cv else 2
+    ds = GSNeRFDataset(open_scenes(args.data, "replica"), DatasetConfig(
+        mode="eval", height=args.height, width=args.width, near=args.near, far=args.far,
+        eval_protocol=EvalProtocol(num_sources=args.num_sources, max_targets=args.max_targets)))
+    stats = DepthStats()
+    for item in tqdm(ds, desc="depth probe", unit="set"):
+        V = args.num_sources
+        probe_scene_views(stats, item["images"][:V], item["depths"][:V], item["K"][:V],
+                          item["c2w"][:V], float(item["near"]), float(item["far"]), planes,
+                          spacing, nn_, model)
+    out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
+           "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
+           "results": stats.summary()}
+    print(json.dumps(out, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
