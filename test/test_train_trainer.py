@@ -250,3 +250,19 @@ def test_init_checkpoint_takes_the_runs_options_and_refuses_other_architectures(
     wide.model.renderer.d_model *= 2
     with pytest.raises(ValueError, match="another architecture"):
         Trainer(wide)
+
+
+def test_time_limit_stops_with_a_checkpoint(rooms, tmp_path, monkeypatch) -> None:
+    """optim.time_limit_s: the run stops early, validates and writes the checkpoint of the step
+    it stopped at (a device session's budget), and the summary says how far it got."""
+    import gsnerf_ros.train.trainer as trainer_mod
+
+    run = tmp_path / "run"
+    cfg = tiny_cfg(rooms, run, "optim.steps=50", "optim.time_limit_s=10", "log.val_every=1000",
+                   "log.ckpt_every=1000")
+    clock = iter(range(0, 100_000, 4))                      # 4 "seconds" per call
+    monkeypatch.setattr(trainer_mod.time, "time", lambda: float(next(clock)))
+    summary = trainer_mod.Trainer(cfg).fit()
+    assert 1 <= summary["steps"] < 50
+    ckpts = sorted((run / "checkpoints").glob("step_*.safetensors"))
+    assert ckpts and ckpts[-1].name == f"step_{summary['steps']:07d}.safetensors"

@@ -104,9 +104,13 @@ class OptimConfig:
     stop_at: int = 0
     """Stop after this many steps (0 = ``steps``); the lr schedule still spans ``steps``, so a
     time-boxed run resumed later continues exactly as an uninterrupted one."""
+    time_limit_s: float = 0.0
+    """Stop (validate and checkpoint) once this many seconds of training have passed (0 = no
+    limit): a run sized to a device session. Resuming continues the schedule."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.stop_at, "optim.stop_at must be >= 0")
+        _check(self.time_limit_s >= 0, "optim.time_limit_s must be >= 0")
         _check(self.steps >= 1 and self.rays_per_step >= 1, "optim.steps/rays_per_step >= 1")
         _check(self.lr > 0 and 0 <= self.lr_min <= self.lr, "need 0 <= optim.lr_min <= optim.lr")
         _check(self.clip_mode in ("value", "norm", "none"), "optim.clip_mode: value|norm|none")

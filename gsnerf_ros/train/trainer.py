@@ -305,9 +305,16 @@ class Trainer:
                    desc="train", disable=self.rank != 0 or not cfg.log.progress)
         last: dict[str, float] = {}
         history: list[dict[str, Any]] = []
+        limit = cfg.optim.time_limit_s
         for step in bar:
             last = self.train_step(step)
             done = step + 1
+            if limit and done < steps:
+                over = torch.tensor(float(time.time() - t0 > limit), device=self.device)
+                if self.world_size > 1:          # every rank stops at the same step
+                    dist.all_reduce(over, op=dist.ReduceOp.MAX)
+                if bool(over):
+                    steps = done      # validate, checkpoint and stop at this step
             if self.rank == 0:
                 if self.writer is not None and (done % cfg.log.log_every == 0 or done == steps):
                     for k, v in last.items():
@@ -326,6 +333,8 @@ class Trainer:
                     self.save(done, val)
             if self.world_size > 1 and (done % cfg.log.val_every == 0 or done == steps):
                 dist.barrier()
+            if done == steps:
+                break
         if self.writer is not None:
             self.writer.flush()
         summary = {"steps": steps, "wall_s": time.time() - t0, "last": last,
