@@ -207,12 +207,12 @@ def discover(path: str | Path, world_frame: str | None = None, image_topic: str 
         img, info, compressed = pick_topics(topics, image_topic, camera_info_topic, str(bag))
         tf = _TfTree()
         camera_frame = pose_frame = None
-        want = [c for c in reader.connections if c.topic in ("/tf", "/tf_static", img, pose_topic)]
+        for c, _t, raw in reader.messages(connections=[c for c in reader.connections
+                                                       if c.topic == img]):
+            camera_frame = reader.deserialize(raw, c.msgtype).header.frame_id.lstrip("/")
+            break  # the first image's header is enough; payloads are not read further
+        want = [c for c in reader.connections if c.topic in ("/tf", "/tf_static", pose_topic)]
         for c, _t, raw in reader.messages(connections=want):
-            if c.topic == img:
-                if camera_frame is None:
-                    camera_frame = reader.deserialize(raw, c.msgtype).header.frame_id.lstrip("/")
-                continue
             msg = reader.deserialize(raw, c.msgtype)
             if c.topic == pose_topic:
                 if c.msgtype not in (_POSE, _ODOM):
