@@ -104,6 +104,16 @@ def _stream_base(topic: str) -> str:
     return topic[: -len("/compressed")] if topic.endswith("/compressed") else topic
 
 
+def _only(cands: list[str], what: str, topics: dict[str, str], where: str) -> str:
+    """The single candidate, or an error listing them and how to name one."""
+    if len(cands) != 1:
+        raise BagDiscoveryError(
+            f"{where}: cannot pick the {what} topic: "
+            f"{'candidates ' + str(sorted(cands)) if cands else 'no such topic'} (topics: "
+            f"{sorted(topics)}); {HOW_TO_NAME}")
+    return cands[0]
+
+
 def pick_topics(topics: dict[str, str], image_topic: str | None = None,
                 camera_info_topic: str | None = None, where: str = "bag"
                 ) -> tuple[str, str, bool]:
@@ -112,38 +122,26 @@ def pick_topics(topics: dict[str, str], image_topic: str | None = None,
     Given names are checked; a missing one is picked when exactly one candidate fits (rules in
     the module docstring). Raises :class:`BagDiscoveryError` listing the candidates otherwise.
     """
-    for t, role in ((image_topic, "image"), (camera_info_topic, "camera_info")):
+    for t, role, types in ((image_topic, "image", (_IMAGE, _CIMAGE)),
+                           (camera_info_topic, "camera_info", (_INFO,))):
         if t is not None and t not in topics:
             raise BagDiscoveryError(f"{where}: {role} topic {t!r} not found; topics: "
                                     f"{sorted(topics)}")
+        if t is not None and topics[t] not in types:
+            raise BagDiscoveryError(f"{where}: {role} topic {t!r} has type {topics[t]}, not "
+                                    f"{' or '.join(types)}")
     if image_topic is None:
         cands = [t for t, ty in topics.items() if ty in (_IMAGE, _CIMAGE)
                  and not any(w in t.lower() for w in _NOT_COLOUR)]
         raw = {t for t in cands if topics[t] == _IMAGE}
         cands = [t for t in cands if not (topics[t] == _CIMAGE and _stream_base(t) in raw)]
-        if len(cands) != 1:
-            raise BagDiscoveryError(
-                f"{where}: cannot pick the colour image topic: "
-                f"{'candidates ' + str(sorted(cands)) if cands else 'no Image/CompressedImage topic'}"
-                f" (topics: {sorted(topics)}); {HOW_TO_NAME}")
-        image_topic = cands[0]
-    elif topics[image_topic] not in (_IMAGE, _CIMAGE):
-        raise BagDiscoveryError(f"{where}: image topic {image_topic!r} has type "
-                                f"{topics[image_topic]}, not sensor_msgs/Image or CompressedImage")
+        image_topic = _only(cands, "colour image (Image/CompressedImage)", topics, where)
     if camera_info_topic is None:
         infos = sorted(t for t, ty in topics.items() if ty == _INFO)
         if len(infos) > 1:
             ns = _stream_base(image_topic).rsplit("/", 1)[0]
             infos = [t for t in infos if t.rsplit("/", 1)[0] == ns] or infos
-        if len(infos) != 1:
-            raise BagDiscoveryError(
-                f"{where}: cannot pick the CameraInfo topic for {image_topic!r}: "
-                f"{'candidates ' + str(infos) if infos else 'no CameraInfo topic'}; "
-                f"{HOW_TO_NAME}")
-        camera_info_topic = infos[0]
-    elif topics[camera_info_topic] != _INFO:
-        raise BagDiscoveryError(f"{where}: camera_info topic {camera_info_topic!r} has type "
-                                f"{topics[camera_info_topic]}, not sensor_msgs/CameraInfo")
+        camera_info_topic = _only(infos, f"CameraInfo (for {image_topic})", topics, where)
     return image_topic, camera_info_topic, topics[image_topic] == _CIMAGE
 
 
