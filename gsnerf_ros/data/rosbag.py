@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.data.bag_discovery import find_bags, pick_topics, tf_world_frame
-from gsnerf_ros.data.bag_messages import _INFO, _ODOM, _POSE, _stamp, decode_image, encode_image
+from gsnerf_ros.data.bag_messages import _ODOM, _POSE, _stamp, decode_image, encode_image
 from gsnerf_ros.data.bag_poses import (  # noqa: F401 - _interp_pose is re-exported (tests use it)
     _TfTree,
     _Track,
