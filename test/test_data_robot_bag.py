@@ -276,3 +276,7 @@ def test_train_on_unlabelled_bag_without_checkpoint_says_what_to_do(
         Trainer(cfg)
     with pytest.raises(ValueError, match="no parameter under 'decoder'"):
         Trainer(load_config(TrainConfig, args[1], args[2:] + ["freeze=[decoder]"]))
+    from gsnerf_ros.train.cli import train_main
+    with pytest.raises(SystemExit) as e:  # the command line says it without a traceback
+        train_main(args[:-1])
+    assert e.value.code == 2

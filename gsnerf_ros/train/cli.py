@@ -40,7 +40,10 @@ def train_main(argv: list[str] | None = None) -> int:
         import yaml
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except (ValueError, FileNotFoundError) as exc:  # data, classes, config: say what to fix
+        p.exit(2, f"gsnerf-train: error: {exc}\n")
     if int(os.environ.get("RANK", "0")) == 0:
         best = summary["best_score"]
         print(json.dumps({"steps": summary["steps"], "wall_s": summary["wall_s"],
