@@ -276,6 +276,8 @@ def test_train_on_unlabelled_bag_without_checkpoint_says_what_to_do(
         Trainer(cfg)
     with pytest.raises(ValueError, match="no parameter under 'decoder'"):
         Trainer(load_config(TrainConfig, args[1], args[2:] + ["freeze=[decoder]"]))
+    with pytest.raises(ValueError, match="data.format=bag only"):
+        load_config(TrainConfig, None, ["data.format=replica", "data.world_frame=odom"])
     from gsnerf_ros.train.cli import train_main
     with pytest.raises(SystemExit) as e:  # the command line says it without a traceback
         train_main(args[:-1])

@@ -61,6 +61,9 @@ class DataConfig:
                "data.source_strides needs strides >= 1")
         _check(self.near >= 0 and self.far >= 0 and (self.far == 0 or self.far > self.near),
                "data.near/far must be >= 0 with far > near (0 = the scene's)")
+        _check(self.format == "bag" or not (self.world_frame or self.image_topic
+                                            or self.camera_info_topic),
+               "data.world_frame / image_topic / camera_info_topic apply to data.format=bag only")
 
 
 @dataclass
