@@ -247,7 +247,9 @@ def test_train_self_supervised_on_unlabelled_bags_keeps_the_semantics(
     from gsnerf_ros.model import GSNeRF
     from gsnerf_ros.train.cli import train_main
 
-    assert train_main(_train_cfg(tmp_path, tiny_checkpoint, bag_folder,
+    # the model section comes from the checkpoint (this num_classes would not fit it)
+    assert train_main(_train_cfg(tmp_path, tiny_checkpoint, bag_folder, "model.num_classes=3",
+                                 "model_from_checkpoint=true",
                                  "freeze=[encoder,semantic_renderer]")) == 0
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["steps"] == 3 and math.isfinite(summary["last"]["depth_ss"])
@@ -282,3 +284,22 @@ def test_train_on_unlabelled_bag_without_checkpoint_says_what_to_do(
     with pytest.raises(SystemExit) as e:  # the command line says it without a traceback
         train_main(args[:-1])
     assert e.value.code == 2
+
+
+def test_shipped_bag_finetune_config_runs_on_a_robot_bag(bags, tmp_path) -> None:
+    """config/train_bag_finetune.yaml as shipped (the shipped checkpoint, its own model
+    section), shrunk to one step at the bag's 32x24."""
+    from gsnerf_ros.model import GSNeRF
+    from gsnerf_ros.train.cli import train_main
+
+    root = Path(__file__).resolve().parents[1]
+    ckpt = root / "models" / "gsnerf_procedural.safetensors"
+    assert train_main(["--config", str(root / "config" / "train_bag_finetune.yaml"),
+                       f"init_checkpoint={ckpt}", f"data.finetune_scene={bags['mcap_jpeg']}",
+                       f"run_dir={tmp_path / 'run'}", f"data.height={H}", f"data.width={W}",
+                       "data.num_sources=3", "data.val_images_per_scene=1", "optim.steps=1",
+                       "optim.rays_per_step=32", "log.val_every=1", "log.ckpt_every=1",
+                       "log.tensorboard=false", "log.progress=false", "device=cpu",
+                       "threads=1"]) == 0
+    out = GSNeRF.from_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert out.class_names == GSNeRF.from_checkpoint(ckpt).class_names

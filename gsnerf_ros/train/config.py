@@ -158,6 +158,9 @@ class TrainConfig:
     init_checkpoint: str = ""
     """Start from these weights (fine-tuning, paper B.1); the optimiser starts fresh. Training
     data without labels (a robot's bag) keeps this checkpoint's classes."""
+    model_from_checkpoint: bool = False
+    """Take the whole model section (architecture and options) from ``init_checkpoint``'s
+    sidecar instead of ``model``, so a fine-tuning config fits whichever checkpoint it is given."""
     freeze: list[str] = field(default_factory=list)
     """Module prefixes whose weights stay fixed (e.g. ``encoder``, ``semantic_renderer``):
     self-supervised fine-tuning on unlabelled bags freezes what feeds the semantics

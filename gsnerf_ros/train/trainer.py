@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -168,6 +169,10 @@ class Trainer:
         class_names, palette = self.train_set.class_names, self.train_set.palette
         init = cfg.init_checkpoint
         src = GSNeRF.from_checkpoint(init, device="cpu") if init else None
+        if cfg.model_from_checkpoint:
+            if src is None:
+                raise ValueError("model_from_checkpoint=true needs init_checkpoint=...")
+            cfg.model = copy.deepcopy(src.config)
         if not class_names:
             # unlabelled data (a robot's bag): self-supervised fine-tuning of a checkpoint, which
             # keeps its classes
