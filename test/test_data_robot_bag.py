@@ -113,6 +113,25 @@ def test_discover_keeps_every_static_message_and_finds_the_layout(bags) -> None:
     assert discover(bags["sqlite_both"], image_topic=COMPRESSED_TOPIC).compressed
 
 
+def test_discovery_command_prints_each_bag(bag_folder, capsys) -> None:
+    from gsnerf_ros.data.bag_discovery import main
+
+    assert main([str(bag_folder)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [o["world_frame"] for o in out] == ["odom", "odom"]
+    assert len(out[0]["static_transforms"]) == 2
+    with pytest.raises(SystemExit) as e:
+        main([str(bag_folder), "--image-topic", "/nope"])
+    assert e.value.code == 2 and "/nope" in capsys.readouterr().err
+
+
+def test_no_pose_error_gives_the_times(bags) -> None:
+    # the old default: a map frame this robot never had
+    with pytest.raises(ValueError, match=r"no image has a pose.*odom -> base_link") as e:
+        BagScene(bags["mcap_raw"], BagConfig(world_frame="map"))
+    assert "images 1700000000.250.." in str(e.value)
+
+
 def test_explicit_world_frame_wins(bags) -> None:
     b = BagScene(bags["mcap_raw"], BagConfig(world_frame="base_link", **ALL_FRAMES,
                                              max_frames=2))

@@ -15,7 +15,8 @@ ROS player / demo), so a robot's own recording works with no options, and an exp
   the camera's frame. Several unconnected trees, or a frame with two parents, is an error that
   names them, as is a camera frame outside every tree.
 
-:func:`discover` reads a bag once for these and returns a :class:`BagLayout`.
+:func:`discover` reads a bag once for these and returns a :class:`BagLayout`;
+``python -m gsnerf_ros.data.bag_discovery PATH`` prints it for every bag under PATH.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from gsnerf_ros.data.bag_poses import StaticTransform, _TfTree
 from gsnerf_ros.data.io import natural_key
 
 __all__ = ["BagLayout", "StaticTransform", "BagDiscoveryError", "find_bags", "pick_topics",
-           "tf_world_frame", "discover", "HOW_TO_NAME"]
+           "tf_world_frame", "discover", "layout_summary", "HOW_TO_NAME"]
 
 HOW_TO_NAME = ("name it with --world-frame / --image-topic / --camera-info-topic (gsnerf-eval, "
                "player, demo), data.world_frame / data.image_topic / data.camera_info_topic "
@@ -233,3 +234,40 @@ def discover(path: str | Path, world_frame: str | None = None, image_topic: str 
                      compressed=compressed, camera_frame=camera_frame, world_frame=world,
                      world_frame_source=source, static_transforms=tf.static_transforms(),
                      tf_parents=tf.parents())
+
+
+def layout_summary(lay: BagLayout) -> dict:
+    """A JSON-ready summary of a :class:`BagLayout` (what a player or reader will use)."""
+    return {"bag": str(lay.path), "world_frame": lay.world_frame,
+            "world_frame_source": lay.world_frame_source, "image_topic": lay.image_topic,
+            "compressed": lay.compressed, "camera_info_topic": lay.camera_info_topic,
+            "camera_frame": lay.camera_frame,
+            "static_transforms": [{"parent": s.parent, "child": s.child,
+                                   "translation": s.translation, "quaternion_xyzw": s.quaternion}
+                                  for s in lay.static_transforms]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m gsnerf_ros.data.bag_discovery PATH``: print, per bag, the world frame, topics
+    and static transforms every entry point would use (exit 2 with the reason if ambiguous)."""
+    import argparse
+    import json
+
+    p = argparse.ArgumentParser(prog="python -m gsnerf_ros.data.bag_discovery",
+                                description=main.__doc__)
+    p.add_argument("path", help="a bag, one of its storage files, or a folder of bags")
+    p.add_argument("--world-frame", default=None)
+    p.add_argument("--image-topic", default=None)
+    p.add_argument("--camera-info-topic", default=None)
+    args = p.parse_args(argv)
+    try:
+        out = [layout_summary(discover(b, args.world_frame, args.image_topic,
+                                       args.camera_info_topic)) for b in find_bags(args.path)]
+    except (ValueError, FileNotFoundError) as exc:
+        p.exit(2, f"{p.prog}: error: {exc}\n")
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -106,6 +106,10 @@ class _TfTree:
         """child frame -> every parent it had on /tf or /tf_static."""
         return {c: set(p) for c, p in self._parents.items()}
 
+    def dynamic_ranges(self) -> dict[str, tuple[str, float, float]]:
+        """child -> (parent, first stamp, last stamp) of every /tf transform (s)."""
+        return {c: (p, tr.t[0], tr.t[-1]) for c, (p, tr) in sorted(self.dynamic.items())}
+
     def static_transforms(self) -> list[StaticTransform]:
         """The union of all /tf_static messages, one (the latest) per child frame."""
         return [StaticTransform(p, c, T.copy()) for c, (p, T) in sorted(self.static.items())]

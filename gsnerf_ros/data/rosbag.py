@@ -199,9 +199,12 @@ class BagScene(Scene):
                 if cfg.max_frames and len(selected) >= cfg.max_frames:
                     break
             if not selected:
+                tf_times = "; ".join(f"{par} -> {c} {t0:.3f}..{t1:.3f} s" for c, (par, t0, t1)
+                                     in tf.dynamic_ranges().items()) or "none"
                 raise ValueError(f"bag {p}: no image has a pose (0 of {len(img_meta)}; {world!r} "
                                  f"-> camera via {'the pose topic' if cfg.pose_topic else '/tf'}"
-                                 f"); check world_frame / camera_frame / pose_topic")
+                                 f"); images {img_meta[0][0]:.3f}..{img_meta[-1][0]:.3f} s, /tf "
+                                 f"{tf_times}; check world_frame / camera_frame / pose_topic")
             self.stats = {"images": len(img_meta), "without_pose": n_noposes,
                           "keyframes": len(selected)}
             # pass 2: decode the keyframes
