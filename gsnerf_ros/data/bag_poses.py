@@ -1,13 +1,15 @@
 """Camera poses from bag messages: translation + quaternion to 4x4 matrices, interpolation of
 rigid transforms (linear translation, slerp rotation), time series of one transform
 (:class:`_Track`) and the ``/tf`` + ``/tf_static`` tree (:class:`_TfTree`) with lookups at a
-stamp.
+stamp. Every ``/tf_static`` message is kept: the tree holds their union (the latest transform per
+child frame), as a late-joining tf2 listener of a latched ``/tf_static`` would.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,7 +17,7 @@ import torch
 from gsnerf_ros.data.bag_messages import _stamp
 from gsnerf_ros.geometry import matrix_to_quat, quat_to_matrix
 
-__all__: list[str] = []
+__all__ = ["StaticTransform"]
 
 
 def _tq_to_matrix(t, q) -> np.ndarray:
@@ -68,17 +70,55 @@ class _Track:
         return self.T[j] if abs(self.t[j] - t) <= tol else None
 
 
+@dataclass(frozen=True)
+class StaticTransform:
+    """One static transform: pose of ``child`` in ``parent`` (maps child coordinates to parent).
+
+    ``matrix`` 4x4 float64, metres.
+    """
+
+    parent: str
+    child: str
+    matrix: np.ndarray
+
+    @property
+    def translation(self) -> tuple[float, float, float]:
+        """(x, y, z) in metres."""
+        return tuple(float(v) for v in self.matrix[:3, 3])  # type: ignore[return-value]
+
+    @property
+    def quaternion(self) -> tuple[float, float, float, float]:
+        """(x, y, z, w), as in ``geometry_msgs/Quaternion``."""
+        q = matrix_to_quat(torch.from_numpy(np.ascontiguousarray(self.matrix[:3, :3])))
+        return tuple(float(v) for v in q)  # type: ignore[return-value]
+
+
 class _TfTree:
-    """/tf and /tf_static as a tree (each child has one parent)."""
+    """/tf and /tf_static as a tree (each child has one parent); static transforms are the union
+    of every /tf_static message."""
 
     def __init__(self) -> None:
         self.static: dict[str, tuple[str, np.ndarray]] = {}
         self.dynamic: dict[str, tuple[str, _Track]] = {}
+        self._parents: dict[str, set[str]] = {}
+
+    def parents(self) -> dict[str, set[str]]:
+        """child frame -> every parent it had on /tf or /tf_static."""
+        return {c: set(p) for c, p in self._parents.items()}
+
+    def dynamic_ranges(self) -> dict[str, tuple[str, float, float]]:
+        """child -> (parent, first stamp, last stamp) of every /tf transform (s)."""
+        return {c: (p, tr.t[0], tr.t[-1]) for c, (p, tr) in sorted(self.dynamic.items())}
+
+    def static_transforms(self) -> list[StaticTransform]:
+        """The union of all /tf_static messages, one (the latest) per child frame."""
+        return [StaticTransform(p, c, T.copy()) for c, (p, T) in sorted(self.static.items())]
 
     def add(self, msg: object, static: bool) -> None:
         for tr in msg.transforms:
             parent = tr.header.frame_id.lstrip("/")
             child = tr.child_frame_id.lstrip("/")
+            self._parents.setdefault(child, set()).add(parent)
             T = _tq_to_matrix(tr.transform.translation, tr.transform.rotation)
             if static:
                 self.static[child] = (parent, T)

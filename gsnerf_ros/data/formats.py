@@ -1,8 +1,8 @@
 """Open every scene under a folder in one of the supported formats (for the CLIs).
 
 ``open_scenes(root, "replica")`` (also generated rooms), ``"scannet"`` (scene folders with a
-``color/`` folder under ``root``, or ``root`` itself), ``"bag"`` (a bag directory, or every bag
-directory under ``root``).
+``color/`` folder under ``root``, or ``root`` itself), ``"bag"`` (a bag directory or one of its
+storage files, or every bag directory under ``root``: one scene per bag).
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ def open_scenes(root: str | Path, fmt: str, names: list[str] | None = None,
             (p for p in root.iterdir() if (p / "color").is_dir()), key=lambda p: natural_key(p.name))
         make = ScanNetScene
     elif fmt == "bag":
+        from gsnerf_ros.data.bag_discovery import find_bags
         from gsnerf_ros.data.rosbag import BagScene
-        dirs = [root] if (root / "metadata.yaml").is_file() else sorted(
-            (p.parent for p in root.rglob("metadata.yaml")), key=lambda p: natural_key(str(p)))
+        dirs = find_bags(root)
         make = BagScene
     else:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")

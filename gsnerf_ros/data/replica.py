@@ -33,6 +33,9 @@ from gsnerf_ros.data.scene import Frame, Scene
 
 __all__ = ["ReplicaScene", "replica_intrinsics", "find_scene_dirs", "REPLICA_NEAR", "REPLICA_FAR"]
 
+SCENE_JSON_KEYS = ("K", "height", "width", "class_names", "palette", "near", "far")
+"""Keys of gsnerf-synth's ``scene.json``."""
+
 REPLICA_NEAR = 0.1
 REPLICA_FAR = 6.0
 
@@ -81,6 +84,8 @@ class ReplicaScene(Scene):
                      if load_labels else {})
         meta_path = self.root / "scene.json"
         self.meta: dict = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta_path.is_file():
+            self._check_meta(meta_path)
         self.name = name or self.meta.get("name") or self._default_name()
         probe = read_rgb(rgb[self._ids[0]])
         self.height, self.width = int(probe.shape[1]), int(probe.shape[2])
@@ -101,6 +106,19 @@ class ReplicaScene(Scene):
             self.palette = make_palette(len(self.class_names))
             self.near, self.far = REPLICA_NEAR, REPLICA_FAR
             self._lut = torch.from_numpy(replica_lut(unlisted))
+
+    def _check_meta(self, meta_path: Path) -> None:
+        """A scene.json must be gsnerf-synth's schema; another one is a clear error."""
+        keys = SCENE_JSON_KEYS
+        missing = [k for k in keys if k not in self.meta] if isinstance(self.meta, dict) else keys
+        if missing:
+            found = sorted(self.meta) if isinstance(self.meta, dict) else type(self.meta).__name__
+            raise ValueError(
+                f"{meta_path} is not a gsnerf-synth scene.json: it lacks {missing} (it has "
+                f"{found}); the schema is {list(keys)} (K 3x3 pixels for height x width, "
+                f"class_names in label-id order, palette [C,3] uint8, near/far metres). Convert "
+                f"it to that schema, or remove it to read the folder as a Semantic-NeRF Replica "
+                f"render (GSNeRF 19-class protocol)")
 
     def _default_name(self) -> str:
         parts = self.root.resolve().parts

@@ -5,8 +5,12 @@ Reading (:class:`BagScene`) turns a recording into keyframes of a :class:`Scene`
 - colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8, mono16) or
   ``sensor_msgs/CompressedImage`` (jpeg/png); intrinsics from ``sensor_msgs/CameraInfo``
   (``k``, rescaled if the image size differs);
-- camera pose at each image's header stamp: from ``/tf`` + ``/tf_static`` (``world_frame`` ->
-  the image's ``frame_id``, interpolated: linear translation, slerp rotation), or from a
+- topics and world frame named in :class:`BagConfig` or found by the rules of
+  :mod:`~gsnerf_ros.data.bag_discovery` (the one colour / CameraInfo topic; the root of the TF
+  tree, or the pose topic's frame);
+- camera pose at each image's header stamp: from ``/tf`` + every ``/tf_static`` message
+  (``world_frame`` -> the image's ``frame_id``, interpolated: linear translation, slerp
+  rotation), or from a
   ``geometry_msgs/PoseStamped`` / ``nav_msgs/Odometry`` topic (interpolated; the pose is that
   of the camera optical frame unless ``camera_in_body`` gives the camera in the pose's body
   frame);
@@ -36,16 +40,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsnerf_ros.data.bag_messages import (
-    _CIMAGE,
-    _IMAGE,
-    _INFO,
-    _ODOM,
-    _POSE,
-    _stamp,
-    decode_image,
-    encode_image,
-)
+from gsnerf_ros.data.bag_discovery import find_bags, pick_topics, tf_world_frame
+from gsnerf_ros.data.bag_messages import _ODOM, _POSE, _stamp, decode_image, encode_image
 from gsnerf_ros.data.bag_poses import (  # noqa: F401 - _interp_pose is re-exported (tests use it)
     _TfTree,
     _Track,
@@ -62,7 +58,8 @@ __all__ = ["BagConfig", "BagScene", "write_bag", "decode_image", "encode_image"]
 
 @dataclass
 class BagConfig:
-    """What to read from a bag. Topics left ``None`` are auto-detected where unambiguous."""
+    """What to read from a bag. Topics and world frame left ``None`` are found where
+    unambiguous (:mod:`~gsnerf_ros.data.bag_discovery`)."""
 
     image_topic: str | None = None
     camera_info_topic: str | None = None
@@ -70,7 +67,9 @@ class BagConfig:
     label_topic: str | None = None
     pose_topic: str | None = None
     """PoseStamped or Odometry topic; None = use /tf and /tf_static."""
-    world_frame: str = "map"
+    world_frame: str | None = None
+    """Frame the poses are expressed in; None = the root of the bag's TF tree (or the pose
+    topic's ``frame_id``)."""
     camera_frame: str | None = None
     """Camera optical frame for TF lookups; None = each image's header frame_id."""
     camera_in_body: list[float] | None = None
@@ -101,18 +100,22 @@ def _nearest(times: list[float], t: float, tol: float) -> int | None:
 
 # --- reader --------------------------------------------------------------------------------
 class BagScene(Scene):
-    """Keyframes of a ROS 2 bag (mcap or sqlite3 directory, or a ``.mcap``/``.db3`` file)."""
+    """Keyframes of one ROS 2 bag (mcap or sqlite3 directory, or one of its ``.mcap``/``.db3``
+    files). A folder of several bags is several scenes: :func:`~gsnerf_ros.data.formats.open_scenes`.
+
+    After loading, ``image_topic``, ``camera_info_topic``, ``world_frame`` and ``stats`` say
+    what was read."""
 
     def __init__(self, path: str | Path, cfg: BagConfig | None = None, name: str | None = None) -> None:
         from rosbags.highlevel import AnyReader
         from rosbags.typesys import Stores, get_typestore
 
         self.cfg = cfg = cfg or BagConfig()
-        p = Path(path)
-        if p.is_file() and p.suffix in (".mcap", ".db3"):
-            p = p.parent
-        if not p.exists():
-            raise FileNotFoundError(f"bag {path} does not exist")
+        bags = find_bags(path)
+        if len(bags) != 1:
+            raise ValueError(f"{path} holds {len(bags)} bags; read each as its own scene "
+                             f"(gsnerf_ros.data.formats.open_scenes(path, 'bag'))")
+        p = bags[0]
         self.path = p
         self.name = name or p.name
         self.near, self.far = cfg.near, cfg.far
@@ -120,10 +123,10 @@ class BagScene(Scene):
         self.stats: dict[str, int] = {}
         with AnyReader([p], default_typestore=ts) as reader:
             conns = {c.topic: c for c in reader.connections}
-            img_topic = cfg.image_topic or self._auto(conns, (_IMAGE, _CIMAGE),
-                                                     avoid=("depth", "label", "semantic"))
-            info_topic = cfg.camera_info_topic or self._auto(conns, (_INFO,), prefer=img_topic)
-            for t in (img_topic, info_topic, cfg.depth_topic, cfg.label_topic, cfg.pose_topic):
+            img_topic, info_topic, _ = pick_topics({t: c.msgtype for t, c in conns.items()},
+                                                   cfg.image_topic, cfg.camera_info_topic, str(p))
+            self.image_topic, self.camera_info_topic = img_topic, info_topic
+            for t in (cfg.depth_topic, cfg.label_topic, cfg.pose_topic):
                 if t is not None and t not in conns:
                     raise ValueError(f"bag {p}: topic {t!r} not found; topics: {sorted(conns)}")
             # pass 1: stamps, camera info, poses
@@ -165,6 +168,8 @@ class BagScene(Scene):
                 raise ValueError(f"bag {p}: no CameraInfo on {info_topic!r}")
             for k in side:
                 side[k].sort()
+            world = self._world_frame(tf, pose_body, img_meta, p)
+            self.world_frame = world
             cam_in_body = (np.asarray(cfg.camera_in_body, dtype=np.float64).reshape(4, 4)
                            if cfg.camera_in_body is not None else np.eye(4))
             # poses at image stamps and keyframe selection
@@ -175,12 +180,11 @@ class BagScene(Scene):
                 if cfg.pose_topic is not None:
                     Tb = pose_track.at(stamp, cfg.sync_tolerance)
                     T = None if Tb is None else Tb @ cam_in_body
-                    if pose_body and pose_body.lstrip("/") != cfg.world_frame and T is not None:
-                        Tw = tf.lookup(cfg.world_frame, pose_body, stamp, cfg.sync_tolerance)
+                    if pose_body and pose_body.lstrip("/") != world and T is not None:
+                        Tw = tf.lookup(world, pose_body, stamp, cfg.sync_tolerance)
                         T = None if Tw is None else Tw @ T
                 else:
-                    T = tf.lookup(cfg.world_frame, cfg.camera_frame or frame_id, stamp,
-                                  cfg.sync_tolerance)
+                    T = tf.lookup(world, cfg.camera_frame or frame_id, stamp, cfg.sync_tolerance)
                 if T is None:
                     n_noposes += 1
                     continue
@@ -195,9 +199,12 @@ class BagScene(Scene):
                 if cfg.max_frames and len(selected) >= cfg.max_frames:
                     break
             if not selected:
-                raise ValueError(f"bag {p}: no image has a pose ({cfg.world_frame!r} -> camera "
-                                 f"via {'the pose topic' if cfg.pose_topic else '/tf'}); "
-                                 "check world_frame / camera_frame / pose_topic")
+                tf_times = "; ".join(f"{par} -> {c} {t0:.3f}..{t1:.3f} s" for c, (par, t0, t1)
+                                     in tf.dynamic_ranges().items()) or "none"
+                raise ValueError(f"bag {p}: no image has a pose (0 of {len(img_meta)}; {world!r} "
+                                 f"-> camera via {'the pose topic' if cfg.pose_topic else '/tf'}"
+                                 f"); images {img_meta[0][0]:.3f}..{img_meta[-1][0]:.3f} s, /tf "
+                                 f"{tf_times}; check world_frame / camera_frame / pose_topic")
             self.stats = {"images": len(img_meta), "without_pose": n_noposes,
                           "keyframes": len(selected)}
             # pass 2: decode the keyframes
@@ -256,19 +263,17 @@ class BagScene(Scene):
         out = cv2.resize(a, (W, H), interpolation=cv2.INTER_NEAREST)
         return out.astype(arr.dtype)
 
-    @staticmethod
-    def _auto(conns: dict, types: tuple[str, ...], avoid: tuple[str, ...] = (),
-              prefer: str | None = None) -> str:
-        cands = [t for t, c in conns.items() if c.msgtype in types
-                 and not any(a in t.lower() for a in avoid)]
-        if prefer is not None:
-            base = prefer.rsplit("/", 1)[0]
-            same = [t for t in cands if t.startswith(base)]
-            cands = same or cands
-        if len(cands) != 1:
-            raise ValueError(f"cannot pick a {'/'.join(types)} topic automatically from "
-                             f"{sorted(cands) or 'none'}; set it in BagConfig")
-        return cands[0]
+    def _world_frame(self, tf: _TfTree, pose_body: str | None,
+                     img_meta: list[tuple[float, str, int]], p: Path) -> str:
+        """The configured world frame, else the pose topic's frame, else the TF tree's root."""
+        cfg = self.cfg
+        if cfg.world_frame:
+            return cfg.world_frame.lstrip("/")
+        if cfg.pose_topic is not None:
+            if not pose_body:
+                raise ValueError(f"bag {p}: no message on the pose topic {cfg.pose_topic!r}")
+            return pose_body.lstrip("/")
+        return tf_world_frame(tf.parents(), cfg.camera_frame or img_meta[0][1], str(p))
 
     def __len__(self) -> int:
         return len(self._frames)

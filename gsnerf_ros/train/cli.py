@@ -40,7 +40,10 @@ def train_main(argv: list[str] | None = None) -> int:
         import yaml
         print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
         return 0
-    summary = train(cfg)
+    try:
+        summary = train(cfg)
+    except (ValueError, FileNotFoundError) as exc:  # data, classes, config: say what to fix
+        p.exit(2, f"gsnerf-train: error: {exc}\n")
     if int(os.environ.get("RANK", "0")) == 0:
         best = summary["best_score"]
         print(json.dumps({"steps": summary["steps"], "wall_s": summary["wall_s"],
@@ -52,7 +55,9 @@ def train_main(argv: list[str] | None = None) -> int:
 def eval_main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf-eval``."""
     from gsnerf_ros.model import GSNeRF
-    from gsnerf_ros.train.data_setup import eval_views, load_scenes
+    from gsnerf_ros.data.class_mapping import load_class_map
+    from gsnerf_ros.data.rosbag import BagConfig
+    from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
     from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json, write_markdown
     from gsnerf_ros.train.trainer import resolve_device
 
@@ -60,7 +65,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                                 description="Evaluate a GSNeRF checkpoint on held-out scenes "
                                 "against the reprojection baseline.")
     p.add_argument("--checkpoint", required=True, help="model .safetensors (with .json sidecar)")
-    p.add_argument("--data", required=True, help="a scene folder/bag or a folder of scenes")
+    p.add_argument("--data", required=True, help="a scene folder or bag, or a folder of scenes "
+                   "or of bags (one scene per bag)")
     p.add_argument("--format", default="replica", choices=["replica", "scannet", "bag"])
     p.add_argument("--scenes", nargs="*", default=None, help="scene names under --data")
     p.add_argument("--json", required=True, help="output JSON path")
@@ -80,23 +86,42 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--sensor-depth", action="store_true",
                    help="RGB-D setting: the sources' ground-truth depth replaces the cost-volume "
                         "depth for D_T and occlusion (never the target's depth)")
+    p.add_argument("--class-map", default=None, metavar="FILE",
+                   help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
+                        "that class unscored); classes are otherwise matched by name and a "
+                        "mismatch is refused")
+    bag = p.add_argument_group("bags (--format bag)")
+    bag.add_argument("--world-frame", default=None,
+                     help="frame of the camera poses (default: the root of the bag's TF tree)")
+    bag.add_argument("--image-topic", default=None, help="Image or CompressedImage topic "
+                     "(default: the bag's only colour topic)")
+    bag.add_argument("--camera-info-topic", default=None, help="CameraInfo topic (default: the "
+                     "only one, or the one beside the image topic)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
     args = p.parse_args(argv)
+    if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
+        p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
     device = resolve_device(args.device)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
-    scenes = load_scenes(args.data, args.format, args.scenes, args.height, args.width)
-    if not scenes:
-        p.error(f"no scenes found under {args.data} (format {args.format})")
+    bag_cfg = BagConfig(world_frame=args.world_frame, image_topic=args.image_topic,
+                        camera_info_topic=args.camera_info_topic)
+    try:
+        scenes = load_scenes(args.data, args.format, args.scenes, bag_cfg)
+        aliases = load_class_map(args.class_map) if args.class_map else None
+        label_maps = class_label_maps(scenes, model.class_names, aliases)
+    except (ValueError, FileNotFoundError) as exc:
+        p.exit(2, f"gsnerf-eval: error: {exc}\n")
     sampling: dict = {}
     if args.mode:
         sampling["mode"] = args.mode
     if args.num_samples:
         sampling["num_samples"] = args.num_samples
-    views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets)
+    views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets,
+                       label_maps=label_maps)
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
@@ -106,6 +131,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
+    res["class_mapping"] = {s.name: {s.class_names[i]: (model.class_names[j] if j < len(
+        model.class_names) else None) for i, j in m.items()} for s, m in zip(scenes, label_maps)
+        if m is not None}
+    if args.format == "bag":
+        res["bags"] = {s.name: {"path": str(s.path), "world_frame": s.world_frame,
+                                "image_topic": s.image_topic,
+                                "camera_info_topic": s.camera_info_topic, **s.stats}
+                       for s in scenes}
     res["command"] = "gsnerf-eval " + " ".join(shlex.quote(a) for a in (
         argv if argv is not None else sys.argv[1:]))
     write_json(res, args.json)

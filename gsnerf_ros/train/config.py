@@ -13,7 +13,7 @@ from gsnerf_ros.model.config import GSNeRFConfig
 
 __all__ = ["DataConfig", "LossConfig", "OptimConfig", "LogConfig", "TrainConfig"]
 
-DATA_FORMATS = ("replica", "scannet")
+DATA_FORMATS = ("replica", "scannet", "bag")
 
 
 @dataclass
@@ -21,7 +21,8 @@ class DataConfig:
     """Where the scenes are and how samples are drawn."""
 
     format: str = "replica"
-    """On-disk layout: ``replica`` (also what gsnerf-synth writes) | ``scannet``."""
+    """On-disk layout: ``replica`` (also what gsnerf-synth writes) | ``scannet`` | ``bag`` (ROS 2
+    bags, mcap or sqlite3: a bag, or a folder of bags, one scene per bag)."""
     train_root: str = "data/procedural/train"
     """Folder of training scenes (every scene folder under it unless ``train_scenes``)."""
     val_root: str = "data/procedural/val"
@@ -44,6 +45,12 @@ class DataConfig:
     near: float = 0.0
     far: float = 0.0
     """Depth range (m) for every scene; 0 = the scene's own (scene.json ``near``/``far``)."""
+    world_frame: str | None = None
+    """Bags: frame the camera poses are expressed in; None = the root of the bag's TF tree."""
+    image_topic: str | None = None
+    """Bags: colour topic (Image or CompressedImage); None = the bag's only colour topic."""
+    camera_info_topic: str | None = None
+    """Bags: CameraInfo topic; None = the only one, or the one beside the image topic."""
 
     def __post_init__(self) -> None:
         _check(self.format in DATA_FORMATS, f"data.format must be one of {DATA_FORMATS}")
@@ -54,6 +61,9 @@ class DataConfig:
                "data.source_strides needs strides >= 1")
         _check(self.near >= 0 and self.far >= 0 and (self.far == 0 or self.far > self.near),
                "data.near/far must be >= 0 with far > near (0 = the scene's)")
+        _check(self.format == "bag" or not (self.world_frame or self.image_topic
+                                            or self.camera_info_topic),
+               "data.world_frame / image_topic / camera_info_topic apply to data.format=bag only")
 
 
 @dataclass
@@ -150,7 +160,15 @@ class TrainConfig:
     resume: str = ""
     """``auto`` = the latest checkpoint in ``run_dir`` if any; or a checkpoint path."""
     init_checkpoint: str = ""
-    """Start from these weights (fine-tuning, paper B.1); the optimiser starts fresh."""
+    """Start from these weights (fine-tuning, paper B.1); the optimiser starts fresh. Training
+    data without labels (a robot's bag) keeps this checkpoint's classes."""
+    model_from_checkpoint: bool = False
+    """Take the whole model section (architecture and options) from ``init_checkpoint``'s
+    sidecar instead of ``model``, so a fine-tuning config fits whichever checkpoint it is given."""
+    freeze: list[str] = field(default_factory=list)
+    """Module prefixes whose weights stay fixed (e.g. ``encoder``, ``semantic_renderer``):
+    self-supervised fine-tuning on unlabelled bags freezes what feeds the semantics
+    (docs/METHOD.md)."""
     threads: int = 0
     """torch.set_num_threads on CPU (0 = leave PyTorch's default)."""
     model: GSNeRFConfig = field(default_factory=GSNeRFConfig)

@@ -9,48 +9,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.data.formats import open_scenes
+from gsnerf_ros.data.rosbag import BagConfig
+from gsnerf_ros.train.config import DataConfig, TrainConfig
 from gsnerf_ros.train.evaluate import EvalView
 
-__all__ = ["load_scenes", "build_train_set", "build_val_views", "eval_views"]
+__all__ = ["load_scenes", "bag_config", "build_train_set", "build_val_views", "eval_views",
+           "class_label_maps"]
 
 
 def load_scenes(root: str | Path, fmt: str = "replica", names: list[str] | None = None,
-                height: int | None = None, width: int | None = None) -> list[Any]:
+                bag: BagConfig | None = None) -> list[Any]:
     """Every scene under ``root`` (or ``root`` itself if it is one), optionally only ``names``
-    (matched against the scene name or its folder name). Sizes are applied later, per sample."""
-    root = Path(root)
-    if not root.exists():
-        raise FileNotFoundError(f"data root {root} does not exist")
-    if fmt == "replica":
-        from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
-        dirs = [root] if (root / "traj_w_c.txt").is_file() else find_scene_dirs(root)
-        scenes = [ReplicaScene(d) for d in dirs]
-    elif fmt == "scannet":
-        from gsnerf_ros.data.scannet import ScanNetScene
-        if (root / "pose").is_dir():
-            dirs = [root]
-        else:
-            dirs = sorted(p.parent for p in root.glob("*/pose"))
-        kw = {} if height is None else {"height": height, "width": width}
-        try:
-            scenes = [ScanNetScene(d, **kw) for d in dirs]
-        except TypeError:
-            scenes = [ScanNetScene(d) for d in dirs]
-    elif fmt == "bag":
-        from gsnerf_ros.data.rosbag import BagScene
-        scenes = [BagScene(root)]
-    else:
-        raise ValueError(f"unknown data format {fmt!r}; use replica | scannet | bag")
-    if names:
-        wanted = set(names)
-        scenes = [s for s in scenes if s.name in wanted or
-                  Path(getattr(s, "root", getattr(s, "path", ""))).name in wanted]
-        missing = wanted - {s.name for s in scenes} - {
-            Path(getattr(s, "root", getattr(s, "path", ""))).name for s in scenes}
-        if missing:
-            raise ValueError(f"scenes {sorted(missing)} not found under {root}")
-    return scenes
+    (matched against the scene name or its folder name); for ``fmt="bag"`` one scene per bag,
+    read with ``bag`` (topics, world frame). Sizes are applied later, per sample."""
+    return open_scenes(root, fmt, names, **({"cfg": bag} if fmt == "bag" and bag else {}))
+
+
+def bag_config(d: DataConfig) -> BagConfig:
+    """The bag reader's settings from the training config's data section."""
+    return BagConfig(world_frame=d.world_frame, image_topic=d.image_topic,
+                     camera_info_topic=d.camera_info_topic)
 
 
 def build_train_set(cfg: TrainConfig) -> Any:
@@ -60,9 +39,9 @@ def build_train_set(cfg: TrainConfig) -> Any:
 
     d = cfg.data
     if d.finetune_scene:
-        scenes = load_scenes(d.finetune_scene, d.format)
+        scenes = load_scenes(d.finetune_scene, d.format, bag=bag_config(d))
     else:
-        scenes = load_scenes(d.train_root, d.format, d.train_scenes or None)
+        scenes = load_scenes(d.train_root, d.format, d.train_scenes or None, bag_config(d))
     if not scenes:
         raise ValueError(f"no training scenes under {d.finetune_scene or d.train_root}; "
                          f"generate some with gsnerf-synth")
@@ -81,10 +60,29 @@ def build_train_set(cfg: TrainConfig) -> Any:
     return ds
 
 
+def class_label_maps(scenes: list[Any], model_names: list[str],
+                     aliases: dict[str, str | None] | None = None) -> list[dict[int, int] | None]:
+    """Per scene, the label remap onto the model's classes by name
+    (:func:`~gsnerf_ros.data.class_mapping.match_classes`); None where nothing is remapped or the
+    scene has no labels. Raises ``ClassMatchError`` when a labelled scene's classes do not
+    match, so mismatched ids are never scored."""
+    from gsnerf_ros.data.class_mapping import match_classes
+
+    out: list[dict[int, int] | None] = []
+    for s in scenes:
+        if not s.class_names or s.frame(0).labels is None:
+            out.append(None)
+            continue
+        out.append(match_classes(s.class_names, model_names, aliases, where=f"scene {s.name}"))
+    return out
+
+
 def eval_views(scenes: list[Any], num_sources: int, height: int, width: int,
                max_targets: int | None = None, near: float | None = None,
-               far: float | None = None) -> list[EvalView]:
-    """Evaluation views of the data package's protocol, resized to ``height`` x ``width``."""
+               far: float | None = None,
+               label_maps: list[dict[int, int] | None] | None = None) -> list[EvalView]:
+    """Evaluation views of the data package's protocol, resized to ``height`` x ``width``;
+    ``label_maps[i]`` remaps scene i's label ids (:func:`class_label_maps`)."""
     from gsnerf_ros.data.dataset import DatasetConfig, GSNeRFDataset
     from gsnerf_ros.data.view_selection import EvalProtocol
 
@@ -92,10 +90,11 @@ def eval_views(scenes: list[Any], num_sources: int, height: int, width: int,
     if max_targets is not None:
         proto.max_targets = max_targets
     out: list[EvalView] = []
-    for s in scenes:
+    for si, s in enumerate(scenes):
         ds = GSNeRFDataset([s], DatasetConfig(height=height, width=width, mode="eval",
                                               eval_protocol=proto, cache_frames=0,
-                                              near=near, far=far))
+                                              near=near, far=far,
+                                              label_map=label_maps[si] if label_maps else None))
         for i in range(len(ds)):
             it = ds[i]
             out.append(EvalView(
@@ -112,10 +111,10 @@ def build_val_views(cfg: TrainConfig) -> list[EvalView]:
     the evaluation-protocol targets of the fine-tuning scene."""
     d = cfg.data
     if d.finetune_scene:
-        scenes = load_scenes(d.finetune_scene, d.format)
+        scenes = load_scenes(d.finetune_scene, d.format, bag=bag_config(d))
     else:
         if not d.val_root or not Path(d.val_root).exists():
             return []
-        scenes = load_scenes(d.val_root, d.format, d.val_scenes or None)
+        scenes = load_scenes(d.val_root, d.format, d.val_scenes or None, bag_config(d))
     return eval_views(scenes, d.num_sources, d.height, d.width, d.val_images_per_scene,
                       d.near or None, d.far or None)

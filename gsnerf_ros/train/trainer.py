@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -39,7 +40,8 @@ from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_d
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
 
-__all__ = ["lr_at", "resolve_device", "seed_step", "TrainStep", "Trainer", "train"]
+__all__ = ["lr_at", "resolve_device", "seed_step", "TrainStep", "Trainer", "train",
+           "freeze_modules"]
 
 
 def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
@@ -165,17 +167,35 @@ class Trainer:
         seed_step(cfg.seed, -1, 0)  # identical initial weights on every rank
         self.train_set = build_train_set(cfg)
         class_names, palette = self.train_set.class_names, self.train_set.palette
+        init = cfg.init_checkpoint
+        src = GSNeRF.from_checkpoint(init, device="cpu") if init else None
+        if cfg.model_from_checkpoint:
+            if src is None:
+                raise ValueError("model_from_checkpoint=true needs init_checkpoint=...")
+            cfg.model = copy.deepcopy(src.config)
+        if not class_names:
+            # unlabelled data (a robot's bag): self-supervised fine-tuning of a checkpoint, which
+            # keeps its classes
+            if src is None:
+                raise ValueError(
+                    f"the training data ({cfg.data.finetune_scene or cfg.data.train_root}) has "
+                    f"no labels; start from a checkpoint that has the classes (init_checkpoint="
+                    f"...) and fine-tune self-supervised (loss.depth_mode=self_supervised), as "
+                    f"config/train_bag_finetune.yaml does")
+            if cfg.log.select_metric in ("mIoU", "acc", "class_acc"):
+                raise ValueError(f"log.select_metric={cfg.log.select_metric} needs labels; the "
+                                 f"training data has none: use log.select_metric=psnr")
+            class_names, palette = list(src.class_names), src.palette
         if cfg.model.num_classes != len(class_names):
-            raise ValueError(f"model.num_classes={cfg.model.num_classes} but the training data "
-                             f"has {len(class_names)} classes; set model.num_classes="
+            raise ValueError(f"model.num_classes={cfg.model.num_classes} but the "
+                             f"{'checkpoint' if not self.train_set.class_names else 'training data'}"
+                             f" has {len(class_names)} classes; set model.num_classes="
                              f"{len(class_names)}")
         self.start_step = 0
         self.best_score = -math.inf
-        init = cfg.init_checkpoint
-        if init:
+        if src is not None:
             # The run's model section governs (options without parameters, like sampling or
             # semantic.label_skip, may differ); the weights must fit it exactly.
-            src = GSNeRF.from_checkpoint(init, device="cpu")
             self.model = GSNeRF(cfg.model, class_names=src.class_names, palette=src.palette)
             try:
                 self.model.load_state_dict(src.state_dict(), strict=True)
@@ -186,9 +206,10 @@ class Trainer:
         else:
             self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
         self.model.to(self.device).train()
+        freeze_modules(self.model, cfg.freeze)
         self.step_module: nn.Module = TrainStep(self.model, cfg).to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.optim.lr,
-                                    weight_decay=cfg.optim.weight_decay)
+        self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
+                                    lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         resume = cfg.resume
         if resume == "auto":
             found = latest_checkpoint(self.ckpt_dir)
@@ -351,6 +372,24 @@ class Trainer:
                                             "depth_abs_rel", "target_depth_abs_rel")},
                 "train_data": self.cfg.data.train_root, "val_data": self.cfg.data.val_root}
         self.model.save_checkpoint(self.run_dir / "best.safetensors", metadata=meta)
+
+
+def freeze_modules(model: nn.Module, prefixes: list[str]) -> int:
+    """Fix the weights of every parameter under the module ``prefixes`` (``"encoder"``,
+    ``"encoder.semantic_head"``...). Returns the number of frozen parameters; an unknown prefix
+    is an error naming the model's top-level modules."""
+    names = [n for n, _ in model.named_parameters()]
+    frozen = 0
+    for pre in prefixes:
+        hit = [n for n in names if n == pre or n.startswith(pre.rstrip(".") + ".")]
+        if not hit:
+            top = sorted({n.split(".")[0] for n in names})
+            raise ValueError(f"freeze: no parameter under {pre!r}; modules are {top}")
+        for n, p in model.named_parameters():
+            if n in hit and p.requires_grad:
+                p.requires_grad_(False)
+                frozen += p.numel()
+    return frozen
 
 
 def _to_device(sample: dict[str, Any], device: torch.device) -> dict[str, Any]:
