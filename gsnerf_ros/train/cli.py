@@ -99,6 +99,10 @@ def eval_main(argv: list[str] | None = None) -> int:
                      "only one, or the one beside the image topic)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
+    p.add_argument("--near", type=float, default=None,
+                   help="depth range (m) for every scene instead of the data's own (e.g. the "
+                        "range the checkpoint was trained with)")
+    p.add_argument("--far", type=float, default=None)
     args = p.parse_args(argv)
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
@@ -121,7 +125,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.num_samples:
         sampling["num_samples"] = args.num_samples
     views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets,
-                       label_maps=label_maps)
+                       near=args.near, far=args.far, label_maps=label_maps)
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
