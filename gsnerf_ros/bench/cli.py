@@ -16,9 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from gsnerf_ros.bench.runner import ALL_MODES, SWEEPS, BenchConfig, run_benchmark
+from gsnerf_ros.device import resolve_device
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -98,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace) -> BenchConfig:
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(a.device or "auto"))
     ckpt = a.checkpoint
     if ckpt is None and not (a.random_init or a.tiny) and DEFAULT_CHECKPOINT.is_file():
         ckpt = str(DEFAULT_CHECKPOINT)

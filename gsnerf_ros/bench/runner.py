@@ -34,6 +34,7 @@ from gsnerf_ros.bench.stages import (BenchSettings, encode_scene, samples_per_ra
 from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAULT_VIEWS,
                                      sweep_resolution, sweep_samples, sweep_views)
 from gsnerf_ros.bench.targets import evaluate_targets
+from gsnerf_ros.device import resolve_device
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult
 from gsnerf_ros.model.memory import choose_chunk
 
@@ -174,9 +175,7 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
 
 def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """Run every requested section; returns the result dict (see module docstring)."""
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but torch.cuda.is_available() is False")
+    device = resolve_device(cfg.device)
     model, model_info = load_model(cfg, device)
     H, W, V = cfg.height, cfg.width, cfg.views
     spr = samples_per_ray(model, "released")

@@ -24,7 +24,7 @@ from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
 from gsnerf_ros.ros.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
-           "EngineResult", "resolve_device", "resize_frame", "DTYPES"]
+           "EngineResult", "resize_frame", "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -54,17 +54,6 @@ class Renderer(Protocol):
     def render(self, sources: list[Keyframe], K: Tensor, c2w: Tensor, height: int,
                width: int) -> RenderOutput:
         """Render ``height`` x ``width`` at ``c2w`` [4,4] with ``K`` [3,3] from encoded sources."""
-
-
-def resolve_device(requested: str) -> tuple[torch.device, str | None]:
-    """``requested`` device, or the CPU with a warning text when CUDA/MPS is unavailable."""
-    dev = torch.device(requested)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        return torch.device("cpu"), (f"device {requested!r} requested but CUDA is not available; "
-                                     "falling back to the CPU (renders will be slow)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        return torch.device("cpu"), f"device {requested!r} is not available; using the CPU"
-    return dev, None
 
 
 class GSNeRFRenderer:

@@ -137,6 +137,8 @@ class LogConfig:
     """Image panels written to TensorBoard at each validation."""
     tensorboard: bool = True
     progress: bool = True
+    """tqdm progress bar; when false, one plain log line goes to stdout every ``log_every``
+    steps (and after the first step), so a run without a terminal still shows progress."""
     select_metric: str = "mIoU"
     """Validation metric (higher is better) that picks ``best.safetensors``: mIoU | psnr | acc."""
 

@@ -33,6 +33,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from gsnerf_ros.config import save_config, to_dict
+from gsnerf_ros.device import resolve_device
 from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
                                          optimizer_from_tensors, save_training_checkpoint)
 from gsnerf_ros.train.config import TrainConfig
@@ -40,7 +41,7 @@ from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_d
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
 
-__all__ = ["lr_at", "resolve_device", "seed_step", "TrainStep", "Trainer", "train",
+__all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train",
            "freeze_modules"]
 
 
@@ -53,16 +54,14 @@ def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available (this rank's LOCAL_RANK GPU), else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} requested but CUDA is not available; use device=cpu")
-    return dev
+def progress_line(done: int, steps: int, logs: dict[str, float], elapsed_s: float,
+                  steps_run: int) -> str:
+    """One plain-text log line (stdout when the progress bar is off): step, loss terms, lr and
+    the mean step time so far (the first step includes CUDA/cuDNN warm-up)."""
+    terms = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "lr")
+    rate = elapsed_s / max(steps_run, 1)
+    return (f"step {done}/{steps} {terms} lr={logs.get('lr', float('nan')):.3g} "
+            f"{rate:.3f} s/step elapsed {elapsed_s:.1f} s")
 
 
 def seed_step(seed: int, step: int, rank: int) -> None:
@@ -341,6 +340,10 @@ class Trainer:
                     for k, v in last.items():
                         self.writer.add_scalar(f"train/{k}", v, done)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", rgb=f"{last['rgb']:.4f}")
+                if not cfg.log.progress and (done % cfg.log.log_every == 0 or done == steps
+                                             or step == self.start_step):
+                    print(progress_line(done, steps, last, time.time() - t0,
+                                        done - self.start_step), flush=True)
                 val = None
                 if done % cfg.log.val_every == 0 or done == steps:
                     val = self.validate(done)
