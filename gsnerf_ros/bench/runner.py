@@ -37,11 +37,12 @@ from gsnerf_ros.bench.targets import evaluate_targets
 from gsnerf_ros.device import resolve_device
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult
 from gsnerf_ros.model.memory import choose_chunk
+from gsnerf_ros.model.sampling_modes import BENCH_MODES, SAMPLING_MODES
 
 __all__ = ["BenchConfig", "run_benchmark", "load_model", "SCHEMA", "ALL_MODES"]
 
 SCHEMA = "gsnerf-bench/1"
-ALL_MODES = ("depth_guided", "released", "uniform", "hierarchical")
+ALL_MODES = BENCH_MODES  # every mode that renders differently at inference
 SWEEPS = ("none", "resolution", "samples", "views", "all")
 
 
@@ -88,9 +89,9 @@ class BenchConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.modes + self.sample_modes if m not in ALL_MODES + ("mixed",)]
+        bad = [m for m in self.modes + self.sample_modes if m not in SAMPLING_MODES]
         if bad:
-            raise ValueError(f"unknown mode(s) {bad}; use {ALL_MODES}")
+            raise ValueError(f"unknown mode(s) {bad}; use {SAMPLING_MODES}")
         if self.sweep not in SWEEPS:
             raise ValueError(f"--sweep must be one of {SWEEPS}, got {self.sweep!r}")
         if self.height < 8 or self.width < 8 or self.views < 1:

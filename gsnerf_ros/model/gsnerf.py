@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.geometry import camera_rays, nearest_views, pixel_grid
-from gsnerf_ros.model.config import SAMPLING_MODES, GSNeRFConfig
+from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
@@ -35,6 +35,7 @@ from gsnerf_ros.model.features import (
     semantic_neighbourhood,
 )
 from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
+from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import SemanticRenderer
 from gsnerf_ros.model.target_depth import estimate_target_depth
 from gsnerf_ros.model.volume_renderer import VolumeRenderer
@@ -240,8 +241,7 @@ class GSNeRF(nn.Module):
         cfg = self.config
         mode = mode or cfg.sampling.mode
         sem_mode = semantic_mode or cfg.semantic.mode
-        if mode not in SAMPLING_MODES:
-            raise ValueError(f"unknown mode {mode!r}; use one of {SAMPLING_MODES}")
+        spec = mode_spec(mode)
         if sem_mode not in ("surface", "volume"):
             raise ValueError(f"semantic_mode must be surface | volume, got {sem_mode!r}")
         if uv.dim() != 2 or uv.shape[-1] != 2:
@@ -262,10 +262,10 @@ class GSNeRF(nn.Module):
         fr = torch.full((N,), far, device=dev)
         samples = sample_along_rays(mode, nr, fr, td, cfg.sampling, training, num_samples, step,
                                     generator)
-        need_sem = mode == "released" or sem_mode == "volume"
+        need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
-        if mode == "hierarchical":
+        if spec.two_pass:
             coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False)
             mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
             bins = torch.cat([nr[:, None], mids, fr[:, None]], -1)
@@ -290,7 +290,7 @@ class GSNeRF(nn.Module):
             lg = self.semantic_renderer(vol["semantic_features"].reshape(N * S, V, -1),
                                         vol["visible"].reshape(N * S, V), l2d).reshape(N, S, -1)
             logits = (vol["weights"][..., None] * lg.float()).sum(1)
-        elif mode == "released":
+        elif spec.semantics_at_samples:
             idx = samples.surface_index
             rows = torch.arange(N, device=dev)
             l2d = vol["semantic_logits_2d"][rows, idx] if skip else None

@@ -6,30 +6,14 @@ from __future__ import annotations
 import torch
 
 from gsnerf_ros.model.gsnerf import GSNeRF
+from gsnerf_ros.model.sampling_modes import sample_counts
 
 __all__ = ["samples_per_ray", "bytes_per_ray", "choose_chunk", "auto_chunk"]
 
 
 def samples_per_ray(model: GSNeRF, mode: str, num_samples: int | None = None) -> dict[str, int]:
-    """Samples per ray and network evaluations per ray of a mode (as the model configures it)."""
-    s = model.config.sampling
-    if mode == "depth_guided":
-        n = num_samples or s.num_guided + 1
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    if mode == "released":
-        n = s.released_uniform + s.released_guided
-        return {"samples": n, "network_evals": n, "semantic_points": n}
-    if mode == "uniform":
-        n = num_samples or s.num_uniform
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    if mode == "hierarchical":
-        c = num_samples or s.num_coarse
-        return {"samples": c + s.num_fine, "network_evals": 2 * c + s.num_fine,
-                "semantic_points": 1}
-    if mode == "mixed":
-        n = num_samples or s.mixed_num_samples
-        return {"samples": n, "network_evals": n, "semantic_points": 1}
-    raise ValueError(f"unknown mode {mode!r}")
+    """:func:`~gsnerf_ros.model.sampling_modes.sample_counts` of the model's sampling config."""
+    return sample_counts(model.config.sampling, mode, num_samples)
 
 
 def bytes_per_ray(model: GSNeRF, views: int, samples: int, semantic_points: int,

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
+
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
 
 
@@ -68,7 +70,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.max_width", 1280, "Largest render width accepted.", 1, 8192, 1),
     ParamSpec("render.max_height", 960, "Largest render height accepted.", 1, 8192, 1),
     ParamSpec("render.sampling_mode", "depth_guided", "Ray sampling strategy.",
-              choices=("depth_guided", "mixed", "uniform", "hierarchical", "released")),
+              choices=SAMPLING_MODES),
     ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
     ParamSpec("render.chunk", 0, "Rays per chunk (bounds device memory); 0 = from the free "
               "device memory on CUDA, the checkpoint's chunk on the CPU.", 0, 1 << 20, 1),
