@@ -116,6 +116,17 @@ class GSNeRF(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    def set_kernel(self, kernel: str) -> "GSNeRF":
+        """View-transformer implementation of both renderers: ``auto`` | ``eager`` | ``triton``
+        (:mod:`gsnerf_ros.model.fused_attention`). Returns self."""
+        for vt in (self.volume_renderer.transformer, self.semantic_renderer.transformer):
+            vt.set_kernel(kernel)
+        return self
+
+    @property
+    def kernel(self) -> str:
+        return self.volume_renderer.transformer.kernel
+
     # ------------------------------------------------------------------ encoding
     @staticmethod
     def _check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
