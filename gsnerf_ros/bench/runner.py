@@ -9,7 +9,9 @@
   is ``per`` (keyframe / view); skipped stages have ``median_ms: null`` and ``skipped``.
 - ``modes``: per sampling mode, one view's time, samples per ray, the instrumented
   breakdown, and ``speedup_vs_released`` (same run, same protocol).
-- ``variants``: bf16/fp16 autocast, ``torch.compile`` and CUDA graphs (GPU) vs eager fp32.
+- ``variants``: bf16/fp16 autocast, ``torch.compile``, CUDA graphs (padded static chunks) and
+  each view-transformer kernel (eager / fused Triton, fp32 and lowp) on the GPU, against the
+  base run (``--kernel``, ``--precision``).
 - ``sweeps``: ``resolution`` / ``samples`` / ``views`` points and fitted exponents.
 - ``accuracy``: default vs ``released`` on held-out rooms; ``precision``: bf16 vs fp32.
 - ``node``: service round trip vs pure render (``--node``).
@@ -36,7 +38,8 @@ from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAU
 from gsnerf_ros.bench.targets import evaluate_targets
 from gsnerf_ros.device import resolve_device
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult
-from gsnerf_ros.model.memory import choose_chunk
+from gsnerf_ros.model.fused_attention import check_kernel, triton_available
+from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB
 from gsnerf_ros.model.sampling_modes import BENCH_MODES, SAMPLING_MODES
 
 __all__ = ["BenchConfig", "run_benchmark", "load_model", "SCHEMA", "ALL_MODES"]
@@ -67,7 +70,11 @@ class BenchConfig:
     ray_budget: int | None = None
     """None: whole views; else rays timed per view (per-view time extrapolated)."""
     chunk: int | None = None
-    """Rays per render chunk; None: from free memory on CUDA, the config's chunk elsewhere."""
+    """Rays per render chunk; None: from ``max_memory_mb`` (per mode and size)."""
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB
+    """Cap of a render's working memory (sets the chunk; gsnerf_ros.model.memory)."""
+    kernel: str = "auto"
+    """View transformer: auto | eager | triton (gsnerf_ros.model.fused_attention)."""
     precision: str = "fp32"
     lowp: str = "bf16"
     compile: bool = False
@@ -100,6 +107,9 @@ class BenchConfig:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
         if self.precision not in ("fp32", "bf16", "fp16") or self.lowp not in ("bf16", "fp16"):
             raise ValueError("precision must be fp32 | bf16 | fp16 and lowp bf16 | fp16")
+        check_kernel(self.kernel)
+        if self.max_memory_mb <= 0:
+            raise ValueError("max_memory_mb must be > 0")
 
 
 def load_model(cfg: BenchConfig, device: torch.device) -> tuple[GSNeRF, dict[str, Any]]:
@@ -115,7 +125,8 @@ def load_model(cfg: BenchConfig, device: torch.device) -> tuple[GSNeRF, dict[str
                 "checkpoint": None, "trained": False,
                 "note": "randomly initialised weights: timings only (cost does not depend on "
                         "the weight values)"}
-    info.update({"num_parameters": model.num_parameters(),
+    model.set_kernel(cfg.kernel)
+    info.update({"num_parameters": model.num_parameters(), "kernel": cfg.kernel,
                  "num_classes": model.config.num_classes,
                  "samples_per_ray": {m: samples_per_ray(model, m) for m in ALL_MODES}})
     return model.eval(), info
@@ -140,7 +151,8 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
               base: dict[str, Any], tds: Any) -> dict[str, Any]:
     """Low-precision autocast, torch.compile and CUDA-graph variants of the default mode."""
     H, W = cfg.height, cfg.width
-    out: dict[str, Any] = {"eager_" + settings.precision: {"median_ms": base["median_ms"]}}
+    out: dict[str, Any] = {f"base_{cfg.kernel}_{settings.precision}":
+                           {"median_ms": base["median_ms"], "kernel": cfg.kernel}}
     dev = settings.device
     if dev.type == "cuda":
         s2 = BenchSettings(**{**asdict(settings), "precision": cfg.lowp})
@@ -159,18 +171,48 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
             out[name] = skipped(f"{name} is benchmarked on CUDA only (device {dev.type})")
             continue
         vr, sr = model.volume_renderer, model.semantic_renderer
+        # static shapes: every chunk padded to the chunk size, so one graph serves all chunks
+        s_static = BenchSettings(**{**asdict(settings), "pad_chunks": True})
         try:
             model.volume_renderer = torch.compile(vr, **kw)  # type: ignore[assignment]
             model.semantic_renderer = torch.compile(sr, **kw)  # type: ignore[assignment]
-            out[name] = time_view(model, enc, scene, H, W, "depth_guided", settings, td_stats=tds)
+            out[name] = time_view(model, enc, scene, H, W, "depth_guided", s_static,
+                                  td_stats=tds)
             out[name]["compiled"] = "volume_renderer, semantic_renderer"
         except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
             out[name] = skipped(f"{type(e).__name__}: {e}")
         finally:
             model.volume_renderer, model.semantic_renderer = vr, sr
+    out.update(_kernel_variants(model, enc, scene, cfg, settings, tds))
     for k, v in out.items():
         if v.get("median_ms") and base["median_ms"]:
             v["speedup_vs_eager"] = base["median_ms"] / v["median_ms"]
+    return out
+
+
+def _kernel_variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig,
+                     settings: BenchSettings, tds: Any) -> dict[str, Any]:
+    """The default mode with each view-transformer implementation (``kernel_eager``,
+    ``kernel_triton``; CUDA only), in fp32 and in ``lowp``."""
+    H, W = cfg.height, cfg.width
+    out: dict[str, Any] = {}
+    for kernel in ("eager", "triton"):
+        for prec in ("fp32", cfg.lowp):
+            name = f"kernel_{kernel}_{prec}"
+            if settings.device.type != "cuda":
+                out[name] = skipped("kernel variants are benchmarked on CUDA only")
+                continue
+            if kernel == "triton" and not triton_available():
+                out[name] = skipped("triton is not installed")
+                continue
+            s = BenchSettings(**{**asdict(settings), "precision": prec})
+            try:
+                model.set_kernel(kernel)
+                out[name] = time_view(model, enc, scene, H, W, "depth_guided", s, td_stats=tds)
+            except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
+                out[name] = skipped(f"{type(e).__name__}: {str(e)[:300]}")
+            finally:
+                model.set_kernel(cfg.kernel)
     return out
 
 
@@ -179,17 +221,15 @@ def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, 
     device = resolve_device(cfg.device)
     model, model_info = load_model(cfg, device)
     H, W, V = cfg.height, cfg.width, cfg.views
-    spr = samples_per_ray(model, "released")
-    chunk = cfg.chunk or choose_chunk(model, V, spr["samples"], spr["semantic_points"], device,
-                                      H * W)
     settings = BenchSettings(device=device, repeats=cfg.repeats, warmup=cfg.warmup,
-                             ray_budget=cfg.ray_budget, chunk=chunk, precision=cfg.precision)
+                             ray_budget=cfg.ray_budget, chunk=cfg.chunk, precision=cfg.precision,
+                             max_memory_mb=cfg.max_memory_mb)
     res: dict[str, Any] = {
         "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "command": "gsnerf-bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "environment": describe_environment(device), "model": model_info,
         "settings": {**{k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
-                     "chunk_used": chunk},
+                     "chunk_used": cfg.chunk or "from max_memory_mb (per mode: modes.*.chunk)"},
     }
     bar = tqdm(total=6, desc="gsnerf-bench", disable=not cfg.progress)
 

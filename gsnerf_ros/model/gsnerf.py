@@ -327,30 +327,48 @@ class GSNeRF(nn.Module):
     def render(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
                mode: str | None = None, num_samples: int | None = None, chunk: int | None = None,
                near: float | None = None, far: float | None = None,
-               semantic_mode: str | None = None, step: int | None = None) -> RenderResult:
+               semantic_mode: str | None = None, step: int | None = None,
+               pad_chunks: bool = False) -> RenderResult:
         """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
-        and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4]."""
+        and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4].
+
+        Each chunk's outputs are copied into full-view buffers at once, so the networks may
+        reuse their output memory for the next chunk (CUDA graphs do). ``pad_chunks``: the last
+        chunk is padded (repeating its last pixel) to ``chunk`` rays, so every network call has
+        the same static shape (CUDA graphs, ``torch.compile(dynamic=False)``).
+        """
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
             raise ValueError("chunk, height and width must be >= 1")
         near, far = self.depth_range(enc, near, far)
         td = self.target_depth(enc, K, c2w, height, width, near, far)
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
+        n_pix = uv.shape[0]
         keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")
-        parts: dict[str, list[Tensor]] = {k: [] for k in keys}
-        for s in range(0, uv.shape[0], chunk):
-            o = self.render_rays(enc, K, c2w, uv[s:s + chunk], height, width, mode=mode,
+        out: dict[str, Tensor] = {}
+        mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
+        for s in range(0, n_pix, chunk):
+            part = uv[s:s + chunk]
+            n = part.shape[0]
+            if pad_chunks and n < chunk:
+                part = torch.cat([part, part[-1:].expand(chunk - n, 2)], 0)
+            if mark_step is not None and uv.is_cuda:
+                mark_step()
+            o = self.render_rays(enc, K, c2w, part, height, width, mode=mode,
                                  num_samples=num_samples, step=step, near=near, far=far,
                                  semantic_mode=semantic_mode, target_depth=td, training=False)
             for k in keys:
-                parts[k].append(o[k].float())
-        cat = {k: torch.cat(v, 0) for k, v in parts.items()}
-        logits = cat["semantic_logits"].reshape(height, width, -1)
-        return RenderResult(rgb=cat["rgb"].clamp(0, 1).reshape(height, width, 3),
-                            depth=cat["depth"].reshape(height, width), semantic_logits=logits,
+                v = o[k][:n]
+                if k not in out:
+                    out[k] = torch.empty((n_pix, *v.shape[1:]), dtype=torch.float32,
+                                         device=v.device)
+                out[k][s:s + n].copy_(v)
+        logits = out["semantic_logits"].reshape(height, width, -1)
+        return RenderResult(rgb=out["rgb"].clamp(0, 1).reshape(height, width, 3),
+                            depth=out["depth"].reshape(height, width), semantic_logits=logits,
                             labels=logits.argmax(-1), target_depth=td[0], target_depth_valid=td[1],
-                            confidence=cat["confidence"].reshape(height, width),
-                            acc=cat["acc"].reshape(height, width))
+                            confidence=out["confidence"].reshape(height, width),
+                            acc=out["acc"].reshape(height, width))
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod

@@ -92,7 +92,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
                 str(ckpt), device=device, near=p.model_near, far=p.model_far,
                 mode=p.render_sampling_mode, num_samples=p.render_num_samples or None,
                 chunk=p.render_chunk, dtype=p.model_dtype,
-                use_sensor_depth=p.model_use_sensor_depth)
+                use_sensor_depth=p.model_use_sensor_depth,
+                max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel)
             self.model_name = ckpt.name
         else:
             self.model_name = type(renderer).__name__
