@@ -17,6 +17,7 @@ Forward only: training (tensors that need gradients) always takes the eager modu
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -43,6 +44,7 @@ def check_kernel(kernel: str) -> str:
     return kernel
 
 
+@functools.lru_cache(maxsize=1)
 def triton_available() -> bool:
     """True when the ``triton`` package can be imported (without importing it)."""
     return importlib.util.find_spec("triton") is not None
