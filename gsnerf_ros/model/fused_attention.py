@@ -130,8 +130,9 @@ def fused_view_transformer(vt: "ViewTransformer", x: Tensor, key_mask: Tensor,
     """Run the whole ``vt`` on ``x`` [P, T, d] with ``key_mask`` [P, T] bool in one launch.
 
     Returns [P, T, d] in ``x``'s dtype. bf16/fp16 input: bf16 matrix products with fp32
-    accumulation; fp32 input: fp32 products. ``block_p`` samples per program (default
-    ``vt.fused_block_p``; raised so a program holds >= 16 token rows).
+    accumulation; fp32 input: fp32 products (TF32 if torch allows it for matmuls).
+    ``block_p``: samples per program (default ``vt.fused_block_p``; raised so a program holds
+    >= 16 token rows).
     """
     import triton
 
@@ -151,7 +152,10 @@ def fused_view_transformer(vt: "ViewTransformer", x: Tensor, key_mask: Tensor,
     heads = vt.layers[0].heads if layers else 1
     F = vt.layers[0].ff[0].out_features if layers else d
     lowp = x.dtype in (torch.bfloat16, torch.float16)
-    mm = (2 if interpreting() else 1) if lowp else 0
+    if lowp:
+        mm = 2 if interpreting() else 1
+    else:
+        mm = 3 if x.is_cuda and torch.backends.cuda.matmul.allow_tf32 else 0
     grid = (triton.cdiv(P, bp),)
     kmod.view_transformer_kernel[grid](
         x, key_mask.contiguous().to(torch.uint8), out, mats, vecs, P,

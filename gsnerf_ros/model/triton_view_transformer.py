@@ -13,8 +13,9 @@ the query with the other heads' channels zeroed, so every ``tl.dot`` has K >= 16
 
 Matrix products: ``MM`` 0 = fp32 (IEEE), 1 = bf16 operands with fp32 accumulation (the GPU
 path), 2 = bf16-rounded operands multiplied in fp32 (the same rounding for Triton's CPU
-interpreter, whose bf16 ``dot`` is not usable). LayerNorm, softmax and the residual stream are
-fp32 throughout.
+interpreter, whose bf16 ``dot`` is not usable), 3 = TF32 tensor cores for fp32 input (only
+when ``torch.backends.cuda.matmul.allow_tf32`` is set, as for torch's own matmuls).
+LayerNorm, softmax and the residual stream are fp32 throughout.
 
 Packed parameters (:func:`gsnerf_ros.model.fused_attention.pack_view_transformer`):
 ``mats`` fp32, per layer ``Wq^T, Wk^T, Wv^T, Wo^T`` [D, D] then ``W1^T`` [D, F], ``W2^T`` [F, D];
@@ -36,6 +37,8 @@ def _mm(a, b, MM: tl.constexpr):
         return tl.dot(a, b, input_precision="ieee")
     elif MM == 1:
         return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16), out_dtype=tl.float32)
+    elif MM == 3:
+        return tl.dot(a, b, input_precision="tf32")
     else:
         return tl.dot(a.to(tl.bfloat16).to(tl.float32), b.to(tl.bfloat16).to(tl.float32),
                       input_precision="ieee")
