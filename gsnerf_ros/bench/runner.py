@@ -206,14 +206,29 @@ def _kernel_variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig,
                 out[name] = skipped("triton is not installed")
                 continue
             s = BenchSettings(**{**asdict(settings), "precision": prec})
-            try:
-                model.set_kernel(kernel)
-                out[name] = time_view(model, enc, scene, H, W, "depth_guided", s, td_stats=tds)
-            except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
-                out[name] = skipped(f"{type(e).__name__}: {str(e)[:300]}")
-            finally:
-                model.set_kernel(cfg.kernel)
+            # the fused kernel's samples per program, untuned so far: sweep it in lowp
+            blocks = (1, 2, 4, 8) if kernel == "triton" and prec != "fp32" else (None,)
+            for bp in blocks:
+                key = name if bp is None else f"{name}_bp{bp}"
+                try:
+                    model.set_kernel(kernel)
+                    _set_block_p(model, bp)
+                    out[key] = time_view(model, enc, scene, H, W, "depth_guided", s,
+                                         td_stats=tds)
+                except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
+                    out[key] = skipped(f"{type(e).__name__}: {str(e)[:300]}")
+                finally:
+                    model.set_kernel(cfg.kernel)
+                    _set_block_p(model, None)
     return out
+
+
+def _set_block_p(model: GSNeRF, bp: int | None) -> None:
+    """Samples per Triton program of both view transformers (None: the default)."""
+    from gsnerf_ros.model.attention import ViewTransformer
+
+    for vt in (model.volume_renderer.transformer, model.semantic_renderer.transformer):
+        vt.fused_block_p = bp or ViewTransformer.DEFAULT_BLOCK_P
 
 
 def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, Any]:

@@ -94,12 +94,15 @@ class ViewTransformer(nn.Module):
     (:mod:`gsnerf_ros.model.fused_attention`); ``fused_block_p`` samples per Triton program.
     """
 
+    DEFAULT_BLOCK_P = 2
+    """Samples per Triton program (untuned: gsnerf-bench's kernel_triton_*_bp* variants)."""
+
     def __init__(self, d: int, heads: int, layers: int, ff_mult: int = 2) -> None:
         super().__init__()
         self.layers = nn.ModuleList(ViewAttentionLayer(d, heads, ff_mult) for _ in range(layers))
         self.norm = nn.LayerNorm(d)
         self.kernel = "auto"
-        self.fused_block_p = 2
+        self.fused_block_p = self.DEFAULT_BLOCK_P
 
     def set_kernel(self, kernel: str) -> None:
         self.kernel = check_kernel(kernel)

@@ -91,11 +91,13 @@ def use_fused(vt: "ViewTransformer", x: Tensor) -> bool:
     return False
 
 
-def pack_view_transformer(vt: "ViewTransformer", device: torch.device) -> tuple[Tensor, Tensor]:
-    """The kernel's packed parameters (fp32 ``mats``, ``vecs``; layout in the kernel module),
-    cached on ``vt`` until a parameter changes (in place or by ``load_state_dict``)."""
+def pack_view_transformer(vt: "ViewTransformer", device: torch.device,
+                          mat_dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """The kernel's packed parameters (``mats`` in ``mat_dtype``: bf16 halves what every
+    program reads; fp32 ``vecs``; layout in the kernel module), cached on ``vt`` until a
+    parameter changes (in place or by ``load_state_dict``)."""
     params = list(vt.parameters())
-    key = (device, tuple((p.data_ptr(), p._version) for p in params))
+    key = (device, mat_dtype, tuple((p.data_ptr(), p._version) for p in params))
     cached = getattr(vt, "_fused_pack", None)
     if cached is not None and cached[0] == key:
         return cached[1]
@@ -113,7 +115,7 @@ def pack_view_transformer(vt: "ViewTransformer", device: torch.device) -> tuple[
                      (layer.norm1.weight, layer.norm1.bias, layer.norm2.weight, layer.norm2.bias,
                       ff2.bias, ff1.bias)]
         vecs += [vt.norm.weight.detach().float(), vt.norm.bias.detach().float()]
-        packed = (torch.cat(mats).to(device) if mats else torch.zeros(1, device=device),
+        packed = ((torch.cat(mats) if mats else torch.zeros(1)).to(device, mat_dtype),
                   torch.cat(vecs).to(device).contiguous())
     vt._fused_pack = (key, packed)
     return packed
@@ -144,7 +146,6 @@ def fused_view_transformer(vt: "ViewTransformer", x: Tensor, key_mask: Tensor,
     if P == 0:
         return out
     kmod = _kernel_module()
-    mats, vecs = pack_view_transformer(vt, x.device)
     TP = max(triton.next_power_of_2(T), 2)
     bp = max(int(block_p or vt.fused_block_p), -(-16 // TP))
     bp = triton.next_power_of_2(bp)
@@ -156,6 +157,7 @@ def fused_view_transformer(vt: "ViewTransformer", x: Tensor, key_mask: Tensor,
         mm = 2 if interpreting() else 1
     else:
         mm = 3 if x.is_cuda and torch.backends.cuda.matmul.allow_tf32 else 0
+    mats, vecs = pack_view_transformer(vt, x.device, torch.bfloat16 if lowp else torch.float32)
     grid = (triton.cdiv(P, bp),)
     kmod.view_transformer_kernel[grid](
         x, key_mask.contiguous().to(torch.uint8), out, mats, vecs, P,

@@ -18,7 +18,7 @@ when ``torch.backends.cuda.matmul.allow_tf32`` is set, as for torch's own matmul
 LayerNorm, softmax and the residual stream are fp32 throughout.
 
 Packed parameters (:func:`gsnerf_ros.model.fused_attention.pack_view_transformer`):
-``mats`` fp32, per layer ``Wq^T, Wk^T, Wv^T, Wo^T`` [D, D] then ``W1^T`` [D, F], ``W2^T`` [F, D];
+``mats`` (fp32, or bf16 for ``MM`` 1 and 2), per layer ``Wq^T, Wk^T, Wv^T, Wo^T`` [D, D] then ``W1^T`` [D, F], ``W2^T`` [F, D];
 ``vecs`` fp32, per layer ``ln1_w, ln1_b, ln2_w, ln2_b, b2`` [D] and ``b1`` [F], then the final
 ``ln_w, ln_b`` [D].
 """
@@ -58,7 +58,7 @@ def _layer_norm(x, w_ptr, b_ptr, cols, D: tl.constexpr, eps):
 def _load_mat(ptr, K: tl.constexpr, N: tl.constexpr):
     k = tl.arange(0, K)
     n = tl.arange(0, N)
-    return tl.load(ptr + k[:, None] * N + n[None, :])
+    return tl.load(ptr + k[:, None] * N + n[None, :]).to(tl.float32)
 
 
 @triton.jit
