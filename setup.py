@@ -28,6 +28,11 @@ setup(
         "scikit-image>=0.22",
         "matplotlib>=3.7",
     ],
+    extras_require={
+        # the fused view-transformer kernel on CUDA (gsnerf_ros/model/triton_view_transformer.py);
+        # without it the eager PyTorch path runs
+        "cuda": ["triton>=3.2"],
+    },
     entry_points={
         "console_scripts": [
             "gsnerf-synth = gsnerf_ros.data.procedural.cli:main",

@@ -176,3 +176,34 @@ def test_node_round_trip_with_real_rclpy(tmp_path: Path, ros_domain: int) -> Non
     assert node["calls"] == 3 and node["keyframes"] > 0
     rt, handler = node["round_trip_ms"]["median_ms"], node["server_handler_ms"]["median_ms"]
     assert rt >= handler > 0          # the client waits at least as long as the node works
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_gpu_check_commands_parse_with_the_real_parsers(smoke: bool, tmp_path: Path,
+                                                        capsys) -> None:
+    """Every step of tools/gpu_check.sh is accepted by the CLI it calls, so a session lent a
+    GPU does not spend its minutes on a typo (the smoke run executes the same steps on the
+    CPU: ``bash tools/gpu_check.sh --smoke``)."""
+    from gsnerf_ros.bench.cli import build_parser
+    from gsnerf_ros.bench.gpu_check import plan
+    from gsnerf_ros.data.procedural.cli import build_parser as synth_parser
+    from gsnerf_ros.train.cli import train_main
+
+    steps = {s.name: s for s in plan(tmp_path, smoke)}
+    assert list(steps) == ["cuda_tests", "bench_fp32", "bench_bf16", "bench_accuracy",
+                           "train_data", "train_cuda", "bench_cuda_graphs"]
+    for name, s in steps.items():
+        args = s.argv[3:]                          # after: python -m module
+        if name.startswith("bench_"):
+            a = build_parser().parse_args(args)
+            assert a.json == s.json_out and a.ray_budget == 0 and a.max_memory_mb == 2048
+            assert a.device == ("cpu" if smoke else "cuda")
+        elif name == "train_data":
+            synth_parser().parse_args(args)
+        elif name == "train_cuda":
+            assert train_main([*args, "--print-config"]) == 0
+            assert ("device: cpu" if smoke else "device: cuda") in capsys.readouterr().out
+    fp32 = build_parser().parse_args(steps["bench_fp32"].argv[3:])
+    if not smoke:
+        assert fp32.resolutions == [(120, 160), (240, 320), (480, 640)] and fp32.repeats >= 10
+        assert "-m" in steps["cuda_tests"].argv and "cuda" in steps["cuda_tests"].argv

@@ -95,6 +95,52 @@ def test_chunked_equals_unchunked(setup, mode: str) -> None:  # type: ignore[no-
         torch.testing.assert_close(getattr(a, f), getattr(b, f), atol=1e-5, rtol=1e-5)
 
 
+def test_padded_chunks_and_reused_output_buffers_give_the_same_view(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """CUDA graphs reuse their output memory at every replay (issue 12's --cuda-graphs crash):
+    here render_rays writes each chunk into the same static buffers, padded to the chunk size,
+    and the view must still come out right."""
+    model, enc, _, K, _, tgt = setup
+    ref = model.render(enc, K[0], tgt, H, W, chunk=H * W)
+    real = model.render_rays
+    static: dict[str, torch.Tensor] = {}
+    sizes: list[int] = []
+
+    def graph_like(*args, **kw):  # type: ignore[no-untyped-def]
+        o = real(*args, **kw)
+        sizes.append(o["rgb"].shape[0])
+        for k, v in o.items():
+            if k not in static or static[k].shape != v.shape:
+                static[k] = torch.empty_like(v)
+            static[k].copy_(v)
+        return dict(static)
+
+    monkeypatch.setattr(model, "render_rays", graph_like)
+    out = model.render(enc, K[0], tgt, H, W, chunk=100, pad_chunks=True)
+    assert sizes == [100] * -(-H * W // 100)          # every call has the static chunk shape
+    for f in ("rgb", "depth", "semantic_logits", "confidence"):
+        torch.testing.assert_close(getattr(out, f), getattr(ref, f), atol=1e-5, rtol=1e-5)
+
+
+def test_chunk_from_the_memory_cap(setup) -> None:  # type: ignore[no-untyped-def]
+    from gsnerf_ros.model.memory import (MIN_CHUNK, auto_chunk, bytes_per_ray,
+                                         chunk_for_budget, samples_per_ray)
+
+    assert chunk_for_budget(1000, 500, 1.0) == 500                  # the whole view fits
+    c = chunk_for_budget(1000, 10 ** 6, 1.0)                         # 1 MB / 1 kB per ray
+    assert c == 1024 and c * 1000 <= 2 ** 20                          # a power of two
+    assert chunk_for_budget(10 ** 6, 10 ** 6, 1.0) == MIN_CHUNK
+    with pytest.raises(ValueError, match="max_memory_mb"):
+        chunk_for_budget(1000, 100, 0.0)
+    # the full model at 640x480, 8 views, default mode: the chunk's estimate fits 2 GB
+    full = GSNeRF(GSNeRFConfig())
+    spr = samples_per_ray(full, "depth_guided")
+    per = bytes_per_ray(full, 8, spr["network_evals"], spr["semantic_points"])
+    chunk = auto_chunk(full, 8, 640 * 480, max_memory_mb=2048)
+    assert MIN_CHUNK <= chunk < 640 * 480 and chunk * per <= 2048 * 2 ** 20
+    assert auto_chunk(full, 8, 640 * 480, max_memory_mb=2048, bytes_per_value=2) == 2 * chunk
+    assert auto_chunk(full, 8, 640 * 480, "released", max_memory_mb=2048) < chunk
+
+
 def test_volume_semantic_mode_and_any_sample_count(setup) -> None:  # type: ignore[no-untyped-def]
     model, enc, _, K, _, tgt = setup
     uv = torch.tensor([[3.0, 4.0], [10.0, 20.0], [31.0, 23.0]])

@@ -128,3 +128,39 @@ def test_bad_inputs_raise_clear_errors() -> None:
         sample_along_rays("nope", 0.1, 1.0, None, SamplingConfig(), False)
     with pytest.raises(ValueError, match="sampling.mode"):
         SamplingConfig(mode="nope")
+
+
+@pytest.mark.parametrize("num_samples", [None, 5])
+@pytest.mark.parametrize("mode", ["depth_guided", "mixed", "uniform", "hierarchical", "released"])
+def test_sample_counts_match_what_the_sampler_draws(mode: str, num_samples) -> None:
+    """The one table of modes (sampling_modes) and the sampler agree on every count."""
+    from gsnerf_ros.model.sampling_modes import mode_spec, sample_counts
+
+    cfg = SamplingConfig()
+    s = sample_along_rays(mode, 0.5, 5.0, _td(), cfg, training=False, num_samples=num_samples)
+    c = sample_counts(cfg, mode, num_samples)
+    assert s.depths.shape[1] == c["first_pass"]
+    spec = mode_spec(mode)
+    if spec.two_pass:
+        assert c["samples"] == c["first_pass"] + cfg.num_fine
+        assert c["network_evals"] == c["first_pass"] + c["samples"]
+    else:
+        assert c["samples"] == c["network_evals"] == s.depths.shape[1]
+    assert c["semantic_points"] == (c["samples"] if spec.semantics_at_samples else 1)
+    assert (s.surface_index >= 0).all() == spec.needs_target_depth
+
+
+def test_every_consumer_reads_the_one_list_of_modes() -> None:
+    from gsnerf_ros.bench.runner import ALL_MODES
+    from gsnerf_ros.model.config import SAMPLING_MODES as from_config
+    from gsnerf_ros.model.sampling_modes import SAMPLING_MODES, mode_spec
+    from gsnerf_ros.ros.params import PARAMETERS
+
+    assert from_config is SAMPLING_MODES
+    assert set(ALL_MODES) == set(SAMPLING_MODES) - {"mixed"}   # mixed renders as depth_guided
+    spec = next(p for p in PARAMETERS if p.name == "render.sampling_mode")
+    assert tuple(spec.choices) == SAMPLING_MODES
+    with pytest.raises(ValueError, match="unknown sampling mode 'foo'"):
+        mode_spec("foo")
+    with pytest.raises(ValueError, match="unknown sampling mode"):
+        sample_along_rays("foo", 0.5, 5.0, _td(), SamplingConfig(), training=False)

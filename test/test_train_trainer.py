@@ -1,4 +1,4 @@
-"""Trainer: short run learns, resume is bit-exact, DDP with 2 gloo processes, CLIs."""
+"""Trainer: short run learns, resume is bit-exact (also across loader worker counts), DDP with 2 gloo processes, CLIs."""
 
 from __future__ import annotations
 
@@ -110,8 +110,9 @@ def test_checkpoint_resume_is_bit_exact(rooms, tmp_path):
     first = tiny_cfg(rooms, tmp_path / "b", "optim.steps=2", "log.val_every=1000",
                      "log.ckpt_every=2")
     Trainer(first).fit()
+    # the resumed half reads through 2 loader workers: same samples as in-process loading
     resumed = tiny_cfg(rooms, tmp_path / "b", "optim.steps=4", "log.val_every=1000",
-                       "log.ckpt_every=2", "resume=auto")
+                       "log.ckpt_every=2", "resume=auto", "data.num_workers=2")
     tr = Trainer(resumed)
     assert tr.start_step == 2
     # the checkpoint loads back exactly

@@ -16,9 +16,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
-
 from gsnerf_ros.bench.runner import ALL_MODES, SWEEPS, BenchConfig, run_benchmark
+from gsnerf_ros.device import resolve_device
+from gsnerf_ros.model.fused_attention import KERNELS
+from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB
 
 __all__ = ["main", "build_parser", "config_from_args"]
 
@@ -66,7 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="rays timed per view, time extrapolated to the whole view (default: "
                     f"whole views on CUDA, {CPU_RAY_BUDGET} elsewhere); 0 = whole views")
     ap.add_argument("--chunk", type=int, default=None,
-                    help="rays per render chunk (default: from free memory on CUDA)")
+                    help="rays per render chunk (default: from --max-memory-mb)")
+    ap.add_argument("--max-memory-mb", type=float, default=DEFAULT_MAX_MEMORY_MB,
+                    help="cap of a render's working memory in MB; sets the chunk size")
+    ap.add_argument("--kernel", default="auto", choices=KERNELS,
+                    help="view transformer: auto (fused Triton kernel on CUDA when available) "
+                         "| eager | triton")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     ap.add_argument("--lowp", default="bf16", choices=["bf16", "fp16"],
                     help="low precision compared with fp32 (GPU)")
@@ -98,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(a: argparse.Namespace) -> BenchConfig:
-    device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(resolve_device(a.device or "auto"))
     ckpt = a.checkpoint
     if ckpt is None and not (a.random_init or a.tiny) and DEFAULT_CHECKPOINT.is_file():
         ckpt = str(DEFAULT_CHECKPOINT)
@@ -115,7 +121,8 @@ def config_from_args(a: argparse.Namespace) -> BenchConfig:
         samples=list(a.samples), sample_modes=list(a.sample_modes),
         resolutions=list(a.resolutions), view_counts=list(a.view_counts), repeats=repeats,
         warmup=a.warmup, sweep=a.sweep, checkpoint=ckpt, tiny=a.tiny, ray_budget=budget,
-        chunk=a.chunk, precision=a.precision, lowp=a.lowp, compile=a.compile,
+        chunk=a.chunk, max_memory_mb=a.max_memory_mb, kernel=a.kernel, precision=a.precision,
+        lowp=a.lowp, compile=a.compile,
         cuda_graphs=a.cuda_graphs, accuracy=not a.no_accuracy,
         accuracy_scenes=a.accuracy_scenes, accuracy_targets=a.accuracy_targets,
         accuracy_size=a.accuracy_size, accuracy_rays=acc_rays, node=a.node,

@@ -9,7 +9,9 @@
   is ``per`` (keyframe / view); skipped stages have ``median_ms: null`` and ``skipped``.
 - ``modes``: per sampling mode, one view's time, samples per ray, the instrumented
   breakdown, and ``speedup_vs_released`` (same run, same protocol).
-- ``variants``: bf16/fp16 autocast, ``torch.compile`` and CUDA graphs (GPU) vs eager fp32.
+- ``variants``: bf16/fp16 autocast, ``torch.compile``, CUDA graphs (padded static chunks) and
+  each view-transformer kernel (eager / fused Triton, fp32 and lowp) on the GPU, against the
+  base run (``--kernel``, ``--precision``).
 - ``sweeps``: ``resolution`` / ``samples`` / ``views`` points and fitted exponents.
 - ``accuracy``: default vs ``released`` on held-out rooms; ``precision``: bf16 vs fp32.
 - ``node``: service round trip vs pure render (``--node``).
@@ -34,13 +36,16 @@ from gsnerf_ros.bench.stages import (BenchSettings, encode_scene, samples_per_ra
 from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAULT_VIEWS,
                                      sweep_resolution, sweep_samples, sweep_views)
 from gsnerf_ros.bench.targets import evaluate_targets
+from gsnerf_ros.device import resolve_device
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult
-from gsnerf_ros.model.memory import choose_chunk
+from gsnerf_ros.model.fused_attention import check_kernel, triton_available
+from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB
+from gsnerf_ros.model.sampling_modes import BENCH_MODES, SAMPLING_MODES
 
 __all__ = ["BenchConfig", "run_benchmark", "load_model", "SCHEMA", "ALL_MODES"]
 
 SCHEMA = "gsnerf-bench/1"
-ALL_MODES = ("depth_guided", "released", "uniform", "hierarchical")
+ALL_MODES = BENCH_MODES  # every mode that renders differently at inference
 SWEEPS = ("none", "resolution", "samples", "views", "all")
 
 
@@ -65,7 +70,11 @@ class BenchConfig:
     ray_budget: int | None = None
     """None: whole views; else rays timed per view (per-view time extrapolated)."""
     chunk: int | None = None
-    """Rays per render chunk; None: from free memory on CUDA, the config's chunk elsewhere."""
+    """Rays per render chunk; None: from ``max_memory_mb`` (per mode and size)."""
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB
+    """Cap of a render's working memory (sets the chunk; gsnerf_ros.model.memory)."""
+    kernel: str = "auto"
+    """View transformer: auto | eager | triton (gsnerf_ros.model.fused_attention)."""
     precision: str = "fp32"
     lowp: str = "bf16"
     compile: bool = False
@@ -87,9 +96,9 @@ class BenchConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.modes + self.sample_modes if m not in ALL_MODES + ("mixed",)]
+        bad = [m for m in self.modes + self.sample_modes if m not in SAMPLING_MODES]
         if bad:
-            raise ValueError(f"unknown mode(s) {bad}; use {ALL_MODES}")
+            raise ValueError(f"unknown mode(s) {bad}; use {SAMPLING_MODES}")
         if self.sweep not in SWEEPS:
             raise ValueError(f"--sweep must be one of {SWEEPS}, got {self.sweep!r}")
         if self.height < 8 or self.width < 8 or self.views < 1:
@@ -98,6 +107,9 @@ class BenchConfig:
             raise ValueError("repeats must be >= 1 and warmup >= 0")
         if self.precision not in ("fp32", "bf16", "fp16") or self.lowp not in ("bf16", "fp16"):
             raise ValueError("precision must be fp32 | bf16 | fp16 and lowp bf16 | fp16")
+        check_kernel(self.kernel)
+        if self.max_memory_mb <= 0:
+            raise ValueError("max_memory_mb must be > 0")
 
 
 def load_model(cfg: BenchConfig, device: torch.device) -> tuple[GSNeRF, dict[str, Any]]:
@@ -113,7 +125,8 @@ def load_model(cfg: BenchConfig, device: torch.device) -> tuple[GSNeRF, dict[str
                 "checkpoint": None, "trained": False,
                 "note": "randomly initialised weights: timings only (cost does not depend on "
                         "the weight values)"}
-    info.update({"num_parameters": model.num_parameters(),
+    model.set_kernel(cfg.kernel)
+    info.update({"num_parameters": model.num_parameters(), "kernel": cfg.kernel,
                  "num_classes": model.config.num_classes,
                  "samples_per_ray": {m: samples_per_ray(model, m) for m in ALL_MODES}})
     return model.eval(), info
@@ -138,7 +151,8 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
               base: dict[str, Any], tds: Any) -> dict[str, Any]:
     """Low-precision autocast, torch.compile and CUDA-graph variants of the default mode."""
     H, W = cfg.height, cfg.width
-    out: dict[str, Any] = {"eager_" + settings.precision: {"median_ms": base["median_ms"]}}
+    out: dict[str, Any] = {f"base_{cfg.kernel}_{settings.precision}":
+                           {"median_ms": base["median_ms"], "kernel": cfg.kernel}}
     dev = settings.device
     if dev.type == "cuda":
         s2 = BenchSettings(**{**asdict(settings), "precision": cfg.lowp})
@@ -157,39 +171,80 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
             out[name] = skipped(f"{name} is benchmarked on CUDA only (device {dev.type})")
             continue
         vr, sr = model.volume_renderer, model.semantic_renderer
+        # static shapes: every chunk padded to the chunk size, so one graph serves all chunks
+        s_static = BenchSettings(**{**asdict(settings), "pad_chunks": True})
         try:
             model.volume_renderer = torch.compile(vr, **kw)  # type: ignore[assignment]
             model.semantic_renderer = torch.compile(sr, **kw)  # type: ignore[assignment]
-            out[name] = time_view(model, enc, scene, H, W, "depth_guided", settings, td_stats=tds)
+            out[name] = time_view(model, enc, scene, H, W, "depth_guided", s_static,
+                                  td_stats=tds)
             out[name]["compiled"] = "volume_renderer, semantic_renderer"
         except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
             out[name] = skipped(f"{type(e).__name__}: {e}")
         finally:
             model.volume_renderer, model.semantic_renderer = vr, sr
+    out.update(_kernel_variants(model, enc, scene, cfg, settings, tds))
     for k, v in out.items():
         if v.get("median_ms") and base["median_ms"]:
             v["speedup_vs_eager"] = base["median_ms"] / v["median_ms"]
     return out
 
 
+def _kernel_variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig,
+                     settings: BenchSettings, tds: Any) -> dict[str, Any]:
+    """The default mode with each view-transformer implementation (``kernel_eager``,
+    ``kernel_triton``; CUDA only), in fp32 and in ``lowp``."""
+    H, W = cfg.height, cfg.width
+    out: dict[str, Any] = {}
+    for kernel in ("eager", "triton"):
+        for prec in ("fp32", cfg.lowp):
+            name = f"kernel_{kernel}_{prec}"
+            if settings.device.type != "cuda":
+                out[name] = skipped("kernel variants are benchmarked on CUDA only")
+                continue
+            if kernel == "triton" and not triton_available():
+                out[name] = skipped("triton is not installed")
+                continue
+            s = BenchSettings(**{**asdict(settings), "precision": prec})
+            # the fused kernel's samples per program, untuned so far: sweep it in lowp
+            blocks = (1, 2, 4, 8) if kernel == "triton" and prec != "fp32" else (None,)
+            for bp in blocks:
+                key = name if bp is None else f"{name}_bp{bp}"
+                try:
+                    model.set_kernel(kernel)
+                    _set_block_p(model, bp)
+                    out[key] = time_view(model, enc, scene, H, W, "depth_guided", s,
+                                         td_stats=tds)
+                except Exception as e:  # noqa: BLE001 - report, do not abort the benchmark
+                    out[key] = skipped(f"{type(e).__name__}: {str(e)[:300]}")
+                finally:
+                    model.set_kernel(cfg.kernel)
+                    _set_block_p(model, None)
+    return out
+
+
+def _set_block_p(model: GSNeRF, bp: int | None) -> None:
+    """Samples per Triton program of both view transformers (None: the default)."""
+    from gsnerf_ros.model.attention import ViewTransformer
+
+    for vt in (model.volume_renderer.transformer, model.semantic_renderer.transformer):
+        vt.fused_block_p = bp or ViewTransformer.DEFAULT_BLOCK_P
+
+
 def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, Any]:
     """Run every requested section; returns the result dict (see module docstring)."""
-    device = torch.device(cfg.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda requested but torch.cuda.is_available() is False")
+    device = resolve_device(cfg.device)
     model, model_info = load_model(cfg, device)
     H, W, V = cfg.height, cfg.width, cfg.views
-    spr = samples_per_ray(model, "released")
-    chunk = cfg.chunk or choose_chunk(model, V, spr["samples"], spr["semantic_points"], device,
-                                      H * W)
     settings = BenchSettings(device=device, repeats=cfg.repeats, warmup=cfg.warmup,
-                             ray_budget=cfg.ray_budget, chunk=chunk, precision=cfg.precision)
+                             ray_budget=cfg.ray_budget, chunk=cfg.chunk, precision=cfg.precision,
+                             max_memory_mb=cfg.max_memory_mb)
     res: dict[str, Any] = {
         "schema": SCHEMA, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         "command": "gsnerf-bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "environment": describe_environment(device), "model": model_info,
         "settings": {**{k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
-                     "chunk_used": chunk},
+                     "chunk_used": cfg.chunk or "from max_memory_mb (per mode: modes.*.chunk)"},
     }
     bar = tqdm(total=6, desc="gsnerf-bench", disable=not cfg.progress)
 

@@ -28,11 +28,11 @@ from gsnerf_ros.bench.scene import BenchScene
 from gsnerf_ros.bench.timing import Stats, measure, synchronize
 from gsnerf_ros.geometry import nearest_views, pixel_grid
 from gsnerf_ros.model import GSNeRF, SourceEncoding, StackCache
-from gsnerf_ros.model.memory import samples_per_ray
+from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB, auto_chunk, samples_per_ray
 
 __all__ = ["BenchSettings", "skipped", "precision_context", "samples_per_ray", "ray_subset",
            "time_keyframe_encode", "time_view_selection", "time_target_depth", "time_view",
-           "time_breakdown", "time_ros_conversion", "encode_scene"]
+           "time_breakdown", "time_ros_conversion", "encode_scene", "render_chunk"]
 
 
 @dataclass
@@ -44,8 +44,12 @@ class BenchSettings:
     warmup: int = 1
     ray_budget: int | None = None
     chunk: int | None = None
+    """Rays per render chunk; None: from ``max_memory_mb`` per mode and size."""
     precision: str = "fp32"
     """``fp32`` | ``bf16`` | ``fp16`` (autocast; GPU)."""
+    max_memory_mb: float = DEFAULT_MAX_MEMORY_MB
+    pad_chunks: bool = False
+    """Pad the last chunk to the chunk size (static shapes, for CUDA graphs)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -136,6 +140,14 @@ def _target_K(scene: BenchScene, height: int, width: int) -> Tensor:
     return scale_intrinsics(scene.target_K, width / scene.width, height / scene.height)
 
 
+def render_chunk(model: GSNeRF, views: int, pixels: int, mode: str, num_samples: int | None,
+                 settings: BenchSettings) -> int:
+    """The chunk of a whole-view render: ``settings.chunk``, else from the memory cap."""
+    return settings.chunk or auto_chunk(model, views, pixels, mode, num_samples,
+                                        settings.max_memory_mb,
+                                        4 if settings.precision == "fp32" else 2)
+
+
 def _view_runner(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int, width: int,
                  mode: str, settings: BenchSettings, num_samples: int | None
                  ) -> tuple[Callable[[], Any], int, Any]:
@@ -144,10 +156,13 @@ def _view_runner(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: 
     K = _target_K(scene, height, width)
     n_pix = height * width
     if settings.ray_budget is None or settings.ray_budget >= n_pix:
+        chunk = render_chunk(model, len(enc), n_pix, mode, num_samples, settings)
+
         def full() -> Any:
             with precision_context(settings):
                 return model.render(enc, K, scene.target_c2w, height, width, mode=mode,
-                                    num_samples=num_samples, chunk=settings.chunk)
+                                    num_samples=num_samples, chunk=chunk,
+                                    pad_chunks=settings.pad_chunks)
         return full, n_pix, None
     uv = ray_subset(height, width, settings.ray_budget, settings.device)
     with torch.no_grad():
@@ -173,7 +188,8 @@ def time_view(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int
     n_pix = height * width
     info = {"mode": mode, "height": height, "width": width, "views": len(enc),
             **samples_per_ray(model, mode, num_samples), "rays_timed": rays,
-            "extrapolated": td is not None}
+            "extrapolated": td is not None, "kernel": model.kernel,
+            "chunk": render_chunk(model, len(enc), n_pix, mode, num_samples, settings)}
     if td is None:
         return {**st.to_dict(), **info, "per": "view"}
     tds = td_stats or time_target_depth(model, enc, scene, height, width, settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gsnerf_ros.config import check as _check
+from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = [
     "EncoderConfig",
@@ -22,7 +23,6 @@ __all__ = [
     "NORMS",
 ]
 
-SAMPLING_MODES = ("depth_guided", "mixed", "uniform", "hierarchical", "released")
 NORMS = ("group", "instance", "none")
 
 
@@ -169,7 +169,8 @@ class SemanticConfig:
 
 @dataclass
 class SamplingConfig:
-    """Samples along the rays; ``mode`` picks the strategy (see model/sampling.py)."""
+    """Samples along the rays; ``mode`` picks the strategy (model/sampling_modes.py lists them,
+    model/sampling.py draws them)."""
 
     mode: str = "depth_guided"
     num_guided: int = 8

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.geometry import camera_rays, nearest_views, pixel_grid
-from gsnerf_ros.model.config import SAMPLING_MODES, GSNeRFConfig
+from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
@@ -35,6 +35,7 @@ from gsnerf_ros.model.features import (
     semantic_neighbourhood,
 )
 from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
+from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import SemanticRenderer
 from gsnerf_ros.model.target_depth import estimate_target_depth
 from gsnerf_ros.model.volume_renderer import VolumeRenderer
@@ -114,6 +115,17 @@ class GSNeRF(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    def set_kernel(self, kernel: str) -> "GSNeRF":
+        """View-transformer implementation of both renderers: ``auto`` | ``eager`` | ``triton``
+        (:mod:`gsnerf_ros.model.fused_attention`). Returns self."""
+        for vt in (self.volume_renderer.transformer, self.semantic_renderer.transformer):
+            vt.set_kernel(kernel)
+        return self
+
+    @property
+    def kernel(self) -> str:
+        return self.volume_renderer.transformer.kernel
 
     # ------------------------------------------------------------------ encoding
     @staticmethod
@@ -240,8 +252,7 @@ class GSNeRF(nn.Module):
         cfg = self.config
         mode = mode or cfg.sampling.mode
         sem_mode = semantic_mode or cfg.semantic.mode
-        if mode not in SAMPLING_MODES:
-            raise ValueError(f"unknown mode {mode!r}; use one of {SAMPLING_MODES}")
+        spec = mode_spec(mode)
         if sem_mode not in ("surface", "volume"):
             raise ValueError(f"semantic_mode must be surface | volume, got {sem_mode!r}")
         if uv.dim() != 2 or uv.shape[-1] != 2:
@@ -262,10 +273,10 @@ class GSNeRF(nn.Module):
         fr = torch.full((N,), far, device=dev)
         samples = sample_along_rays(mode, nr, fr, td, cfg.sampling, training, num_samples, step,
                                     generator)
-        need_sem = mode == "released" or sem_mode == "volume"
+        need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
-        if mode == "hierarchical":
+        if spec.two_pass:
             coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False)
             mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
             bins = torch.cat([nr[:, None], mids, fr[:, None]], -1)
@@ -290,7 +301,7 @@ class GSNeRF(nn.Module):
             lg = self.semantic_renderer(vol["semantic_features"].reshape(N * S, V, -1),
                                         vol["visible"].reshape(N * S, V), l2d).reshape(N, S, -1)
             logits = (vol["weights"][..., None] * lg.float()).sum(1)
-        elif mode == "released":
+        elif spec.semantics_at_samples:
             idx = samples.surface_index
             rows = torch.arange(N, device=dev)
             l2d = vol["semantic_logits_2d"][rows, idx] if skip else None
@@ -316,30 +327,48 @@ class GSNeRF(nn.Module):
     def render(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
                mode: str | None = None, num_samples: int | None = None, chunk: int | None = None,
                near: float | None = None, far: float | None = None,
-               semantic_mode: str | None = None, step: int | None = None) -> RenderResult:
+               semantic_mode: str | None = None, step: int | None = None,
+               pad_chunks: bool = False) -> RenderResult:
         """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
-        and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4]."""
+        and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4].
+
+        Each chunk's outputs are copied into full-view buffers at once, so the networks may
+        reuse their output memory for the next chunk (CUDA graphs do). ``pad_chunks``: the last
+        chunk is padded (repeating its last pixel) to ``chunk`` rays, so every network call has
+        the same static shape (CUDA graphs, ``torch.compile(dynamic=False)``).
+        """
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
             raise ValueError("chunk, height and width must be >= 1")
         near, far = self.depth_range(enc, near, far)
         td = self.target_depth(enc, K, c2w, height, width, near, far)
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
+        n_pix = uv.shape[0]
         keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")
-        parts: dict[str, list[Tensor]] = {k: [] for k in keys}
-        for s in range(0, uv.shape[0], chunk):
-            o = self.render_rays(enc, K, c2w, uv[s:s + chunk], height, width, mode=mode,
+        out: dict[str, Tensor] = {}
+        mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
+        for s in range(0, n_pix, chunk):
+            part = uv[s:s + chunk]
+            n = part.shape[0]
+            if pad_chunks and n < chunk:
+                part = torch.cat([part, part[-1:].expand(chunk - n, 2)], 0)
+            if mark_step is not None and uv.is_cuda:
+                mark_step()
+            o = self.render_rays(enc, K, c2w, part, height, width, mode=mode,
                                  num_samples=num_samples, step=step, near=near, far=far,
                                  semantic_mode=semantic_mode, target_depth=td, training=False)
             for k in keys:
-                parts[k].append(o[k].float())
-        cat = {k: torch.cat(v, 0) for k, v in parts.items()}
-        logits = cat["semantic_logits"].reshape(height, width, -1)
-        return RenderResult(rgb=cat["rgb"].clamp(0, 1).reshape(height, width, 3),
-                            depth=cat["depth"].reshape(height, width), semantic_logits=logits,
+                v = o[k][:n]
+                if k not in out:
+                    out[k] = torch.empty((n_pix, *v.shape[1:]), dtype=torch.float32,
+                                         device=v.device)
+                out[k][s:s + n].copy_(v)
+        logits = out["semantic_logits"].reshape(height, width, -1)
+        return RenderResult(rgb=out["rgb"].clamp(0, 1).reshape(height, width, 3),
+                            depth=out["depth"].reshape(height, width), semantic_logits=logits,
                             labels=logits.argmax(-1), target_depth=td[0], target_depth_valid=td[1],
-                            confidence=cat["confidence"].reshape(height, width),
-                            acc=cat["acc"].reshape(height, width))
+                            confidence=out["confidence"].reshape(height, width),
+                            acc=out["acc"].reshape(height, width))
 
     # ------------------------------------------------------------------ checkpoints
     @staticmethod

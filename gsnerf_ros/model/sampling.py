@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from gsnerf_ros.model.config import SAMPLING_MODES, SamplingConfig
+from gsnerf_ros.model.config import SamplingConfig
+from gsnerf_ros.model.sampling_modes import mode_spec, sample_counts
 
 __all__ = ["RaySamples", "uniform_depths", "guided_depths", "pdf_depths", "sample_along_rays",
            "mixed_uniform_count", "merge_sorted"]
@@ -124,10 +125,9 @@ def sample_along_rays(mode: str, near: Tensor | float, far: Tensor | float,
     samples (K = num_samples - 1 Gaussian + 1 surface); mixed -> total; uniform -> total;
     hierarchical -> coarse count. Returns :class:`RaySamples` ([N, S], sorted, clamped).
     """
-    if mode not in SAMPLING_MODES:
-        raise ValueError(f"unknown sampling mode {mode!r}; use one of {SAMPLING_MODES}")
-    if target_depth is None and mode in ("depth_guided", "mixed", "released"):
+    if target_depth is None and mode_spec(mode).needs_target_depth:
         raise ValueError(f"sampling mode {mode!r} needs target_depth")
+    first = sample_counts(cfg, mode, num_samples)["first_pass"]
     ref = target_depth if target_depth is not None else torch.as_tensor(near, dtype=torch.float32)
     N = target_depth.shape[0] if target_depth is not None else (
         near.shape[0] if isinstance(near, Tensor) and near.dim() > 0 else 1)
@@ -135,7 +135,7 @@ def sample_along_rays(mode: str, near: Tensor | float, far: Tensor | float,
     none = torch.full((N,), -1, dtype=torch.long, device=nr.device)
 
     if mode in ("uniform", "hierarchical"):
-        n = num_samples or (cfg.num_uniform if mode == "uniform" else cfg.num_coarse)
+        n = first
         if n < 2:
             raise ValueError(f"{mode} sampling needs >= 2 samples, got {n}")
         d = uniform_depths(nr, fr, n, stratified=training, generator=generator)
@@ -153,12 +153,9 @@ def sample_along_rays(mode: str, near: Tensor | float, far: Tensor | float,
         std = (cfg.sigma * td).clamp(min=cfg.sigma_min)
     else:
         std = torch.full_like(td, max(cfg.sigma, cfg.sigma_min))
-    if mode == "depth_guided":
-        total = num_samples or cfg.num_guided + 1
-        n_uni = 0
-    else:  # mixed
-        total = num_samples or cfg.mixed_num_samples
-        n_uni = mixed_uniform_count(total, cfg, step if training else None)
+    total = first
+    n_uni = 0 if mode == "depth_guided" else mixed_uniform_count(total, cfg,
+                                                                 step if training else None)
     if total < 1:
         raise ValueError(f"{mode} sampling needs >= 1 sample, got {total}")
     parts = []

@@ -24,7 +24,7 @@ from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
 from gsnerf_ros.ros.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
-           "EngineResult", "resolve_device", "resize_frame", "DTYPES"]
+           "EngineResult", "resize_frame", "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -56,24 +56,14 @@ class Renderer(Protocol):
         """Render ``height`` x ``width`` at ``c2w`` [4,4] with ``K`` [3,3] from encoded sources."""
 
 
-def resolve_device(requested: str) -> tuple[torch.device, str | None]:
-    """``requested`` device, or the CPU with a warning text when CUDA/MPS is unavailable."""
-    dev = torch.device(requested)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        return torch.device("cpu"), (f"device {requested!r} requested but CUDA is not available; "
-                                     "falling back to the CPU (renders will be slow)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        return torch.device("cpu"), f"device {requested!r} is not available; using the CPU"
-    return dev, None
-
-
 class GSNeRFRenderer:
     """Adapter from :class:`gsnerf_ros.model.GSNeRF` to :class:`Renderer`.
 
     ``use_sensor_depth``: a keyframe's measured depth (RGB-D input) replaces the cost-volume
     depth of its encoding where valid (``ViewEncoding.with_sensor_depth``).
-    ``chunk`` None or 0: rays per chunk from the free device memory at each render on CUDA
-    (:func:`gsnerf_ros.model.memory.auto_chunk`), the checkpoint's chunk on the CPU.
+    ``chunk`` None or 0: rays per chunk from the memory cap ``max_memory_mb``
+    (:func:`gsnerf_ros.model.memory.auto_chunk`; never from the free memory of a shared GPU).
+    ``kernel``: view-transformer implementation (``auto`` | ``eager`` | ``triton``).
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
@@ -85,12 +75,16 @@ class GSNeRFRenderer:
 
     def __init__(self, model: Any, near: float, far: float, mode: str = "depth_guided",
                  num_samples: int | None = None, chunk: int | None = None,
-                 dtype: str = "float32", use_sensor_depth: bool = True) -> None:
+                 dtype: str = "float32", use_sensor_depth: bool = True,
+                 max_memory_mb: float = 2048.0, kernel: str = "auto") -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
-        self.model = model.eval()
+        if max_memory_mb <= 0:
+            raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}")
+        self.model = model.eval().set_kernel(kernel)
+        self.max_memory_mb = float(max_memory_mb)
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
         self.dtype = dtype
@@ -144,8 +138,9 @@ class GSNeRFRenderer:
         from gsnerf_ros.model.memory import auto_chunk
 
         enc = self.stacked(sources)
+        lowp = self.dtype != "float32" and self.device.type == "cuda"
         chunk = self.chunk or auto_chunk(self.model, len(enc), height * width, self.mode,
-                                         self.num_samples)
+                                         self.num_samples, self.max_memory_mb, 2 if lowp else 4)
         with self._autocast():
             res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
                                     height, width, mode=self.mode, num_samples=self.num_samples,

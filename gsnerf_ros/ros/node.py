@@ -38,11 +38,12 @@ from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
+from gsnerf_ros.device import device_or_cpu
 from gsnerf_ros.ros import convert
 from gsnerf_ros.ros.checkpoint_lookup import resolve_checkpoint
 from gsnerf_ros.ros.diagnostics import InputStats, render_node_status
 from gsnerf_ros.ros.engine import (
-    GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame, resolve_device,
+    GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame,
 )
 from gsnerf_ros.ros.image_conversion import (
     ImageFormatError, to_depth_metres, to_rgb_tensor, undistort, undistort_depth,
@@ -83,7 +84,7 @@ class GSNeRFNode(RenderServicesMixin, Node):
         # --- model ------------------------------------------------------------------------
         self.device_warning: str | None = None
         if renderer is None:
-            device, self.device_warning = resolve_device(p.model_device)
+            device, self.device_warning = device_or_cpu(p.model_device)
             if self.device_warning:
                 self.get_logger().warning(self.device_warning)
             ckpt = resolve_checkpoint(p.model_checkpoint)
@@ -91,7 +92,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
                 str(ckpt), device=device, near=p.model_near, far=p.model_far,
                 mode=p.render_sampling_mode, num_samples=p.render_num_samples or None,
                 chunk=p.render_chunk, dtype=p.model_dtype,
-                use_sensor_depth=p.model_use_sensor_depth)
+                use_sensor_depth=p.model_use_sensor_depth,
+                max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel)
             self.model_name = ckpt.name
         else:
             self.model_name = type(renderer).__name__

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from gsnerf_ros.model.fused_attention import KERNELS
+from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
+
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
 
 
@@ -68,10 +71,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.max_width", 1280, "Largest render width accepted.", 1, 8192, 1),
     ParamSpec("render.max_height", 960, "Largest render height accepted.", 1, 8192, 1),
     ParamSpec("render.sampling_mode", "depth_guided", "Ray sampling strategy.",
-              choices=("depth_guided", "mixed", "uniform", "hierarchical", "released")),
+              choices=SAMPLING_MODES),
     ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
-    ParamSpec("render.chunk", 0, "Rays per chunk (bounds device memory); 0 = from the free "
-              "device memory on CUDA, the checkpoint's chunk on the CPU.", 0, 1 << 20, 1),
+    ParamSpec("render.chunk", 0, "Rays per chunk; 0 = from render.max_memory_mb.", 0, 1 << 20, 1),
+    ParamSpec("render.max_memory_mb", 2048.0, "Cap (MB) of a render's working memory on the "
+              "device (on top of model and keyframe encodings); sets the chunk size.",
+              64.0, 1048576.0),
+    ParamSpec("render.kernel", "auto", "View transformer: auto (fused Triton kernel on CUDA "
+              "when available) | eager | triton.", choices=KERNELS),
     ParamSpec("render.queue_size", 2, "Requests that may wait for the device; more are refused.",
               1, 64, 1),
     # model
@@ -126,6 +133,8 @@ class NodeParams:
     render_sampling_mode: str
     render_num_samples: int
     render_chunk: int
+    render_max_memory_mb: float
+    render_kernel: str
     render_queue_size: int
     model_checkpoint: str
     model_device: str

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.model import GSNeRF
     from gsnerf_ros.train.data_setup import eval_views, load_scenes
     from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json
-    from gsnerf_ros.train.trainer import resolve_device
+    from gsnerf_ros.device import resolve_device
 
     p = argparse.ArgumentParser(prog="gsnerf-ablations", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)

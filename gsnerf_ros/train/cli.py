@@ -59,7 +59,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.data.rosbag import BagConfig
     from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
     from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json, write_markdown
-    from gsnerf_ros.train.trainer import resolve_device
+    from gsnerf_ros.device import resolve_device
 
     p = argparse.ArgumentParser(prog="gsnerf-eval",
                                 description="Evaluate a GSNeRF checkpoint on held-out scenes "

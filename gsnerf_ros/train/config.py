@@ -39,6 +39,8 @@ class DataConfig:
     """Sources drawn at random from the ``num_sources * pool_ratio`` nearest frames (training)."""
     val_images_per_scene: int = 4
     num_workers: int = 0
+    """DataLoader worker processes reading and resizing frames while the device trains (0 = in
+    the training process). Samples are identical for any count (gsnerf_ros.train.loader)."""
     source_strides: list[int] = field(default_factory=lambda: [1])
     """Training sources from every k-th frame, k drawn from this list (see
     ``TrainViewConfig.source_strides``); [1] = every frame."""
@@ -64,6 +66,7 @@ class DataConfig:
         _check(self.format == "bag" or not (self.world_frame or self.image_topic
                                             or self.camera_info_topic),
                "data.world_frame / image_topic / camera_info_topic apply to data.format=bag only")
+        _check(self.num_workers >= 0, "data.num_workers must be >= 0")
 
 
 @dataclass
@@ -137,6 +140,8 @@ class LogConfig:
     """Image panels written to TensorBoard at each validation."""
     tensorboard: bool = True
     progress: bool = True
+    """tqdm progress bar; when false, one plain log line goes to stdout every ``log_every``
+    steps (and after the first step), so a run without a terminal still shows progress."""
     select_metric: str = "mIoU"
     """Validation metric (higher is better) that picks ``best.safetensors``: mIoU | psnr | acc."""
 

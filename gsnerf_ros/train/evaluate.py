@@ -156,7 +156,7 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
                 raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
             enc = enc.with_sensor_depth(view.depths[:V].to(device))
         res = model.render(enc, K[V], c2w[V], H, W, **options.sampling)
-        if torch.cuda.is_available() and str(device).startswith("cuda"):
+        if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         t_render += time.perf_counter() - t0
         n_views += 1

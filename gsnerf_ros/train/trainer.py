@@ -7,10 +7,12 @@
 - DistributedDataParallel when ``WORLD_SIZE > 1`` (NCCL on CUDA, gloo on CPU);
 - every step reseeds torch/numpy/random from (seed, step, rank), so a resumed run draws exactly
   the samples and rays the uninterrupted run would have: resume is bit-exact;
+- one sample per step from a DataLoader (:mod:`gsnerf_ros.train.loader`): ``data.num_workers``
+  persistent seeded workers, pinned memory on CUDA; the samples do not depend on the worker count;
 - checkpoints: safetensors weights + JSON sidecar, optimiser state in safetensors (no pickle);
 - model selection on the **validation** split only (best = highest ``log.select_metric``),
   written to ``<run_dir>/best.safetensors``;
-- TensorBoard scalars and image panels, tqdm progress.
+- TensorBoard scalars and image panels, tqdm progress (or a stdout line every ``log_every``).
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from gsnerf_ros.config import save_config, to_dict
+from gsnerf_ros.device import resolve_device
 from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
                                          optimizer_from_tensors, save_training_checkpoint)
 from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.loader import make_train_loader, step_item_index, step_seed, to_device
 from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_depth_loss,
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
 
-__all__ = ["lr_at", "resolve_device", "seed_step", "TrainStep", "Trainer", "train",
+__all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train",
            "freeze_modules"]
 
 
@@ -53,21 +57,19 @@ def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available (this rank's LOCAL_RANK GPU), else CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r} requested but CUDA is not available; use device=cpu")
-    return dev
+def progress_line(done: int, steps: int, logs: dict[str, float], elapsed_s: float,
+                  steps_run: int) -> str:
+    """One plain-text log line (stdout when the progress bar is off): step, loss terms, lr and
+    the mean step time so far (the first step includes CUDA/cuDNN warm-up)."""
+    terms = " ".join(f"{k}={v:.4g}" for k, v in logs.items() if k != "lr")
+    rate = elapsed_s / max(steps_run, 1)
+    return (f"step {done}/{steps} {terms} lr={logs.get('lr', float('nan')):.3g} "
+            f"{rate:.3f} s/step elapsed {elapsed_s:.1f} s")
 
 
 def seed_step(seed: int, step: int, rank: int) -> None:
     """Seed torch, numpy and random from (seed, step, rank) — the basis of bit-exact resume."""
-    s = (seed * 1_000_003 + step * 7919 + rank * 104_729) % (2 ** 31 - 1)
+    s = step_seed(seed, step, rank)
     random.seed(s)
     np.random.seed(s)
     torch.manual_seed(s)
@@ -248,12 +250,15 @@ class Trainer:
         v = torch.randint(0, H, (n,))
         return torch.stack([u, v], -1).to(self.device)
 
-    def train_step(self, step: int) -> dict[str, float]:
-        """One optimisation step at ``step`` (0-based). Returns the logged scalars."""
+    def train_step(self, step: int, sample: dict[str, Any] | None = None) -> dict[str, float]:
+        """One optimisation step at ``step`` (0-based) on ``sample`` (the step's item from the
+        loader; None = read it here). Returns the logged scalars."""
         cfg = self.cfg
+        if sample is None:
+            sample = self.train_set[step_item_index(cfg.seed, step, self.rank,
+                                                    len(self.train_set))]
         seed_step(cfg.seed, step, self.rank)
-        idx = int(torch.randint(0, len(self.train_set), (1,)))
-        sample = _to_device(self.train_set[idx], self.device)
+        sample = to_device(sample, self.device)
         H, W = sample["images"].shape[-2:]
         uv = self.rays_for_step(H, W)
         lr = lr_at(step, cfg.optim.steps, cfg.optim.lr, cfg.optim.lr_min, cfg.optim.warmup_steps)
@@ -327,8 +332,10 @@ class Trainer:
         last: dict[str, float] = {}
         history: list[dict[str, Any]] = []
         limit = cfg.optim.time_limit_s
+        loader = iter(make_train_loader(self.train_set, cfg.seed, self.rank, self.start_step,
+                                        steps, cfg.data.num_workers, self.device))
         for step in bar:
-            last = self.train_step(step)
+            last = self.train_step(step, next(loader))
             done = step + 1
             if limit and done < steps:
                 over = torch.tensor(float(time.time() - t0 > limit), device=self.device)
@@ -341,6 +348,10 @@ class Trainer:
                     for k, v in last.items():
                         self.writer.add_scalar(f"train/{k}", v, done)
                 bar.set_postfix(loss=f"{last['loss']:.4f}", rgb=f"{last['rgb']:.4f}")
+                if not cfg.log.progress and (done % cfg.log.log_every == 0 or done == steps
+                                             or step == self.start_step):
+                    print(progress_line(done, steps, last, time.time() - t0,
+                                        done - self.start_step), flush=True)
                 val = None
                 if done % cfg.log.val_every == 0 or done == steps:
                     val = self.validate(done)
@@ -390,10 +401,6 @@ def freeze_modules(model: nn.Module, prefixes: list[str]) -> int:
                 p.requires_grad_(False)
                 frozen += p.numel()
     return frozen
-
-
-def _to_device(sample: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    return {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in sample.items()}
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
