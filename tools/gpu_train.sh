@@ -34,7 +34,8 @@ step() {  # step NAME SECONDS CMD...: run with a timeout, log to $OUT/NAME.log, 
   return 0
 }
 
-step env 30 "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
+step env 30 "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0)
+  if torch.cuda.is_available() else 'no CUDA device')"
 step synth 150 "$PY" -m gsnerf_ros.data.procedural.cli "$DATA" --split all --scenes "$SCENES" \
   --val-scenes 2 --test-scenes 4 --frames "$FRAMES" --height "$HEIGHT" --width "$WIDTH" --seed 0 \
   --device "$DEVICE"
