@@ -53,6 +53,8 @@ class TrajectoryConfig:
     """Path length per frame (m), drawn per path."""
     max_turn_deg: float = 10.0
     """Largest change of the viewing direction between consecutive frames."""
+    turn_smoothing: float = 4.0
+    """Gaussian low-pass (sigma, frames) of the wanted yaw and pitch before the turn limit."""
     leg: tuple[float, float] = (0.8, 2.5)
     """Length range of the straight legs between waypoints (m)."""
     look_around_deg: float = 25.0
@@ -77,7 +79,8 @@ class TrajectoryConfig:
 @dataclass
 class CameraPath:
     """A sampled path: ``c2w`` [F,4,4] (OpenCV optical frame), ``mode`` ("handheld" |
-    "robot"), ``speed`` m per frame it was drawn with, ``min_clearance`` m it achieved."""
+    "robot"), ``speed`` its mean camera-centre step (m per frame; the drawn speed unless the
+    free space was too small for the path), ``min_clearance`` m it achieved."""
 
     c2w: Tensor
     mode: str
@@ -106,24 +109,33 @@ def _resample(curve: np.ndarray, n: int, length: float) -> np.ndarray:
     return np.stack([np.interp(targets, s, curve[:, k]) for k in range(curve.shape[1])], -1)
 
 
-def limit_turn_rate(dirs: np.ndarray, max_turn_rad: float) -> np.ndarray:
-    """Follow the wanted viewing directions ``dirs`` [F,3] while turning at most
-    ``max_turn_rad`` per step (great-circle steps towards each wanted direction) -> [F,3] unit."""
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of a sequence [F] (``sigma`` in samples, edges reflected)."""
+    if sigma <= 0 or len(x) < 3:
+        return x
+    r = int(math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    xp = np.pad(x, r, mode="reflect" if len(x) > r else "edge")
+    return np.convolve(xp, k / k.sum(), mode="valid")
+
+
+def limit_turn_rate(dirs: np.ndarray, max_turn_rad: float, smooth: float = 0.0) -> np.ndarray:
+    """Follow the wanted viewing directions ``dirs`` [F,3] (world z up, not vertical) while
+    turning at most ``max_turn_rad`` per step: the (yaw, pitch) step towards each wanted
+    direction is shortened to that length, which bounds the rotation between the upright
+    cameras of consecutive frames (to first order). ``smooth``: Gaussian low-pass (sigma in
+    frames) of yaw and pitch first. -> [F,3] unit."""
     d = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True).clip(min=1e-9)
-    out = d.copy()
+    yaw = _smooth(np.unwrap(np.arctan2(d[:, 1], d[:, 0])), smooth)
+    pitch = _smooth(np.arcsin(np.clip(d[:, 2], -1.0, 1.0)), smooth)
+    y, p = yaw.copy(), pitch.copy()
     for i in range(1, len(d)):
-        prev, want = out[i - 1], d[i]
-        ang = math.acos(float(np.clip(prev @ want, -1.0, 1.0)))
-        if ang <= max_turn_rad:
-            continue
-        perp = want - (prev @ want) * prev
-        if np.linalg.norm(perp) < 1e-6:  # exactly opposite: turn about the vertical
-            perp = np.cross([0.0, 0.0, 1.0], prev)
-            if np.linalg.norm(perp) < 1e-6:
-                perp = np.array([1.0, 0.0, 0.0])
-        perp = perp / np.linalg.norm(perp)
-        out[i] = math.cos(max_turn_rad) * prev + math.sin(max_turn_rad) * perp
-    return out
+        dy = (yaw[i] - y[i - 1] + math.pi) % (2 * math.pi) - math.pi
+        dp = pitch[i] - p[i - 1]
+        step = math.hypot(dy, dp)
+        k = 1.0 if step <= max_turn_rad else max_turn_rad / step
+        y[i], p[i] = y[i - 1] + k * dy, p[i - 1] + k * dp
+    return np.stack([np.cos(y) * np.cos(p), np.sin(y) * np.cos(p), np.sin(p)], -1)
 
 
 class _FreeSpace:
@@ -164,13 +176,13 @@ def _random_walk(fs: _FreeSpace, want: float, cfg: TrajectoryConfig, rng: np.ran
     while length < want * 1.1 + 0.3 and len(way) < 64:
         cur = way[-1]
         fi = -1
-        cand = cells[rng.integers(0, len(cells), size=48)]
+        cand = cells[rng.integers(0, len(cells), size=128)]
         if closeups and focus and rng.uniform() < cfg.closeup_prob:
             fi = int(rng.integers(0, len(focus)))
             dist_f = np.linalg.norm(cells - focus[fi][:2], axis=-1)
             near = np.nonzero((dist_f > 0.6) & (dist_f < 1.2))[0]
             if len(near):
-                cand = cells[near[rng.integers(0, len(near), size=min(48, len(near)))]]
+                cand = cells[near[rng.integers(0, len(near), size=min(128, len(near)))]]
             else:
                 fi = -1
         step = cand - cur
@@ -217,8 +229,8 @@ def _look_targets(room: "Room", way: np.ndarray, close: list[int], rng: np.rando
 
 def _path_once(room: "Room", fs: _FreeSpace, n: int, robot: bool, speed: float,
                cfg: TrajectoryConfig, rng: np.random.Generator,
-               focus: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """One candidate path: eye positions [n,3] and viewing directions [n,3]."""
+               focus: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """One candidate path: eye positions [n,3], viewing directions [n,3], its length (m)."""
     hz = room.size[2]
     want = speed * max(n - 1, 1)
     way, close = _random_walk(fs, want, cfg, rng, focus, closeups=not robot)
@@ -261,12 +273,16 @@ def _path_once(room: "Room", fs: _FreeSpace, n: int, robot: bool, speed: float,
         lim = math.tan(math.radians(cfg.max_pitch_deg))
         look[:, 2] = np.clip(look[:, 2], -lim * horiz, lim * 0.6 * horiz)
     eye = np.concatenate([pos_xy, z[:, None]], -1)
-    return eye, limit_turn_rate(look, math.radians(cfg.max_turn_deg))
+    length = float(np.linalg.norm(np.diff(pos_xy, axis=0), axis=-1).sum())
+    look = limit_turn_rate(look, math.radians(cfg.max_turn_deg), cfg.turn_smoothing)
+    return eye, look, length
 
 
 def sample_trajectory(room: "Room", n_frames: int, rng: np.random.Generator,
                       cfg: TrajectoryConfig | None = None) -> CameraPath:
-    """A hand-held or robot camera path of ``n_frames`` poses through ``room``."""
+    """A hand-held or robot camera path of ``n_frames`` poses through ``room``: of the
+    attempts, the first that keeps the clearance and reaches the drawn length, else the
+    longest that keeps the clearance, else the one with the largest clearance."""
     cfg = cfg or TrajectoryConfig()
     if n_frames < 1:
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
@@ -276,17 +292,20 @@ def sample_trajectory(room: "Room", n_frames: int, rng: np.random.Generator,
     robot = bool(rng.uniform() < cfg.robot_prob)
     speed = float(rng.uniform(*cfg.speed))
     focus = list(room.focus_points) or [np.array([0.0, 0.0, 1.0])]
-    best, best_clear = None, -math.inf
+    want = speed * max(n_frames - 1, 1)
+    best, best_key = None, None
     for _attempt in range(cfg.attempts):
-        eye, look = _path_once(room, fs, n_frames, robot, speed, cfg, rng, focus)
+        eye, look, length = _path_once(room, fs, n_frames, robot, speed, cfg, rng, focus)
         clear = float(signed_distance(room.prims, torch.tensor(eye, dtype=torch.float32))
                       .min(0).values.min())
-        if best is None or clear > best_clear:
-            best, best_clear = (eye, look), clear
-        if clear >= cfg.clearance:
+        ok = clear >= cfg.clearance
+        key = (ok, min(length, want) if ok else clear)
+        if best_key is None or key > best_key:
+            best, best_key = (eye, look, length, clear), key
+        if ok and (n_frames == 1 or length >= 0.95 * want):
             break
-    eye, look = best  # type: ignore[misc]
+    eye, look, length, best_clear = best  # type: ignore[misc]
     eye_t = torch.tensor(eye, dtype=torch.float32)
     c2w = look_at(eye_t, eye_t + torch.tensor(look, dtype=torch.float32))
-    return CameraPath(c2w=c2w, mode="robot" if robot else "handheld", speed=speed,
-                      min_clearance=best_clear)
+    return CameraPath(c2w=c2w, mode="robot" if robot else "handheld",
+                      speed=length / max(n_frames - 1, 1), min_clearance=best_clear)
