@@ -103,7 +103,7 @@ def _check_split_json(path: Path, rec: dict[str, Any], overwrite: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
+    a = build_parser().parse_intermixed_args(argv)
     for name in ("scenes", "workers", "threads"):
         if getattr(a, name) < 1:
             raise SystemExit(f"gsnerf-synth: --{name} must be >= 1")

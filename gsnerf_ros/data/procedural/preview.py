@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--width", type=int, default=160)
-    a = p.parse_args(argv)
+    a = p.parse_intermixed_args(argv)
     torch.set_num_threads(1)
     cfg = load_synth_config(a.config, [*a.overrides, f"height={a.height}", f"width={a.width}"])
     write_rgb(a.out, preview_grid(cfg, a.splits, a.seeds))
