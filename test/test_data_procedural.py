@@ -254,7 +254,7 @@ def test_novel_setting_is_disjoint_from_training_and_config_round_trips(tmp_path
 
 def test_tiled_and_face_culled_casting_match_full_casting() -> None:
     room = sample_room(scene_seed(2, "test_novel"), NOVEL)
-    r = RoomRenderer(room, shadow_res=12)
+    r = RoomRenderer(room, shadow_res=12, tile_rays=250)  # 3 x 3 tiles
     K = intrinsics_from_fov(40, 56, 90.0)
     c2w = sample_trajectory(room, 4, np.random.default_rng(0), NOVEL.camera).c2w
     for i in range(4):

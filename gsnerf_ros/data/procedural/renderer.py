@@ -8,6 +8,7 @@ caster) with bilinear percentage-closer filtering, which gives soft, view-consis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,15 +45,18 @@ class RoomRenderer:
     """Renders one room; builds its shadow maps on construction.
 
     ``shadow_res``: cube-face size in texels. ``device``: where tensors live (CPU or CUDA).
+    ``tile_rays``: about how many camera rays share one culled tile (4800: 2 x 2 tiles at
+    160x120, 4 x 4 at 320x240 and above; measured fastest at 160x120 on CPU).
     """
 
     def __init__(self, room: Room, device: torch.device | str = "cpu", shadow_res: int = 96,
-                 chunk: int = 8192) -> None:
+                 chunk: int = 8192, tile_rays: int = 4800) -> None:
         self.room = room
         self.device = torch.device(device)
         self.prims = room.prims.to(self.device)
         self.mats = room.materials.to(self.device)
         self.chunk = chunk
+        self.tile_rays = tile_rays
         self.light_pos = torch.tensor(np.array([l.position for l in room.lights]).reshape(-1, 3), dtype=torch.float32,
                                       device=self.device).reshape(-1, 3)
         self.light_col = torch.tensor(np.array([l.color * l.power for l in room.lights]).reshape(-1, 3),
@@ -139,9 +143,11 @@ class RoomRenderer:
 
     def _cast_tiled(self, K: Tensor, c2w: Tensor, o: Tensor, d: Tensor, H: int,
                     W: int) -> tuple[Tensor, Tensor]:
-        """Nearest hits of the camera rays ``o``, ``d`` [H*W,3], cast per image tile (up to
-        4 x 4 tiles) at only the solids in that tile's frustum -> ``t`` [H*W], ``prim`` [H*W]."""
-        th, tw = max(16, -(-H // 4)), max(16, -(-W // 4))
+        """Nearest hits of the camera rays ``o``, ``d`` [H*W,3], cast per image tile (n x n
+        tiles of about ``tile_rays`` rays, n <= 4) at only the solids in that tile's frustum
+        -> ``t`` [H*W], ``prim`` [H*W]."""
+        n = int(min(4, max(1, round(math.sqrt(H * W / self.tile_rays)))))
+        th, tw = -(-H // n), -(-W // n)
         o, d = o.reshape(H, W, 3), d.reshape(H, W, 3)
         t = torch.empty(H, W, device=self.device)
         prim = torch.empty(H, W, dtype=torch.long, device=self.device)
