@@ -328,6 +328,11 @@ def test_cli_writes_train_val_test_and_novel_sets(tmp_path) -> None:
     with pytest.raises(SystemExit, match="another config"):  # nothing mixed into a split
         synth_main([str(tmp_path / "train"), "--frames", "3", "--height", "12", "--width", "16",
                     "--seed", "4"])
+    # more scenes of the same config join the split's record
+    assert synth_main([str(tmp_path / "train"), "--frames", "2", "--height", "12", "--width",
+                       "16", "--seed", "5", "--fov", "80", "shadow_res=8"]) == 0
+    train = json.loads((tmp_path / "train" / "split.json").read_text())
+    assert train["scenes"] == ["train_000004", "train_000005"] and train["first_seed"] == 4
 
 
 def test_same_seed_writes_byte_identical_files(tmp_path) -> None:

@@ -92,14 +92,21 @@ def split_record(cfg: SynthConfig, split: str, first_seed: int, n: int) -> dict[
     return rec
 
 
-def _check_split_json(path: Path, rec: dict[str, Any], overwrite: bool) -> None:
-    """Refuse to add scenes of another config to an existing split folder."""
-    if overwrite or not path.is_file():
-        return
+def _merge_split_json(path: Path, rec: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+    """``rec`` joined with the scenes an earlier run listed in ``path`` (same config); refuses
+    to add scenes of another config to an existing split folder unless ``overwrite``."""
+    if not path.is_file():
+        return rec
     old = json.loads(path.read_text())
     if old.get("config") != rec["config"]:
+        if overwrite:
+            return rec
         raise SystemExit(f"gsnerf-synth: {path} was written with another config; use a new "
                          f"folder or --overwrite (nothing was written)")
+    pairs = sorted(set(zip(old["scenes"], old["rng_seeds"])) | set(zip(rec["scenes"],
+                                                                        rec["rng_seeds"])))
+    return {**rec, "first_seed": min(old["first_seed"], rec["first_seed"]),
+            "scenes": [p[0] for p in pairs], "rng_seeds": [p[1] for p in pairs]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         if split not in cfg.splits:
             raise SystemExit(f"gsnerf-synth: the config gives split {split!r} no setting "
                              f"(splits: {cfg.splits})")
-    records = [(out / "split.json", split_record(cfg, split, a.seed, n)) for split, n, out in plan]
-    for path, rec in records:
-        _check_split_json(path, rec, a.overwrite)
+    records = [(out / "split.json", _merge_split_json(out / "split.json",
+                                                      split_record(cfg, split, a.seed, n),
+                                                      a.overwrite)) for split, n, out in plan]
     cfg_d = to_dict(cfg)
     jobs = []
     for split, n, out in plan:
