@@ -29,7 +29,18 @@ class _Floor:
         ly = -s * dx + c * dy
         return (np.abs(lx) <= w / 2 + margin) & (np.abs(ly) <= d / 2 + margin)
 
-    def free(self, pos, yaw, w, d, margin=0.05) -> bool:
+    def inside(self, pos, yaw, w, d) -> bool:
+        """Whether the w x d footprint at ``pos`` turned by ``yaw`` lies within the room."""
+        c, s = math.cos(yaw), math.sin(yaw)
+        corners = np.array([[sx * w / 2, sy * d / 2] for sx in (-1, 1) for sy in (-1, 1)])
+        xy = corners @ np.array([[c, s], [-s, c]]) + np.asarray(pos)[:2]
+        return bool((np.abs(xy[:, 0]) <= -self.ox + 1e-6).all()
+                    and (np.abs(xy[:, 1]) <= -self.oy + 1e-6).all())
+
+    def free(self, pos, yaw, w, d, margin=0.05, inside: bool = True) -> bool:
+        """No overlap with marked cells; with ``inside`` also wholly within the room."""
+        if inside and not self.inside(pos, yaw, w, d):
+            return False
         m = self.mask(pos, yaw, w, d, margin)
         return bool(m.any()) and not bool((m & self.occ).any())
 

@@ -1,7 +1,8 @@
 """Random indoor rooms: shell, L-shaped cut-outs, doors, windows, furniture, materials, lights.
 
 Everything is drawn from one ``numpy.random.Generator``, so a room is a pure function of its
-seed. Coordinates: world z up, the floor at z = 0, the room centred on x = y = 0. A piece of
+seed and its setting (:class:`~.distribution.SceneDistribution`: sizes, materials, lights).
+Coordinates: world z up, the floor at z = 0, the room centred on x = y = 0. A piece of
 furniture is built in its own frame (x across, y towards the room, z up, origin on the floor at
 its footprint centre) and placed with a position and a yaw.
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gsnerf_ros.data.procedural.distribution import SceneDistribution
 from gsnerf_ros.data.procedural.floor_occupancy import _Floor
 from gsnerf_ros.data.procedural.furniture import (
     _bed,
@@ -31,20 +33,11 @@ from gsnerf_ros.data.procedural.furniture import (
     _tv,
 )
 from gsnerf_ros.data.procedural.primitives import SHELL, PrimitiveSet
+from gsnerf_ros.data.procedural.lighting import Light, WindowSpot, sample_lights
 from gsnerf_ros.data.procedural.room_builder import CLASS_ID, _Builder, _hsv, _rz
-from gsnerf_ros.data.procedural.textures import MaterialTable
+from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable
 
-__all__ = ["Light", "Room", "sample_room", "CLASS_ID"]
-
-
-@dataclass
-class Light:
-    """A point light: ``position`` (3,) m, ``color`` (3,) linear RGB, ``power`` (irradiance at
-    1 m), ``radius`` m of the soft falloff."""
-
-    position: np.ndarray
-    color: np.ndarray
-    power: float
+__all__ = ["Light", "Room", "sample_room", "sample_room_size", "CLASS_ID"]
 
 
 @dataclass
@@ -63,6 +56,8 @@ class Room:
     pieces: list[dict] = field(default_factory=list)
     focus_points: list[np.ndarray] = field(default_factory=list)
     """Centres of furniture, for look-at targets and close-ups."""
+    surfaces: dict[str, str] = field(default_factory=dict)
+    """Texture family of the wall, floor and ceiling."""
 
 
 _ROOM_TYPES = {
@@ -75,39 +70,43 @@ _ROOM_TYPES = {
 }
 
 
-def sample_room(seed: int) -> Room:
-    """Sample a complete room for ``seed`` (deterministic)."""
+def sample_room_size(rng: np.random.Generator, dist: SceneDistribution) -> tuple[float, float, float]:
+    """Room box (lx, ly, height) m: the shorter side from ``room.short_side`` (within
+    ``room.side``), the longer side at least that, either side along x."""
+    r = dist.room
+    short = rng.uniform(max(r.short_side[0], r.side[0]), min(r.short_side[1], r.side[1]))
+    long_ = rng.uniform(max(short, r.side[0]), r.side[1])
+    lx, ly = (short, long_) if rng.uniform() < 0.5 else (long_, short)
+    return float(lx), float(ly), float(rng.uniform(*r.height))
+
+
+def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
+    """Sample a complete room for ``seed`` from setting ``dist`` (default: the training
+    setting); deterministic."""
+    dist = dist or SceneDistribution()
     rng = np.random.default_rng(seed)
-    b = _Builder(rng)
-    lx, ly = rng.uniform(3.2, 7.0), rng.uniform(3.0, 6.0)
-    hz = rng.uniform(2.4, 3.1)
+    b = _Builder(rng, dist.materials)
+    lx, ly, hz = sample_room_size(rng, dist)
     # shell materials
-    wall_h = rng.uniform()
-    wall_tex = ["plaster", "stripes", "plaster", "tiles", "speckle"][int(rng.integers(0, 5))]
-    wall = b.mat(wall_tex, _hsv(wall_h, rng.uniform(0.05, 0.35), rng.uniform(0.7, 0.95)),
-                 _hsv(wall_h + rng.uniform(-0.1, 0.1), rng.uniform(0.05, 0.4), rng.uniform(0.5, 0.85)),
-                 rng.uniform(0.15, 0.6))
-    ftex = ["wood", "tiles", "speckle", "wood"][int(rng.integers(0, 4))]
-    if ftex == "wood":
-        floor = b.wood()
-    else:
-        fh = rng.uniform()
-        floor = b.mat(ftex, _hsv(fh, rng.uniform(0.0, 0.4), rng.uniform(0.3, 0.8)),
-                      _hsv(fh + 0.05, rng.uniform(0.0, 0.3), rng.uniform(0.4, 0.9)),
-                      rng.uniform(0.3, 0.7))
-    ceil = b.mat("speckle" if rng.uniform() < 0.5 else "plaster",
-                 [0.92, 0.92, 0.9], _hsv(rng.uniform(), 0.1, 0.7), rng.uniform(0.2, 0.6))
+    wall = b.surface("wall", (0.05, 0.4), (0.55, 0.95))
+    floor = b.surface("floor", (0.0, 0.45), (0.3, 0.85))
+    ceil = b.surface("ceiling", (0.0, 0.12), (0.75, 0.95))
+    surfaces = {k: TEXTURES[b.mats[m][0]] for k, m in (("wall", wall), ("floor", floor),
+                                                       ("ceiling", ceil))}
     b._add(SHELL, [0, 0, hz / 2], [lx / 2, ly / 2, hz / 2], "wall", wall, world=True)
     fl = _Floor(lx, ly)
     pieces: list[dict] = []
     focus: list[np.ndarray] = []
+    blocked: list[tuple[float, float, float, float]] = []
+    windows: list[WindowSpot] = []
     # L-shaped cut-out
-    if rng.uniform() < 0.35:
+    if rng.uniform() < dist.room.l_shape_prob:
         cx, cy = rng.uniform(0.25, 0.4) * lx, rng.uniform(0.25, 0.4) * ly
         sx, sy = rng.choice([-1, 1]), rng.choice([-1, 1])
         c = [sx * (lx / 2 - cx / 2), sy * (ly / 2 - cy / 2), hz / 2]
         b.box(c, [cx / 2, cy / 2, hz / 2], "wall", wall, world=True)
         fl.mark(c[:2], 0.0, cx, cy)
+        blocked.append((float(c[0]), float(c[1]), cx / 2, cy / 2))
         pieces.append({"type": "l_cut", "pos": [float(c[0]), float(c[1])]})
     walls = [(0, -ly / 2, lx), (1, lx / 2, ly), (2, ly / 2, lx), (3, -lx / 2, ly)]
 
@@ -141,7 +140,8 @@ def sample_room(seed: int) -> Room:
             L = wall_len(side)
             a = rng.uniform(-L / 2 + dw / 2 + 0.2, L / 2 - dw / 2 - 0.2)
             pos, yaw = wall_pose(side, a, 0.0)
-            if not wall_item_fits(side, a - dw / 2, a + dw / 2) or not fl.free(pos, yaw, dw, 0.5, 0.0):
+            if not wall_item_fits(side, a - dw / 2, a + dw / 2) or not fl.free(pos, yaw, dw, 0.5, 0.0,
+                                                                               inside=False):
                 continue
             dh = rng.uniform(2.0, min(2.2, hz - 0.15))
             b.begin_piece(np.array([pos[0], pos[1], 0.0]), yaw)
@@ -166,7 +166,7 @@ def sample_room(seed: int) -> Room:
             if not wall_item_fits(side, a - ww / 2, a + ww / 2):
                 continue
             pos, yaw = wall_pose(side, a, 0.0)
-            if not fl.free(pos, yaw, ww, 0.3, 0.0):
+            if not fl.free(pos, yaw, ww, 0.3, 0.0, inside=False):
                 continue
             wh = rng.uniform(0.8, min(1.4, hz - 1.2))
             z0 = rng.uniform(0.8, 1.0)
@@ -178,12 +178,16 @@ def sample_room(seed: int) -> Room:
             b.box([0, 0.06, z0 - 0.02], [ww / 2 + 0.05, 0.06, 0.02], "window", frame_m)
             reserved.append((side, a - ww / 2, a + ww / 2))
             pieces.append({"type": "window", "side": side})
+            windows.append(WindowSpot(np.array([pos[0], pos[1], z0 + wh / 2]),
+                                      np.array([-math.sin(yaw), math.cos(yaw)])))
             break
 
-    lights: list[Light] = []
+    lamps: list[Light] = []
     rtype = list(_ROOM_TYPES)[int(rng.integers(0, len(_ROOM_TYPES)))]
     must, extra = _ROOM_TYPES[rtype]
-    n_pieces = int(rng.integers(5, 16))
+    area = lx * ly - sum(4 * hx * hy for _cx, _cy, hx, hy in blocked)
+    lo, hi = dist.room.furniture_count
+    n_pieces = int(np.clip(round(area * rng.uniform(*dist.room.furniture_per_m2)), lo, hi))
     wanted = list(must) + [extra[int(i)] for i in rng.integers(0, len(extra), size=max(0, n_pieces - len(must)))]
     table_pos: list[tuple[np.ndarray, float, float, float]] = []
 
@@ -295,16 +299,16 @@ def sample_room(seed: int) -> Room:
             elif kind == "cabinet_small" and rng.uniform() < 0.7:
                 b.begin_piece(np.array([pos[0], pos[1], 0.0]), yaw)
                 ztop = _lamp(b, floor=False, base_z=top)
-                lights.append(Light(np.array([pos[0], pos[1], ztop + 0.25]),
-                                    np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.3, 0.6))))
+                lamps.append(Light(np.array([pos[0], pos[1], ztop + 0.25]),
+                                   np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.3, 0.6))))
             elif h < 1.3 and rng.uniform() < 0.6:
                 _small_objects(b, top, w, d, int(rng.integers(1, 3)))
         elif kind == "shelf":
             _shelf(b, w, d, rng.uniform(1.5, min(2.1, hz - 0.3)))
         elif kind == "lamp":
             ztop = _lamp(b, floor=True)
-            lights.append(Light(np.array([pos[0], pos[1], min(ztop + 0.3, hz - 0.15)]),
-                                np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.5, 1.0))))
+            lamps.append(Light(np.array([pos[0], pos[1], min(ztop + 0.3, hz - 0.15)]),
+                               np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.5, 1.0))))
         elif kind == "plant":
             _plant(b)
         elif kind == "objects":
@@ -312,17 +316,9 @@ def sample_room(seed: int) -> Room:
         pieces.append({"type": kind, "pos": [float(pos[0]), float(pos[1])], "yaw": float(yaw)})
         focus.append(np.array([pos[0], pos[1], (top or 0.5)]))
 
-    # ceiling lights
-    warm = rng.uniform()
-    n_ceiling = int(rng.integers(1, 3))
-    lights = lights[: max(0, 3 - n_ceiling)]  # at most 3 lights (one shadow map each)
-    for _ in range(n_ceiling):
-        p = np.array([rng.uniform(-0.3, 0.3) * lx, rng.uniform(-0.3, 0.3) * ly, hz - 0.25])
-        col = np.array([1.0, 0.9 + 0.1 * (1 - warm), 0.75 + 0.25 * (1 - warm)])
-        lights.append(Light(p, col, float(rng.uniform(1.2, 2.5))))
-    ambient = np.array(_hsv(rng.uniform(0.5, 0.65), rng.uniform(0.0, 0.2), rng.uniform(0.18, 0.32)))
+    lights, ambient = sample_lights(rng, dist.lights, (lx, ly, hz), lamps, windows, blocked)
     prims, mats = b.build((CLASS_ID["floor"], CLASS_ID["ceiling"], CLASS_ID["wall"]),
                           (floor, ceil, wall))
     return Room(prims=prims, materials=mats, lights=lights, ambient=ambient, size=(lx, ly, hz),
                 occupancy=fl.occ, grid_origin=(fl.ox, fl.oy), grid_res=fl.res, pieces=pieces,
-                focus_points=focus)
+                focus_points=focus, surfaces=surfaces)

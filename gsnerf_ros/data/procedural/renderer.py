@@ -8,6 +8,7 @@ caster) with bilinear percentage-closer filtering, which gives soft, view-consis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,24 +45,27 @@ class RoomRenderer:
     """Renders one room; builds its shadow maps on construction.
 
     ``shadow_res``: cube-face size in texels. ``device``: where tensors live (CPU or CUDA).
+    ``tile_rays``: about how many camera rays share one culled tile (4800: 2 x 2 tiles at
+    160x120, 4 x 4 at 320x240 and above; measured fastest at 160x120 on CPU).
     """
 
     def __init__(self, room: Room, device: torch.device | str = "cpu", shadow_res: int = 96,
-                 chunk: int = 8192) -> None:
+                 chunk: int = 8192, tile_rays: int = 4800) -> None:
         self.room = room
         self.device = torch.device(device)
         self.prims = room.prims.to(self.device)
         self.mats = room.materials.to(self.device)
         self.chunk = chunk
+        self.tile_rays = tile_rays
         self.light_pos = torch.tensor(np.array([l.position for l in room.lights]).reshape(-1, 3), dtype=torch.float32,
                                       device=self.device).reshape(-1, 3)
         self.light_col = torch.tensor(np.array([l.color * l.power for l in room.lights]).reshape(-1, 3),
                                       dtype=torch.float32, device=self.device).reshape(-1, 3)
         self.ambient = torch.tensor(room.ambient, dtype=torch.float32, device=self.device)
         self.shadow_res = shadow_res
+        self.radius = self.prims.bounding_radius()
         self.shadow_maps = torch.stack([self._shadow_map(p) for p in self.light_pos]) \
             if len(room.lights) else torch.zeros(0, 6, shadow_res, shadow_res, device=self.device)
-        self.radius = self.prims.bounding_radius()
 
     # shadows ----------------------------------------------------------------------------
     def _shadow_map(self, light: Tensor) -> Tensor:
@@ -73,9 +77,19 @@ class RoomRenderer:
         dirs = (f[:, None, None, 0] + uu[None, ..., None] * f[:, None, None, 1]
                 + vv[None, ..., None] * f[:, None, None, 2])
         dirs = dirs / dirs.norm(dim=-1, keepdim=True)
-        d = dirs.reshape(-1, 3)
-        hits = cast_rays(self.prims, light.expand_as(d), d, include_shell=False, chunk=self.chunk)
-        return hits.t.reshape(6, S, S)  # inf where only the room shell is hit
+        # each face is a 90 deg pinhole camera: cast its rays only at the solids in its frustum
+        Kf = torch.tensor([[S / 2, 0, (S - 1) / 2], [0, S / 2, (S - 1) / 2], [0, 0, 1]],
+                          dtype=torch.float32, device=self.device)
+        out = []
+        for i in range(6):
+            c2w = torch.eye(4, device=self.device)
+            c2w[:3, :3] = f[i][[1, 2, 0]].t()
+            c2w[:3, 3] = light
+            d = dirs[i].reshape(-1, 3)
+            hits = cast_rays(self.prims, light.expand_as(d), d, include_shell=False,
+                             subset=self._cull(Kf, c2w, S, S), chunk=self.chunk)
+            out.append(hits.t.reshape(S, S))
+        return torch.stack(out)  # inf where only the room shell is hit
 
     def _visibility(self, li: int, p: Tensor) -> Tensor:
         """Fraction of light ``li`` reaching points ``p`` [N,3] (bilinear PCF). -> [N]."""
@@ -127,6 +141,30 @@ class RoomRenderer:
             ok = ok & ((pc @ n) < r)
         return torch.nonzero(ok).squeeze(-1)
 
+    def _cast_tiled(self, K: Tensor, c2w: Tensor, o: Tensor, d: Tensor, H: int,
+                    W: int) -> tuple[Tensor, Tensor]:
+        """Nearest hits of the camera rays ``o``, ``d`` [H*W,3], cast per image tile (n x n
+        tiles of about ``tile_rays`` rays, n <= 4) at only the solids in that tile's frustum
+        -> ``t`` [H*W], ``prim`` [H*W]."""
+        n = int(min(4, max(1, round(math.sqrt(H * W / self.tile_rays)))))
+        th, tw = -(-H // n), -(-W // n)
+        o, d = o.reshape(H, W, 3), d.reshape(H, W, 3)
+        t = torch.empty(H, W, device=self.device)
+        prim = torch.empty(H, W, dtype=torch.long, device=self.device)
+        for y0 in range(0, H, th):
+            for x0 in range(0, W, tw):
+                h, w = min(th, H - y0), min(tw, W - x0)
+                Kt = K.clone()
+                Kt[0, 2] -= x0
+                Kt[1, 2] -= y0
+                ot = o[y0:y0 + h, x0:x0 + w].reshape(-1, 3)
+                dt = d[y0:y0 + h, x0:x0 + w].reshape(-1, 3)
+                hits = cast_rays(self.prims, ot, dt, subset=self._cull(Kt, c2w, h, w),
+                                 chunk=self.chunk)
+                t[y0:y0 + h, x0:x0 + w] = hits.t.reshape(h, w)
+                prim[y0:y0 + h, x0:x0 + w] = hits.prim.reshape(h, w)
+        return t.reshape(-1), prim.reshape(-1)
+
     @torch.no_grad()
     def render(self, K: Tensor, c2w: Tensor, height: int, width: int) -> RenderOutput:
         """Render one view. ``K`` [3,3] px, ``c2w`` [4,4] -> :class:`RenderOutput`."""
@@ -135,9 +173,7 @@ class RoomRenderer:
         c2w = c2w.to(dev, torch.float32)
         uv = pixel_grid(height, width, dev).reshape(-1, 2)
         o, d = camera_rays(uv, K, c2w)
-        subset = self._cull(K, c2w, height, width)
-        hits = cast_rays(self.prims, o, d, subset=subset, chunk=self.chunk)
-        t, prim = hits.t, hits.prim
+        t, prim = self._cast_tiled(K, c2w, o, d, height, width)
         if bool((prim < 0).any()):
             raise RuntimeError("a camera ray left the room: is the camera inside the room shell?")
         p = o + t[:, None] * d

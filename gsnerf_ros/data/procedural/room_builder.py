@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from gsnerf_ros.data.classes import PROCEDURAL_CLASSES
+from gsnerf_ros.data.procedural.distribution import MaterialConfig
 from gsnerf_ros.data.procedural.primitives import BOX, CYLINDER, ELLIPSOID, PrimitiveSet
 from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable
 
@@ -36,10 +37,19 @@ def _hsv(h: float, s: float, v: float) -> list[float]:
     return list(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)))
 
 
-class _Builder:
-    """Collects primitives and materials."""
+_SCALE = {  # pattern size range (m) per texture family
+    "plaster": (0.15, 0.6), "speckle": (0.1, 0.5), "stripes": (0.1, 0.5), "tiles": (0.2, 0.6),
+    "checker": (0.15, 0.6), "fabric": (0.08, 0.3), "plain": (0.5, 2.0), "gradient": (0.4, 1.5),
+    "marble": (0.3, 1.0), "dots": (0.08, 0.3), "bricks": (0.2, 0.35), "painting": (0.15, 0.5),
+}
 
-    def __init__(self, rng: np.random.Generator) -> None:
+
+class _Builder:
+    """Collects primitives and materials; ``materials`` (a ``MaterialConfig``) names the texture
+    families each kind of surface draws from (``None``: the defaults)."""
+
+    def __init__(self, rng: np.random.Generator, materials: MaterialConfig | None = None) -> None:
+        self.materials = materials or MaterialConfig()
         self.rng = rng
         self.kind: list[int] = []
         self.center: list[np.ndarray] = []
@@ -65,19 +75,27 @@ class _Builder:
         b = _hsv(h + 0.01, self.rng.uniform(0.35, 0.6), v)
         return self.mat("wood", a, b, self.rng.uniform(0.3, 0.8))
 
-    def fabric(self, sat: float = 0.5) -> int:
+    def surface(self, role: str, sat: tuple[float, float] = (0.05, 0.5),
+                val: tuple[float, float] = (0.45, 0.95)) -> int:
+        """A material for a surface of kind ``role`` (a ``MaterialConfig`` field): its texture
+        family drawn from that list, colours around one hue with saturation / value in the given
+        ranges (``b`` darker and less saturated than ``a``)."""
+        names = getattr(self.materials, role)
+        tex = names[int(self.rng.integers(0, len(names)))]
+        if tex == "wood":
+            return self.wood()
         h = self.rng.uniform()
-        a = _hsv(h, self.rng.uniform(0.2, sat + 0.2), self.rng.uniform(0.35, 0.8))
-        b = _hsv(h + self.rng.uniform(-0.06, 0.06), self.rng.uniform(0.1, sat), self.rng.uniform(0.5, 0.95))
-        tex = "fabric" if self.rng.uniform() < 0.7 else "stripes"
-        return self.mat(tex, a, b, self.rng.uniform(0.08, 0.3))
+        a = _hsv(h, self.rng.uniform(*sat), self.rng.uniform(*val))
+        b = _hsv(h + self.rng.uniform(-0.1, 0.1), self.rng.uniform(sat[0], sat[1] * 0.8),
+                 self.rng.uniform(val[0] * 0.7, val[1] * 0.9))
+        return self.mat(tex, a, b, self.rng.uniform(*_SCALE[tex]))
+
+    def fabric(self, sat: float = 0.5) -> int:
+        """Upholstery (sofas, beds, seats, rugs); ``sat``: upper saturation."""
+        return self.surface("upholstery", (0.1, sat + 0.2), (0.35, 0.95))
 
     def painted(self) -> int:
-        h = self.rng.uniform()
-        a = _hsv(h, self.rng.uniform(0.05, 0.5), self.rng.uniform(0.45, 0.95))
-        b = _hsv(h, self.rng.uniform(0.0, 0.3), self.rng.uniform(0.3, 0.8))
-        tex = ["plaster", "speckle", "stripes"][int(self.rng.integers(0, 3))]
-        return self.mat(tex, a, b, self.rng.uniform(0.1, 0.5))
+        return self.surface("furniture")
 
     def metal(self) -> int:
         v = self.rng.uniform(0.2, 0.8)

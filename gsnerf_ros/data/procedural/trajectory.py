@@ -1,49 +1,96 @@
-"""Robot / hand-held camera paths through a room.
+"""Hand-held and robot-base camera paths through a room.
 
-A path is a Catmull-Rom spline through 4-7 free-space waypoints (ordered around the room so
-it sweeps it), resampled at constant speed. The camera height drifts smoothly in
-[0.8, 1.8] m. It looks at a smoothly moving target (furniture, walls) with a slow yaw
-oscillation (look-around), and some waypoints are close-ups near a piece of furniture.
-Every pose keeps a clearance from all solids (checked with the signed distance functions).
+A path is a random walk of free-space waypoints (each straight leg 0.8-2.5 m, clear of the
+furniture footprints, no U-turns), smoothed by a Catmull-Rom spline and resampled at a constant
+speed drawn per path (default 0.10-0.20 m per frame: consecutive frames are about as far apart
+as the keyframes the node keeps, 0.15 m / 10 deg). Two kinds of camera:
+
+- ``handheld`` (1.2-1.7 m, bobbing a few cm): looks at a smoothly moving target (furniture,
+  wall points) with a slow yaw oscillation; some waypoints are close-ups 0.6-1.2 m from a piece.
+- ``robot`` (0.3-0.6 m, fixed mount): looks along the direction of travel with a slow pan and a
+  fixed upward tilt.
+
+The viewing direction turns at most ``max_turn_deg`` per frame. Every camera centre keeps a
+clearance from all solids (checked with the signed distance functions).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 import torch
 from torch import Tensor
 
+from gsnerf_ros.config import check
 from gsnerf_ros.geometry import look_at
-from gsnerf_ros.data.procedural.layout import Room
 from gsnerf_ros.data.procedural.primitives import signed_distance
 
-__all__ = ["TrajectoryConfig", "sample_trajectory"]
+if TYPE_CHECKING:
+    from gsnerf_ros.data.procedural.layout import Room
+
+__all__ = ["TrajectoryConfig", "CameraPath", "sample_trajectory", "limit_turn_rate"]
 
 
 @dataclass
 class TrajectoryConfig:
-    """Camera path parameters (metres, degrees)."""
+    """Camera path parameters (metres, degrees, per frame)."""
 
-    min_height: float = 0.8
-    max_height: float = 1.8
+    robot_prob: float = 0.4
+    """Probability that a path is a robot base's rather than a hand-held camera's."""
+    handheld_height: tuple[float, float] = (1.2, 1.7)
+    handheld_bob: float = 0.06
+    """Amplitude (m) of the slow height drift of a hand-held camera."""
+    robot_height: tuple[float, float] = (0.3, 0.6)
+    robot_pitch_deg: tuple[float, float] = (-5.0, 20.0)
+    """Upward tilt of the robot camera (fixed per path)."""
     clearance: float = 0.3
-    """Minimum distance from the camera centre to any surface (m)."""
+    """Minimum distance from the camera centre to any surface (m); with the 90 deg field of
+    view it keeps nearly every pixel beyond the 0.25 m near plane."""
+    speed: tuple[float, float] = (0.10, 0.20)
+    """Path length per frame (m), drawn per path."""
+    max_turn_deg: float = 10.0
+    """Largest change of the viewing direction between consecutive frames."""
+    turn_smoothing: float = 4.0
+    """Gaussian low-pass (sigma, frames) of the wanted yaw and pitch before the turn limit."""
+    leg: tuple[float, float] = (0.8, 2.5)
+    """Length range of the straight legs between waypoints (m)."""
     look_around_deg: float = 25.0
-    """Amplitude of the yaw oscillation around the look-at target."""
-    closeup_prob: float = 0.35
-    """Probability that a waypoint is a close-up of a piece of furniture."""
+    """Amplitude of the yaw oscillation around the look target (hand-held) or heading (robot)."""
+    closeup_prob: float = 0.3
+    """Probability that a hand-held waypoint is a close-up of a piece of furniture."""
     max_pitch_deg: float = 35.0
-    speed: float = 0.07
-    """Target path length per frame (m); the path is shortened or lengthened accordingly."""
-    attempts: int = 40
+    attempts: int = 30
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.robot_prob <= 1.0, "camera.robot_prob must lie in [0, 1]")
+        for name in ("handheld_height", "robot_height", "speed", "leg"):
+            r = getattr(self, name)
+            check(0.0 < r[0] <= r[1], f"camera.{name} must be an ordered positive range, got {r}")
+        check(self.robot_pitch_deg[0] <= self.robot_pitch_deg[1],
+              "camera.robot_pitch_deg must be an ordered range")
+        check(0.0 < self.max_turn_deg <= 180.0, "camera.max_turn_deg must lie in (0, 180]")
+        check(self.clearance > 0.0 and self.attempts >= 1,
+              "camera.clearance must be > 0 and camera.attempts >= 1")
+
+
+@dataclass
+class CameraPath:
+    """A sampled path: ``c2w`` [F,4,4] (OpenCV optical frame), ``mode`` ("handheld" |
+    "robot"), ``speed`` its mean camera-centre step (m per frame; the drawn speed unless the
+    free space was too small for the path), ``min_clearance`` m it achieved."""
+
+    c2w: Tensor
+    mode: str
+    speed: float
+    min_clearance: float
 
 
 def _catmull_rom(pts: np.ndarray, samples_per_seg: int = 40) -> np.ndarray:
-    """Dense points along a centripetal-free (uniform) Catmull-Rom spline through ``pts`` [K,D]."""
+    """Dense points along a uniform Catmull-Rom spline through ``pts`` [K,D] (K >= 2)."""
     p = np.concatenate([pts[:1] * 2 - pts[1:2], pts, pts[-1:] * 2 - pts[-2:-1]], 0)
     out = []
     for i in range(1, len(p) - 2):
@@ -55,94 +102,211 @@ def _catmull_rom(pts: np.ndarray, samples_per_seg: int = 40) -> np.ndarray:
     return np.concatenate(out, 0)
 
 
-def _resample(curve: np.ndarray, n: int, length_xy: np.ndarray) -> np.ndarray:
-    s = np.concatenate([[0.0], np.cumsum(length_xy)])
-    targets = np.linspace(0, s[-1], n)
+def _resample(curve: np.ndarray, n: int, length: float) -> np.ndarray:
+    """``n`` points at equal xy arc-length steps over the first ``length`` m of ``curve`` [P,D]."""
+    seg = np.linalg.norm(np.diff(curve[:, :2], axis=0), axis=-1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    targets = np.linspace(0, min(length, s[-1]), n)
     return np.stack([np.interp(targets, s, curve[:, k]) for k in range(curve.shape[1])], -1)
 
 
-def sample_trajectory(room: Room, n_frames: int, rng: np.random.Generator,
-                      cfg: TrajectoryConfig | None = None) -> Tensor:
-    """Camera-to-world poses [n_frames,4,4] (OpenCV optical frame) for ``room``."""
-    cfg = cfg or TrajectoryConfig()
-    if n_frames < 1:
-        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
-    lx, ly, hz = room.size
-    res = room.grid_res
-    k = int(math.ceil(cfg.clearance / res)) * 2 + 1
-    occ = cv2.dilate(room.occupancy.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
-    margin = int(math.ceil((cfg.clearance + 0.1) / res))
-    occ[:margin] = occ[-margin:] = True
-    occ[:, :margin] = occ[:, -margin:] = True
-    free = np.argwhere(~occ)
-    if len(free) < 8:
-        raise ValueError("room has no free floor space for a camera path")
-    ox, oy = room.grid_origin
-    cells_xy = np.stack([ox + (free[:, 0] + 0.5) * res, oy + (free[:, 1] + 0.5) * res], -1)
-    focus = [f for f in room.focus_points] or [np.array([0.0, 0.0, 1.0])]
-    prims = room.prims
-    best, best_bad = None, None
-    max_h = min(cfg.max_height, hz - cfg.clearance - 0.05)
-    for _attempt in range(cfg.attempts):
-        nw = int(rng.integers(4, 8))
-        way = cells_xy[rng.integers(0, len(cells_xy), size=nw)]
-        targets = []
-        for i in range(nw):
-            if rng.uniform() < cfg.closeup_prob:
-                f = focus[int(rng.integers(0, len(focus)))]
-                d = np.linalg.norm(cells_xy - f[:2], axis=-1)
-                near = np.nonzero((d > 0.6) & (d < 1.2))[0]
-                if len(near):
-                    way[i] = cells_xy[near[int(rng.integers(0, len(near)))]]
-                    targets.append(f.copy())
-                    continue
-            if rng.uniform() < 0.6:
-                targets.append(focus[int(rng.integers(0, len(focus)))].copy())
+def _smooth(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian low-pass of a sequence [F] (``sigma`` in samples, edges reflected)."""
+    if sigma <= 0 or len(x) < 3:
+        return x
+    r = int(math.ceil(3 * sigma))
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    xp = np.pad(x, r, mode="reflect" if len(x) > r else "edge")
+    return np.convolve(xp, k / k.sum(), mode="valid")
+
+
+def limit_turn_rate(dirs: np.ndarray, max_turn_rad: float, smooth: float = 0.0) -> np.ndarray:
+    """Follow the wanted viewing directions ``dirs`` [F,3] (world z up, not vertical) while
+    turning at most ``max_turn_rad`` per step: the (yaw, pitch) step towards each wanted
+    direction is shortened to that length, which bounds the rotation between the upright
+    cameras of consecutive frames (to first order). ``smooth``: Gaussian low-pass (sigma in
+    frames) of yaw and pitch first. -> [F,3] unit."""
+    d = dirs / np.linalg.norm(dirs, axis=-1, keepdims=True).clip(min=1e-9)
+    yaw = _smooth(np.unwrap(np.arctan2(d[:, 1], d[:, 0])), smooth)
+    pitch = _smooth(np.arcsin(np.clip(d[:, 2], -1.0, 1.0)), smooth)
+    y, p = yaw.copy(), pitch.copy()
+    for i in range(1, len(d)):
+        dy = (yaw[i] - y[i - 1] + math.pi) % (2 * math.pi) - math.pi
+        dp = pitch[i] - p[i - 1]
+        step = math.hypot(dy, dp)
+        k = 1.0 if step <= max_turn_rad else max_turn_rad / step
+        y[i], p[i] = y[i - 1] + k * dy, p[i - 1] + k * dp
+    return np.stack([np.cos(y) * np.cos(p), np.sin(y) * np.cos(p), np.sin(p)], -1)
+
+
+class _FreeSpace:
+    """Floor cells where the camera centre may go (furniture footprints dilated by the
+    clearance, a margin along the walls) and straight-leg checks on them."""
+
+    def __init__(self, room: "Room", clearance: float) -> None:
+        res = room.grid_res
+        k = int(math.ceil(clearance / res)) * 2 + 1
+        occ = cv2.dilate(room.occupancy.astype(np.uint8), np.ones((k, k), np.uint8)).astype(bool)
+        margin = int(math.ceil((clearance + 0.1) / res))
+        occ[:margin] = occ[-margin:] = True
+        occ[:, :margin] = occ[:, -margin:] = True
+        self.free = ~occ
+        self.res = res
+        self.origin = np.array(room.grid_origin)
+        cells = np.argwhere(self.free)
+        self.xy = self.origin + (cells + 0.5) * res
+
+    def leg_is_free(self, a: np.ndarray, b: np.ndarray) -> bool:
+        n = max(2, int(np.linalg.norm(b - a) / (self.res * 0.5)) + 1)
+        pts = a + (b - a) * np.linspace(0, 1, n)[:, None]
+        idx = np.floor((pts - self.origin) / self.res).astype(int)
+        shape = np.array(self.free.shape)
+        if bool(((idx < 0) | (idx >= shape)).any()):
+            return False
+        return bool(self.free[idx[:, 0], idx[:, 1]].all())
+
+
+def _random_walk(fs: _FreeSpace, want: float, cfg: TrajectoryConfig, rng: np.random.Generator,
+                 focus: list[np.ndarray], closeups: bool) -> tuple[np.ndarray, list[int]]:
+    """Waypoints [K,2] of at least ``want`` m (when the room allows) and, per waypoint, the
+    index of the furniture it is a close-up of (-1: none)."""
+    cells = fs.xy
+    way = [cells[int(rng.integers(0, len(cells)))]]
+    close = [-1]
+    length, heading = 0.0, None
+    while length < want * 1.1 + 0.3 and len(way) < 64:
+        cur = way[-1]
+        fi = -1
+        cand = cells[rng.integers(0, len(cells), size=128)]
+        if closeups and focus and rng.uniform() < cfg.closeup_prob:
+            fi = int(rng.integers(0, len(focus)))
+            dist_f = np.linalg.norm(cells - focus[fi][:2], axis=-1)
+            near = np.nonzero((dist_f > 0.6) & (dist_f < 1.2))[0]
+            if len(near):
+                cand = cells[near[rng.integers(0, len(near), size=min(128, len(near)))]]
             else:
-                a = rng.uniform(0, 2 * math.pi)
-                targets.append(np.array([math.cos(a) * lx / 2, math.sin(a) * ly / 2,
-                                         rng.uniform(0.3, hz - 0.3)]))
-        ang = np.arctan2(way[:, 1], way[:, 0])
-        order = np.argsort(ang)
-        rot = int(rng.integers(0, nw))
-        order = np.roll(order, rot)
-        if rng.uniform() < 0.5:
-            order = order[::-1]
-        way = way[order]
-        targets = np.array(targets)[order]
-        dense = _catmull_rom(np.concatenate([way, targets], -1))
-        seg = np.linalg.norm(np.diff(dense[:, :2], axis=0), axis=-1)
-        total = float(seg.sum())
-        want = cfg.speed * max(n_frames - 1, 1)
-        if total > want * 1.5:  # keep overlap: trim the path to about the wanted length
-            s = np.concatenate([[0.0], np.cumsum(seg)])
-            keep = s <= want * 1.2
-            keep[:2] = True
-            dense, seg = dense[keep], seg[keep[1:]][: keep.sum() - 1]
-        res_pts = _resample(dense, n_frames, seg) if n_frames > 1 else dense[:1]
-        pos_xy, tgt = res_pts[:, :2], res_pts[:, 2:]
-        u = np.linspace(0, 1, n_frames)
-        ph = rng.uniform(0, 2 * math.pi, size=2)
-        z = (cfg.min_height + max_h) / 2 + (max_h - cfg.min_height) / 2 * (
-            0.7 * np.sin(2 * math.pi * u * rng.uniform(0.5, 1.5) + ph[0]))
-        eye = np.concatenate([pos_xy, z[:, None]], -1)
-        look = tgt - eye
-        yaw_off = math.radians(cfg.look_around_deg) * np.sin(
-            2 * math.pi * u * rng.uniform(1.0, 2.5) + ph[1])
-        c, s_ = np.cos(yaw_off), np.sin(yaw_off)
-        look = np.stack([c * look[:, 0] - s_ * look[:, 1], s_ * look[:, 0] + c * look[:, 1],
+                fi = -1
+        step = cand - cur
+        d = np.linalg.norm(step, axis=-1)
+        ok = (d >= cfg.leg[0]) & (d <= cfg.leg[1])
+        if heading is not None:
+            ok &= (step @ heading) > -0.3 * d
+        chosen = None
+        for j in np.nonzero(ok)[0]:
+            if fs.leg_is_free(cur, cand[j]):
+                chosen = j
+                break
+        if chosen is None:  # a dead end: accept any free leg of at least 0.2 m
+            for j in np.nonzero(d >= 0.2)[0]:
+                if fs.leg_is_free(cur, cand[j]):
+                    chosen = j
+                    break
+        if chosen is None:
+            break
+        heading = step[chosen] / d[chosen]
+        length += float(d[chosen])
+        way.append(cand[chosen])
+        close.append(fi)
+    return np.array(way), close
+
+
+def _look_targets(room: "Room", way: np.ndarray, close: list[int], rng: np.random.Generator,
+                  focus: list[np.ndarray]) -> np.ndarray:
+    """A hand-held camera's look target per waypoint [K,3]: the close-up piece, else a piece of
+    furniture (60 %) or a wall point."""
+    lx, ly, hz = room.size
+    out = []
+    for fi in close:
+        if fi >= 0:
+            out.append(focus[fi].copy())
+        elif rng.uniform() < 0.6:
+            out.append(focus[int(rng.integers(0, len(focus)))].copy())
+        else:
+            a = rng.uniform(0, 2 * math.pi)
+            out.append(np.array([math.cos(a) * lx / 2, math.sin(a) * ly / 2,
+                                 rng.uniform(0.3, hz - 0.3)]))
+    return np.array(out)
+
+
+def _path_once(room: "Room", fs: _FreeSpace, n: int, robot: bool, speed: float,
+               cfg: TrajectoryConfig, rng: np.random.Generator,
+               focus: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, float]:
+    """One candidate path: eye positions [n,3], viewing directions [n,3], its length (m)."""
+    hz = room.size[2]
+    want = speed * max(n - 1, 1)
+    way, close = _random_walk(fs, want, cfg, rng, focus, closeups=not robot)
+    if len(way) < 2:  # no free leg at all: stand still and look around
+        way = np.concatenate([way, way + 1e-3], 0)
+        close = close + [-1]
+    cols = [way]
+    if not robot:
+        cols.append(_look_targets(room, way, close, rng, focus))
+    dense = _catmull_rom(np.concatenate(cols, -1))
+    pts = _resample(dense, n, want) if n > 1 else dense[:1]
+    pos_xy = pts[:, :2]
+    u = np.linspace(0, 1, n)
+    ph = rng.uniform(0, 2 * math.pi, size=2)
+    top = hz - cfg.clearance - 0.05
+    osc = math.radians(cfg.look_around_deg) * np.sin(
+        2 * math.pi * u * rng.uniform(1.0, 2.5) + ph[1])
+    if robot:
+        z = np.full(n, min(rng.uniform(*cfg.robot_height), top))
+        tang = np.gradient(pos_xy, axis=0) if n > 1 else np.zeros((1, 2))
+        yaw = np.arctan2(tang[:, 1], tang[:, 0])
+        still = np.linalg.norm(tang, axis=-1) < 1e-6
+        if bool(still.all()):
+            yaw[:] = rng.uniform(-math.pi, math.pi)
+        yaw = np.unwrap(yaw) + osc
+        pitch = math.radians(rng.uniform(*cfg.robot_pitch_deg))
+        look = np.stack([np.cos(yaw) * math.cos(pitch), np.sin(yaw) * math.cos(pitch),
+                         np.full(n, math.sin(pitch))], -1)
+    else:
+        h0 = rng.uniform(*cfg.handheld_height)
+        z = np.clip(h0 + cfg.handheld_bob * np.sin(2 * math.pi * u * rng.uniform(0.5, 1.5)
+                                                   + ph[0]), cfg.handheld_height[0],
+                    min(cfg.handheld_height[1], top))
+        eye0 = np.concatenate([pos_xy, z[:, None]], -1)
+        look = pts[:, 2:] - eye0
+        c, s = np.cos(osc), np.sin(osc)
+        look = np.stack([c * look[:, 0] - s * look[:, 1], s * look[:, 0] + c * look[:, 1],
                          look[:, 2]], -1)
         horiz = np.linalg.norm(look[:, :2], axis=-1).clip(min=1e-3)
         lim = math.tan(math.radians(cfg.max_pitch_deg))
         look[:, 2] = np.clip(look[:, 2], -lim * horiz, lim * 0.6 * horiz)
-        eye_t = torch.tensor(eye, dtype=torch.float32)
-        sd = signed_distance(prims, eye_t)  # [M,N]
-        bad = int((sd.min(0).values < cfg.clearance).sum())
-        if best is None or bad < best_bad:
-            best, best_bad = (eye, look), bad
-        if bad == 0:
-            break
-    eye, look = best  # type: ignore[misc]
-    eye_t = torch.tensor(eye, dtype=torch.float32)
-    return look_at(eye_t, eye_t + torch.tensor(look, dtype=torch.float32))
+    eye = np.concatenate([pos_xy, z[:, None]], -1)
+    length = float(np.linalg.norm(np.diff(pos_xy, axis=0), axis=-1).sum())
+    look = limit_turn_rate(look, math.radians(cfg.max_turn_deg), cfg.turn_smoothing)
+    return eye, look, length
 
+
+def sample_trajectory(room: "Room", n_frames: int, rng: np.random.Generator,
+                      cfg: TrajectoryConfig | None = None) -> CameraPath:
+    """A hand-held or robot camera path of ``n_frames`` poses through ``room``: of the
+    attempts, the first that keeps the clearance and reaches the drawn length, else the
+    longest that keeps the clearance, else the one with the largest clearance."""
+    cfg = cfg or TrajectoryConfig()
+    if n_frames < 1:
+        raise ValueError(f"n_frames must be >= 1, got {n_frames}")
+    fs = _FreeSpace(room, cfg.clearance)
+    if len(fs.xy) < 8:
+        raise ValueError("room has no free floor space for a camera path")
+    robot = bool(rng.uniform() < cfg.robot_prob)
+    speed = float(rng.uniform(*cfg.speed))
+    focus = list(room.focus_points) or [np.array([0.0, 0.0, 1.0])]
+    want = speed * max(n_frames - 1, 1)
+    best, best_key = None, None
+    for _attempt in range(cfg.attempts):
+        eye, look, length = _path_once(room, fs, n_frames, robot, speed, cfg, rng, focus)
+        clear = float(signed_distance(room.prims, torch.tensor(eye, dtype=torch.float32))
+                      .min(0).values.min())
+        ok = clear >= cfg.clearance
+        key = (ok, min(length, want) if ok else clear)
+        if best_key is None or key > best_key:
+            best, best_key = (eye, look, length, clear), key
+        if ok and (n_frames == 1 or length >= 0.95 * want):
+            break
+    eye, look, length, best_clear = best  # type: ignore[misc]
+    eye_t = torch.tensor(eye, dtype=torch.float32)
+    c2w = look_at(eye_t, eye_t + torch.tensor(look, dtype=torch.float32))
+    return CameraPath(c2w=c2w, mode="robot" if robot else "handheld",
+                      speed=length / max(n_frames - 1, 1), min_clearance=best_clear)
