@@ -13,7 +13,7 @@ env:
 	@bash tools/setup_env.sh
 
 demo: env
-	$(PY) -m gsnerf_ros.ros.demo $(if $(BAG),--bag $(BAG),)
+	$(PY) -m gsnerf_ros.ros.tools.demo $(if $(BAG),--bag $(BAG),)
 
 test: env
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)

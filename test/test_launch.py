@@ -3,7 +3,7 @@ parameters of config/gsnerf.yaml; the evaluated command starts a real node whose
 then read back through its parameter services.
 
 Here ``launch``/``launch_ros`` are not installed, so the description is loaded with the in-tree
-shim (gsnerf_ros/ros/launch_shim.py) and the same executable is started with the same arguments.
+shim (gsnerf_ros/ros/compat/launch_shim.py) and the same executable is started with the same arguments.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ pytest.importorskip("rclpy")
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, GetParameters  # noqa: E402
 
-from gsnerf_ros.ros.launch_shim import evaluate, load_launch_description, start  # noqa: E402
-from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
-from gsnerf_ros.ros.testing import (  # noqa: E402
+from gsnerf_ros.ros.compat.launch_shim import evaluate, load_launch_description, start  # noqa: E402
+from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
+from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
 

@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import look_at, make_pose
-from gsnerf_ros.ros.engine import RenderEngine, RenderOutput, RenderSettings, resize_frame
+from gsnerf_ros.runtime.engine import RenderEngine, RenderOutput, RenderSettings, resize_frame
 from gsnerf_ros.ros.image_conversion import (
     colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
     undistort,
 )
-from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
-from gsnerf_ros.ros.params import PARAMETERS, params_from_values
-from gsnerf_ros.ros.requests import (
+from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
+from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
     resolve_camera,
 )
@@ -296,7 +296,7 @@ def test_renderer_reuses_the_stacked_sources_of_the_same_set() -> None:
     order are a hit with the identical result; another set (or a re-encoded keyframe) is a miss
     and renders exactly what a fresh renderer renders."""
     from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-    from gsnerf_ros.ros.engine import GSNeRFRenderer
+    from gsnerf_ros.runtime.engine import GSNeRFRenderer
 
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
@@ -323,7 +323,7 @@ def test_renderer_uses_keyframe_depth_only_when_enabled() -> None:
     """RGB-D keyframes: the measured depth replaces the cost-volume depth of the encoding
     (where valid) with ``use_sensor_depth``; without it, or without depth, it does not."""
     from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-    from gsnerf_ros.ros.engine import GSNeRFRenderer
+    from gsnerf_ros.runtime.engine import GSNeRFRenderer
 
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny(3)).eval()

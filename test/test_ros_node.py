@@ -36,10 +36,10 @@ from gsnerf_ros.action import RenderViews  # noqa: E402
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
-from gsnerf_ros.ros.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
-from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
-from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
-from gsnerf_ros.ros.testing import (  # noqa: E402
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
+from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
+from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
+from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
 from gsnerf_ros.srv import RenderView  # noqa: E402

@@ -22,9 +22,9 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.engine import RenderOutput  # noqa: E402
+from gsnerf_ros.runtime.engine import RenderOutput  # noqa: E402
 from gsnerf_ros.ros.node import GSNeRFNode  # noqa: E402
-from gsnerf_ros.ros.testing import wait_until  # noqa: E402
+from gsnerf_ros.ros.tools.testing import wait_until  # noqa: E402
 
 
 class _Renderer:

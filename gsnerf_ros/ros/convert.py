@@ -14,10 +14,10 @@ from torch import Tensor
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gsnerf_ros.geometry import make_pose, matrix_to_quat, quat_to_matrix
-from gsnerf_ros.ros.engine import RenderOutput
+from gsnerf_ros.runtime.engine import RenderOutput
 from gsnerf_ros.ros.image_conversion import colorize_labels, encode_image, labels_to_array
-from gsnerf_ros.ros.keyframes import Keyframe
-from gsnerf_ros.ros.requests import pose_from_components
+from gsnerf_ros.runtime.keyframes import Keyframe
+from gsnerf_ros.runtime.requests import pose_from_components
 
 __all__ = [
     "pose_to_c2w", "c2w_to_pose", "transform_to_c2w", "c2w_to_transform", "camera_info_K",

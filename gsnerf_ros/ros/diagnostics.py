@@ -13,9 +13,9 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from gsnerf_ros.ros.engine import RenderEngine
-from gsnerf_ros.ros.keyframes import KeyframeBuffer
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.engine import RenderEngine
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer
+from gsnerf_ros.runtime.params import NodeParams
 
 __all__ = ["InputStats", "render_node_status", "INPUT_ERROR_WARN_S"]
 

@@ -10,10 +10,10 @@ Outputs: service ``~/render_view``, topic ``~/render_pose`` -> ``~/rendered/*``,
 Threading: image ingestion runs in its own mutually exclusive callback group, TF in a reentrant
 one, requests in another reentrant one, all on a MultiThreadedExecutor; keyframes are encoded by
 a worker thread; the device runs one render/encoding at a time and at most
-``render.queue_size`` requests wait (see :class:`~gsnerf_ros.ros.engine.RenderEngine`).
+``render.queue_size`` requests wait (see :class:`~gsnerf_ros.runtime.engine.RenderEngine`).
 
 This module wires the node together and ingests camera frames; the parts live in
-:mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.ros.checkpoint_lookup`
+:mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup`
 (model file), :mod:`~gsnerf_ros.ros.pose_input` (camera poses),
 :mod:`~gsnerf_ros.ros.render_services` (render requests), :mod:`~gsnerf_ros.ros.visualisation`
 (buffer topics) and :mod:`~gsnerf_ros.ros.diagnostics`.
@@ -39,22 +39,22 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.checkpoint_lookup import resolve_checkpoint
+from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
 from gsnerf_ros.ros.diagnostics import InputStats, render_node_status
-from gsnerf_ros.ros.engine import (
+from gsnerf_ros.runtime.engine import (
     GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame, resolve_device,
 )
 from gsnerf_ros.ros.image_conversion import (
     ImageFormatError, to_depth_metres, to_rgb_tensor, undistort, undistort_depth,
 )
-from gsnerf_ros.ros.keyframes import KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
 # ``_descriptor`` (now param_declaration.parameter_descriptor) stays importable from here.
 from gsnerf_ros.ros.param_declaration import parameter_descriptor as _descriptor  # noqa: F401
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.params import NodeParams
 from gsnerf_ros.ros.pose_input import CameraPoseSource, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
-from gsnerf_ros.ros.requests import (
+from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics,
 )
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros

@@ -19,8 +19,8 @@ from rclpy.duration import Duration
 from rclpy.time import Time
 
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.params import NodeParams
-from gsnerf_ros.ros.requests import RequestError
+from gsnerf_ros.runtime.params import NodeParams
+from gsnerf_ros.runtime.requests import RequestError
 from gsnerf_ros.ros.ros_libs import tf2_ros
 
 __all__ = ["CameraPoseSource", "pose_message_type"]

@@ -3,7 +3,7 @@
 
 A request's pose is taken in ``frames.world`` (through TF when its header names another frame),
 its camera from the request's camera_info, else the last input camera (see
-:func:`~gsnerf_ros.ros.requests.resolve_camera`). Every rendered view is stamped in
+:func:`~gsnerf_ros.runtime.requests.resolve_camera`). Every rendered view is stamped in
 ``frames.virtual_camera``, whose TF is broadcast at the rendered pose; ``publish`` requests also
 go out on ``~/rendered/*``. Bad requests and model failures come back as ``success=false`` with a
 message, never as an exception in the node.
@@ -25,10 +25,10 @@ from std_msgs.msg import Header
 from gsnerf_ros.action import RenderViews
 from gsnerf_ros.msg import RenderedView
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.engine import RenderEngine, Renderer
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.engine import RenderEngine, Renderer
+from gsnerf_ros.runtime.params import NodeParams
 from gsnerf_ros.ros.pose_input import CameraPoseSource
-from gsnerf_ros.ros.requests import CameraSpec, RequestError, resolve_camera
+from gsnerf_ros.runtime.requests import CameraSpec, RequestError, resolve_camera
 from gsnerf_ros.srv import RenderView
 
 if TYPE_CHECKING:

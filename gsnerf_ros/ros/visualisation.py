@@ -17,8 +17,8 @@ from visualization_msgs.msg import MarkerArray
 from gsnerf_ros.msg import Keyframe as KeyframeMsg
 from gsnerf_ros.msg import KeyframeBufferState
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.keyframes import Keyframe
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.keyframes import Keyframe
+from gsnerf_ros.runtime.params import NodeParams
 
 __all__ = ["KeyframeBufferPublisher", "keyframe_buffer_state"]
 

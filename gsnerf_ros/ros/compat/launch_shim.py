@@ -25,7 +25,7 @@ import yaml
 
 __all__ = ["LaunchedNode", "load_launch_description", "evaluate", "start", "REPO_ROOT"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------ the stand-in launch API

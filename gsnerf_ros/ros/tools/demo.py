@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gsnerf_ros.ros.node_harness import NodeHarness
+from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
 
@@ -93,7 +93,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from gsnerf_ros.ros import convert
     from gsnerf_ros.ros.image_conversion import decode_image
     from gsnerf_ros.ros.node import resolve_checkpoint
-    from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
+    from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file
     from gsnerf_ros.srv import RenderView
     from gsnerf_ros.train.metrics import confusion_matrix, psnr, scores_from_confusion
     from gsnerf_ros.train.panels import save_png

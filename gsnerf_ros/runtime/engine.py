@@ -20,8 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsnerf_ros.geometry import scale_intrinsics
-from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
-from gsnerf_ros.ros.requests import RequestError
+from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
+from gsnerf_ros.runtime.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
            "EngineResult", "resolve_device", "resize_frame", "DTYPES"]
