@@ -163,7 +163,7 @@ def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:
             eng.render(_pose(1.0), K, 8, 6)
             outcomes.append("ok")
         except RequestError as exc:
-            outcomes.append("full" if "queue is full" in str(exc) else str(exc))
+            outcomes.append("full" if str(exc).startswith("busy: ") else str(exc))
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for t in threads:

@@ -22,30 +22,14 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.runtime.engine import RenderOutput  # noqa: E402
 from gsnerf_ros.ros.node import GSNeRFNode  # noqa: E402
-from gsnerf_ros.ros.tools.testing import wait_until  # noqa: E402
-
-
-class _Renderer:
-    class_names = ["a", "b"]
-    palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
-    num_neighbors = 1
-    description = "fake"
-    device = "cpu"
-
-    def encode(self, kf, nbrs):  # type: ignore[no-untyped-def]
-        return kf.id
-
-    def render(self, sources, K, c2w, height, width):  # type: ignore[no-untyped-def]
-        return RenderOutput(torch.zeros(height, width, 3), torch.ones(height, width),
-                            torch.zeros(height, width, dtype=torch.long), torch.ones(height, width))
+from gsnerf_ros.ros.tools.testing import FakeRenderer, wait_until  # noqa: E402
 
 
 def test_pose_topic_depth_and_bgr_frames_build_keyframes() -> None:
     ctx = rclpy.Context()
     ctx.init()
-    node = GSNeRFNode(renderer=_Renderer(), context=ctx, parameter_overrides=[
+    node = GSNeRFNode(renderer=FakeRenderer(), context=ctx, parameter_overrides=[
         Parameter("topics.pose", value="/camera_pose"), Parameter("topics.depth", value="depth"),
         Parameter("keyframes.min_translation", value=0.1)])
     src = Node("source", context=ctx)

@@ -100,7 +100,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
             p.keyframes_min_translation, p.keyframes_min_rotation_deg, p.keyframes_capacity,
             p.keyframes_eviction))
         self.engine = RenderEngine(renderer, self.buffer, RenderSettings(
-            p.render_num_source_views, p.render_min_keyframes, p.render_queue_size))
+            p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
+            p.render_request_timeout))
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
         self._closing = False
         self.engine.worker.on_error = lambda kf, exc: self._warn(
@@ -238,6 +239,13 @@ class GSNeRFNode(RenderServicesMixin, Node):
         self.engine.stop()
 
 
+def executor_threads(p: NodeParams) -> int:
+    """Executor threads: one per request that may run or wait on the device (each blocks its
+    thread), the action goals, plus spare threads that refuse at once when the queue is full and
+    keep camera frames, TF and timers flowing."""
+    return p.render_queue_size + 1 + p.render_max_goals + 3
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf_node``; exits 0 on SIGINT/SIGTERM after stopping its threads."""
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     code = 0
     try:
         node = GSNeRFNode()
-        executor = MultiThreadedExecutor(num_threads=4)
+        executor = MultiThreadedExecutor(num_threads=executor_threads(node.p))
         executor.add_node(node)
         while rclpy.ok() and not stop.is_set():
             executor.spin_once(timeout_sec=0.1)

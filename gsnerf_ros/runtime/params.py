@@ -41,11 +41,22 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "optical frame itself, else composed with TF pose_body -> camera."),
     ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
               "TF frame broadcast at each rendered pose; the frame_id of every output image."),
-    ParamSpec("frames.tf_timeout", 0.2, "Seconds to wait for TF at an image stamp.", 0.0, 10.0),
+    ParamSpec("frames.tf_timeout", 0.2, "Seconds a camera frame may wait (in a queue, never "
+              "blocking a callback) for the TF at its stamp before it is dropped.", 0.0, 10.0),
+    ParamSpec("frames.pending_frames", 8, "Camera frames that may wait for their TF; the oldest "
+              "is dropped when more arrive.", 1, 256, 1),
+    ParamSpec("frames.time_jump_threshold", 1.0, "Seconds the input stamps may go backwards "
+              "before it counts as a time jump (bag loop, clock reset): the keyframe buffer and "
+              "TF cache are then reset.", 0.0, 3600.0),
     # input synchronisation
     ParamSpec("sync.slop", 0.05, "Approximate-time slop between image, camera_info and depth (s).",
               0.0, 1.0),
     ParamSpec("sync.queue_size", 10, "Approximate-time synchroniser queue length.", 1, 100, 1),
+    # input QoS
+    ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image, camera_info, "
+              "depth and pose subscriptions (best_effort also matches reliable publishers).",
+              choices=("best_effort", "reliable")),
+    ParamSpec("qos.input_depth", 5, "History depth of those subscriptions.", 1, 1000, 1),
     # keyframes
     ParamSpec("keyframes.min_translation", 0.2, "Metres moved since the last keyframe to add one.",
               0.0, 10.0),
@@ -72,8 +83,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
     ParamSpec("render.chunk", 0, "Rays per chunk (bounds device memory); 0 = from the free "
               "device memory on CUDA, the checkpoint's chunk on the CPU.", 0, 1 << 20, 1),
-    ParamSpec("render.queue_size", 2, "Requests that may wait for the device; more are refused.",
-              1, 64, 1),
+    ParamSpec("render.queue_size", 8, "Requests that may wait for the device; more are refused "
+              "at once (busy: N queued).", 1, 64, 1),
+    ParamSpec("render.request_timeout", 30.0, "Seconds a request may wait for the device before "
+              "it is refused.", 0.1, 3600.0),
+    ParamSpec("render.request_qos_depth", 100, "History depth of the render service and action "
+              "(requests and responses held for a burst of clients).", 10, 10000, 1),
+    ParamSpec("render.max_goals", 2, "render_views goals executing at once; more are rejected.",
+              1, 16, 1),
     # model
     ParamSpec("model.checkpoint", "models/gsnerf_procedural.safetensors",
               "Checkpoint (.safetensors with its .json sidecar); relative paths are resolved "
@@ -109,8 +126,12 @@ class NodeParams:
     frames_pose_body: str
     frames_virtual_camera: str
     frames_tf_timeout: float
+    frames_pending_frames: int
+    frames_time_jump_threshold: float
     sync_slop: float
     sync_queue_size: int
+    qos_input_reliability: str
+    qos_input_depth: int
     keyframes_min_translation: float
     keyframes_min_rotation_deg: float
     keyframes_capacity: int
@@ -127,6 +148,9 @@ class NodeParams:
     render_num_samples: int
     render_chunk: int
     render_queue_size: int
+    render_request_timeout: float
+    render_request_qos_depth: int
+    render_max_goals: int
     model_checkpoint: str
     model_device: str
     model_dtype: str
