@@ -31,7 +31,8 @@ def test_pose_topic_depth_and_bgr_frames_build_keyframes() -> None:
     ctx.init()
     node = GSNeRFNode(renderer=FakeRenderer(), context=ctx, parameter_overrides=[
         Parameter("topics.pose", value="/camera_pose"), Parameter("topics.depth", value="depth"),
-        Parameter("keyframes.min_translation", value=0.1)])
+        Parameter("keyframes.min_translation", value=0.1),
+        Parameter("keyframes.min_interval", value=0.0)])
     src = Node("source", context=ctx)
     ex = MultiThreadedExecutor(num_threads=3, context=ctx)
     ex.add_node(node)

@@ -1,8 +1,11 @@
 """``gsnerf_node``: keyframe buffer + render-on-demand ROS 2 node (node name ``gsnerf``).
 
 Inputs: ``image`` + ``camera_info`` (+ optional ``depth``) synchronised by approximate time
-(sensor-data QoS); the camera pose at the image stamp from TF (``frames.world`` -> the image's
-optical frame, waiting up to ``frames.tf_timeout``) or from a PoseStamped/Odometry topic.
+(QoS from ``qos.*``); the camera pose at the image stamp from TF (``frames.world`` -> the image's
+optical frame) or from a PoseStamped/Odometry topic. A frame whose pose is not there yet waits
+in a bounded queue (``frames.pending_frames``, up to ``frames.tf_timeout`` s) retried on every
+frame and on a timer; no callback ever sleeps. Input stamps going back more than
+``frames.time_jump_threshold`` s (a bag loop) reset the buffer and the TF cache, with one log line.
 Outputs: service ``~/render_view``, topic ``~/render_pose`` -> ``~/rendered/*``, action
 ``~/render_views``, ``~/keyframe_markers`` (MarkerArray frusta), ``~/keyframes``
 (KeyframeBufferState), the virtual camera's TF frame, and ``/diagnostics``.
@@ -25,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,13 +38,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallb
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
-from gsnerf_ros.ros.diagnostics import InputStats, render_node_status
+from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
 from gsnerf_ros.runtime.engine import (
     GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame, resolve_device,
 )
@@ -52,7 +55,8 @@ from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_par
 # ``_descriptor`` (now param_declaration.parameter_descriptor) stays importable from here.
 from gsnerf_ros.ros.param_declaration import parameter_descriptor as _descriptor  # noqa: F401
 from gsnerf_ros.runtime.params import NodeParams
-from gsnerf_ros.ros.pose_input import CameraPoseSource, pose_message_type
+from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
 from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics,
@@ -60,9 +64,19 @@ from gsnerf_ros.runtime.requests import (
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
 from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher
 
-__all__ = ["GSNeRFNode", "main", "resolve_checkpoint", "RENDERED_TOPICS"]
+__all__ = ["GSNeRFNode", "main", "resolve_checkpoint", "RENDERED_TOPICS", "executor_threads"]
 
 _COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
+
+
+@dataclass
+class _Frame:
+    """A synchronised camera frame waiting for its pose; ``frame`` is its optical frame id."""
+
+    image: Image
+    info: CameraInfo
+    depth: Image | None
+    frame: str
 
 
 class GSNeRFNode(RenderServicesMixin, Node):
@@ -98,7 +112,7 @@ class GSNeRFNode(RenderServicesMixin, Node):
         self.renderer = renderer
         self.buffer = KeyframeBuffer(KeyframePolicy(
             p.keyframes_min_translation, p.keyframes_min_rotation_deg, p.keyframes_capacity,
-            p.keyframes_eviction))
+            p.keyframes_eviction, p.keyframes_min_interval, p.keyframes_max_pending))
         self.engine = RenderEngine(renderer, self.buffer, RenderSettings(
             p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
             p.render_request_timeout))
@@ -119,23 +133,29 @@ class GSNeRFNode(RenderServicesMixin, Node):
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
 
         # --- inputs -------------------------------------------------------------------------
+        in_qos = input_qos(p)
         subs = [message_filters.Subscriber(self, Image, p.topics_image,
-                                           qos_profile=qos_profile_sensor_data,
+                                           qos_profile=in_qos,
                                            callback_group=self.cb_ingest),
                 message_filters.Subscriber(self, CameraInfo, p.topics_camera_info,
-                                           qos_profile=qos_profile_sensor_data,
+                                           qos_profile=in_qos,
                                            callback_group=self.cb_ingest)]
         if p.topics_depth:
             subs.append(message_filters.Subscriber(self, Image, p.topics_depth,
-                                                   qos_profile=qos_profile_sensor_data,
+                                                   qos_profile=in_qos,
                                                    callback_group=self.cb_ingest))
         self._input_subs = subs
         self.sync = message_filters.ApproximateTimeSynchronizer(subs, p.sync_queue_size, p.sync_slop)
         self.sync.registerCallback(self._on_frame)
         self.pose_source = CameraPoseSource(self.tf_buffer, p, self._input_error)
+        self.pending: PendingFrames[_Frame] = PendingFrames(
+            p.frames_pending_frames, p.frames_tf_timeout, RequestError,
+            lambda f, why: self._input_error("pose", why))
+        self.time_jump = TimeJumpDetector(p.frames_time_jump_threshold)
+        self.create_timer(0.05, self._drain_pending, callback_group=self.cb_ingest)
         if p.topics_pose:
             self.create_subscription(pose_message_type(p), p.topics_pose,
-                                     self.pose_source.on_pose, qos_profile_sensor_data,
+                                     self.pose_source.on_pose, in_qos,
                                      callback_group=self.cb_tf)
 
         # --- outputs and requests -----------------------------------------------------------
@@ -161,6 +181,7 @@ class GSNeRFNode(RenderServicesMixin, Node):
             return tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False)
 
     # ================================================================== logging helpers
+    # (throttle_key: the same warning with other numbers in it - stamps, counts - is a repeat)
     def _warn(self, key: str, text: str) -> None:
         """Log ``text`` at most once per ``log.throttle`` seconds per ``key``."""
         now = time.monotonic()
@@ -170,19 +191,46 @@ class GSNeRFNode(RenderServicesMixin, Node):
 
     def _input_error(self, key: str, text: str) -> None:
         self.input_stats.record_error(text)
-        self._warn("input:" + key, f"dropping camera frame: {text}")
+        self._warn(throttle_key("input:" + key, text), f"dropping camera frame: {text}")
 
     # ================================================================== ingestion
     def _on_frame(self, image: Image, info: CameraInfo, depth: Image | None = None) -> None:
+        """Synchroniser callback: check the frame, then queue it until its pose is known."""
         self.input_stats.record_frame()
+        stamp = convert.stamp_to_sec(image.header.stamp)
+        back = self.time_jump.check(stamp)
+        if back is not None:
+            self._reset_for_time_jump(back, stamp)
         try:
-            self._ingest(image, info, depth)
-        except (RequestError, ImageFormatError, CvBridgeError) as exc:
-            key = type(exc).__name__ + str(exc)[:40]
-            self._input_error(key, str(exc))
+            frame = self._check_frame(image, info)
+        except (RequestError, ImageFormatError) as exc:
+            self._input_error(type(exc).__name__, str(exc))
+            return
+        self.pending.push(_Frame(image, info, depth, frame))
+        self._drain_pending()
 
-    def _ingest(self, image: Image, info: CameraInfo, depth: Image | None) -> None:
-        p = self.p
+    def _drain_pending(self) -> None:
+        """Ingest every waiting frame whose pose is available now (never waits)."""
+        for f, c2w in self.pending.ready(
+                lambda f: self.pose_source.camera_pose(f.frame, f.image.header.stamp)):
+            try:
+                self._ingest(f, c2w)
+            except (RequestError, ImageFormatError, CvBridgeError) as exc:
+                self._input_error(type(exc).__name__, str(exc))
+
+    def _reset_for_time_jump(self, back: float, stamp: float) -> None:
+        n = self.buffer.clear()
+        self.tf_buffer.clear()
+        self.pose_source.clear()
+        waiting = self.pending.clear()
+        self._publish_buffer()
+        self.get_logger().warning(
+            f"time jump: input stamps went back {back:.1f} s (to {stamp:.3f}; a bag loop or a "
+            f"clock reset); reset the keyframe buffer ({n} keyframes), the TF cache and "
+            f"{waiting} waiting frame(s)")
+
+    def _check_frame(self, image: Image, info: CameraInfo) -> str:
+        """Validate a frame's encoding, size and intrinsics; returns its optical frame id."""
         if image.encoding not in _COLOUR_ENCODINGS:
             raise ImageFormatError(f"image encoding {image.encoding!r} is not supported; publish "
                                    f"one of {list(_COLOUR_ENCODINGS[:5])}")
@@ -190,13 +238,19 @@ class GSNeRFNode(RenderServicesMixin, Node):
         K = convert.camera_info_K(info)
         check_intrinsics(K, info.width, info.height, "camera_info")
         self._latest_cam = CameraSpec(K, int(info.width), int(info.height))
-        frame = p.frames_camera or image.header.frame_id
+        frame = self.p.frames_camera or image.header.frame_id
         if not frame:
             raise RequestError("image header.frame_id is empty; set it to the camera's optical "
                                "frame or set the frames.camera parameter")
-        c2w = self.pose_source.camera_pose(frame, image.header.stamp)
-        if not self.buffer.is_new_keyframe(c2w.float()):
+        return frame
+
+    def _ingest(self, f: "_Frame", c2w: Any) -> None:
+        p = self.p
+        image, info, depth = f.image, f.info, f.depth
+        stamp = convert.stamp_to_sec(image.header.stamp)
+        if not self.buffer.is_new_keyframe(c2w.float(), stamp):
             return
+        K = convert.camera_info_K(info)
         arr = self._bridge.imgmsg_to_cv2(image, desired_encoding="passthrough")
         D = np.asarray(info.d, dtype=np.float64)
         arr = undistort(arr, K.numpy(), D, info.distortion_model)
@@ -210,8 +264,7 @@ class GSNeRFNode(RenderServicesMixin, Node):
         if self._kf_size is None:
             self._kf_size = (p.keyframes_width or rgb.shape[-1], p.keyframes_height or rgb.shape[-2])
         rgb, Kf, d = resize_frame(rgb, K.float(), self._kf_size[0], self._kf_size[1], d)
-        kf, evicted = self.buffer.add(rgb, Kf, c2w.float(), convert.stamp_to_sec(image.header.stamp),
-                                      frame, d, force=True)
+        kf, evicted = self.buffer.add(rgb, Kf, c2w.float(), stamp, f.frame, d, force=True)
         if kf is not None:
             self.get_logger().debug(f"keyframe {kf.id} added ({len(self.buffer)} in buffer, "
                                     f"{len(evicted)} evicted)")
@@ -225,6 +278,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
                                     self.get_clock().now().to_msg())
 
     def _publish_diagnostics(self) -> None:
+        self.input_stats.frames_waiting = len(self.pending)
+        self.input_stats.time_jumps = self.time_jump.jumps
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
                                     self.model_name, self.device_warning, self.input_stats)
         arr = DiagnosticArray()

@@ -34,6 +34,7 @@ from gsnerf_ros.msg import RenderedView
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.engine import RenderEngine, Renderer
 from gsnerf_ros.runtime.params import NodeParams
+from gsnerf_ros.ros.diagnostics import throttle_key
 from gsnerf_ros.ros.pose_input import CameraPoseSource
 from gsnerf_ros.runtime.request_queue import PRIORITY_ACTION, PRIORITY_SERVICE, PRIORITY_TOPIC
 from gsnerf_ros.runtime.requests import CameraSpec, RequestError, resolve_camera
@@ -107,7 +108,7 @@ class RenderServicesMixin(_NodeBase):
         except RequestError as exc:
             view.success, view.message = False, str(exc)
             view.latency_ms = (time.perf_counter() - t0) * 1e3
-            self._warn("request:" + str(exc).split(":")[0][:40], f"render request refused: {exc}")
+            self._warn(throttle_key("request", str(exc)), f"render request refused: {exc}")
             return view
         except Exception as exc:  # noqa: BLE001 - a model failure must not kill the node
             view.success, view.message = False, f"render failed: {type(exc).__name__}: {exc}"

@@ -236,12 +236,21 @@ class RenderEngine:
         n_enc = self.buffer.num_encoded()
         need = self.settings.min_keyframes
         if n_enc < need:
-            raise RequestError(
-                f"only {n_enc} encoded keyframe(s) in the buffer ({len(self.buffer)} received), "
-                f"{need} needed; move the camera (keyframes are added every "
-                f"{self.buffer.policy.min_translation} m / {self.buffer.policy.min_rotation_deg} "
-                "deg) and retry")
+            raise RequestError(self.not_ready_message(n_enc, need))
         return self.buffer.nearest(c2w, self.settings.num_source_views)
+
+    def not_ready_message(self, n_enc: int, need: int) -> str:
+        """Why a render is refused before ``need`` keyframes are encoded, and what helps."""
+        n, pending = len(self.buffer), self.buffer.num_pending()
+        pol = self.buffer.policy
+        head = (f"only {n_enc} encoded keyframe(s) in the buffer, {need} needed "
+                f"({n} received, {pending} waiting for encoding)")
+        if n >= need:
+            return (f"{head}; the encoder is catching up (each keyframe is encoded once, newest "
+                    "first), retry in a moment")
+        return (f"{head}; move the camera: a keyframe is added every {pol.min_translation} m or "
+                f"{pol.min_rotation_deg} deg of motion (check that images, camera_info and the "
+                "camera's TF arrive), then retry")
 
     def render(self, c2w: Tensor, K: Tensor, width: int, height: int,
                priority: int = PRIORITY_SERVICE, timeout_s: float | None = None) -> EngineResult:

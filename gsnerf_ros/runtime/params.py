@@ -42,7 +42,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
               "TF frame broadcast at each rendered pose; the frame_id of every output image."),
     ParamSpec("frames.tf_timeout", 0.2, "Seconds a camera frame may wait (in a queue, never "
-              "blocking a callback) for the TF at its stamp before it is dropped.", 0.0, 10.0),
+              "blocking a callback) for the TF at its stamp before it is dropped; also the TF "
+              "wait of a render request posed in another frame.", 0.0, 10.0),
     ParamSpec("frames.pending_frames", 8, "Camera frames that may wait for their TF; the oldest "
               "is dropped when more arrive.", 1, 256, 1),
     ParamSpec("frames.time_jump_threshold", 1.0, "Seconds the input stamps may go backwards "
@@ -62,6 +63,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               0.0, 10.0),
     ParamSpec("keyframes.min_rotation_deg", 15.0, "Degrees turned since the last keyframe to add one.",
               0.0, 180.0),
+    ParamSpec("keyframes.min_interval", 0.2, "Seconds (of image stamps) between keyframes at "
+              "least: caps the keyframe rate of a fast camera; 0 = no cap.", 0.0, 60.0),
+    ParamSpec("keyframes.max_pending", 2, "Keyframes that may wait for encoding; frames are "
+              "skipped while that many wait, so the encoder keeps up; 0 = no cap.", 0, 64, 1),
     ParamSpec("keyframes.capacity", 32, "Maximum keyframes kept (bounded memory).", 1, 1024, 1),
     ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
               "(sliding window) or redundant (nearest to another keyframe).",
@@ -134,6 +139,8 @@ class NodeParams:
     qos_input_depth: int
     keyframes_min_translation: float
     keyframes_min_rotation_deg: float
+    keyframes_min_interval: float
+    keyframes_max_pending: int
     keyframes_capacity: int
     keyframes_eviction: str
     keyframes_width: int
