@@ -25,4 +25,4 @@ bench: env
 	$(PY) -m gsnerf_ros.bench.cli --json bench.json
 
 clean-build:
-	rm -rf build .venv/.stamp-interfaces .venv/.stamp-tf2
+	rm -rf build .venv/.stamp-interfaces .venv/.stamp-tf2 .venv/.stamp-vision

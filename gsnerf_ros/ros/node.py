@@ -24,12 +24,14 @@ This module wires the node together and ingests camera frames; the parts live in
 
 from __future__ import annotations
 
+import difflib
+import re
 import signal
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rclpy
@@ -40,6 +42,7 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
@@ -54,7 +57,7 @@ from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
 # ``_descriptor`` (now param_declaration.parameter_descriptor) stays importable from here.
 from gsnerf_ros.ros.param_declaration import parameter_descriptor as _descriptor  # noqa: F401
-from gsnerf_ros.runtime.params import NodeParams
+from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
 from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
@@ -62,9 +65,15 @@ from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics,
 )
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
-from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher
+from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher, publish_class_info
 
-__all__ = ["GSNeRFNode", "main", "resolve_checkpoint", "RENDERED_TOPICS", "executor_threads"]
+__all__ = ["GSNeRFNode", "GSNeRFCore", "main", "resolve_checkpoint", "RENDERED_TOPICS",
+           "executor_threads", "warn_undeclared_overrides", "free_device_memory"]
+
+if TYPE_CHECKING:
+    from rclpy.node import Node as _NodeBase
+else:
+    _NodeBase = object
 
 _COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
 
@@ -79,23 +88,35 @@ class _Frame:
     frame: str
 
 
-class GSNeRFNode(RenderServicesMixin, Node):
-    """The render node. ``renderer`` overrides the checkpoint (tests, other models)."""
+class GSNeRFCore(RenderServicesMixin, _NodeBase):
+    """Everything of the render node except its rclpy base class, so that the plain node
+    (:class:`GSNeRFNode`) and the managed one
+    (:class:`~gsnerf_ros.ros.lifecycle_node.GSNeRFLifecycleNode`) share it.
 
-    def __init__(self, renderer: Renderer | None = None, **kwargs: Any) -> None:
-        super().__init__("gsnerf", **kwargs)
+    Order of use: :meth:`_init_core` (parameters), :meth:`_load_renderer` (the model),
+    :meth:`_build` (buffer, engine, TF, topics, services), :meth:`_start` (encoder on, accept
+    frames and requests); :meth:`_stop_work` and :meth:`_teardown` undo the last two.
+    """
+
+    def _init_core(self) -> None:
         self.p: NodeParams = declare_node_parameters(self)
         self.add_on_set_parameters_callback(reject_parameter_changes)
-        p = self.p
         self._throttle: dict[str, float] = {}
         self.input_stats = InputStats()
         self._latest_cam: CameraSpec | None = None
         self._kf_size: tuple[int, int] | None = None
         self._bridge = CvBridge()
-        self._last_render_log = ""
-
-        # --- model ------------------------------------------------------------------------
+        self._closing = False
+        self._active = False
+        self._entities: dict[str, list[Any]] = {}
+        self.renderer: Renderer | None = None
         self.device_warning: str | None = None
+        self.model_name = ""
+        warn_undeclared_overrides(self)
+
+    def _load_renderer(self, renderer: Renderer | None) -> None:
+        """The checkpoint's model on ``model.device`` (CPU fallback), or ``renderer``."""
+        p = self.p
         if renderer is None:
             device, self.device_warning = resolve_device(p.model_device)
             if self.device_warning:
@@ -110,6 +131,12 @@ class GSNeRFNode(RenderServicesMixin, Node):
         else:
             self.model_name = type(renderer).__name__
         self.renderer = renderer
+
+    def _build(self) -> None:
+        """Buffer, engine, TF, inputs, outputs and request endpoints (nothing runs yet)."""
+        p, renderer = self.p, self.renderer
+        assert renderer is not None, "_load_renderer first"
+        before = _entities_of(self)
         self.buffer = KeyframeBuffer(KeyframePolicy(
             p.keyframes_min_translation, p.keyframes_min_rotation_deg, p.keyframes_capacity,
             p.keyframes_eviction, p.keyframes_min_interval, p.keyframes_max_pending))
@@ -117,7 +144,6 @@ class GSNeRFNode(RenderServicesMixin, Node):
             p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
             p.render_request_timeout))
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
-        self._closing = False
         self.engine.worker.on_error = lambda kf, exc: self._warn(
             "encode", f"encoding keyframe {kf.id} failed: {exc}")
 
@@ -160,18 +186,57 @@ class GSNeRFNode(RenderServicesMixin, Node):
 
         # --- outputs and requests -----------------------------------------------------------
         self.buffer_outputs = KeyframeBufferPublisher(self, p)
+        self.class_info_pubs = publish_class_info(
+            self, renderer.class_names, renderer.palette,
+            Header(stamp=self.get_clock().now().to_msg(), frame_id=p.frames_virtual_camera))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._create_render_endpoints()
         self.create_timer(p.publish_diagnostics_period, self._publish_diagnostics,
                           callback_group=self.cb_timer)
+        after = _entities_of(self)
+        self._entities = {k: [e for e in v if id(e) not in {id(b) for b in before[k]}]
+                          for k, v in after.items()}
 
+    def _start(self) -> None:
+        """Start encoding and accept frames and requests."""
+        self._closing = False
         self.engine.start()
+        self._active = True
         self._publish_buffer()
+        p = self.p
         self.get_logger().info(
-            f"gsnerf ready: model {self.model_name} ({getattr(renderer, 'description', '')}), "
+            f"gsnerf ready: model {self.model_name} "
+            f"({getattr(self.renderer, 'description', '')}), "
             f"image '{self.resolve_topic_name(p.topics_image)}', camera_info "
             f"'{self.resolve_topic_name(p.topics_camera_info)}', world frame '{p.frames_world}', "
             f"pose from {'topic ' + p.topics_pose if p.topics_pose else 'TF'}")
+
+    def _stop_work(self) -> None:
+        """Stop encoding and refuse frames and requests; drop the keyframes and their cached
+        encodings (device memory)."""
+        self._active = False
+        self._closing = True
+        self.engine.stop()
+        self.buffer.clear()
+        cache = getattr(self.renderer, "stack_cache", None)
+        if cache is not None:                       # the stacked sources of the last render
+            self.renderer.stack_cache = type(cache)()
+        free_device_memory()
+
+    def _teardown(self) -> None:
+        """Destroy what :meth:`_build` created and drop the model."""
+        destroy = {"subscriptions": self.destroy_subscription, "publishers": self.destroy_publisher,
+                   "services": self.destroy_service, "timers": self.destroy_timer,
+                   "clients": self.destroy_client}
+        for kind, items in self._entities.items():
+            for e in items:
+                if kind in destroy:
+                    destroy[kind](e)
+                elif hasattr(e, "destroy"):
+                    e.destroy()
+        self._entities = {}
+        self.renderer = None
+        free_device_memory()
 
     def _make_tf_listener(self) -> Any:
         try:
@@ -196,6 +261,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
     # ================================================================== ingestion
     def _on_frame(self, image: Image, info: CameraInfo, depth: Image | None = None) -> None:
         """Synchroniser callback: check the frame, then queue it until its pose is known."""
+        if not self._active:
+            return
         self.input_stats.record_frame()
         stamp = convert.stamp_to_sec(image.header.stamp)
         back = self.time_jump.check(stamp)
@@ -291,7 +358,69 @@ class GSNeRFNode(RenderServicesMixin, Node):
     def close(self) -> None:
         """Stop the encoding worker (call before destroy_node)."""
         self._closing = True
-        self.engine.stop()
+        self._active = False
+        if hasattr(self, "engine"):
+            self.engine.stop()
+
+
+class GSNeRFNode(GSNeRFCore, Node):
+    """The render node, running from construction. ``renderer`` overrides the checkpoint
+    (tests, other models)."""
+
+    def __init__(self, renderer: Renderer | None = None, **kwargs: Any) -> None:
+        Node.__init__(self, "gsnerf", **kwargs)
+        self._init_core()
+        self._load_renderer(renderer)
+        self._build()
+        self._start()
+
+
+def _entities_of(node: Any) -> dict[str, list[Any]]:
+    return {k: list(getattr(node, k)) for k in
+            ("subscriptions", "publishers", "services", "timers", "clients", "waitables")}
+
+
+def free_device_memory() -> None:
+    """Return cached CUDA memory to the device (no-op on the CPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _closest_parameter(name: str, declared: list[str]) -> str | None:
+    """The declared name sharing most words with ``name`` (``world_frame`` -> ``frames.world``),
+    else the closest spelling."""
+    def words(n: str) -> set[str]:
+        return {w.rstrip("s") for w in re.split(r"[._]", n.lower()) if w}
+
+    mine = words(name)
+    best = max(declared, key=lambda d: (len(words(d) & mine), -len(d)))
+    if words(best) & mine:
+        return best
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def warn_undeclared_overrides(node: Any) -> list[str]:
+    """Warn once about parameter overrides (``-p``, parameter files) that name no declared
+    parameter, e.g. ``world_frame`` for ``frames.world``; returns their names."""
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(n for n in overrides if not node.has_parameter(n)
+                     and not n.startswith("qos_overrides."))
+    if unknown:
+        declared = sorted(s.name for s in PARAMETERS)
+        hints = []
+        for n in unknown:
+            close = _closest_parameter(n, declared)
+            hints.append(f"{n} (did you mean {close}?)" if close else n)
+        node.get_logger().warning(
+            f"ignoring parameter override(s) the node does not declare: {', '.join(hints)}; "
+            "see config/gsnerf.yaml or `ros2 param list /gsnerf` for the names")
+    return unknown
 
 
 def executor_threads(p: NodeParams) -> int:

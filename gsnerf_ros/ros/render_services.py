@@ -64,6 +64,7 @@ class RenderServicesMixin(_NodeBase):
     tf_broadcaster: Any
     cb_render: Any
     _latest_cam: CameraSpec | None
+    _active: bool
     _warn: Callable[[str, str], None]      # throttled warning (key, text)
 
     def _create_render_endpoints(self) -> None:
@@ -93,6 +94,9 @@ class RenderServicesMixin(_NodeBase):
         view = RenderedView()
         view.pose = pose
         try:
+            if not self._active:
+                raise RequestError("the node is not active (lifecycle state inactive); activate "
+                                   "it (ros2 lifecycle set /gsnerf activate) and retry")
             c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
             frame = pose.header.frame_id or self.p.frames_world
             if frame != self.p.frames_world:

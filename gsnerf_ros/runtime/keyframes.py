@@ -317,6 +317,7 @@ class EncodingWorker:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gsnerf-encoder", daemon=True)
         self._thread.start()
 
