@@ -155,7 +155,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
         # --- TF -----------------------------------------------------------------------------
         self.tf_buffer = tf2_ros.Buffer(cache_time=Duration(seconds=30.0), node=self)
-        self.tf_listener = self._make_tf_listener()
+        self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
 
         # --- inputs -------------------------------------------------------------------------
@@ -238,12 +238,6 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.renderer = None
         free_device_memory()
 
-    def _make_tf_listener(self) -> Any:
-        try:
-            return tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False,
-                                             callback_group=self.cb_tf)
-        except TypeError:  # older real tf2_ros without callback_group
-            return tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False)
 
     # ================================================================== logging helpers
     # (throttle_key: the same warning with other numbers in it - stamps, counts - is a repeat)
