@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytest.importorskip("rclpy")
 
@@ -43,9 +44,19 @@ def test_launch_description_arguments_and_nodes(tmp_path: Path) -> None:
     assert node.parameter_overrides["model.device"] == "cpu"
     assert ("image", "/cam/color/image_raw") in node.remappings
     assert node.command is not None and "__node:=gsnerf" in node.command
-    with_rviz = evaluate(desc, {"rviz": "true"}, tmpdir=tmp_path)
+    with_rviz = evaluate(desc, {"rviz": "true", "world_frame": "odom",
+                                "image": "/cam/color/image_raw"}, tmpdir=tmp_path)
     rviz = [n for n in with_rviz if n.executable == "rviz2"]
-    assert len(rviz) == 1 and rviz[0].arguments == ["-d", str(ROOT / "config" / "gsnerf.rviz")]
+    assert len(rviz) == 1 and rviz[0].arguments[0] == "-d"
+    cfg = yaml.safe_load(Path(rviz[0].arguments[1]).read_text())    # frames/topics from the args
+    vm = cfg["Visualization Manager"]
+    assert vm["Global Options"]["Fixed Frame"] == "odom"
+    topics = {d["Name"]: d["Topic"]["Value"] for d in vm["Displays"] if "Topic" in d}
+    assert topics["Input camera"] == "/cam/color/image_raw"
+    assert topics["Rendered RGB"] == "/gsnerf/rendered/rgb"
+    assert topics["Semantic legend"] == "/gsnerf/semantic_legend"
+    managed = evaluate(desc, {"lifecycle": "true"}, tmpdir=tmp_path)
+    assert [n.executable for n in managed] == ["gsnerf_lifecycle_node"]
     with pytest.raises(ValueError, match="unknown launch arguments"):
         evaluate(desc, {"camera": "/x"})
 
