@@ -118,6 +118,15 @@ def test_rate_cap_skips_frames_too_soon_or_while_the_encoder_is_behind() -> None
     assert buf.add(_img(), K, _pose(2.1), stamp=2.0)[0] is None and buf.stats.rejected == 1
 
 
+def test_rate_cap_never_starves_an_encoder_waiting_for_neighbours() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.2, capacity=16, max_pending=2))
+    EncodingWorker(buf, lambda kf, n: kf.id, num_neighbors=2)        # needs 3 keyframes
+    for i in range(3):                                               # 3 pending, none encodable
+        assert buf.add(_img(), K, _pose(float(i)), stamp=float(i))[0] is not None
+    assert buf.next_pending(2) is not None
+    assert buf.add(_img(), K, _pose(9.0), stamp=9.0)[0] is None      # now the cap applies
+
+
 def test_clear_drops_everything_and_restarts_the_policy() -> None:
     buf = KeyframeBuffer(KeyframePolicy(capacity=4))
     _add_encoded(buf, 0.0)

@@ -131,6 +131,8 @@ class KeyframeBuffer:
         self._last_c2w: Tensor | None = None
         self._last_stamp: float | None = None
         self._encoding_id: int | None = None
+        self.encode_min_neighbors = 0
+        """Neighbours a keyframe needs before it can be encoded (set by the EncodingWorker)."""
         self._cond = threading.Condition()
         self.version = 0
         self.stats = _Stats()
@@ -143,6 +145,8 @@ class KeyframeBuffer:
         with self._cond:
             last, last_stamp = self._last_c2w, self._last_stamp
             pending = sum(1 for f in self._frames if f.encoding is None)
+            # the encoder cannot start before it has its neighbours: no backlog until then
+            warming_up = len(self._frames) <= self.encode_min_neighbors
         if last is None:
             return True
         c2w = c2w.to(last)
@@ -154,7 +158,7 @@ class KeyframeBuffer:
             return False
         too_soon = (stamp is not None and last_stamp is not None
                     and 0 <= stamp - last_stamp < self.policy.min_interval)
-        backlog = 0 < self.policy.max_pending <= pending
+        backlog = 0 < self.policy.max_pending <= pending and not warming_up
         if too_soon or backlog:
             with self._cond:
                 self.stats.skipped_rate += 1
@@ -313,6 +317,7 @@ class EncodingWorker:
     on_error: Callable[[Keyframe, Exception], None] | None = None
 
     def __post_init__(self) -> None:
+        self.buffer.encode_min_neighbors = self.num_neighbors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
