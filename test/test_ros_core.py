@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import look_at, make_pose
-from gsnerf_ros.runtime.engine import RenderEngine, RenderOutput, RenderSettings, resize_frame
+from gsnerf_ros.runtime.engine import RenderEngine, RenderSettings, resize_frame
 from gsnerf_ros.ros.image_conversion import (
     colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
     undistort,
@@ -20,6 +20,7 @@ from gsnerf_ros.ros.image_conversion import (
 from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.ros.tools.testing import FakeRenderer
 from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
     resolve_camera,
@@ -172,37 +173,7 @@ def test_encoding_failure_is_reported_and_never_used_as_a_source() -> None:
     assert errors == ["boom"] and buf.num_encoded() == 0 and buf.next_pending(0) is None
 
 
-class _FakeRenderer:
-    """Renders a constant image whose value is the number of sources (tests orchestration)."""
-
-    class_names = ["a", "b"]
-    palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
-    num_neighbors = 1
-    description = "fake"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    def encode(self, kf: Keyframe, nbrs: list[Keyframe]) -> int:
-        return kf.id
-
-    def render(self, sources: list[Keyframe], K: torch.Tensor, c2w: torch.Tensor, height: int,
-               width: int) -> RenderOutput:
-        with self.lock:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        time.sleep(self.delay)
-        with self.lock:
-            self.active -= 1
-        return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
-                            labels=torch.ones(height, width, dtype=torch.long),
-                            confidence=torch.full((height, width), float(len(sources)) / 10))
-
-
-def _filled_engine(n: int, renderer: _FakeRenderer, **kw: int) -> RenderEngine:
+def _filled_engine(n: int, renderer: FakeRenderer, **kw: int) -> RenderEngine:
     buf = KeyframeBuffer(KeyframePolicy(capacity=16))
     eng = RenderEngine(renderer, buf, RenderSettings(**kw))
     for i in range(n):
@@ -213,13 +184,13 @@ def _filled_engine(n: int, renderer: _FakeRenderer, **kw: int) -> RenderEngine:
 
 
 def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
-    eng = _filled_engine(2, _FakeRenderer(), num_source_views=2, min_keyframes=3)
+    eng = _filled_engine(2, FakeRenderer(), num_source_views=2, min_keyframes=3)
     with pytest.raises(RequestError, match="only 2 encoded keyframe.*move the camera"):
         eng.render(_pose(0.0), K, 32, 24)
     eng.buffer.add(_img(), K, _pose(9.0), force=True)          # received, not encoded yet
     with pytest.raises(RequestError, match=r"3 received, 1 waiting.*encoder is catching up"):
         eng.render(_pose(0.0), K, 32, 24)
-    eng = _filled_engine(6, _FakeRenderer(), num_source_views=2, min_keyframes=3)
+    eng = _filled_engine(6, FakeRenderer(), num_source_views=2, min_keyframes=3)
     res = eng.render(_pose(3.9), K, 32, 24)
     assert res.source_ids == [4, 3]
     assert res.output.rgb.shape == (24, 32, 3)
@@ -227,7 +198,7 @@ def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
 
 
 def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:
-    r = _FakeRenderer(delay=0.3)
+    r = FakeRenderer(delay=0.3)
     eng = _filled_engine(4, r, num_source_views=2, min_keyframes=2, queue_size=1)
     outcomes: list[str] = []
 

@@ -5,7 +5,6 @@ variant's transitions, ~/label_info and ~/semantic_legend (transient local), NaN
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 import pytest
@@ -13,11 +12,8 @@ import torch
 
 pytest.importorskip("rclpy")
 
-import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 from rclpy.lifecycle import TransitionCallbackReturn  # noqa: E402
 from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import LabelInfo  # noqa: E402
@@ -51,30 +47,17 @@ def _call(peer: Node, req: RenderView.Request) -> RenderView.Response:
 
 
 def test_lifecycle_configure_activate_deactivate_cleanup() -> None:
-    ctx = rclpy.Context()
-    ctx.init()
     renderer = FakeRenderer()
-    node = GSNeRFLifecycleNode(renderer=renderer, context=ctx, parameter_overrides=[
-        Parameter("render.min_keyframes", value=2)])
-    peer = Node("peer", context=ctx)
-    ex = MultiThreadedExecutor(num_threads=8, context=ctx)
-    ex.add_node(node)
-    ex.add_node(peer)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
+    with InProcessNode(renderer, threads=8, node_class=GSNeRFLifecycleNode,
+                       **{"render.min_keyframes": 2}) as run:
+        node, peer = run.node, run.peer
         assert node.renderer is None                                   # unconfigured: no model
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
         assert node.renderer is renderer
         r = _call(peer, _request())
         assert not r.success and "not active" in r.message             # inactive: refused
         assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-        for i in range(3):
-            c2w = torch.eye(4)
-            c2w[0, 3] = 0.5 * i
-            node.buffer.add(torch.rand(3, 12, 16), torch.tensor(
-                [[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]]), c2w, float(i), "cam", force=True)
-        wait_until(lambda: node.buffer.num_encoded() == 3, 10, "encodings")
+        run.fill_buffer(3)
         assert _call(peer, _request()).success
         assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
         assert len(node.buffer) == 0                                   # keyframes dropped
@@ -82,17 +65,10 @@ def test_lifecycle_configure_activate_deactivate_cleanup() -> None:
         assert not r.success and "not active" in r.message
         assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
         assert node.renderer is None
-        wait_until(lambda: not peer.get_service_names_and_types_by_node("gsnerf", "/") or not any(
-            n.endswith("render_view") for n, _ in
-            peer.get_service_names_and_types_by_node("gsnerf", "/")), 10, "the service to go")
+        wait_until(lambda: not any(n.endswith("render_view") for n, _ in
+                                   peer.get_service_names_and_types_by_node("gsnerf", "/")),
+                   10, "the service to go")
         assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS   # configurable again
-    finally:
-        ex.shutdown(timeout_sec=2.0)
-        node.close()
-        node.destroy_node()
-        peer.destroy_node()
-        ctx.try_shutdown()
-        th.join(5.0)
 
 
 def test_label_info_and_legend_are_latched_for_late_subscribers() -> None:

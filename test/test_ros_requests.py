@@ -6,8 +6,10 @@ calls from 50 real rclpy clients to the node (in this process, with a fake rende
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from typing import Iterator
 
 import pytest
 
@@ -17,10 +19,24 @@ from gsnerf_ros.runtime.request_queue import (
 from gsnerf_ros.runtime.requests import RequestError
 
 
-def _hold(q: RequestQueue, release: threading.Event, started: threading.Event) -> None:
-    with q.slot(PRIORITY_SERVICE, 10.0):
-        started.set()
-        release.wait(10.0)
+@contextlib.contextmanager
+def _device_busy(q: RequestQueue) -> Iterator[None]:
+    """One request holds the device for the body of the ``with``."""
+    release, started = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with q.slot(PRIORITY_SERVICE, 10.0):
+            started.set()
+            release.wait(10.0)
+
+    runner = threading.Thread(target=hold)
+    runner.start()
+    started.wait(5.0)
+    try:
+        yield
+    finally:
+        release.set()
+        runner.join(10.0)
 
 
 def _wait_once(q: RequestQueue) -> None:
@@ -30,23 +46,18 @@ def _wait_once(q: RequestQueue) -> None:
 
 def test_full_queue_refuses_at_once_with_the_count() -> None:
     q = RequestQueue(capacity=2)
-    release, started = threading.Event(), threading.Event()
-    runner = threading.Thread(target=_hold, args=(q, release, started))
-    runner.start()
-    started.wait(5.0)
-    waiters = [threading.Thread(target=_wait_once, args=(q,)) for _ in range(2)]
-    for w in waiters:
-        w.start()
-    deadline = time.monotonic() + 5.0
-    while q.waiting < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    t0 = time.monotonic()
-    with pytest.raises(RequestError, match=r"^busy: 2 queued"):
-        with q.slot(PRIORITY_SERVICE, 10.0):
-            pass
-    refused_after = time.monotonic() - t0
-    release.set()
-    runner.join()
+    with _device_busy(q):
+        waiters = [threading.Thread(target=_wait_once, args=(q,)) for _ in range(2)]
+        for w in waiters:
+            w.start()
+        deadline = time.monotonic() + 5.0
+        while q.waiting < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        with pytest.raises(RequestError, match=r"^busy: 2 queued"):
+            with q.slot(PRIORITY_SERVICE, 10.0):
+                pass
+        refused_after = time.monotonic() - t0
     assert q.refused_busy == 1 and refused_after < 5.0   # not after the 10 s deadline
     for w in waiters:
         w.join(5.0)
@@ -54,24 +65,15 @@ def test_full_queue_refuses_at_once_with_the_count() -> None:
 
 def test_waiting_past_the_deadline_is_refused_and_leaves_the_queue() -> None:
     q = RequestQueue(capacity=4)
-    release, started = threading.Event(), threading.Event()
-    runner = threading.Thread(target=_hold, args=(q, release, started))
-    runner.start()
-    started.wait(5.0)
-    with pytest.raises(RequestError, match="deadline passed"):
-        with q.slot(PRIORITY_SERVICE, 0.2):
-            pass
-    assert q.waiting == 0 and q.refused_deadline == 1
-    release.set()
-    runner.join()
+    with _device_busy(q):
+        with pytest.raises(RequestError, match="deadline passed"):
+            with q.slot(PRIORITY_SERVICE, 0.2):
+                pass
+        assert q.waiting == 0 and q.refused_deadline == 1
 
 
 def test_service_requests_are_served_before_action_and_topic_requests() -> None:
     q = RequestQueue(capacity=8)
-    release, started = threading.Event(), threading.Event()
-    runner = threading.Thread(target=_hold, args=(q, release, started))
-    runner.start()
-    started.wait(5.0)
     order: list[str] = []
 
     def request(name: str, prio: int) -> None:
@@ -79,14 +81,14 @@ def test_service_requests_are_served_before_action_and_topic_requests() -> None:
             order.append(name)
 
     threads = []
-    for name, prio in (("topic", PRIORITY_TOPIC), ("action", PRIORITY_ACTION),
-                       ("service", PRIORITY_SERVICE)):
-        threads.append(threading.Thread(target=request, args=(name, prio)))
-        threads[-1].start()
-        while q.waiting < len(threads):
-            time.sleep(0.01)
-    release.set()
-    for t in threads + [runner]:
+    with _device_busy(q):
+        for name, prio in (("topic", PRIORITY_TOPIC), ("action", PRIORITY_ACTION),
+                           ("service", PRIORITY_SERVICE)):
+            threads.append(threading.Thread(target=request, args=(name, prio)))
+            threads[-1].start()
+            while q.waiting < len(threads):
+                time.sleep(0.01)
+    for t in threads:
         t.join(5.0)
     assert order == ["service", "action", "topic"]
 

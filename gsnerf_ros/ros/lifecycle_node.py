@@ -13,17 +13,12 @@ Same topics, services and parameters as :mod:`~gsnerf_ros.ros.node`, driven by
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
 from typing import Any
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.signals import SignalHandlerOptions
 
 from gsnerf_ros.ros.node import GSNeRFCore, executor_threads
+from gsnerf_ros.ros.process import spin_node
 from gsnerf_ros.runtime.engine import Renderer
 
 __all__ = ["GSNeRFLifecycleNode", "main"]
@@ -71,28 +66,8 @@ class GSNeRFLifecycleNode(GSNeRFCore, LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf_lifecycle_node``; starts unconfigured, exits 0 on SIGINT/SIGTERM."""
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node: GSNeRFLifecycleNode | None = None
-    try:
-        node = GSNeRFLifecycleNode()
-        executor = MultiThreadedExecutor(num_threads=executor_threads(node.p))
-        executor.add_node(node)
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ValueError as exc:
-        print(f"gsnerf_lifecycle_node: {exc}", file=sys.stderr, flush=True)
-        return 2
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(GSNeRFLifecycleNode, lambda n: executor_threads(n.p),
+                     "gsnerf_lifecycle_node", argv)
 
 
 if __name__ == "__main__":

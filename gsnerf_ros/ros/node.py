@@ -26,21 +26,15 @@ from __future__ import annotations
 
 import difflib
 import re
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
@@ -55,10 +49,9 @@ from gsnerf_ros.ros.image_conversion import (
 )
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
-# ``_descriptor`` (now param_declaration.parameter_descriptor) stays importable from here.
-from gsnerf_ros.ros.param_declaration import parameter_descriptor as _descriptor  # noqa: F401
 from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.ros.process import spin_node
 from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
 from gsnerf_ros.runtime.requests import (
@@ -237,7 +230,6 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._entities = {}
         self.renderer = None
         free_device_memory()
-
 
     # ================================================================== logging helpers
     # (throttle_key: the same warning with other numbers in it - stamps, counts - is a repeat)
@@ -426,30 +418,8 @@ def executor_threads(p: NodeParams) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf_node``; exits 0 on SIGINT/SIGTERM after stopping its threads."""
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node: GSNeRFNode | None = None
-    code = 0
-    try:
-        node = GSNeRFNode()
-        executor = MultiThreadedExecutor(num_threads=executor_threads(node.p))
-        executor.add_node(node)
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        node.get_logger().info("shutting down")
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"gsnerf_node: {exc}", file=sys.stderr, flush=True)
-        code = 2
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(GSNeRFNode, lambda n: executor_threads(n.p), "gsnerf_node", argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -12,7 +12,8 @@ checkpoint and its default keyframe policy, and in this process:
   new pose near the trajectory, at the render size (``--width`` x ``--height``).
 
 It reports renders OK / refused (by reason), client round-trip and node latency percentiles, the
-node's RSS over time and its growth after ``--warmup`` s, and the node's last diagnostics.
+node's RSS over time and its growth after ``--warmup`` s (mean of the minute after warm-up
+against the mean of the last minute), and the node's last diagnostics.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import torch
 
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
-__all__ = ["SoakConfig", "run_soak", "main", "circle_trajectory"]
+__all__ = ["SoakConfig", "run_soak", "main", "circle_trajectory", "rss_growth_percent"]
 
 
 class SoakError(RuntimeError):
@@ -66,7 +67,7 @@ class SoakConfig:
         self.rate: float = kw.get("rate", 10.0)
         self.speed: float = kw.get("speed", 1.6)
         self.render_period: float = kw.get("render_period", 1.0)
-        self.warmup: float = kw.get("warmup", 60.0)
+        self.warmup: float = kw.get("warmup", 120.0)
         self.seed: int = kw.get("seed", 3)
         self.device: str = kw.get("device", "cpu")
         self.checkpoint: str = kw.get("checkpoint", "models/gsnerf_procedural.safetensors")
@@ -86,6 +87,18 @@ def _percentiles(xs: Sequence[float]) -> dict[str, float] | None:
 def _reason(message: str) -> str:
     """A refusal's kind: its text up to the first ':' or '(' with numbers blanked."""
     return re.sub(r"\d+(\.\d+)?", "#", re.split(r"[:(]", message, 1)[0]).strip()[:60]
+
+
+def rss_growth_percent(rss: Sequence[tuple[float, int]], warmup: float,
+                       window: float = 60.0) -> float | None:
+    """Growth (%) of the mean RSS over the last ``window`` s against the mean over the
+    ``window`` s right after ``warmup``; None when the run is too short for two windows."""
+    t_end = rss[-1][0] if rss else 0.0
+    first = [b for t, b in rss if warmup <= t < warmup + window]
+    last = [b for t, b in rss if t >= max(t_end - window, warmup + window)]
+    if not first or not last:
+        return None
+    return 100.0 * (float(np.mean(last)) - float(np.mean(first))) / float(np.mean(first))
 
 
 def run_soak(cfg: SoakConfig) -> dict[str, Any]:
@@ -187,8 +200,7 @@ def run_soak(cfg: SoakConfig) -> dict[str, Any]:
     for r in results:
         if not r["ok"]:
             refused[_reason(r["message"])] = refused.get(_reason(r["message"]), 0) + 1
-    warm = [b for t, b in rss if t >= cfg.warmup]
-    growth = (100.0 * (np.mean(warm[-3:]) - warm[0]) / warm[0]) if len(warm) >= 2 else None
+    growth = rss_growth_percent(rss, cfg.warmup)
     report = {
         "minutes": cfg.minutes, "size": [W, H], "device": cfg.device, "checkpoint": str(ckpt),
         "camera": {"speed_m_s": cfg.speed, "yaw_rate_deg_s": round(yaw_rate, 1),
@@ -217,7 +229,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--rate", type=float, default=10.0, help="camera and TF rate (Hz)")
     ap.add_argument("--speed", type=float, default=1.6, help="camera speed (m/s)")
     ap.add_argument("--render-period", type=float, default=1.0, help="s between planner calls")
-    ap.add_argument("--warmup", type=float, default=60.0, help="s before RSS growth is measured")
+    ap.add_argument("--warmup", type=float, default=120.0,
+                    help="s before the buffer is full and RSS growth is measured (mean of the "
+                         "minute after it against the mean of the last minute)")
     ap.add_argument("--seed", type=int, default=3, help="procedural test room")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--checkpoint", default="models/gsnerf_procedural.safetensors")

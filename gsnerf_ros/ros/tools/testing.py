@@ -1,6 +1,7 @@
 """Helpers for real-rclpy tests and scripts: a client node spun in a background thread, the node
 in this process with a fake renderer, bounded waits, child processes that are always stopped,
-and a tiny untrained checkpoint."""
+and a tiny untrained checkpoint. rclpy is imported where it is used, so the ROS-free tests can
+use :class:`FakeRenderer` without it."""
 
 from __future__ import annotations
 
@@ -10,10 +11,6 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
-
-import rclpy
-from rclpy.executors import MultiThreadedExecutor
-from rclpy.node import Node
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -60,10 +57,15 @@ class FakeRenderer:
 
 
 class InProcessNode:
-    """``GSNeRFNode`` (with ``renderer``, default a :class:`FakeRenderer`) and a ``peer`` node in
-    one fresh context, spun by a MultiThreadedExecutor in a daemon thread. Context manager."""
+    """``node_class`` (default ``GSNeRFNode``; with ``renderer``, default a
+    :class:`FakeRenderer`) and a ``peer`` node in one fresh context, spun by a
+    MultiThreadedExecutor in a daemon thread. Context manager."""
 
-    def __init__(self, renderer: Any = None, threads: int | None = None, **params: Any) -> None:
+    def __init__(self, renderer: Any = None, threads: int | None = None,
+                 node_class: Any = None, **params: Any) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
         from rclpy.parameter import Parameter
 
         from gsnerf_ros.ros.node import GSNeRFNode, executor_threads
@@ -71,8 +73,9 @@ class InProcessNode:
         self.context = rclpy.Context()
         self.context.init()
         self.renderer = renderer if renderer is not None else FakeRenderer()
-        self.node = GSNeRFNode(renderer=self.renderer, context=self.context, parameter_overrides=[
-            Parameter(k, value=v) for k, v in params.items()])
+        self.node = (node_class or GSNeRFNode)(
+            renderer=self.renderer, context=self.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
         self.peer = Node("peer", context=self.context)
         self.executor = MultiThreadedExecutor(
             num_threads=threads or executor_threads(self.node.p), context=self.context)
@@ -85,12 +88,12 @@ class InProcessNode:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
-        self.node.close()
+        self.node.close()                            # encoder off, requests refused
+        self.executor.shutdown(timeout_sec=5.0)      # waits for running callbacks
+        self._thread.join(5.0)
         self.node.destroy_node()
         self.peer.destroy_node()
         self.context.try_shutdown()
-        self._thread.join(5.0)
 
     def fill_buffer(self, n: int, spacing: float = 0.5, size: tuple[int, int] = (12, 16)) -> None:
         """Put ``n`` keyframes along x into the buffer and wait until they are encoded."""
@@ -110,6 +113,10 @@ class SpinningNode:
     """A node in its own context, spun by a MultiThreadedExecutor in a daemon thread."""
 
     def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+
         self.context = rclpy.Context()
         self.context.init()
         self.node = Node(name, context=self.context)
