@@ -409,9 +409,11 @@ def test_pending_frames_resolve_later_or_expire_with_the_reason() -> None:
     assert dropped[-1][0] == "c" and "more than 2 frames" in dropped[-1][1] and len(pf) == 2
 
 
-def test_time_jump_detector_flags_stamps_going_back() -> None:
-    tj = TimeJumpDetector(threshold=1.0)
+def test_time_jump_detector_flags_stamps_going_back_and_staying_back() -> None:
+    tj = TimeJumpDetector(threshold=1.0, confirm=3)
     assert tj.check(100.0) is None and tj.check(100.1) is None
     assert tj.check(99.5) is None                              # small reordering: not a jump
-    assert tj.check(30.0) == pytest.approx(70.1)               # a bag loop
-    assert tj.check(30.1) is None and tj.jumps == 1
+    assert tj.check(80.0) is None and tj.check(100.2) is None  # one stale frame: not a jump
+    assert tj.check(30.0) is None and tj.check(30.1) is None   # a bag loop ...
+    assert tj.check(30.2) == pytest.approx(70.0)               # ... confirmed by the 3rd frame
+    assert tj.check(30.3) is None and tj.jumps == 1 and tj.latest == pytest.approx(30.3)

@@ -112,3 +112,14 @@ def test_undeclared_parameter_override_is_warned_with_a_hint() -> None:
         assert warn_undeclared_overrides(run.node) == ["world_frame"]
         assert run.node.p.frames_world == "map"
     assert len(warnings) == 1 and "world_frame (did you mean frames.world?)" in warnings[0]
+
+
+def test_log_throttle_key_ignores_stamps_and_counts() -> None:
+    from gsnerf_ros.ros.diagnostics import throttle_key
+
+    a = throttle_key("input:pose", "no TF map -> cam at t=1712.300: Lookup would require "
+                                   "extrapolation into the past 1712.300 < 1712.400")
+    b = throttle_key("input:pose", "no TF map -> cam at t=1713.300: Lookup would require "
+                                   "extrapolation into the past 1713.300 < 1713.400")
+    assert a == b                                               # one warning per throttle period
+    assert a != throttle_key("input:pose", "no TF map -> base at t=1.0: ...")

@@ -77,10 +77,11 @@ def test_bag_loop_resets_buffer_and_tf_cache_once() -> None:
             time.sleep(0.05)
             cam.image(t)
             wait_until(lambda: len(run.node.buffer) == i + 1, 10, f"keyframe {i}")
-        cam.pose(29.95, 0.0)                                    # the bag starts again: 70 s back
-        cam.pose(30.05, 0.0)
-        time.sleep(0.05)
-        cam.image(30.0)
+        for t in (30.0, 30.1, 30.2):                            # the bag starts again: 70 s back
+            cam.pose(t - 0.05, 0.0)
+            cam.pose(t + 0.05, 0.0)
+            time.sleep(0.05)
+            cam.image(t)
         wait_until(lambda: run.node.time_jump.jumps == 1, 10, "the time jump")
         assert run.node.buffer.stats.resets == 1
         cam.pose(30.95, 0.5)

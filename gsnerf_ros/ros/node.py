@@ -5,7 +5,8 @@ Inputs: ``image`` + ``camera_info`` (+ optional ``depth``) synchronised by appro
 optical frame) or from a PoseStamped/Odometry topic. A frame whose pose is not there yet waits
 in a bounded queue (``frames.pending_frames``, up to ``frames.tf_timeout`` s) retried on every
 frame and on a timer; no callback ever sleeps. Input stamps going back more than
-``frames.time_jump_threshold`` s (a bag loop) reset the buffer and the TF cache, with one log line.
+``frames.time_jump_threshold`` s for three frames in a row (a bag loop) reset the buffer and the
+TF cache, with one log line.
 Outputs: service ``~/render_view``, topic ``~/render_pose`` -> ``~/rendered/*``, action
 ``~/render_views``, ``~/keyframe_markers`` (MarkerArray frusta), ``~/keyframes``
 (KeyframeBufferState), the virtual camera's TF frame, and ``/diagnostics``.

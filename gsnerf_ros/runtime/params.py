@@ -47,8 +47,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.pending_frames", 8, "Camera frames that may wait for their TF; the oldest "
               "is dropped when more arrive.", 1, 256, 1),
     ParamSpec("frames.time_jump_threshold", 1.0, "Seconds the input stamps may go backwards "
-              "before it counts as a time jump (bag loop, clock reset): the keyframe buffer and "
-              "TF cache are then reset.", 0.0, 3600.0),
+              "(three frames in a row) before it counts as a time jump (bag loop, clock reset): "
+              "the keyframe buffer and TF cache are then reset.", 0.0, 3600.0),
     # input synchronisation
     ParamSpec("sync.slop", 0.05, "Approximate-time slop between image, camera_info and depth (s).",
               0.0, 1.0),

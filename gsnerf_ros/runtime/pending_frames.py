@@ -4,8 +4,9 @@ The node never sleeps in a callback waiting for TF (the model is isaac_ros_nvblo
 whose pose is not available yet waits in :class:`PendingFrames`, a bounded queue that is retried
 whenever a frame arrives and on a timer; a frame still without a pose ``max_wait`` seconds after
 it arrived is dropped with the last reason. :class:`TimeJumpDetector` notices input stamps that
-go backwards (a bag replayed in a loop, a simulator reset) so the node can reset its buffer and
-TF cache once instead of dropping every later frame as an extrapolation.
+go backwards and stay there (a bag replayed in a loop, a simulator reset) so the node can reset
+its buffer and TF cache once instead of dropping every later frame as an extrapolation; a single
+stale frame is only dropped.
 """
 
 from __future__ import annotations
@@ -98,20 +99,29 @@ class PendingFrames(Generic[T]):
 
 
 class TimeJumpDetector:
-    """Notices input stamps (seconds) that go back more than ``threshold`` seconds."""
+    """Notices input stamps (seconds) that go back more than ``threshold`` seconds and stay
+    back: ``confirm`` frames in a row behind the latest stamp (one stale or late frame is not a
+    time jump; the frames of a looped bag are)."""
 
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
+    def __init__(self, threshold: float, confirm: int = 3) -> None:
+        if confirm < 1:
+            raise ValueError(f"confirm must be >= 1, got {confirm}")
+        self.threshold, self.confirm = threshold, confirm
         self.latest: float | None = None
         self.jumps = 0
+        self._behind = 0
 
     def check(self, stamp: float) -> float | None:
-        """Record ``stamp``; returns how far it went back (s) when that is a time jump, else
-        None. After a jump the new stamp is the reference."""
+        """Record ``stamp``; returns how far the stamps went back (s) when this frame confirms
+        a time jump, else None. After a jump the new stamps are the reference."""
         last = self.latest
         if last is not None and last - stamp > self.threshold:
-            self.latest = stamp
+            self._behind += 1
+            if self._behind < self.confirm:
+                return None
+            self.latest, self._behind = stamp, 0
             self.jumps += 1
             return last - stamp
+        self._behind = 0
         self.latest = stamp if last is None else max(last, stamp)
         return None
