@@ -13,7 +13,7 @@ env:
 	@bash tools/setup_env.sh
 
 demo: env
-	$(PY) -m gsnerf_ros.ros.demo $(if $(BAG),--bag $(BAG),)
+	$(PY) -m gsnerf_ros.ros.tools.demo $(if $(BAG),--bag $(BAG),)
 
 test: env
 	OMP_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS)
@@ -25,4 +25,4 @@ bench: env
 	$(PY) -m gsnerf_ros.bench.cli --json bench.json
 
 clean-build:
-	rm -rf build .venv/.stamp-interfaces .venv/.stamp-tf2
+	rm -rf build .venv/.stamp-interfaces .venv/.stamp-tf2 .venv/.stamp-vision

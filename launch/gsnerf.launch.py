@@ -4,12 +4,15 @@
         camera_info:=/camera/color/camera_info world_frame:=map device:=cuda rviz:=true
 
 Parameters come from config/gsnerf.yaml (``params_file:=`` to use another), then the launch
-arguments below override the ones they name.
+arguments below override the ones they name. With ``rviz:=true`` RViz opens config/gsnerf.rviz
+with the world frame as its fixed frame and the image topic in its input display
+(gsnerf_ros.ros.tools.rviz_config). ``lifecycle:=true`` starts the managed node
+(``ros2 lifecycle set /gsnerf configure`` then ``activate``).
 """
 
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition, UnlessCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
@@ -25,8 +28,21 @@ ARGUMENTS = [
      "TF frame broadcast at rendered poses."),
     ("checkpoint", "models/gsnerf_procedural.safetensors", "Model checkpoint (.safetensors)."),
     ("device", "cuda", "Torch device (falls back to cpu with a warning)."),
-    ("rviz", "false", "Start RViz with config/gsnerf.rviz."),
+    ("rviz", "false", "Start RViz with config/gsnerf.rviz (frames and topics from these "
+     "arguments)."),
+    ("lifecycle", "false", "Start the managed (lifecycle) node gsnerf_lifecycle_node instead."),
 ]
+
+
+def _rviz(context, *args, **kwargs):
+    """RViz on a copy of config/gsnerf.rviz with this launch's world frame and image topic."""
+    from gsnerf_ros.ros.tools.rviz_config import write_rviz_config
+
+    share = FindPackageShare("gsnerf_ros").perform(context)
+    path = write_rviz_config(f"{share}/config/gsnerf.rviz",
+                             LaunchConfiguration("world_frame").perform(context),
+                             LaunchConfiguration("image").perform(context))
+    return [Node(package="rviz2", executable="rviz2", name="rviz2", arguments=["-d", str(path)])]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -36,34 +52,35 @@ def generate_launch_description() -> LaunchDescription:
     declared.append(DeclareLaunchArgument(
         "params_file", default_value=PathJoinSubstitution([share, "config", "gsnerf.yaml"]),
         description="Node parameter file."))
-    node = Node(
-        package="gsnerf_ros",
-        executable="gsnerf_node",
-        name="gsnerf",
-        output="screen",
-        emulate_tty=True,
-        parameters=[
-            LaunchConfiguration("params_file"),
-            {
-                "topics.depth": LaunchConfiguration("depth"),
-                "topics.pose": LaunchConfiguration("pose_topic"),
-                "frames.world": LaunchConfiguration("world_frame"),
-                "frames.camera": LaunchConfiguration("camera_frame"),
-                "frames.virtual_camera": LaunchConfiguration("virtual_camera_frame"),
-                "model.checkpoint": LaunchConfiguration("checkpoint"),
-                "model.device": LaunchConfiguration("device"),
-            },
-        ],
-        remappings=[
-            ("image", LaunchConfiguration("image")),
-            ("camera_info", LaunchConfiguration("camera_info")),
-        ],
-    )
-    rviz = Node(
-        package="rviz2",
-        executable="rviz2",
-        name="rviz2",
-        arguments=["-d", PathJoinSubstitution([share, "config", "gsnerf.rviz"])],
-        condition=IfCondition(LaunchConfiguration("rviz")),
-    )
-    return LaunchDescription([*declared, node, rviz])
+
+    def gsnerf(executable, condition):
+        return Node(
+            package="gsnerf_ros",
+            executable=executable,
+            name="gsnerf",
+            output="screen",
+            emulate_tty=True,
+            condition=condition,
+            parameters=[
+                LaunchConfiguration("params_file"),
+                {
+                    "topics.depth": LaunchConfiguration("depth"),
+                    "topics.pose": LaunchConfiguration("pose_topic"),
+                    "frames.world": LaunchConfiguration("world_frame"),
+                    "frames.camera": LaunchConfiguration("camera_frame"),
+                    "frames.virtual_camera": LaunchConfiguration("virtual_camera_frame"),
+                    "model.checkpoint": LaunchConfiguration("checkpoint"),
+                    "model.device": LaunchConfiguration("device"),
+                },
+            ],
+            remappings=[
+                ("image", LaunchConfiguration("image")),
+                ("camera_info", LaunchConfiguration("camera_info")),
+            ],
+        )
+
+    lifecycle = LaunchConfiguration("lifecycle")
+    node = gsnerf("gsnerf_node", UnlessCondition(lifecycle))
+    managed = gsnerf("gsnerf_lifecycle_node", IfCondition(lifecycle))
+    rviz = OpaqueFunction(function=_rviz, condition=IfCondition(LaunchConfiguration("rviz")))
+    return LaunchDescription([*declared, node, managed, rviz])

@@ -71,6 +71,6 @@ def ros_domain(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
 @pytest.fixture
 def child_env() -> dict[str, str]:
     """Environment for child processes: this process's DDS isolation + the repo on PYTHONPATH."""
-    from gsnerf_ros.ros.node_harness import child_env as make_child_env
+    from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env
 
     return make_child_env()

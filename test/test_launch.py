@@ -3,7 +3,7 @@ parameters of config/gsnerf.yaml; the evaluated command starts a real node whose
 then read back through its parameter services.
 
 Here ``launch``/``launch_ros`` are not installed, so the description is loaded with the in-tree
-shim (gsnerf_ros/ros/launch_shim.py) and the same executable is started with the same arguments.
+shim (gsnerf_ros/ros/compat/launch_shim.py) and the same executable is started with the same arguments.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 pytest.importorskip("rclpy")
 
 from rcl_interfaces.msg import ParameterType  # noqa: E402
 from rcl_interfaces.srv import DescribeParameters, GetParameters  # noqa: E402
 
-from gsnerf_ros.ros.launch_shim import evaluate, load_launch_description, start  # noqa: E402
-from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
-from gsnerf_ros.ros.testing import (  # noqa: E402
+from gsnerf_ros.ros.compat.launch_shim import evaluate, load_launch_description, start  # noqa: E402
+from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
+from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
 
@@ -43,9 +44,19 @@ def test_launch_description_arguments_and_nodes(tmp_path: Path) -> None:
     assert node.parameter_overrides["model.device"] == "cpu"
     assert ("image", "/cam/color/image_raw") in node.remappings
     assert node.command is not None and "__node:=gsnerf" in node.command
-    with_rviz = evaluate(desc, {"rviz": "true"}, tmpdir=tmp_path)
+    with_rviz = evaluate(desc, {"rviz": "true", "world_frame": "odom",
+                                "image": "/cam/color/image_raw"}, tmpdir=tmp_path)
     rviz = [n for n in with_rviz if n.executable == "rviz2"]
-    assert len(rviz) == 1 and rviz[0].arguments == ["-d", str(ROOT / "config" / "gsnerf.rviz")]
+    assert len(rviz) == 1 and rviz[0].arguments[0] == "-d"
+    cfg = yaml.safe_load(Path(rviz[0].arguments[1]).read_text())    # frames/topics from the args
+    vm = cfg["Visualization Manager"]
+    assert vm["Global Options"]["Fixed Frame"] == "odom"
+    topics = {d["Name"]: d["Topic"]["Value"] for d in vm["Displays"] if "Topic" in d}
+    assert topics["Input camera"] == "/cam/color/image_raw"
+    assert topics["Rendered RGB"] == "/gsnerf/rendered/rgb"
+    assert topics["Semantic legend"] == "/gsnerf/semantic_legend"
+    managed = evaluate(desc, {"lifecycle": "true"}, tmpdir=tmp_path)
+    assert [n.executable for n in managed] == ["gsnerf_lifecycle_node"]
     with pytest.raises(ValueError, match="unknown launch arguments"):
         evaluate(desc, {"camera": "/x"})
 

@@ -78,10 +78,54 @@ def test_tf_errors_extrapolation_lookup_connectivity() -> None:
     with pytest.raises(tf2_ros.ConnectivityException):
         buf.lookup_transform("map", "wheel", Time())
     assert not buf.can_transform("map", "base", Time(seconds=0.5))
-    with pytest.raises(tf2_ros.InvalidArgumentException):
-        bad = _tf("map", "base", 3.0)
+
+
+@pytest.mark.parametrize("case", ["scaled_by_2", "scaled_by_1.05", "nan", "self", "no_parent"])
+def test_tf_ignores_bad_transforms_like_tf2(case: str) -> None:
+    """tf2's BufferCore::setTransform logs and ignores these (buffer_core.cpp): |q|^2 must be
+    within 0.01 of 1 (a scaled quaternion is NOT normalised), no NaN, distinct frame ids."""
+    buf = tf2_ros.Buffer()
+    buf.set_transform(_tf("map", "base", 1.0), "test")
+    bad = _tf("map", "base", 2.0, (5.0, 0.0, 0.0))
+    if case.startswith("scaled_by_"):
+        k = float(case.split("_")[-1])
+        q = bad.transform.rotation
+        q.x, q.y, q.z, q.w = q.x * k, q.y * k, q.z * k, q.w * k
+    elif case == "nan":
         bad.transform.rotation.w = float("nan")
-        buf.set_transform(bad, "test")
+    elif case == "self":
+        bad.child_frame_id = "map"
+    else:
+        bad.header.frame_id = ""
+    assert buf.set_transform(bad, "test") is None                   # no exception, no result
+    assert buf.lookup_transform("map", "base", Time()).header.stamp.sec == 1   # still the old one
+
+
+def test_tf_accepts_quaternions_within_tf2_tolerance() -> None:
+    buf = tf2_ros.Buffer()
+    ok = _tf("map", "base", 1.0)
+    ok.transform.rotation.w = 1.004                                   # |q|^2 - 1 = 0.008 < 0.01
+    buf.set_transform(ok, "test")
+    assert buf.can_transform("map", "base", Time())
+
+
+def test_transform_listener_has_the_real_signature() -> None:
+    """tf2_ros_py transform_listener.py: (buffer, node, *, spin_thread, qos, static_qos,
+    tf_topic, tf_static_topic); no callback_group argument (it makes its own group)."""
+    import inspect
+
+    params = list(inspect.signature(tf2_ros.TransformListener.__init__).parameters)
+    assert params == ["self", "buffer", "node", "spin_thread", "qos", "static_qos", "tf_topic",
+                      "tf_static_topic"]
+    with pytest.raises(TypeError):
+        tf2_ros.TransformListener(tf2_ros.Buffer(), object(), callback_group=None)  # type: ignore[call-arg]
+
+
+def test_buffer_clears_on_a_jump_back_in_time() -> None:
+    buf = tf2_ros.Buffer()
+    buf.set_transform(_tf("map", "base", 1.0), "test")
+    buf.time_jump_callback(None)
+    assert not buf.can_transform("map", "base", Time())
 
 
 def test_tf_timeout_waits_for_data_from_another_thread() -> None:
@@ -144,6 +188,33 @@ def test_approximate_sync_pairs_within_slop_and_drops_outliers() -> None:
     assert len(got) == 3
 
 
+def test_approximate_sync_needs_a_spread_strictly_below_slop() -> None:
+    """message_filters (Python): candidates within <= slop, but a set is emitted only when its
+    spread is < slop; a spread of exactly slop is not."""
+    a, b = _Src(), _Src()
+    sync = message_filters.ApproximateTimeSynchronizer([a, b], queue_size=5, slop=0.05)
+    got: list[int] = []
+    sync.registerCallback(lambda x, y: got.append(1))
+    a.signalMessage(_img(1.00))
+    b.signalMessage(_info(1.05))                                     # spread == slop
+    assert got == []
+    b.signalMessage(_info(1.049))                                    # spread < slop
+    assert got == [1]
+
+
+def test_approximate_sync_headerless_messages() -> None:
+    a, b = _Src(), _Src()
+    sync = message_filters.ApproximateTimeSynchronizer([a, b], 5, 10.0, allow_headerless=True)
+    got: list[int] = []
+    sync.registerCallback(lambda x, y: got.append(1))
+    a.signalMessage(object())                                        # stamped with ROS time now
+    b.signalMessage(object())
+    assert got == [1]
+    strict = message_filters.ApproximateTimeSynchronizer([_Src(), _Src()], 5, 10.0)
+    strict.add(object(), strict.queues[0], 0)                          # dropped with a warning
+    assert strict.queues[0] == {}
+
+
 def test_exact_time_synchronizer_and_subscriber_api() -> None:
     a, b, c = _Src(), _Src(), _Src()
     sync = message_filters.TimeSynchronizer([a, b, c], queue_size=3)
@@ -158,6 +229,21 @@ def test_exact_time_synchronizer_and_subscriber_api() -> None:
 
 
 # ---------------------------------------------------------------------------- cv_bridge
+def test_cv_bridge_rejects_like_the_real_one() -> None:
+    """cv_bridge core.py: TypeError for a non-array, CvBridgeError for an encoding that does
+    not fit the array, passthrough names the OpenCV type of any array."""
+    br = CvBridge()
+    with pytest.raises(TypeError, match="not a numpy array"):
+        br.cv2_to_imgmsg([[1, 2]], "mono8")
+    with pytest.raises(CvBridgeError, match="incompatible type 16UC1"):
+        br.cv2_to_imgmsg(np.zeros((2, 3), np.uint16), "rgb8")
+    assert br.cv2_to_imgmsg(np.zeros((2, 3, 4), np.uint8)).encoding == "8UC4"
+    assert br.cv2_to_imgmsg(np.zeros((2, 3), np.float64)).encoding == "64FC1"
+    m = br.cv2_to_imgmsg(np.arange(6, dtype=np.int16).reshape(2, 3))
+    assert m.encoding == "16SC1"
+    np.testing.assert_array_equal(br.imgmsg_to_cv2(m), np.arange(6).reshape(2, 3))
+
+
 @pytest.mark.parametrize("encoding,dtype,ch", [("rgb8", np.uint8, 3), ("bgr8", np.uint8, 3),
                                                ("rgba8", np.uint8, 4), ("bgra8", np.uint8, 4),
                                                ("mono8", np.uint8, 1), ("16UC1", np.uint16, 1),

@@ -12,14 +12,16 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import look_at, make_pose
-from gsnerf_ros.ros.engine import RenderEngine, RenderOutput, RenderSettings, resize_frame
+from gsnerf_ros.runtime.engine import RenderEngine, RenderSettings, resize_frame
 from gsnerf_ros.ros.image_conversion import (
     colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
     undistort,
 )
-from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
-from gsnerf_ros.ros.params import PARAMETERS, params_from_values
-from gsnerf_ros.ros.requests import (
+from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
+from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.ros.tools.testing import FakeRenderer
+from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
     resolve_camera,
 )
@@ -49,10 +51,17 @@ def test_keyframe_policy_translation_and_rotation_thresholds() -> None:
     assert [k.id for k in buf.keyframes()] == [0, 1, 2]
 
 
+def _add_encoded(buf: KeyframeBuffer, x: float, stamp: float = 0.0) -> Keyframe:
+    kf, _ = buf.add(_img(), K, _pose(x), stamp, force=True)
+    assert kf is not None
+    buf.set_encoding(kf.id, kf.id)
+    return kf
+
+
 def test_eviction_oldest_is_a_sliding_window() -> None:
     buf = KeyframeBuffer(KeyframePolicy(min_translation=0.0, min_rotation_deg=0.0, capacity=3))
     for i in range(5):
-        buf.add(_img(), K, _pose(float(i)), force=True)
+        _add_encoded(buf, float(i))
     assert [k.id for k in buf.keyframes()] == [2, 3, 4]
     assert buf.stats.evicted == 2
 
@@ -60,10 +69,72 @@ def test_eviction_oldest_is_a_sliding_window() -> None:
 def test_eviction_redundant_drops_the_most_redundant_keyframe() -> None:
     buf = KeyframeBuffer(KeyframePolicy(capacity=3, eviction="redundant"))
     for x in (0.0, 5.0, 5.05, 10.0):
-        buf.add(_img(), K, _pose(x), force=True)
+        _add_encoded(buf, x)
     xs = sorted(float(k.c2w[0, 3]) for k in buf.keyframes())
     assert len(xs) == 3 and 0.0 in xs and 10.0 in xs          # coverage kept at both ends
     assert sum(abs(x - 5.0) < 0.1 for x in xs) == 1            # one of the near-duplicates left
+
+
+def test_keyframes_waiting_for_or_under_encoding_are_never_evicted() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=3))
+    for x in (0.0, 1.0):
+        _add_encoded(buf, x)
+    buf.add(_img(), K, _pose(2.0), force=True)                 # id 2: waiting
+    kf3, ev = buf.add(_img(), K, _pose(3.0), force=True)       # id 3: waiting, evicts id 0
+    assert [k.id for k in ev] == [0]
+    job = buf.next_pending(1)
+    assert job is not None and job[0].id == 3                  # newest first, now under encoding
+    _, ev = buf.add(_img(), K, _pose(4.0), force=True)         # evicts 1, never 2 or 3
+    assert [k.id for k in ev] == [1]
+    _, ev = buf.add(_img(), K, _pose(5.0), force=True)         # nothing evictable: over capacity
+    assert ev == [] and [k.id for k in buf.keyframes()] == [2, 3, 4, 5]
+    assert buf.set_encoding(3, "enc")
+    _, ev = buf.add(_img(), K, _pose(6.0), force=True)
+    assert [k.id for k in ev] == [3]                            # 2, 4, 5 still wait
+
+
+def test_encoding_goes_newest_first() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=8))
+    for x in range(4):
+        buf.add(_img(), K, _pose(float(x)), force=True)
+    order = []
+    while (job := buf.next_pending(1)) is not None:
+        order.append(job[0].id)
+        buf.set_encoding(job[0].id, "enc")
+    assert order == [3, 2, 1, 0]
+
+
+def test_rate_cap_skips_frames_too_soon_or_while_the_encoder_is_behind() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.2, capacity=16, min_interval=0.5,
+                                        max_pending=2))
+    assert buf.add(_img(), K, _pose(0.0), stamp=0.0)[0] is not None
+    assert buf.add(_img(), K, _pose(1.0), stamp=0.1)[0] is None     # moved, but too soon
+    assert buf.add(_img(), K, _pose(1.0), stamp=0.6)[0] is not None
+    assert buf.num_pending() == 2
+    assert buf.add(_img(), K, _pose(2.0), stamp=1.2)[0] is None     # 2 wait for encoding
+    buf.set_encoding(0, "enc")
+    assert buf.add(_img(), K, _pose(2.0), stamp=1.3)[0] is not None
+    assert buf.stats.skipped_rate == 2 and buf.stats.rejected == 0
+    # coverage: a skipped frame is compared again with the same last keyframe
+    assert buf.add(_img(), K, _pose(2.1), stamp=2.0)[0] is None and buf.stats.rejected == 1
+
+
+def test_rate_cap_never_starves_an_encoder_waiting_for_neighbours() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(min_translation=0.2, capacity=16, max_pending=2))
+    EncodingWorker(buf, lambda kf, n: kf.id, num_neighbors=2)        # needs 3 keyframes
+    for i in range(3):                                               # 3 pending, none encodable
+        assert buf.add(_img(), K, _pose(float(i)), stamp=float(i))[0] is not None
+    assert buf.next_pending(2) is not None
+    assert buf.add(_img(), K, _pose(9.0), stamp=9.0)[0] is None      # now the cap applies
+
+
+def test_clear_drops_everything_and_restarts_the_policy() -> None:
+    buf = KeyframeBuffer(KeyframePolicy(capacity=4))
+    _add_encoded(buf, 0.0)
+    _add_encoded(buf, 1.0)
+    assert buf.clear() == 2 and len(buf) == 0 and buf.stats.resets == 1
+    kf, _ = buf.add(_img(), K, _pose(1.0), stamp=0.0)
+    assert kf is not None and kf.id == 2                      # first frame after a reset enters
 
 
 def test_encoding_worker_encodes_each_keyframe_once_with_neighbours() -> None:
@@ -102,37 +173,7 @@ def test_encoding_failure_is_reported_and_never_used_as_a_source() -> None:
     assert errors == ["boom"] and buf.num_encoded() == 0 and buf.next_pending(0) is None
 
 
-class _FakeRenderer:
-    """Renders a constant image whose value is the number of sources (tests orchestration)."""
-
-    class_names = ["a", "b"]
-    palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
-    num_neighbors = 1
-    description = "fake"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.delay = delay
-        self.active = 0
-        self.max_active = 0
-        self.lock = threading.Lock()
-
-    def encode(self, kf: Keyframe, nbrs: list[Keyframe]) -> int:
-        return kf.id
-
-    def render(self, sources: list[Keyframe], K: torch.Tensor, c2w: torch.Tensor, height: int,
-               width: int) -> RenderOutput:
-        with self.lock:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        time.sleep(self.delay)
-        with self.lock:
-            self.active -= 1
-        return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
-                            labels=torch.ones(height, width, dtype=torch.long),
-                            confidence=torch.full((height, width), float(len(sources)) / 10))
-
-
-def _filled_engine(n: int, renderer: _FakeRenderer, **kw: int) -> RenderEngine:
+def _filled_engine(n: int, renderer: FakeRenderer, **kw: int) -> RenderEngine:
     buf = KeyframeBuffer(KeyframePolicy(capacity=16))
     eng = RenderEngine(renderer, buf, RenderSettings(**kw))
     for i in range(n):
@@ -143,10 +184,13 @@ def _filled_engine(n: int, renderer: _FakeRenderer, **kw: int) -> RenderEngine:
 
 
 def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
-    eng = _filled_engine(2, _FakeRenderer(), num_source_views=2, min_keyframes=3)
-    with pytest.raises(RequestError, match="only 2 encoded keyframe"):
+    eng = _filled_engine(2, FakeRenderer(), num_source_views=2, min_keyframes=3)
+    with pytest.raises(RequestError, match="only 2 encoded keyframe.*move the camera"):
         eng.render(_pose(0.0), K, 32, 24)
-    eng = _filled_engine(6, _FakeRenderer(), num_source_views=2, min_keyframes=3)
+    eng.buffer.add(_img(), K, _pose(9.0), force=True)          # received, not encoded yet
+    with pytest.raises(RequestError, match=r"3 received, 1 waiting.*encoder is catching up"):
+        eng.render(_pose(0.0), K, 32, 24)
+    eng = _filled_engine(6, FakeRenderer(), num_source_views=2, min_keyframes=3)
     res = eng.render(_pose(3.9), K, 32, 24)
     assert res.source_ids == [4, 3]
     assert res.output.rgb.shape == (24, 32, 3)
@@ -154,7 +198,7 @@ def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
 
 
 def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:
-    r = _FakeRenderer(delay=0.3)
+    r = FakeRenderer(delay=0.3)
     eng = _filled_engine(4, r, num_source_views=2, min_keyframes=2, queue_size=1)
     outcomes: list[str] = []
 
@@ -163,7 +207,7 @@ def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:
             eng.render(_pose(1.0), K, 8, 6)
             outcomes.append("ok")
         except RequestError as exc:
-            outcomes.append("full" if "queue is full" in str(exc) else str(exc))
+            outcomes.append("full" if str(exc).startswith("busy: ") else str(exc))
 
     threads = [threading.Thread(target=call) for _ in range(4)]
     for t in threads:
@@ -296,7 +340,7 @@ def test_renderer_reuses_the_stacked_sources_of_the_same_set() -> None:
     order are a hit with the identical result; another set (or a re-encoded keyframe) is a miss
     and renders exactly what a fresh renderer renders."""
     from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-    from gsnerf_ros.ros.engine import GSNeRFRenderer
+    from gsnerf_ros.runtime.engine import GSNeRFRenderer
 
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
@@ -323,7 +367,7 @@ def test_renderer_uses_keyframe_depth_only_when_enabled() -> None:
     """RGB-D keyframes: the measured depth replaces the cost-volume depth of the encoding
     (where valid) with ``use_sensor_depth``; without it, or without depth, it does not."""
     from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-    from gsnerf_ros.ros.engine import GSNeRFRenderer
+    from gsnerf_ros.runtime.engine import GSNeRFRenderer
 
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
@@ -338,3 +382,38 @@ def test_renderer_uses_keyframe_depth_only_when_enabled() -> None:
     assert not torch.allclose(off.depth[1:], depth[1:])
     kf.depth = None
     assert torch.equal(GSNeRFRenderer(model, near=0.5, far=6.0).encode(kf, nbrs).depth, off.depth)
+
+
+# ------------------------------------------------------------------- pose input (ROS-free)
+def test_pending_frames_resolve_later_or_expire_with_the_reason() -> None:
+    dropped: list[tuple[str, str]] = []
+    pf: PendingFrames[str] = PendingFrames(2, max_wait=0.2, not_ready=RequestError,
+                                           on_drop=lambda f, why: dropped.append((f, why)))
+    poses = {"a": None, "b": None}
+
+    def resolve(f: str) -> str:
+        if poses[f] is None:
+            raise RequestError(f"no TF for {f}")
+        return poses[f]
+
+    pf.push("a")
+    pf.push("b")
+    assert list(pf.ready(resolve)) == [] and len(pf) == 2     # both wait, nothing blocks
+    poses["b"] = "pose-b"
+    assert list(pf.ready(resolve)) == [("b", "pose-b")] and len(pf) == 1
+    time.sleep(0.25)
+    assert list(pf.ready(resolve)) == [] and dropped == [("a", "no TF for a")]
+    pf.push("c")
+    pf.push("d")
+    pf.push("e")                                               # over capacity: c dropped
+    assert dropped[-1][0] == "c" and "more than 2 frames" in dropped[-1][1] and len(pf) == 2
+
+
+def test_time_jump_detector_flags_stamps_going_back_and_staying_back() -> None:
+    tj = TimeJumpDetector(threshold=1.0, confirm=3)
+    assert tj.check(100.0) is None and tj.check(100.1) is None
+    assert tj.check(99.5) is None                              # small reordering: not a jump
+    assert tj.check(80.0) is None and tj.check(100.2) is None  # one stale frame: not a jump
+    assert tj.check(30.0) is None and tj.check(30.1) is None   # a bag loop ...
+    assert tj.check(30.2) == pytest.approx(70.0)               # ... confirmed by the 3rd frame
+    assert tj.check(30.3) is None and tj.jumps == 1 and tj.latest == pytest.approx(30.3)

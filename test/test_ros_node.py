@@ -36,10 +36,10 @@ from gsnerf_ros.action import RenderViews  # noqa: E402
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
-from gsnerf_ros.ros.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
-from gsnerf_ros.ros.node_harness import child_env as make_child_env  # noqa: E402
-from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
-from gsnerf_ros.ros.testing import (  # noqa: E402
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
+from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
+from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
+from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
 from gsnerf_ros.srv import RenderView  # noqa: E402
@@ -98,6 +98,8 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
                 "-p", f"model.checkpoint:={hs.checkpoint}", "-p", "model.device:=cuda",
                 "-p", f"keyframes.min_translation:={MIN_T}",
                 "-p", f"keyframes.min_rotation_deg:={MIN_R}",
+                # the buffer's content is checked against the movement policy alone
+                "-p", "keyframes.min_interval:=0.0", "-p", "keyframes.max_pending:=0",
                 "-p", f"render.width:={W}", "-p", f"render.height:={H}",
                 "-p", "render.max_width:=256", "-p", "render.max_height:=256",
                 "-p", "frames.tf_timeout:=0.3", "-p", "log.throttle:=0.0",
@@ -194,7 +196,8 @@ def test_render_view_at_unvisited_pose(ros: Harness) -> None:
     ids = {k.id for k in ros.state.keyframes}
     assert len(r.source_keyframe_ids) == 4 and set(r.source_keyframe_ids) <= ids
     depth, conf, lab = _img(r.depth), _img(r.confidence), _img(r.semantic)
-    assert np.isfinite(depth).all() and (depth >= 0).all()
+    valid = np.isfinite(depth)                       # REP 118: NaN where there is no depth
+    assert valid.mean() > 0.9 and (depth[valid] > 0).all()
     assert ((conf >= 0) & (conf <= 1)).all() and lab.max() < len(ros.scene.class_names)
     assert r.latency_ms > 0
     assert VIRTUAL in wait_until(lambda: ros.tf_frames, 5, "tf")

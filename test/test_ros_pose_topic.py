@@ -3,7 +3,6 @@ optional 16UC1 depth synchronised with the image, bgr8 input, and keyframes buil
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -12,49 +11,20 @@ import torch
 
 pytest.importorskip("rclpy")
 
-import rclpy  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.engine import RenderOutput  # noqa: E402
-from gsnerf_ros.ros.node import GSNeRFNode  # noqa: E402
-from gsnerf_ros.ros.testing import wait_until  # noqa: E402
-
-
-class _Renderer:
-    class_names = ["a", "b"]
-    palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
-    num_neighbors = 1
-    description = "fake"
-    device = "cpu"
-
-    def encode(self, kf, nbrs):  # type: ignore[no-untyped-def]
-        return kf.id
-
-    def render(self, sources, K, c2w, height, width):  # type: ignore[no-untyped-def]
-        return RenderOutput(torch.zeros(height, width, 3), torch.ones(height, width),
-                            torch.zeros(height, width, dtype=torch.long), torch.ones(height, width))
+from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until  # noqa: E402
 
 
 def test_pose_topic_depth_and_bgr_frames_build_keyframes() -> None:
-    ctx = rclpy.Context()
-    ctx.init()
-    node = GSNeRFNode(renderer=_Renderer(), context=ctx, parameter_overrides=[
-        Parameter("topics.pose", value="/camera_pose"), Parameter("topics.depth", value="depth"),
-        Parameter("keyframes.min_translation", value=0.1)])
-    src = Node("source", context=ctx)
-    ex = MultiThreadedExecutor(num_threads=3, context=ctx)
-    ex.add_node(node)
-    ex.add_node(src)
-    th = threading.Thread(target=ex.spin, daemon=True)
-    th.start()
-    try:
+    with InProcessNode(**{"topics.pose": "/camera_pose", "topics.depth": "depth",
+                          "keyframes.min_translation": 0.1,
+                          "keyframes.min_interval": 0.0}) as run:
+        node, src = run.node, run.peer
         pub_pose = src.create_publisher(PoseStamped, "/camera_pose", qos_profile_sensor_data)
         pub_img = src.create_publisher(Image, "/image", qos_profile_sensor_data)
         pub_info = src.create_publisher(CameraInfo, "/camera_info", qos_profile_sensor_data)
@@ -83,10 +53,3 @@ def test_pose_topic_depth_and_bgr_frames_build_keyframes() -> None:
         assert torch.allclose(kfs[0].image[:, 0, 0], torch.tensor([0.0, 0.0, 1.0]))  # RGB blue
         assert kfs[0].depth is not None and float(kfs[0].depth[0, 0]) == pytest.approx(1.5)
         assert wait_until(lambda: node.buffer.num_encoded() == 4, 10, "encodings")
-    finally:
-        ex.shutdown(timeout_sec=2.0)
-        node.close()
-        node.destroy_node()
-        src.destroy_node()
-        ctx.try_shutdown()
-        th.join(5.0)

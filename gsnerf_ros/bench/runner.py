@@ -312,7 +312,7 @@ def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, 
 
     # -- node ----------------------------------------------------------------------------
     if cfg.node:
-        from gsnerf_ros.ros.latency_probe import measure_node_latency
+        from gsnerf_ros.bench.node_latency import measure_node_latency
 
         res["node"] = measure_node_latency(cfg, model, size=cfg.node_size)
     else:

@@ -235,7 +235,7 @@ def time_ros_conversion(result: Any, model: GSNeRF, settings: BenchSettings) -> 
     without them the stage is reported as skipped with the reason."""
     try:
         from gsnerf_ros.ros.convert import make_header, output_to_images
-        from gsnerf_ros.ros.engine import RenderOutput
+        from gsnerf_ros.runtime.engine import RenderOutput
     except Exception as e:  # noqa: BLE001 - any import failure means "no ROS here"
         return skipped(f"ROS message types unavailable ({type(e).__name__}: {e})")
     out = RenderOutput(rgb=result.rgb, depth=result.depth, labels=result.labels,

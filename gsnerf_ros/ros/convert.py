@@ -11,18 +11,19 @@ from geometry_msgs.msg import Point, Pose, TransformStamped
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import ColorRGBA, Header
 from torch import Tensor
+from vision_msgs.msg import LabelInfo, VisionClass
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gsnerf_ros.geometry import make_pose, matrix_to_quat, quat_to_matrix
-from gsnerf_ros.ros.engine import RenderOutput
+from gsnerf_ros.runtime.engine import RenderOutput
 from gsnerf_ros.ros.image_conversion import colorize_labels, encode_image, labels_to_array
-from gsnerf_ros.ros.keyframes import Keyframe
-from gsnerf_ros.ros.requests import pose_from_components
+from gsnerf_ros.runtime.keyframes import Keyframe
+from gsnerf_ros.runtime.requests import pose_from_components
 
 __all__ = [
     "pose_to_c2w", "c2w_to_pose", "transform_to_c2w", "c2w_to_transform", "camera_info_K",
     "make_camera_info", "array_to_image", "output_to_images", "frustum_markers", "stamp_to_sec",
-    "sec_to_stamp",
+    "sec_to_stamp", "label_info",
 ]
 
 
@@ -109,11 +110,12 @@ def array_to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
 def output_to_images(out: RenderOutput, header: Header, palette: Tensor,
                      num_classes: int) -> dict[str, Image]:
     """A render -> ``rgb`` (rgb8), ``semantic`` (mono8/mono16), ``semantic_color`` (rgb8),
-    ``depth`` (32FC1 m) and ``confidence`` (32FC1) images sharing ``header``."""
+    ``depth`` (32FC1 m, NaN where invalid as REP 118 asks) and ``confidence`` (32FC1) images
+    sharing ``header``."""
     rgb = (out.rgb.detach().float().cpu().clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).numpy()
     lab, lab_enc = labels_to_array(out.labels, num_classes)
     depth = out.depth.detach().float().cpu().numpy().astype(np.float32)
-    depth[~np.isfinite(depth)] = 0.0
+    depth[~np.isfinite(depth) | (depth <= 0)] = np.nan          # REP 118: NaN = no return
     conf = out.confidence.detach().float().cpu().clamp(0, 1).numpy().astype(np.float32)
     return {
         "rgb": array_to_image(rgb, "rgb8", header),
@@ -122,6 +124,12 @@ def output_to_images(out: RenderOutput, header: Header, palette: Tensor,
         "depth": array_to_image(depth, "32FC1", header),
         "confidence": array_to_image(conf, "32FC1", header),
     }
+
+
+def label_info(class_names: Sequence[str], header: Header, threshold: float = 0.0) -> LabelInfo:
+    """vision_msgs/LabelInfo: class id (the value of a ``semantic`` pixel) -> class name."""
+    return LabelInfo(header=header, threshold=float(threshold), class_map=[
+        VisionClass(class_id=i, class_name=str(n)) for i, n in enumerate(class_names)])
 
 
 def frustum_markers(keyframes: Sequence[Keyframe], frame_id: str, stamp: TimeMsg,

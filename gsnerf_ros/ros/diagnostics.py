@@ -7,17 +7,18 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
-from gsnerf_ros.ros.engine import RenderEngine
-from gsnerf_ros.ros.keyframes import KeyframeBuffer
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.engine import RenderEngine
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer
+from gsnerf_ros.runtime.params import NodeParams
 
-__all__ = ["InputStats", "render_node_status", "INPUT_ERROR_WARN_S"]
+__all__ = ["InputStats", "render_node_status", "throttle_key", "INPUT_ERROR_WARN_S"]
 
 INPUT_ERROR_WARN_S = 10.0
 """An input error keeps the status at WARN for this many seconds."""
@@ -30,6 +31,9 @@ class InputStats:
     frames_received: int = 0
     errors: int = 0
     last_error: tuple[float, str] | None = None
+    frames_waiting: int = 0
+    """Frames waiting for their pose now (set by the node before each status)."""
+    time_jumps: int = 0
 
     def record_frame(self) -> None:
         self.frames_received += 1
@@ -59,8 +63,15 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
     st.level = level
     st.message = "; ".join(msgs) or "ok"
     lat = engine.last_latency_ms
+    st_kf, q = buffer.stats, engine.queue
     vals = {
         "buffer_size": n, "encoded_keyframes": n_enc, "capacity": p.keyframes_capacity,
+        "pending_keyframes": buffer.num_pending(), "keyframes_added": st_kf.added,
+        "keyframes_evicted": st_kf.evicted, "frames_skipped_rate_cap": st_kf.skipped_rate,
+        "buffer_resets": st_kf.resets, "time_jumps": inputs.time_jumps,
+        "frames_waiting_for_pose": inputs.frames_waiting,
+        "requests_queued": q.waiting, "requests_refused_busy": q.refused_busy,
+        "requests_refused_deadline": q.refused_deadline,
         "last_render_latency_ms": f"{lat:.1f}" if lat is not None else "n/a",
         "renders": engine.renders, "device": str(getattr(renderer, "device", p.model_device)),
         "model": model_name, "frames_received": inputs.frames_received,
@@ -69,3 +80,9 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
     }
     st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
     return st
+
+
+def throttle_key(kind: str, text: str) -> str:
+    """Log-throttle key of a warning: its kind and text with every number blanked, so a warning
+    that differs only in a timestamp or a count is throttled as one."""
+    return kind + ":" + re.sub(r"\d+(\.\d+)?", "#", text)[:80]

@@ -39,14 +39,18 @@ class EncodingInfo:
     channels: int
 
 
+CV_DEPTHS: dict[str, type] = {"8U": np.uint8, "8S": np.int8, "16U": np.uint16, "16S": np.int16,
+                              "32S": np.int32, "32F": np.float32, "64F": np.float64}
+"""OpenCV depth codes of the generic ``<depth>C<channels>`` encodings (sensor_msgs)."""
+
 ENCODINGS: dict[str, EncodingInfo] = {
     "rgb8": EncodingInfo(np.uint8, 3), "bgr8": EncodingInfo(np.uint8, 3),
     "rgba8": EncodingInfo(np.uint8, 4), "bgra8": EncodingInfo(np.uint8, 4),
     "mono8": EncodingInfo(np.uint8, 1), "mono16": EncodingInfo(np.uint16, 1),
-    "8UC1": EncodingInfo(np.uint8, 1), "8UC3": EncodingInfo(np.uint8, 3),
-    "16UC1": EncodingInfo(np.uint16, 1), "32FC1": EncodingInfo(np.float32, 1),
+    **{f"{code}C{ch}": EncodingInfo(dt, ch) for code, dt in CV_DEPTHS.items()
+       for ch in (1, 2, 3, 4)},
 }
-"""Every encoding this package reads and writes."""
+"""Every encoding this package reads and writes: the named ones and every ``8UC1``..``64FC4``."""
 
 _COLOR = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8")
 

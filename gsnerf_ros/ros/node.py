@@ -1,8 +1,12 @@
 """``gsnerf_node``: keyframe buffer + render-on-demand ROS 2 node (node name ``gsnerf``).
 
 Inputs: ``image`` + ``camera_info`` (+ optional ``depth``) synchronised by approximate time
-(sensor-data QoS); the camera pose at the image stamp from TF (``frames.world`` -> the image's
-optical frame, waiting up to ``frames.tf_timeout``) or from a PoseStamped/Odometry topic.
+(QoS from ``qos.*``); the camera pose at the image stamp from TF (``frames.world`` -> the image's
+optical frame) or from a PoseStamped/Odometry topic. A frame whose pose is not there yet waits
+in a bounded queue (``frames.pending_frames``, up to ``frames.tf_timeout`` s) retried on every
+frame and on a timer; no callback ever sleeps. Input stamps going back more than
+``frames.time_jump_threshold`` s for three frames in a row (a bag loop) reset the buffer and the
+TF cache, with one log line.
 Outputs: service ``~/render_view``, topic ``~/render_pose`` -> ``~/rendered/*``, action
 ``~/render_views``, ``~/keyframe_markers`` (MarkerArray frusta), ``~/keyframes``
 (KeyframeBufferState), the virtual camera's TF frame, and ``/diagnostics``.
@@ -10,10 +14,10 @@ Outputs: service ``~/render_view``, topic ``~/render_pose`` -> ``~/rendered/*``,
 Threading: image ingestion runs in its own mutually exclusive callback group, TF in a reentrant
 one, requests in another reentrant one, all on a MultiThreadedExecutor; keyframes are encoded by
 a worker thread; the device runs one render/encoding at a time and at most
-``render.queue_size`` requests wait (see :class:`~gsnerf_ros.ros.engine.RenderEngine`).
+``render.queue_size`` requests wait (see :class:`~gsnerf_ros.runtime.engine.RenderEngine`).
 
 This module wires the node together and ingests camera frames; the parts live in
-:mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.ros.checkpoint_lookup`
+:mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup`
 (model file), :mod:`~gsnerf_ros.ros.pose_input` (camera poses),
 :mod:`~gsnerf_ros.ros.render_services` (render requests), :mod:`~gsnerf_ros.ros.visualisation`
 (buffer topics) and :mod:`~gsnerf_ros.ros.diagnostics`.
@@ -21,68 +25,93 @@ This module wires the node together and ingests camera frames; the parts live in
 
 from __future__ import annotations
 
-import signal
-import sys
-import threading
+import difflib
+import re
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import qos_profile_sensor_data
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
 
 from gsnerf_ros.device import device_or_cpu
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.checkpoint_lookup import resolve_checkpoint
-from gsnerf_ros.ros.diagnostics import InputStats, render_node_status
-from gsnerf_ros.ros.engine import (
+from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
+from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
+from gsnerf_ros.runtime.engine import (
     GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame,
 )
 from gsnerf_ros.ros.image_conversion import (
     ImageFormatError, to_depth_metres, to_rgb_tensor, undistort, undistort_depth,
 )
-from gsnerf_ros.ros.keyframes import KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
-# ``_descriptor`` (now param_declaration.parameter_descriptor) stays importable from here.
-from gsnerf_ros.ros.param_declaration import parameter_descriptor as _descriptor  # noqa: F401
-from gsnerf_ros.ros.params import NodeParams
-from gsnerf_ros.ros.pose_input import CameraPoseSource, pose_message_type
+from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
+from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.ros.process import spin_node
+from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
-from gsnerf_ros.ros.requests import (
+from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics,
 )
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
-from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher
+from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher, publish_class_info
 
-__all__ = ["GSNeRFNode", "main", "resolve_checkpoint", "RENDERED_TOPICS"]
+__all__ = ["GSNeRFNode", "GSNeRFCore", "main", "resolve_checkpoint", "RENDERED_TOPICS",
+           "executor_threads", "warn_undeclared_overrides", "free_device_memory"]
+
+if TYPE_CHECKING:
+    from rclpy.node import Node as _NodeBase
+else:
+    _NodeBase = object
 
 _COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
 
 
-class GSNeRFNode(RenderServicesMixin, Node):
-    """The render node. ``renderer`` overrides the checkpoint (tests, other models)."""
+@dataclass
+class _Frame:
+    """A synchronised camera frame waiting for its pose; ``frame`` is its optical frame id."""
 
-    def __init__(self, renderer: Renderer | None = None, **kwargs: Any) -> None:
-        super().__init__("gsnerf", **kwargs)
+    image: Image
+    info: CameraInfo
+    depth: Image | None
+    frame: str
+
+
+class GSNeRFCore(RenderServicesMixin, _NodeBase):
+    """Everything of the render node except its rclpy base class, so that the plain node
+    (:class:`GSNeRFNode`) and the managed one
+    (:class:`~gsnerf_ros.ros.lifecycle_node.GSNeRFLifecycleNode`) share it.
+
+    Order of use: :meth:`_init_core` (parameters), :meth:`_load_renderer` (the model),
+    :meth:`_build` (buffer, engine, TF, topics, services), :meth:`_start` (encoder on, accept
+    frames and requests); :meth:`_stop_work` and :meth:`_teardown` undo the last two.
+    """
+
+    def _init_core(self) -> None:
         self.p: NodeParams = declare_node_parameters(self)
         self.add_on_set_parameters_callback(reject_parameter_changes)
-        p = self.p
         self._throttle: dict[str, float] = {}
         self.input_stats = InputStats()
         self._latest_cam: CameraSpec | None = None
         self._kf_size: tuple[int, int] | None = None
         self._bridge = CvBridge()
-        self._last_render_log = ""
-
-        # --- model ------------------------------------------------------------------------
+        self._closing = False
+        self._active = False
+        self._entities: dict[str, list[Any]] = {}
+        self.renderer: Renderer | None = None
         self.device_warning: str | None = None
+        self.model_name = ""
+        warn_undeclared_overrides(self)
+
+    def _load_renderer(self, renderer: Renderer | None) -> None:
+        """The checkpoint's model on ``model.device`` (CPU fallback), or ``renderer``."""
+        p = self.p
         if renderer is None:
             device, self.device_warning = device_or_cpu(p.model_device)
             if self.device_warning:
@@ -98,13 +127,19 @@ class GSNeRFNode(RenderServicesMixin, Node):
         else:
             self.model_name = type(renderer).__name__
         self.renderer = renderer
+
+    def _build(self) -> None:
+        """Buffer, engine, TF, inputs, outputs and request endpoints (nothing runs yet)."""
+        p, renderer = self.p, self.renderer
+        assert renderer is not None, "_load_renderer first"
+        before = _entities_of(self)
         self.buffer = KeyframeBuffer(KeyframePolicy(
             p.keyframes_min_translation, p.keyframes_min_rotation_deg, p.keyframes_capacity,
-            p.keyframes_eviction))
+            p.keyframes_eviction, p.keyframes_min_interval, p.keyframes_max_pending))
         self.engine = RenderEngine(renderer, self.buffer, RenderSettings(
-            p.render_num_source_views, p.render_min_keyframes, p.render_queue_size))
+            p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
+            p.render_request_timeout))
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
-        self._closing = False
         self.engine.worker.on_error = lambda kf, exc: self._warn(
             "encode", f"encoding keyframe {kf.id} failed: {exc}")
 
@@ -116,52 +151,91 @@ class GSNeRFNode(RenderServicesMixin, Node):
 
         # --- TF -----------------------------------------------------------------------------
         self.tf_buffer = tf2_ros.Buffer(cache_time=Duration(seconds=30.0), node=self)
-        self.tf_listener = self._make_tf_listener()
+        self.tf_listener = tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False)
         self.tf_broadcaster = tf2_ros.TransformBroadcaster(self)
 
         # --- inputs -------------------------------------------------------------------------
+        in_qos = input_qos(p)
         subs = [message_filters.Subscriber(self, Image, p.topics_image,
-                                           qos_profile=qos_profile_sensor_data,
+                                           qos_profile=in_qos,
                                            callback_group=self.cb_ingest),
                 message_filters.Subscriber(self, CameraInfo, p.topics_camera_info,
-                                           qos_profile=qos_profile_sensor_data,
+                                           qos_profile=in_qos,
                                            callback_group=self.cb_ingest)]
         if p.topics_depth:
             subs.append(message_filters.Subscriber(self, Image, p.topics_depth,
-                                                   qos_profile=qos_profile_sensor_data,
+                                                   qos_profile=in_qos,
                                                    callback_group=self.cb_ingest))
         self._input_subs = subs
         self.sync = message_filters.ApproximateTimeSynchronizer(subs, p.sync_queue_size, p.sync_slop)
         self.sync.registerCallback(self._on_frame)
         self.pose_source = CameraPoseSource(self.tf_buffer, p, self._input_error)
+        self.pending: PendingFrames[_Frame] = PendingFrames(
+            p.frames_pending_frames, p.frames_tf_timeout, RequestError,
+            lambda f, why: self._input_error("pose", why))
+        self.time_jump = TimeJumpDetector(p.frames_time_jump_threshold)
+        self.create_timer(0.05, self._drain_pending, callback_group=self.cb_ingest)
         if p.topics_pose:
             self.create_subscription(pose_message_type(p), p.topics_pose,
-                                     self.pose_source.on_pose, qos_profile_sensor_data,
+                                     self.pose_source.on_pose, in_qos,
                                      callback_group=self.cb_tf)
 
         # --- outputs and requests -----------------------------------------------------------
         self.buffer_outputs = KeyframeBufferPublisher(self, p)
+        self.class_info_pubs = publish_class_info(
+            self, renderer.class_names, renderer.palette,
+            Header(stamp=self.get_clock().now().to_msg(), frame_id=p.frames_virtual_camera))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._create_render_endpoints()
         self.create_timer(p.publish_diagnostics_period, self._publish_diagnostics,
                           callback_group=self.cb_timer)
+        after = _entities_of(self)
+        self._entities = {k: [e for e in v if id(e) not in {id(b) for b in before[k]}]
+                          for k, v in after.items()}
 
+    def _start(self) -> None:
+        """Start encoding and accept frames and requests."""
+        self._closing = False
         self.engine.start()
+        self._active = True
         self._publish_buffer()
+        p = self.p
         self.get_logger().info(
-            f"gsnerf ready: model {self.model_name} ({getattr(renderer, 'description', '')}), "
+            f"gsnerf ready: model {self.model_name} "
+            f"({getattr(self.renderer, 'description', '')}), "
             f"image '{self.resolve_topic_name(p.topics_image)}', camera_info "
             f"'{self.resolve_topic_name(p.topics_camera_info)}', world frame '{p.frames_world}', "
             f"pose from {'topic ' + p.topics_pose if p.topics_pose else 'TF'}")
 
-    def _make_tf_listener(self) -> Any:
-        try:
-            return tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False,
-                                             callback_group=self.cb_tf)
-        except TypeError:  # older real tf2_ros without callback_group
-            return tf2_ros.TransformListener(self.tf_buffer, self, spin_thread=False)
+    def _stop_work(self) -> None:
+        """Stop encoding and refuse frames and requests; drop the keyframes and their cached
+        encodings (device memory)."""
+        self._active = False
+        self._closing = True
+        self.engine.stop()
+        self.buffer.clear()
+        cache = getattr(self.renderer, "stack_cache", None)
+        if cache is not None:                       # the stacked sources of the last render
+            self.renderer.stack_cache = type(cache)()
+        free_device_memory()
+
+    def _teardown(self) -> None:
+        """Destroy what :meth:`_build` created and drop the model."""
+        destroy = {"subscriptions": self.destroy_subscription, "publishers": self.destroy_publisher,
+                   "services": self.destroy_service, "timers": self.destroy_timer,
+                   "clients": self.destroy_client}
+        for kind, items in self._entities.items():
+            for e in items:
+                if kind in destroy:
+                    destroy[kind](e)
+                elif hasattr(e, "destroy"):
+                    e.destroy()
+        self._entities = {}
+        self.renderer = None
+        free_device_memory()
 
     # ================================================================== logging helpers
+    # (throttle_key: the same warning with other numbers in it - stamps, counts - is a repeat)
     def _warn(self, key: str, text: str) -> None:
         """Log ``text`` at most once per ``log.throttle`` seconds per ``key``."""
         now = time.monotonic()
@@ -171,19 +245,48 @@ class GSNeRFNode(RenderServicesMixin, Node):
 
     def _input_error(self, key: str, text: str) -> None:
         self.input_stats.record_error(text)
-        self._warn("input:" + key, f"dropping camera frame: {text}")
+        self._warn(throttle_key("input:" + key, text), f"dropping camera frame: {text}")
 
     # ================================================================== ingestion
     def _on_frame(self, image: Image, info: CameraInfo, depth: Image | None = None) -> None:
+        """Synchroniser callback: check the frame, then queue it until its pose is known."""
+        if not self._active:
+            return
         self.input_stats.record_frame()
+        stamp = convert.stamp_to_sec(image.header.stamp)
+        back = self.time_jump.check(stamp)
+        if back is not None:
+            self._reset_for_time_jump(back, stamp)
         try:
-            self._ingest(image, info, depth)
-        except (RequestError, ImageFormatError, CvBridgeError) as exc:
-            key = type(exc).__name__ + str(exc)[:40]
-            self._input_error(key, str(exc))
+            frame = self._check_frame(image, info)
+        except (RequestError, ImageFormatError) as exc:
+            self._input_error(type(exc).__name__, str(exc))
+            return
+        self.pending.push(_Frame(image, info, depth, frame))
+        self._drain_pending()
 
-    def _ingest(self, image: Image, info: CameraInfo, depth: Image | None) -> None:
-        p = self.p
+    def _drain_pending(self) -> None:
+        """Ingest every waiting frame whose pose is available now (never waits)."""
+        for f, c2w in self.pending.ready(
+                lambda f: self.pose_source.camera_pose(f.frame, f.image.header.stamp)):
+            try:
+                self._ingest(f, c2w)
+            except (RequestError, ImageFormatError, CvBridgeError) as exc:
+                self._input_error(type(exc).__name__, str(exc))
+
+    def _reset_for_time_jump(self, back: float, stamp: float) -> None:
+        n = self.buffer.clear()
+        self.tf_buffer.clear()
+        self.pose_source.clear()
+        waiting = self.pending.clear()
+        self._publish_buffer()
+        self.get_logger().warning(
+            f"time jump: input stamps went back {back:.1f} s (to {stamp:.3f}; a bag loop or a "
+            f"clock reset); reset the keyframe buffer ({n} keyframes), the TF cache and "
+            f"{waiting} waiting frame(s)")
+
+    def _check_frame(self, image: Image, info: CameraInfo) -> str:
+        """Validate a frame's encoding, size and intrinsics; returns its optical frame id."""
         if image.encoding not in _COLOUR_ENCODINGS:
             raise ImageFormatError(f"image encoding {image.encoding!r} is not supported; publish "
                                    f"one of {list(_COLOUR_ENCODINGS[:5])}")
@@ -191,13 +294,19 @@ class GSNeRFNode(RenderServicesMixin, Node):
         K = convert.camera_info_K(info)
         check_intrinsics(K, info.width, info.height, "camera_info")
         self._latest_cam = CameraSpec(K, int(info.width), int(info.height))
-        frame = p.frames_camera or image.header.frame_id
+        frame = self.p.frames_camera or image.header.frame_id
         if not frame:
             raise RequestError("image header.frame_id is empty; set it to the camera's optical "
                                "frame or set the frames.camera parameter")
-        c2w = self.pose_source.camera_pose(frame, image.header.stamp)
-        if not self.buffer.is_new_keyframe(c2w.float()):
+        return frame
+
+    def _ingest(self, f: "_Frame", c2w: Any) -> None:
+        p = self.p
+        image, info, depth = f.image, f.info, f.depth
+        stamp = convert.stamp_to_sec(image.header.stamp)
+        if not self.buffer.is_new_keyframe(c2w.float(), stamp):
             return
+        K = convert.camera_info_K(info)
         arr = self._bridge.imgmsg_to_cv2(image, desired_encoding="passthrough")
         D = np.asarray(info.d, dtype=np.float64)
         arr = undistort(arr, K.numpy(), D, info.distortion_model)
@@ -211,8 +320,7 @@ class GSNeRFNode(RenderServicesMixin, Node):
         if self._kf_size is None:
             self._kf_size = (p.keyframes_width or rgb.shape[-1], p.keyframes_height or rgb.shape[-2])
         rgb, Kf, d = resize_frame(rgb, K.float(), self._kf_size[0], self._kf_size[1], d)
-        kf, evicted = self.buffer.add(rgb, Kf, c2w.float(), convert.stamp_to_sec(image.header.stamp),
-                                      frame, d, force=True)
+        kf, evicted = self.buffer.add(rgb, Kf, c2w.float(), stamp, f.frame, d, force=True)
         if kf is not None:
             self.get_logger().debug(f"keyframe {kf.id} added ({len(self.buffer)} in buffer, "
                                     f"{len(evicted)} evicted)")
@@ -226,6 +334,8 @@ class GSNeRFNode(RenderServicesMixin, Node):
                                     self.get_clock().now().to_msg())
 
     def _publish_diagnostics(self) -> None:
+        self.input_stats.frames_waiting = len(self.pending)
+        self.input_stats.time_jumps = self.time_jump.jumps
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
                                     self.model_name, self.device_warning, self.input_stats)
         arr = DiagnosticArray()
@@ -237,35 +347,82 @@ class GSNeRFNode(RenderServicesMixin, Node):
     def close(self) -> None:
         """Stop the encoding worker (call before destroy_node)."""
         self._closing = True
-        self.engine.stop()
+        self._active = False
+        if hasattr(self, "engine"):
+            self.engine.stop()
+
+
+class GSNeRFNode(GSNeRFCore, Node):
+    """The render node, running from construction. ``renderer`` overrides the checkpoint
+    (tests, other models)."""
+
+    def __init__(self, renderer: Renderer | None = None, **kwargs: Any) -> None:
+        Node.__init__(self, "gsnerf", **kwargs)
+        self._init_core()
+        self._load_renderer(renderer)
+        self._build()
+        self._start()
+
+
+def _entities_of(node: Any) -> dict[str, list[Any]]:
+    return {k: list(getattr(node, k)) for k in
+            ("subscriptions", "publishers", "services", "timers", "clients", "waitables")}
+
+
+def free_device_memory() -> None:
+    """Return cached CUDA memory to the device (no-op on the CPU)."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _closest_parameter(name: str, declared: list[str]) -> str | None:
+    """The declared name sharing most words with ``name`` (``world_frame`` -> ``frames.world``),
+    else the closest spelling."""
+    def words(n: str) -> set[str]:
+        return {w.rstrip("s") for w in re.split(r"[._]", n.lower()) if w}
+
+    mine = words(name)
+    best = max(declared, key=lambda d: (len(words(d) & mine), -len(d)))
+    if words(best) & mine:
+        return best
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def warn_undeclared_overrides(node: Any) -> list[str]:
+    """Warn once about parameter overrides (``-p``, parameter files) that name no declared
+    parameter, e.g. ``world_frame`` for ``frames.world``; returns their names."""
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(n for n in overrides if not node.has_parameter(n)
+                     and not n.startswith("qos_overrides."))
+    if unknown:
+        declared = sorted(s.name for s in PARAMETERS)
+        hints = []
+        for n in unknown:
+            close = _closest_parameter(n, declared)
+            hints.append(f"{n} (did you mean {close}?)" if close else n)
+        node.get_logger().warning(
+            f"ignoring parameter override(s) the node does not declare: {', '.join(hints)}; "
+            "see config/gsnerf.yaml or `ros2 param list /gsnerf` for the names")
+    return unknown
+
+
+def executor_threads(p: NodeParams) -> int:
+    """Executor threads: one per request that may run or wait on the device (each blocks its
+    thread), the action goals, plus spare threads that refuse at once when the queue is full and
+    keep camera frames, TF and timers flowing."""
+    return p.render_queue_size + 1 + p.render_max_goals + 3
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf_node``; exits 0 on SIGINT/SIGTERM after stopping its threads."""
-    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    node: GSNeRFNode | None = None
-    code = 0
-    try:
-        node = GSNeRFNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        while rclpy.ok() and not stop.is_set():
-            executor.spin_once(timeout_sec=0.1)
-        node.get_logger().info("shutting down")
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"gsnerf_node: {exc}", file=sys.stderr, flush=True)
-        code = 2
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return spin_node(GSNeRFNode, lambda n: executor_threads(n.p), "gsnerf_node", argv)
+
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,7 +1,7 @@
-"""Declaring the node's parameters on a ROS node (the table itself is ROS-free: :mod:`params`).
+"""Declaring the node's parameters on a ROS node (the table itself is ROS-free: :mod:`gsnerf_ros.runtime.params`).
 
-Every :data:`~gsnerf_ros.ros.params.PARAMETERS` entry is declared with a ``ParameterDescriptor``
-(description, range); the values are read back into :class:`~gsnerf_ros.ros.params.NodeParams`.
+Every :data:`~gsnerf_ros.runtime.params.PARAMETERS` entry is declared with a ``ParameterDescriptor``
+(description, range); the values are read back into :class:`~gsnerf_ros.runtime.params.NodeParams`.
 The parameters are read-only once the node runs: changes are refused with a reason.
 """
 
@@ -14,7 +14,7 @@ from rcl_interfaces.msg import (
 )
 from rclpy.node import Node
 
-from gsnerf_ros.ros.params import PARAMETERS, NodeParams, ParamSpec, params_from_values
+from gsnerf_ros.runtime.params import PARAMETERS, NodeParams, ParamSpec, params_from_values
 
 __all__ = ["parameter_descriptor", "declare_node_parameters", "reject_parameter_changes"]
 

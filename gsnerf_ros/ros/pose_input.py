@@ -1,9 +1,12 @@
 """Camera poses for incoming images: from TF, or from a PoseStamped/Odometry topic.
 
 With ``topics.pose`` empty the pose of an image is the TF ``frames.world`` -> image optical
-frame at the image stamp (waiting up to ``frames.tf_timeout``). With ``topics.pose`` set, the
-pose nearest the stamp (within ``sync.slop``) is taken from the received stream, composed with
-the TF ``frames.pose_body`` -> optical frame when the stream describes another body frame.
+frame at the image stamp. With ``topics.pose`` set, the pose nearest the stamp (within
+``sync.slop``) is taken from the received stream, composed with the TF ``frames.pose_body`` ->
+optical frame when the stream describes another body frame. :meth:`CameraPoseSource.camera_pose`
+never waits: a missing pose raises at once and the node retries the frame later
+(:class:`~gsnerf_ros.runtime.pending_frames.PendingFrames`). :func:`input_qos` is the QoS of the
+camera and pose subscriptions (``qos.*`` parameters).
 """
 
 from __future__ import annotations
@@ -16,14 +19,25 @@ import torch
 from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.duration import Duration
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.params import NodeParams
-from gsnerf_ros.ros.requests import RequestError
+from gsnerf_ros.runtime.params import NodeParams
+from gsnerf_ros.runtime.requests import RequestError
 from gsnerf_ros.ros.ros_libs import tf2_ros
 
-__all__ = ["CameraPoseSource", "pose_message_type"]
+__all__ = ["CameraPoseSource", "pose_message_type", "input_qos"]
+
+_NO_WAIT = Duration(seconds=0)
+
+
+def input_qos(params: NodeParams) -> QoSProfile:
+    """QoS of the image / camera_info / depth / pose subscriptions (``qos.input_*``)."""
+    rel = (ReliabilityPolicy.RELIABLE if params.qos_input_reliability == "reliable"
+           else ReliabilityPolicy.BEST_EFFORT)
+    return QoSProfile(depth=params.qos_input_depth, history=HistoryPolicy.KEEP_LAST,
+                      reliability=rel)
 
 
 def pose_message_type(params: NodeParams) -> type:
@@ -57,11 +71,17 @@ class CameraPoseSource:
         with self._pose_lock:
             self._poses.append((ns, c2w))
 
+    def clear(self) -> None:
+        """Forget the received poses (a time jump)."""
+        with self._pose_lock:
+            self._poses.clear()
+
     def camera_pose(self, frame: str, stamp: Any) -> torch.Tensor:
-        """c2w [4,4] float64 of ``frame`` in the world at ``stamp``; RequestError when missing."""
+        """c2w [4,4] float64 of ``frame`` in the world at ``stamp``; RequestError at once when
+        it is not available (yet)."""
         p = self.p
         t = Time.from_msg(stamp)
-        timeout = Duration(seconds=p.frames_tf_timeout)
+        timeout = _NO_WAIT
         if p.topics_pose:
             with self._pose_lock:
                 poses = list(self._poses)

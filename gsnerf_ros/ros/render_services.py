@@ -3,21 +3,28 @@
 
 A request's pose is taken in ``frames.world`` (through TF when its header names another frame),
 its camera from the request's camera_info, else the last input camera (see
-:func:`~gsnerf_ros.ros.requests.resolve_camera`). Every rendered view is stamped in
+:func:`~gsnerf_ros.runtime.requests.resolve_camera`). Every rendered view is stamped in
 ``frames.virtual_camera``, whose TF is broadcast at the rendered pose; ``publish`` requests also
 go out on ``~/rendered/*``. Bad requests and model failures come back as ``success=false`` with a
 message, never as an exception in the node.
+
+Every request is answered: the service and the action keep ``render.request_qos_depth``
+requests and responses (a burst of clients is not dropped by DDS history), the engine's bounded
+queue refuses at once when full (``busy: N queued``) and refuses a request that waited past
+``render.request_timeout``; service calls are served before action views, which come before
+topic requests. At most ``render.max_goals`` goals execute at once; more are rejected.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.duration import Duration
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -25,10 +32,12 @@ from std_msgs.msg import Header
 from gsnerf_ros.action import RenderViews
 from gsnerf_ros.msg import RenderedView
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.engine import RenderEngine, Renderer
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.engine import RenderEngine, Renderer
+from gsnerf_ros.runtime.params import NodeParams
+from gsnerf_ros.ros.diagnostics import throttle_key
 from gsnerf_ros.ros.pose_input import CameraPoseSource
-from gsnerf_ros.ros.requests import CameraSpec, RequestError, resolve_camera
+from gsnerf_ros.runtime.request_queue import PRIORITY_ACTION, PRIORITY_SERVICE, PRIORITY_TOPIC
+from gsnerf_ros.runtime.requests import CameraSpec, RequestError, resolve_camera
 from gsnerf_ros.srv import RenderView
 
 if TYPE_CHECKING:
@@ -55,6 +64,7 @@ class RenderServicesMixin(_NodeBase):
     tf_broadcaster: Any
     cb_render: Any
     _latest_cam: CameraSpec | None
+    _active: bool
     _warn: Callable[[str, str], None]      # throttled warning (key, text)
 
     def _create_render_endpoints(self) -> None:
@@ -63,22 +73,30 @@ class RenderServicesMixin(_NodeBase):
         self.pub_rendered = {k: self.create_publisher(Image, f"~/rendered/{k}", out_qos)
                              for k in RENDERED_TOPICS}
         self.pub_rendered_info = self.create_publisher(CameraInfo, "~/rendered/camera_info", out_qos)
+        burst = QoSProfile(depth=self.p.render_request_qos_depth, history=HistoryPolicy.KEEP_LAST,
+                           reliability=ReliabilityPolicy.RELIABLE)
         self.srv = self.create_service(RenderView, "~/render_view", self._on_render_view,
-                                       callback_group=self.cb_render)
+                                       qos_profile=burst, callback_group=self.cb_render)
         self.create_subscription(PoseStamped, "~/render_pose", self._on_render_pose, 5,
                                  callback_group=self.cb_render)
+        self._goals_lock = threading.Lock()
+        self._active_goals = 0
         self.action_server = ActionServer(
             self, RenderViews, "~/render_views", execute_callback=self._execute_render_views,
             goal_callback=self._on_goal, cancel_callback=lambda _g: CancelResponse.ACCEPT,
-            callback_group=self.cb_render)
+            callback_group=self.cb_render, goal_service_qos_profile=burst,
+            result_service_qos_profile=burst, cancel_service_qos_profile=burst)
 
     def _serve(self, pose: PoseStamped, info: CameraInfo, publish: bool,
-               with_images: bool = True) -> RenderedView:
+               with_images: bool = True, priority: int = PRIORITY_SERVICE) -> RenderedView:
         """Render one request into a RenderedView; never raises for bad input."""
         t0 = time.perf_counter()
         view = RenderedView()
         view.pose = pose
         try:
+            if not self._active:
+                raise RequestError("the node is not active (lifecycle state inactive); activate "
+                                   "it (ros2 lifecycle set /gsnerf activate) and retry")
             c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
             frame = pose.header.frame_id or self.p.frames_world
             if frame != self.p.frames_world:
@@ -89,11 +107,12 @@ class RenderServicesMixin(_NodeBase):
             cam = resolve_camera(K, int(info.width), int(info.height), self._latest_cam,
                                  self.p.render_width, self.p.render_height,
                                  self.p.render_max_width, self.p.render_max_height)
-            res = self.engine.render(c2w.float(), cam.K.float(), cam.width, cam.height)
+            res = self.engine.render(c2w.float(), cam.K.float(), cam.width, cam.height,
+                                     priority=priority)
         except RequestError as exc:
             view.success, view.message = False, str(exc)
             view.latency_ms = (time.perf_counter() - t0) * 1e3
-            self._warn("request:" + str(exc)[:40], f"render request refused: {exc}")
+            self._warn(throttle_key("request", str(exc)), f"render request refused: {exc}")
             return view
         except Exception as exc:  # noqa: BLE001 - a model failure must not kill the node
             view.success, view.message = False, f"render failed: {type(exc).__name__}: {exc}"
@@ -141,15 +160,28 @@ class RenderServicesMixin(_NodeBase):
         return response
 
     def _on_render_pose(self, msg: PoseStamped) -> None:
-        self._serve(msg, CameraInfo(), publish=True, with_images=False)
+        self._serve(msg, CameraInfo(), publish=True, with_images=False, priority=PRIORITY_TOPIC)
 
     def _on_goal(self, goal: Any) -> GoalResponse:
         if len(goal.poses) == 0:
             self._warn("goal-empty", "render_views goal with no poses rejected")
             return GoalResponse.REJECT
+        with self._goals_lock:
+            if self._active_goals >= self.p.render_max_goals:
+                self._warn("goal-busy", f"render_views goal rejected: busy, {self._active_goals} "
+                           f"goals executing (render.max_goals={self.p.render_max_goals})")
+                return GoalResponse.REJECT
+            self._active_goals += 1
         return GoalResponse.ACCEPT
 
     def _execute_render_views(self, goal_handle: Any) -> Any:
+        try:
+            return self._render_goal(goal_handle)
+        finally:
+            with self._goals_lock:
+                self._active_goals -= 1
+
+    def _render_goal(self, goal_handle: Any) -> Any:
         goal = goal_handle.request
         result = RenderViews.Result()
         t0 = time.perf_counter()
@@ -161,7 +193,8 @@ class RenderServicesMixin(_NodeBase):
                 result.message = f"canceled after {i} of {n} views"
                 result.total_latency_ms = (time.perf_counter() - t0) * 1e3
                 return result
-            v = self._serve(pose, goal.camera_info, goal.publish, with_images=goal.return_images)
+            v = self._serve(pose, goal.camera_info, goal.publish, with_images=goal.return_images,
+                            priority=PRIORITY_ACTION)
             result.views.append(v)
             fb = RenderViews.Feedback(index=i, total=n, mean_confidence=v.mean_confidence,
                                       latency_ms=v.latency_ms)

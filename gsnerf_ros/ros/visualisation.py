@@ -1,26 +1,52 @@
-"""The keyframe buffer as seen from outside: ``~/keyframe_markers`` and ``~/keyframes``.
+"""What the node shows of itself: the keyframe buffer (``~/keyframe_markers``, ``~/keyframes``)
+and the meaning of its semantic outputs (``~/label_info``, ``~/semantic_legend``).
 
-Both topics are latched (transient local), so RViz or a late subscriber gets the current buffer:
+All topics are latched (transient local), so RViz or a late subscriber gets the current state:
 one camera frustum per keyframe (:func:`~gsnerf_ros.ros.convert.frustum_markers`, when
-``publish.markers`` is set) and a :class:`~gsnerf_ros.msg.KeyframeBufferState` listing them.
+``publish.markers`` is set), a :class:`~gsnerf_ros.msg.KeyframeBufferState` listing them, the
+class id -> name map as ``vision_msgs/LabelInfo``, and an rgb8 image of the class colours of
+``semantic_color`` with their names (for an RViz Image display beside the rendered view).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 from builtin_interfaces.msg import Time as TimeMsg
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import LabelInfo
 from visualization_msgs.msg import MarkerArray
 
 from gsnerf_ros.msg import Keyframe as KeyframeMsg
 from gsnerf_ros.msg import KeyframeBufferState
 from gsnerf_ros.ros import convert
-from gsnerf_ros.ros.keyframes import Keyframe
-from gsnerf_ros.ros.params import NodeParams
+from gsnerf_ros.runtime.keyframes import Keyframe
+from gsnerf_ros.runtime.params import NodeParams
 
-__all__ = ["KeyframeBufferPublisher", "keyframe_buffer_state"]
+__all__ = ["KeyframeBufferPublisher", "keyframe_buffer_state", "publish_class_info", "LATCHED"]
+
+LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                     reliability=ReliabilityPolicy.RELIABLE)
+"""Transient-local QoS of the node's state topics (subscribe with the same to get the last)."""
+
+
+def publish_class_info(node: Node, class_names: Sequence[str], palette: Any,
+                       header: Header) -> tuple[Any, Any]:
+    """Create and publish (once, latched) ``~/label_info`` and ``~/semantic_legend``; returns
+    the two publishers (keep them alive)."""
+    from gsnerf_ros.train.panels import class_legend
+
+    pub_info = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
+    pub_info.publish(convert.label_info(class_names, header))
+    rows = max(1, len(class_names))                 # 24 px a row, 20 rows a 320 px column
+    legend = class_legend(list(class_names), palette, height=min(24 * rows, 480),
+                          width=320 * -(-rows // 20))
+    pub_legend = node.create_publisher(Image, "~/semantic_legend", LATCHED)
+    pub_legend.publish(convert.array_to_image(legend, "rgb8", header))
+    return pub_info, pub_legend
 
 
 def keyframe_buffer_state(keyframes: Sequence[Keyframe], capacity: int, frame_id: str,
@@ -40,10 +66,8 @@ class KeyframeBufferPublisher:
 
     def __init__(self, node: Node, params: NodeParams) -> None:
         self.p = params
-        latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                             reliability=ReliabilityPolicy.RELIABLE)
-        self.pub_markers = node.create_publisher(MarkerArray, "~/keyframe_markers", latched)
-        self.pub_state = node.create_publisher(KeyframeBufferState, "~/keyframes", latched)
+        self.pub_markers = node.create_publisher(MarkerArray, "~/keyframe_markers", LATCHED)
+        self.pub_state = node.create_publisher(KeyframeBufferState, "~/keyframes", LATCHED)
 
     def publish(self, keyframes: Sequence[Keyframe], capacity: int, stamp: TimeMsg) -> None:
         """Publish the frusta (if ``publish.markers``) and the state of ``keyframes``."""

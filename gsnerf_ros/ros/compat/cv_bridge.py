@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gsnerf_ros.ros.image_conversion import (
-    ImageFormatError, convert_color, decode_image, encode_image,
+    CV_DEPTHS, ENCODINGS, ImageFormatError, convert_color, decode_image, encode_image,
 )
 
 __all__ = ["CvBridge", "CvBridgeError"]
@@ -42,11 +42,19 @@ class CvBridge:
 
     def cv2_to_imgmsg(self, cvim: np.ndarray, encoding: str = "passthrough",
                       header: Any = None) -> Any:
-        """Array to an Image message; ``passthrough`` infers 8UC*/16UC1/32FC1 from the dtype."""
+        """Array to an Image message; ``passthrough`` names the OpenCV type of the array
+        (``8UC3``, ``32FC1``, ...). Like cv_bridge: TypeError for a non-array, CvBridgeError when
+        ``encoding`` does not fit the array's type."""
         from sensor_msgs.msg import Image
 
+        if not isinstance(cvim, (np.ndarray, np.generic)):
+            raise TypeError("Your input type is not a numpy array")
+        cv_type = _infer_encoding(cvim)
         if encoding == "passthrough":
-            encoding = _infer_encoding(cvim)
+            encoding = cv_type
+        elif encoding in ENCODINGS and _cv_type_of(encoding) != cv_type:
+            raise CvBridgeError(f"encoding specified as {encoding}, but image has incompatible "
+                                f"type {cv_type}")
         try:
             h, w, step, data = encode_image(cvim, encoding)
         except ImageFormatError as exc:
@@ -60,10 +68,18 @@ class CvBridge:
         return msg
 
 
+def _cv_type_of(encoding: str) -> str:
+    """The OpenCV type name (``8UC3``) of an encoding (``rgb8``)."""
+    info = ENCODINGS[encoding]
+    code = next(c for c, dt in CV_DEPTHS.items() if np.dtype(dt) == np.dtype(info.dtype))
+    return f"{code}C{info.channels}"
+
+
 def _infer_encoding(a: np.ndarray) -> str:
+    """The OpenCV type name of an array: depth code from the dtype, channels from the shape."""
     ch = 1 if a.ndim == 2 else a.shape[2]
-    table = {(np.dtype(np.uint8), 1): "8UC1", (np.dtype(np.uint8), 3): "8UC3",
-             (np.dtype(np.uint16), 1): "16UC1", (np.dtype(np.float32), 1): "32FC1"}
-    if (a.dtype, ch) not in table:
+    code = next((c for c, dt in CV_DEPTHS.items() if np.dtype(dt) == a.dtype.newbyteorder("=")),
+                None)
+    if code is None or not 1 <= ch <= 4:
         raise CvBridgeError(f"cannot infer an encoding for dtype {a.dtype} with {ch} channels")
-    return table[(a.dtype, ch)]
+    return f"{code}C{ch}"

@@ -8,9 +8,11 @@ Same API::
     sync = ApproximateTimeSynchronizer([image_sub, info_sub], queue_size=10, slop=0.05)
     sync.registerCallback(callback)          # callback(image, camera_info)
 
-The approximate policy is the one of the reference Python implementation: each arriving message
-is matched against the other queues' messages within ``slop`` seconds of it, closest first, and
-the first combination whose whole spread is below ``slop`` is emitted and removed.
+The approximate policy is the one of the reference Python implementation (ros2/message_filters
+``src/message_filters/__init__.py``): each arriving message is matched against the other queues'
+messages within ``slop`` seconds of it (``<= slop``), closest first, and the first combination
+whose whole spread is strictly below ``slop`` (``< slop``) is emitted and removed.
+``allow_headerless`` stamps messages without a header with the current ROS time.
 """
 
 from __future__ import annotations
@@ -124,12 +126,23 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
         super().__init__(fs, queue_size)
         if slop < 0:
             raise ValueError("slop must be >= 0 seconds")
-        if allow_headerless:
-            raise ValueError("allow_headerless is not supported by the in-tree message_filters")
+        self.allow_headerless = allow_headerless
         self.slop_ns = int(round(slop * 1e9))
 
     def add(self, msg: Any, my_queue: dict[int, Any], my_queue_index: int | None = None) -> None:
-        stamp = _stamp_ns(msg)
+        if not hasattr(msg, "header") or not hasattr(msg.header, "stamp"):
+            if not self.allow_headerless:
+                import rclpy.logging
+
+                rclpy.logging.get_logger("message_filters_approx").warning(
+                    "can not use message filters messages without timestamp infomation when "
+                    '"allow_headerless" is disabled.')
+                return
+            from rclpy.clock import ROSClock
+
+            stamp = ROSClock().now().nanoseconds
+        else:
+            stamp = _stamp_ns(msg)
         out = None
         with self.lock:
             my_queue[stamp] = msg
@@ -152,7 +165,7 @@ class ApproximateTimeSynchronizer(TimeSynchronizer):
                 else:
                     vv.insert(my_queue_index, stamp)
                 qt = list(zip(self.queues, vv))
-                if max(vv) - min(vv) <= self.slop_ns and all(t in q for q, t in qt):
+                if max(vv) - min(vv) < self.slop_ns and all(t in q for q, t in qt):
                     out = [q[t] for q, t in qt]
                     for q, t in qt:
                         del q[t]

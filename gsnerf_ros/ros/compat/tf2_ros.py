@@ -13,6 +13,14 @@ points from ``source`` coordinates to ``target``): chains through any tree of fr
 interpolation of translations and slerp of rotations between stored samples, ``time == 0`` means
 the latest time all links of the chain share, and a positive ``timeout`` waits (on a condition
 variable, so the executor must deliver /tf in another thread) for the data to arrive.
+
+Faithful to the real tf2 (geometry2 ``tf2/src/buffer_core.cpp``, ``tf2_ros_py``) where it
+matters: ``set_transform`` returns None and **ignores** (logging an error, as tf2's
+``TF_DENORMALIZED_QUATERNION`` / ``TF_NAN_INPUT`` / ``TF_SELF_TRANSFORM`` ...) a transform whose
+quaternion has | |q|^2 - 1 | >= 0.01, NaN values or bad frame ids; ``TransformListener`` takes
+no callback group (it makes its own reentrant one) but ``tf_topic`` / ``tf_static_topic``, and
+``spin_thread=True`` spins the node in its own thread; a Buffer given a node clears itself when
+the node's clock jumps back (sim time, a bag loop). Not provided: the ``tf2_frames`` service.
 """
 
 from __future__ import annotations
@@ -48,7 +56,22 @@ class ExtrapolationException(TransformException):
 
 
 class InvalidArgumentException(TransformException):
-    """A transform to store is malformed (NaN, zero quaternion, empty frame id)."""
+    """A lookup argument is malformed (kept for API compatibility; bad transforms to store are
+    logged and ignored, as tf2 does)."""
+
+QUATERNION_NORMALIZATION_TOLERANCE = 10e-3
+"""tf2's tolerance on | |q|^2 - 1 | of a stored transform (buffer_core.cpp)."""
+
+
+def _log_error(text: str) -> None:
+    try:
+        import rclpy.logging
+
+        rclpy.logging.get_logger("tf2_buffer").error(text)
+    except Exception:  # noqa: BLE001 - no rclpy logging available
+        import logging
+
+        logging.getLogger("tf2_buffer").error(text)
 
 
 class TimeoutException(TransformException):
@@ -171,15 +194,29 @@ class Buffer:
         self._cache_ns = _to_ns(cache_time) if cache_time is not None else 10_000_000_000
         self._links: dict[str, _Link] = {}
         self._cond = threading.Condition()
+        self.jump_handle = None
+        if node is not None:                      # as tf2_ros: clear on a jump back in time
+            from rclpy.duration import Duration
+            from rclpy.clock import JumpThreshold
+
+            self.clock = node.get_clock()
+            self.jump_handle = self.clock.create_jump_callback(
+                JumpThreshold(min_forward=None, min_backward=Duration(seconds=-1),
+                              on_clock_change=True), post_callback=self.time_jump_callback)
+
+    def time_jump_callback(self, time_jump: Any) -> None:
+        """Clock jumped back (sim time, bag loop): forget everything, like tf2_ros."""
+        _log_error("Detected jump back in time. Clearing tf buffer.")
+        self.clear()
 
     # --- writing ------------------------------------------------------------------------
-    def set_transform(self, transform: Any, authority: str) -> bool:
-        """Store one dynamic ``geometry_msgs/TransformStamped``."""
-        return self._set(transform, authority, static=False)
+    def set_transform(self, transform: Any, authority: str) -> None:
+        """Store one dynamic ``geometry_msgs/TransformStamped`` (a bad one is logged, ignored)."""
+        self._set(transform, authority, static=False)
 
-    def set_transform_static(self, transform: Any, authority: str) -> bool:
+    def set_transform_static(self, transform: Any, authority: str) -> None:
         """Store one static transform (valid at every time)."""
-        return self._set(transform, authority, static=True)
+        self._set(transform, authority, static=True)
 
     def _set(self, msg: Any, authority: str, static: bool) -> bool:
         parent = msg.header.frame_id.lstrip("/")
@@ -187,14 +224,29 @@ class Buffer:
         tr, ro = msg.transform.translation, msg.transform.rotation
         t = np.array([tr.x, tr.y, tr.z], dtype=np.float64)
         q = np.array([ro.x, ro.y, ro.z, ro.w], dtype=np.float64)
+        errors = []
+        if parent and parent == child:
+            errors.append(f"TF_SELF_TRANSFORM: Ignoring transform from authority \"{authority}\" "
+                          f"with frame_id and child_frame_id \"{child}\" because they are the same")
+        if not child:
+            errors.append(f"TF_NO_CHILD_FRAME_ID: Ignoring transform from authority "
+                          f"\"{authority}\" because child_frame_id not set")
+        if not parent:
+            errors.append(f"TF_NO_FRAME_ID: Ignoring transform with child_frame_id \"{child}\" "
+                          f"from authority \"{authority}\" because frame_id not set")
+        if np.isnan(t).any() or np.isnan(q).any():
+            errors.append(f"TF_NAN_INPUT: Ignoring transform for child_frame_id \"{child}\" from "
+                          f"authority \"{authority}\" because of a nan value in the transform "
+                          f"{tuple(t)} {tuple(q)}")
+        elif not abs(float(q @ q) - 1.0) < QUATERNION_NORMALIZATION_TOLERANCE:
+            errors.append(f"TF_DENORMALIZED_QUATERNION: Ignoring transform for child_frame_id "
+                          f"\"{child}\" from authority \"{authority}\" because of an invalid "
+                          f"quaternion in the transform {tuple(q)}")
+        if errors:
+            for e in errors:
+                _log_error(e)
+            return False
         n = float(np.linalg.norm(q))
-        if not parent or not child or parent == child:
-            raise InvalidArgumentException(
-                f"transform from {authority!r} has frame ids {parent!r} -> {child!r}; both must be "
-                "set and differ")
-        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(q))) or n < 1e-6:
-            raise InvalidArgumentException(
-                f"transform {parent} -> {child} from {authority!r} has NaN or a zero quaternion")
         with self._cond:
             link = self._links.get(child)
             if link is None or link.static != static or link.parent != parent:
@@ -293,45 +345,55 @@ class Buffer:
         return msg
 
 
+DEFAULT_TF_TOPIC = "/tf"
+DEFAULT_STATIC_TF_TOPIC = "/tf_static"
+
+
 class TransformListener:
-    """Subscribes to /tf and latched /tf_static and feeds a :class:`Buffer`."""
+    """Subscribes to /tf and latched /tf_static (in its own reentrant callback group, so a
+    lookup waiting in another callback still gets data) and feeds a :class:`Buffer`."""
 
     def __init__(self, buffer: Buffer, node: Any, *, spin_thread: bool = False,
-                 qos: Any = None, static_qos: Any = None, callback_group: Any = None) -> None:
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+                 qos: Any = None, static_qos: Any = None, tf_topic: str = DEFAULT_TF_TOPIC,
+                 tf_static_topic: str = DEFAULT_STATIC_TF_TOPIC) -> None:
+        from rclpy.callback_groups import ReentrantCallbackGroup
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
         from tf2_msgs.msg import TFMessage
 
-        if spin_thread:
-            raise ValueError("the in-tree TransformListener does not spin its own thread; "
-                             "spin the node with a MultiThreadedExecutor instead")
+        if qos is None:
+            qos = QoSProfile(depth=100, durability=DurabilityPolicy.VOLATILE,
+                             history=HistoryPolicy.KEEP_LAST)
+        if static_qos is None:
+            static_qos = QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                                    history=HistoryPolicy.KEEP_LAST)
         self.buffer = buffer
         self.node = node
-        qos = qos or QoSProfile(depth=100, durability=DurabilityPolicy.VOLATILE,
-                                history=HistoryPolicy.KEEP_LAST)
-        static_qos = static_qos or QoSProfile(depth=100, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                                              history=HistoryPolicy.KEEP_LAST,
-                                              reliability=ReliabilityPolicy.RELIABLE)
-        self.tf_sub = node.create_subscription(TFMessage, "/tf", self.callback, qos,
-                                               callback_group=callback_group)
-        self.tf_static_sub = node.create_subscription(TFMessage, "/tf_static",
+        self.group = ReentrantCallbackGroup()
+        self.tf_sub = node.create_subscription(TFMessage, tf_topic, self.callback, qos,
+                                               callback_group=self.group)
+        self.tf_static_sub = node.create_subscription(TFMessage, tf_static_topic,
                                                       self.static_callback, static_qos,
-                                                      callback_group=callback_group)
+                                                      callback_group=self.group)
+        if spin_thread:
+            from rclpy.executors import SingleThreadedExecutor
+
+            self.executor = SingleThreadedExecutor()
+
+            def run_func() -> None:
+                self.executor.add_node(self.node)
+                self.executor.spin()
+                self.executor.remove_node(self.node)
+
+            self.dedicated_listener_thread = threading.Thread(target=run_func, daemon=True)
+            self.dedicated_listener_thread.start()
 
     def callback(self, data: Any) -> None:
         for t in data.transforms:
-            try:
-                self.buffer.set_transform(t, "default_authority")
-            except InvalidArgumentException as exc:
-                self.node.get_logger().warn(f"ignoring transform: {exc}",
-                                            throttle_duration_sec=5.0)
+            self.buffer.set_transform(t, "default_authority")
 
     def static_callback(self, data: Any) -> None:
         for t in data.transforms:
-            try:
-                self.buffer.set_transform_static(t, "default_authority")
-            except InvalidArgumentException as exc:
-                self.node.get_logger().warn(f"ignoring static transform: {exc}",
-                                            throttle_duration_sec=5.0)
+            self.buffer.set_transform_static(t, "default_authority")
 
     def unregister(self) -> None:
         self.node.destroy_subscription(self.tf_sub)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import signal
 import threading
 import sys
 import time
@@ -35,6 +34,7 @@ from std_msgs.msg import Header
 from gsnerf_ros.data.scene import InMemoryScene, Scene
 from gsnerf_ros.geometry import invert_pose, make_pose
 from gsnerf_ros.ros import convert
+from gsnerf_ros.ros.process import stop_on_signals
 from gsnerf_ros.ros.ros_libs import tf2_ros
 
 __all__ = ["Player", "main", "save_scene_file", "load_scene_file", "BODY_T_OPTICAL",
@@ -229,9 +229,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     raw = list(sys.argv if argv is None else ["gsnerf_player", *argv])
     args = _parser().parse_args(remove_ros_args(raw)[1:])
     rclpy.init(args=raw, signal_handler_options=SignalHandlerOptions.NO)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals()
     node: Player | None = None
     try:
         node = Player(args.image_topic, args.camera_info_topic, args.depth_topic,

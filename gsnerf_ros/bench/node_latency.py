@@ -35,8 +35,8 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
     """Round-trip statistics of ``cfg.node_calls`` render_view calls (see module docstring)."""
     try:
         from gsnerf_ros.ros import convert
-        from gsnerf_ros.ros.node_harness import NodeHarness
-        from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
+        from gsnerf_ros.ros.tools.node_harness import NodeHarness
+        from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file
         from gsnerf_ros.srv import RenderView
     except Exception as e:  # noqa: BLE001 - no ROS here
         return skipped(f"ROS 2 node pieces unavailable ({type(e).__name__}: {e})")
@@ -47,6 +47,7 @@ def measure_node_latency(cfg: Any, model: Any, frames: int = 20, size: tuple[int
     scene_file = save_scene_file(scene, work / "scene.safetensors")
     held = sorted(parse_holdout("every:5", len(scene)))
     extra = {"keyframes.min_translation": 0.15, "keyframes.min_rotation_deg": 10.0,
+             "keyframes.min_interval": 0.0, "keyframes.max_pending": 0,
              "render.width": w, "render.height": h}
     harness = NodeHarness(ckpt, cfg.device, extra, work, work, time.monotonic() + timeout,
                           client_name="gsnerf_bench_client")

@@ -44,16 +44,32 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "optical frame itself, else composed with TF pose_body -> camera."),
     ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
               "TF frame broadcast at each rendered pose; the frame_id of every output image."),
-    ParamSpec("frames.tf_timeout", 0.2, "Seconds to wait for TF at an image stamp.", 0.0, 10.0),
+    ParamSpec("frames.tf_timeout", 0.2, "Seconds a camera frame may wait (in a queue, never "
+              "blocking a callback) for the TF at its stamp before it is dropped; also the TF "
+              "wait of a render request posed in another frame.", 0.0, 10.0),
+    ParamSpec("frames.pending_frames", 8, "Camera frames that may wait for their TF; the oldest "
+              "is dropped when more arrive.", 1, 256, 1),
+    ParamSpec("frames.time_jump_threshold", 1.0, "Seconds the input stamps may go backwards "
+              "(three frames in a row) before it counts as a time jump (bag loop, clock reset): "
+              "the keyframe buffer and TF cache are then reset.", 0.0, 3600.0),
     # input synchronisation
     ParamSpec("sync.slop", 0.05, "Approximate-time slop between image, camera_info and depth (s).",
               0.0, 1.0),
     ParamSpec("sync.queue_size", 10, "Approximate-time synchroniser queue length.", 1, 100, 1),
+    # input QoS
+    ParamSpec("qos.input_reliability", "best_effort", "Reliability of the image, camera_info, "
+              "depth and pose subscriptions (best_effort also matches reliable publishers).",
+              choices=("best_effort", "reliable")),
+    ParamSpec("qos.input_depth", 5, "History depth of those subscriptions.", 1, 1000, 1),
     # keyframes
     ParamSpec("keyframes.min_translation", 0.2, "Metres moved since the last keyframe to add one.",
               0.0, 10.0),
     ParamSpec("keyframes.min_rotation_deg", 15.0, "Degrees turned since the last keyframe to add one.",
               0.0, 180.0),
+    ParamSpec("keyframes.min_interval", 0.2, "Seconds (of image stamps) between keyframes at "
+              "least: caps the keyframe rate of a fast camera; 0 = no cap.", 0.0, 60.0),
+    ParamSpec("keyframes.max_pending", 2, "Keyframes that may wait for encoding; frames are "
+              "skipped while that many wait, so the encoder keeps up; 0 = no cap.", 0, 64, 1),
     ParamSpec("keyframes.capacity", 32, "Maximum keyframes kept (bounded memory).", 1, 1024, 1),
     ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
               "(sliding window) or redundant (nearest to another keyframe).",
@@ -79,8 +95,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               64.0, 1048576.0),
     ParamSpec("render.kernel", "auto", "View transformer: auto (fused Triton kernel on CUDA "
               "when available) | eager | triton.", choices=KERNELS),
-    ParamSpec("render.queue_size", 2, "Requests that may wait for the device; more are refused.",
-              1, 64, 1),
+    ParamSpec("render.queue_size", 8, "Requests that may wait for the device; more are refused "
+              "at once (busy: N queued).", 1, 64, 1),
+    ParamSpec("render.request_timeout", 30.0, "Seconds a request may wait for the device before "
+              "it is refused.", 0.1, 3600.0),
+    ParamSpec("render.request_qos_depth", 100, "History depth of the render service and action "
+              "(requests and responses held for a burst of clients).", 10, 10000, 1),
+    ParamSpec("render.max_goals", 2, "render_views goals executing at once; more are rejected.",
+              1, 16, 1),
     # model
     ParamSpec("model.checkpoint", "models/gsnerf_procedural.safetensors",
               "Checkpoint (.safetensors with its .json sidecar); relative paths are resolved "
@@ -88,7 +110,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.device", "cuda", "Torch device; falls back to cpu with a warning."),
     ParamSpec("model.dtype", "float32", "Compute dtype (float16/bfloat16 use autocast on CUDA).",
               choices=("float32", "float16", "bfloat16")),
-    ParamSpec("model.near", 0.1, "Near depth bound in metres.", 0.001, 100.0),
+    ParamSpec("model.near", 0.25, "Near depth bound in metres (stage-0 planes start here).",
+              0.001, 100.0),
     ParamSpec("model.far", 10.0, "Far depth bound in metres.", 0.01, 1000.0),
     ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "
               "depth replaces the cost-volume depth for the render geometry (target depth, "
@@ -116,10 +139,16 @@ class NodeParams:
     frames_pose_body: str
     frames_virtual_camera: str
     frames_tf_timeout: float
+    frames_pending_frames: int
+    frames_time_jump_threshold: float
     sync_slop: float
     sync_queue_size: int
+    qos_input_reliability: str
+    qos_input_depth: int
     keyframes_min_translation: float
     keyframes_min_rotation_deg: float
+    keyframes_min_interval: float
+    keyframes_max_pending: int
     keyframes_capacity: int
     keyframes_eviction: str
     keyframes_width: int
@@ -136,6 +165,9 @@ class NodeParams:
     render_max_memory_mb: float
     render_kernel: str
     render_queue_size: int
+    render_request_timeout: float
+    render_request_qos_depth: int
+    render_max_goals: int
     model_checkpoint: str
     model_device: str
     model_dtype: str

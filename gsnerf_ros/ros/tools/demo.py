@@ -26,7 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from gsnerf_ros.ros.node_harness import NodeHarness
+from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
 
@@ -60,29 +60,47 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None,
-           lab_color: np.ndarray, palette: torch.Tensor, gt_depth: np.ndarray | None,
-           depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
-    """Rows: ground truth (RGB, semantics, depth) over rendered (RGB, semantics, depth, conf)."""
-    from gsnerf_ros.train.panels import caption_tiles, colorize_depth, colorize_labels
+           lab: np.ndarray, lab_color: np.ndarray, class_names: list[str], palette: torch.Tensor,
+           gt_depth: np.ndarray | None, depth: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """Rendered RGB, semantics, depth and confidence, under the ground truth when there is one
+    (its row ends with the class legend; without ground truth the legend ends the one row),
+    over a depth colour bar in metres shared by both depth tiles. No empty tile."""
+    from gsnerf_ros.train.panels import (
+        caption_tiles, class_legend, colorize_depth, colorize_labels, depth_colorbar,
+    )
 
     H, W = rgb.shape[:2]
-    blank = np.zeros((H, W, 3), np.uint8)
-    vmax = float(np.max(gt_depth)) if gt_depth is not None and np.any(gt_depth > 0) else \
-        float(max(np.max(depth), 1e-3))
-    cd = lambda d: colorize_depth(torch.from_numpy(d), 0.0, vmax)  # noqa: E731
-    conf_img = (np.clip(conf, 0, 1)[..., None].repeat(3, -1) * 255).astype(np.uint8)
-    top = [gt_rgb if gt_rgb is not None else blank,
-           colorize_labels(torch.from_numpy(gt_lab), palette) if gt_lab is not None else blank,
-           cd(gt_depth) if gt_depth is not None else blank, blank]
-    bottom = [rgb, lab_color, cd(depth), conf_img]
-    panel = np.concatenate([np.concatenate(top, 1), np.concatenate(bottom, 1)], 0)
     scale = max(1, 240 // H)            # small renders are enlarged (nearest) to stay readable
-    if scale > 1:
-        panel = np.repeat(np.repeat(panel, scale, 0), scale, 1)
-    return caption_tiles(np.ascontiguousarray(panel), H * scale, W * scale, [
-        ["GT RGB" if gt_rgb is not None else "", "GT semantics" if gt_lab is not None else "",
-         "GT depth" if gt_depth is not None else "", ""],
-        ["rendered RGB", "rendered semantics", "rendered depth", "confidence"]])
+    up = lambda a: np.repeat(np.repeat(a, scale, 0), scale, 1)  # noqa: E731
+    both = [d for d in (gt_depth, depth) if d is not None]
+    finite = np.concatenate([d[np.isfinite(d) & (d > 0)] for d in both])
+    vmax = float(finite.max()) if finite.size else 1.0
+    cd = lambda d: colorize_depth(torch.from_numpy(d), 0.0, vmax)  # noqa: E731
+    conf_img = (np.clip(np.nan_to_num(conf), 0, 1)[..., None].repeat(3, -1) * 255).astype(np.uint8)
+    ids = sorted({int(i) for i in np.unique(lab)} |
+                 ({int(i) for i in np.unique(gt_lab)} if gt_lab is not None else set()))
+    legend = class_legend(class_names, palette, H * scale, W * scale, ids=ids)
+    bottom = [up(rgb), up(lab_color), up(cd(depth)), up(conf_img)]
+    names = ["rendered RGB", "rendered semantics", "rendered depth", "confidence"]
+    if gt_rgb is not None:
+        top = [gt_rgb, colorize_labels(torch.from_numpy(gt_lab), palette) if gt_lab is not None
+               else np.zeros_like(rgb), cd(gt_depth) if gt_depth is not None else np.zeros_like(rgb)]
+        rows = [[*[up(t) for t in top], legend], bottom]
+        captions = [["GT RGB", "GT semantics" if gt_lab is not None else "(no GT labels)",
+                     "GT depth" if gt_depth is not None else "(no GT depth)", ""], names]
+    else:
+        rows, captions = [bottom + [legend]], [names + [""]]
+    panel = np.concatenate([np.concatenate(r, 1) for r in rows], 0)
+    panel = caption_tiles(np.ascontiguousarray(panel), H * scale, W * scale, captions)
+    bar = depth_colorbar(0.0, vmax, max(24, H * scale // 6), panel.shape[1])
+    return np.concatenate([panel, bar], 0)
+
+
+def _class_info(ckpt: Path) -> tuple[list[str], torch.Tensor]:
+    """Class names and palette from the checkpoint's JSON sidecar (what the node renders with)."""
+    stem = ckpt.with_suffix("") if ckpt.suffix in (".safetensors", ".json") else ckpt
+    meta = json.loads(stem.with_name(stem.name + ".json").read_text())
+    return list(meta["class_names"]), torch.tensor(meta["palette"], dtype=torch.uint8)
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,7 +111,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     from gsnerf_ros.ros import convert
     from gsnerf_ros.ros.image_conversion import decode_image
     from gsnerf_ros.ros.node import resolve_checkpoint
-    from gsnerf_ros.ros.player import make_scene, parse_holdout, save_scene_file
+    from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file
     from gsnerf_ros.srv import RenderView
     from gsnerf_ros.train.metrics import confusion_matrix, psnr, scores_from_confusion
     from gsnerf_ros.train.panels import save_png
@@ -104,6 +122,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     except FileNotFoundError as exc:
         raise DemoError(f"{exc}. The demo needs the shipped model: train it with `make train` "
                         "(or pass --checkpoint PATH)") from exc
+    class_names, palette = _class_info(Path(ckpt))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="gsnerf_demo_"))
@@ -126,6 +145,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
     extra = {"keyframes.min_translation": args.min_translation,
              "keyframes.min_rotation_deg": args.min_rotation_deg,
+             # the player is faster than real time: no keyframe rate cap, every keyframe waits
+             "keyframes.min_interval": 0.0, "keyframes.max_pending": 0,
              "render.width": args.width, "render.height": args.height}
     if args.rgbd:
         extra["topics.depth"] = "depth"
@@ -185,7 +206,6 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                                     "sources": list(r.source_keyframe_ids),
                                     "mean_confidence": round(float(conf.mean()), 3)}
             gt_rgb = gt_lab = gt_dep = None
-            palette = scene.palette if scene is not None else torch.zeros(1, 3, dtype=torch.uint8)
             if scene is not None and idx is not None:
                 f = scene.frame(idx)
                 C = scene.num_classes
@@ -205,8 +225,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                         ar = float(np.mean(np.abs(dep[m] - gt_dep[m]) / gt_dep[m]))
                         abs_rel.append(ar)
                         view["depth_abs_rel"] = round(ar, 4)
-            save_png(out / f"panel_{name}.png", _panel(gt_rgb, rgb, gt_lab, labc, palette,
-                                                       gt_dep, dep, conf))
+            save_png(out / f"panel_{name}.png", _panel(gt_rgb, rgb, gt_lab, lab, labc,
+                                                       class_names, palette, gt_dep, dep, conf))
             per_view.append(view)
             print(f"[demo] {name}: {r.latency_ms:.0f} ms" +
                   (f", PSNR {view['psnr']:.2f} dB" if "psnr" in view else "") +

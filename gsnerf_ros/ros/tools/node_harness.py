@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from gsnerf_ros.ros.launch_shim import REPO_ROOT, evaluate, load_launch_description
+from gsnerf_ros.ros.compat.launch_shim import REPO_ROOT, evaluate, load_launch_description
 
 __all__ = ["NodeHarness", "child_env", "stop_processes"]
 

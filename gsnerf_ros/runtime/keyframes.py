@@ -2,16 +2,22 @@
 
 Keyframe policy: a frame becomes a keyframe when its camera moved more than
 ``min_translation`` metres or turned more than ``min_rotation_deg`` degrees since the **last
-keyframe** (the first frame always enters).
+keyframe** (the first frame always enters), and the rate cap allows it: at least
+``min_interval`` seconds (of frame stamps) since the last keyframe, and fewer than
+``max_pending`` keyframes waiting for encoding. The cap keeps the encoder ahead of a fast
+camera; the movement test against the last keyframe keeps the coverage (a skipped frame is not
+lost ground: the next frame is compared with the same last keyframe).
 
-Eviction policy (when the buffer already holds ``capacity`` keyframes):
+Eviction policy (when the buffer already holds ``capacity`` keyframes), among the keyframes that
+are neither waiting for nor under encoding (those are never evicted):
 - ``oldest`` (default): drop the oldest keyframe — a sliding window over the recent trajectory;
 - ``redundant``: drop the keyframe whose nearest other keyframe is closest by
   :func:`~gsnerf_ros.geometry.pose_distance` (the most redundant one; the newest is never
   dropped) — keeps the spatial coverage of everything visited.
 
 Encoding: every keyframe is encoded by the geo-reasoner **once**, by :class:`EncodingWorker` in its
-own thread (never on the request path), against its ``num_neighbors`` nearest keyframes; a
+own thread (never on the request path), against its ``num_neighbors`` nearest keyframes, newest
+first (the newest keyframe is the one nearest the camera and the furthest from eviction); a
 keyframe waits (``pending``) until that many neighbours exist. Renders use only encoded keyframes
 and reuse their cached encodings.
 """
@@ -83,12 +89,19 @@ class KeyframePolicy:
     """...or degrees it must turn."""
     capacity: int = 32
     eviction: str = "oldest"
+    min_interval: float = 0.0
+    """Seconds (of frame stamps) between keyframes at least; 0 = no cap."""
+    max_pending: int = 0
+    """Keyframes that may wait for encoding; a frame arriving while that many wait is skipped
+    (0 = no cap)."""
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
             raise ValueError(f"keyframe capacity must be >= 1, got {self.capacity}")
         if self.min_translation < 0 or self.min_rotation_deg < 0:
             raise ValueError("keyframe thresholds must be >= 0")
+        if self.min_interval < 0 or self.max_pending < 0:
+            raise ValueError("keyframe min_interval and max_pending must be >= 0")
         if self.eviction not in EVICTION_POLICIES:
             raise ValueError(f"eviction must be one of {EVICTION_POLICIES}, got {self.eviction!r}")
 
@@ -98,7 +111,11 @@ class _Stats:
     added: int = 0
     evicted: int = 0
     rejected: int = 0
+    """Frames that did not move enough since the last keyframe."""
+    skipped_rate: int = 0
+    """Frames that moved enough but were skipped by the rate cap (interval or encoder backlog)."""
     encoded: int = 0
+    resets: int = 0
 
 
 class KeyframeBuffer:
@@ -112,56 +129,100 @@ class KeyframeBuffer:
         self._frames: list[Keyframe] = []
         self._next_id = 0
         self._last_c2w: Tensor | None = None
+        self._last_stamp: float | None = None
+        self._encoding_id: int | None = None
+        self.encode_min_neighbors = 0
+        """Neighbours a keyframe needs before it can be encoded (set by the EncodingWorker)."""
         self._cond = threading.Condition()
         self.version = 0
         self.stats = _Stats()
 
     # --- policy ------------------------------------------------------------------------
-    def is_new_keyframe(self, c2w: Tensor) -> bool:
-        """Whether a frame at ``c2w`` [4,4] moved enough since the last keyframe."""
+    def is_new_keyframe(self, c2w: Tensor, stamp: float | None = None) -> bool:
+        """Whether a frame at ``c2w`` [4,4] (stamp ``stamp`` s) becomes a keyframe: it moved
+        enough since the last keyframe and the rate cap allows it (see the module docstring).
+        Counts the frames refused for either reason in :attr:`stats`."""
         with self._cond:
-            last = self._last_c2w
+            last, last_stamp = self._last_c2w, self._last_stamp
+            pending = sum(1 for f in self._frames if f.encoding is None)
+            # the encoder cannot start before it has its neighbours: no backlog until then
+            warming_up = len(self._frames) <= self.encode_min_neighbors
         if last is None:
             return True
         c2w = c2w.to(last)
         moved = float((c2w[:3, 3] - last[:3, 3]).norm())
         turned = math.degrees(float(rotation_angle(c2w[:3, :3], last[:3, :3])))
-        return moved > self.policy.min_translation or turned > self.policy.min_rotation_deg
+        if not (moved > self.policy.min_translation or turned > self.policy.min_rotation_deg):
+            with self._cond:
+                self.stats.rejected += 1
+            return False
+        too_soon = (stamp is not None and last_stamp is not None
+                    and 0 <= stamp - last_stamp < self.policy.min_interval)
+        backlog = 0 < self.policy.max_pending <= pending and not warming_up
+        if too_soon or backlog:
+            with self._cond:
+                self.stats.skipped_rate += 1
+            return False
+        return True
 
     def add(self, image: Tensor, K: Tensor, c2w: Tensor, stamp: float = 0.0, frame_id: str = "",
             depth: Tensor | None = None, force: bool = False) -> tuple[Keyframe | None, list[Keyframe]]:
         """Add a frame if the policy accepts it (or ``force``). Returns (keyframe or None, evicted)."""
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"keyframe image must be [3,H,W], got {tuple(image.shape)}")
-        if not force and not self.is_new_keyframe(c2w):
-            with self._cond:
-                self.stats.rejected += 1
+        if not force and not self.is_new_keyframe(c2w, stamp):
             return None, []
         with self._cond:
             kf = Keyframe(id=self._next_id, stamp=float(stamp), frame_id=frame_id, image=image,
                           K=K.float(), c2w=c2w.float(), depth=depth)
             self._next_id += 1
             self._frames.append(kf)
-            self._last_c2w = kf.c2w
+            self._last_c2w, self._last_stamp = kf.c2w, kf.stamp
             evicted = []
             while len(self._frames) > self.policy.capacity:
-                evicted.append(self._frames.pop(self._eviction_index()))
+                i = self._eviction_index()
+                if i is None:      # every other keyframe waits for encoding: keep them all
+                    break
+                evicted.append(self._frames.pop(i))
             self.stats.added += 1
             self.stats.evicted += len(evicted)
             self.version += 1
             self._cond.notify_all()
             return kf, evicted
 
-    def _eviction_index(self) -> int:
-        if self.policy.eviction == "oldest" or len(self._frames) < 3:
-            return 0
-        c2w = torch.stack([f.c2w for f in self._frames])
+    def _eviction_index(self) -> int | None:
+        """Index of the keyframe to drop, among those not waiting for or under encoding and
+        never the newest; None when there is none."""
+        frames = self._frames
+        allowed = [i for i, f in enumerate(frames[:-1])
+                   if f.encoding is not None and f.id != self._encoding_id]
+        if not allowed:
+            return None
+        if self.policy.eviction == "oldest" or len(frames) < 3:
+            return allowed[0]
+        c2w = torch.stack([f.c2w for f in frames])
         n = c2w.shape[0]
         d = pose_distance(c2w[:, None].expand(n, n, 4, 4), c2w[None].expand(n, n, 4, 4))
         d.fill_diagonal_(float("inf"))
         nearest = d.min(dim=1).values
-        nearest[-1] = float("inf")  # never drop the newest
-        return int(torch.argmin(nearest))
+        return min(allowed, key=lambda i: float(nearest[i]))
+
+    def clear(self) -> int:
+        """Drop every keyframe (a time jump: the old poses belong to another timeline); returns
+        how many were dropped. Keyframe ids keep increasing."""
+        with self._cond:
+            n = len(self._frames)
+            self._frames.clear()
+            self._last_c2w, self._last_stamp = None, None
+            self.stats.resets += 1
+            self.version += 1
+            self._cond.notify_all()
+            return n
+
+    def num_pending(self) -> int:
+        """Keyframes waiting for (or under) encoding."""
+        with self._cond:
+            return sum(1 for f in self._frames if f.encoding is None)
 
     # --- queries -----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -198,8 +259,10 @@ class KeyframeBuffer:
         return [pool[int(i)] for i in idx]
 
     def set_encoding(self, kf_id: int, encoding: Any, encode_ms: float = 0.0) -> bool:
-        """Attach an encoding; False when the keyframe was evicted meanwhile."""
+        """Attach an encoding; False when the keyframe was dropped meanwhile (a reset)."""
         with self._cond:
+            if self._encoding_id == kf_id:
+                self._encoding_id = None
             kf = next((f for f in self._frames if f.id == kf_id), None)
             if kf is None:
                 return False
@@ -210,13 +273,15 @@ class KeyframeBuffer:
             return True
 
     def next_pending(self, min_neighbors: int) -> tuple[Keyframe, list[Keyframe]] | None:
-        """Oldest unencoded keyframe that has ``min_neighbors`` other keyframes, with them."""
+        """Newest unencoded keyframe that has ``min_neighbors`` other keyframes, with them; it
+        is marked as under encoding (never evicted) until :meth:`set_encoding`."""
         with self._cond:
             if len(self._frames) < min_neighbors + 1:
                 return None
-            kf = next((f for f in self._frames if f.encoding is None), None)
-        if kf is None:
-            return None
+            kf = next((f for f in reversed(self._frames) if f.encoding is None), None)
+            if kf is None:
+                return None
+            self._encoding_id = kf.id
         return kf, self.nearest(kf.c2w, min_neighbors, encoded_only=False, exclude_id=kf.id)
 
     def wait_for(self, predicate: Callable[["KeyframeBuffer"], bool], timeout: float) -> bool:
@@ -252,10 +317,12 @@ class EncodingWorker:
     on_error: Callable[[Keyframe, Exception], None] | None = None
 
     def __post_init__(self) -> None:
+        self.buffer.encode_min_neighbors = self.num_neighbors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="gsnerf-encoder", daemon=True)
         self._thread.start()
 

@@ -1,9 +1,9 @@
 """Evaluate a launch_ros launch file where ``launch`` / ``launch_ros`` are not installed.
 
 Only for tests and this PyPI-wheel install: it provides the small part of the launch API that
-``launch/gsnerf.launch.py`` uses (LaunchDescription, DeclareLaunchArgument, IfCondition /
-UnlessCondition, LaunchConfiguration, PathJoinSubstitution, TextSubstitution, launch_ros Node,
-FindPackageShare), loads the file with those stand-ins, and turns the description into the
+``launch/gsnerf.launch.py`` uses (LaunchDescription, DeclareLaunchArgument, OpaqueFunction,
+IfCondition / UnlessCondition, LaunchConfiguration, PathJoinSubstitution, TextSubstitution,
+launch_ros Node, FindPackageShare), loads the file with those stand-ins, and turns the description into the
 command lines ``ros2 launch`` would start: executable + ``--ros-args`` with the node name, the
 parameter files (the dict overrides written to a temporary YAML file, as launch_ros does) and the
 remappings. :func:`start` runs them as real processes. On a robot use ``ros2 launch``.
@@ -25,7 +25,7 @@ import yaml
 
 __all__ = ["LaunchedNode", "load_launch_description", "evaluate", "start", "REPO_ROOT"]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 # ------------------------------------------------------------------ the stand-in launch API
@@ -111,6 +111,18 @@ class DeclareLaunchArgument:
         self.choices = choices
 
 
+class OpaqueFunction:
+    """``function(context, *args, **kwargs)`` returning launch entities, run at evaluation."""
+
+    def __init__(self, *, function: Any, args: Sequence[Any] | None = None,
+                 kwargs: dict[str, Any] | None = None, condition: Any = None, **_: Any) -> None:
+        self.function, self.args, self.kwargs = function, list(args or []), dict(kwargs or {})
+        self.condition = condition
+
+    def execute(self, ctx: _Context) -> list[Any]:
+        return list(self.function(ctx, *self.args, **self.kwargs) or [])
+
+
 class LaunchDescription:
     def __init__(self, initial_entities: Sequence[Any] | None = None) -> None:
         self.entities = list(initial_entities or [])
@@ -138,6 +150,7 @@ def _shim_modules() -> dict[str, types.ModuleType]:
         "launch_ros.actions", "launch_ros.substitutions")}
     mods["launch"].LaunchDescription = LaunchDescription  # type: ignore[attr-defined]
     mods["launch.actions"].DeclareLaunchArgument = DeclareLaunchArgument  # type: ignore[attr-defined]
+    mods["launch.actions"].OpaqueFunction = OpaqueFunction  # type: ignore[attr-defined]
     mods["launch.conditions"].IfCondition = IfCondition  # type: ignore[attr-defined]
     mods["launch.conditions"].UnlessCondition = UnlessCondition  # type: ignore[attr-defined]
     for c in (LaunchConfiguration, PathJoinSubstitution, TextSubstitution):
@@ -223,7 +236,14 @@ def evaluate(description: LaunchDescription, launch_arguments: dict[str, str] | 
         ctx.launch_configurations[name] = value
     tmp = Path(tmpdir or tempfile.mkdtemp(prefix="gsnerf_launch_"))
     out = []
-    for i, ent in enumerate(e for e in description.entities if isinstance(e, Node)):
+    entities: list[Any] = []
+    for e in description.entities:
+        if isinstance(e, OpaqueFunction):
+            if e.condition is None or e.condition.evaluate(ctx):
+                entities += e.execute(ctx)
+        else:
+            entities.append(e)
+    for i, ent in enumerate(e for e in entities if isinstance(e, Node)):
         if ent.condition is not None and not ent.condition.evaluate(ctx):
             continue
         files, overrides = [], {}

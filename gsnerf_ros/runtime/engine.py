@@ -2,8 +2,9 @@
 
 :class:`RenderEngine` owns the keyframe buffer's encoding worker and serves render requests:
 view selection (the K nearest encoded keyframes), one render at a time on the device (a lock
-shared with the encoder), and a bounded queue of waiting requests (a full queue answers at once
-with an error instead of piling up). :class:`GSNeRFRenderer` adapts the model of
+shared with the encoder), and a bounded, prioritised queue of waiting requests with a deadline
+each (:class:`~gsnerf_ros.runtime.request_queue.RequestQueue`: a full queue answers at once with
+``busy: N queued`` instead of piling up). :class:`GSNeRFRenderer` adapts the model of
 :mod:`gsnerf_ros.model`; tests can plug in any object with the same methods.
 """
 
@@ -20,8 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gsnerf_ros.geometry import scale_intrinsics
-from gsnerf_ros.ros.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
-from gsnerf_ros.ros.requests import RequestError
+from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
+from gsnerf_ros.runtime.request_queue import PRIORITY_SERVICE, RequestQueue
+from gsnerf_ros.runtime.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
            "EngineResult", "resize_frame", "DTYPES"]
@@ -170,15 +172,20 @@ def resize_frame(image: Tensor, K: Tensor, width: int, height: int,
 
 @dataclass
 class RenderSettings:
-    """Request-path limits. ``min_keyframes``: encoded keyframes needed before rendering."""
+    """Request-path limits. ``min_keyframes``: encoded keyframes needed before rendering;
+    ``queue_size``: requests that may wait for the device; ``request_timeout``: seconds a
+    request may wait before it is refused."""
 
     num_source_views: int = 4
     min_keyframes: int = 3
-    queue_size: int = 2
+    queue_size: int = 8
+    request_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         if self.num_source_views < 1 or self.min_keyframes < 1 or self.queue_size < 1:
             raise ValueError("num_source_views, min_keyframes and queue_size must be >= 1")
+        if not self.request_timeout > 0:
+            raise ValueError(f"request_timeout must be > 0 s, got {self.request_timeout}")
 
 
 @dataclass
@@ -195,7 +202,9 @@ class RenderEngine:
     """Serves renders from a :class:`KeyframeBuffer` with a :class:`Renderer`.
 
     Thread-safe: any number of threads may call :meth:`render`; at most one runs on the device and
-    at most ``queue_size`` wait; the rest get a :class:`RequestError` immediately.
+    at most ``queue_size`` wait (served by priority, then arrival); the rest get a
+    :class:`RequestError` immediately, and a request still waiting after ``request_timeout``
+    seconds gets one too.
     """
 
     def __init__(self, renderer: Renderer, buffer: KeyframeBuffer,
@@ -204,7 +213,7 @@ class RenderEngine:
         self.buffer = buffer
         self.settings = settings or RenderSettings()
         self.device_lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self.settings.queue_size + 1)
+        self.queue = RequestQueue(self.settings.queue_size)
         self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
                                      self.device_lock)
         self.last_latency_ms: float | None = None
@@ -222,27 +231,38 @@ class RenderEngine:
         n_enc = self.buffer.num_encoded()
         need = self.settings.min_keyframes
         if n_enc < need:
-            raise RequestError(
-                f"only {n_enc} encoded keyframe(s) in the buffer ({len(self.buffer)} received), "
-                f"{need} needed; move the camera (keyframes are added every "
-                f"{self.buffer.policy.min_translation} m / {self.buffer.policy.min_rotation_deg} "
-                "deg) and retry")
+            raise RequestError(self.not_ready_message(n_enc, need))
         return self.buffer.nearest(c2w, self.settings.num_source_views)
 
-    def render(self, c2w: Tensor, K: Tensor, width: int, height: int) -> EngineResult:
-        """Render one view. ``c2w`` [4,4] world <- virtual optical frame; ``K`` [3,3] px."""
+    def not_ready_message(self, n_enc: int, need: int) -> str:
+        """Why a render is refused before ``need`` keyframes are encoded, and what helps."""
+        n, pending = len(self.buffer), self.buffer.num_pending()
+        pol = self.buffer.policy
+        head = (f"only {n_enc} encoded keyframe(s) in the buffer, {need} needed "
+                f"({n} received, {pending} waiting for encoding)")
+        if n >= need:
+            return (f"{head}; the encoder is catching up (each keyframe is encoded once, newest "
+                    "first), retry in a moment")
+        return (f"{head}; move the camera: a keyframe is added every {pol.min_translation} m or "
+                f"{pol.min_rotation_deg} deg of motion (check that images, camera_info and the "
+                "camera's TF arrive), then retry")
+
+    def render(self, c2w: Tensor, K: Tensor, width: int, height: int,
+               priority: int = PRIORITY_SERVICE, timeout_s: float | None = None) -> EngineResult:
+        """Render one view. ``c2w`` [4,4] world <- virtual optical frame; ``K`` [3,3] px.
+
+        ``priority``: lower is served first (see :mod:`~gsnerf_ros.runtime.request_queue`);
+        ``timeout_s``: longest wait for the device (default ``settings.request_timeout``).
+        """
         t0 = time.perf_counter()
-        if not self._slots.acquire(blocking=False):
-            raise RequestError(f"render queue is full ({self.settings.queue_size} waiting and one "
-                               "running); retry later or raise render.queue_size")
-        try:
+        if self.buffer.num_encoded() < self.settings.min_keyframes:
+            self.select_sources(c2w)              # refuses at once, without queueing
+        with self.queue.slot(priority, timeout_s or self.settings.request_timeout):
             with self.device_lock:
                 t1 = time.perf_counter()
                 sources = self.select_sources(c2w)
                 out = self.renderer.render(sources, K, c2w, height, width)
             t2 = time.perf_counter()
-        finally:
-            self._slots.release()
         self.last_latency_ms = (t2 - t0) * 1e3
         self.renders += 1
         return EngineResult(out, [s.id for s in sources], (t2 - t1) * 1e3, (t1 - t0) * 1e3)

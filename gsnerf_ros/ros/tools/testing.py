@@ -1,0 +1,181 @@
+"""Helpers for real-rclpy tests and scripts: a client node spun in a background thread, the node
+in this process with a fake renderer, bounded waits, child processes that are always stopped,
+and a tiny untrained checkpoint. rclpy is imported where it is used, so the ROS-free tests can
+use :class:`FakeRenderer` without it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class FakeRenderer:
+    """A :class:`~gsnerf_ros.runtime.engine.Renderer` without a network: encodes a keyframe as
+    its id and renders, after ``delay`` seconds, a grey image at depth 1 m whose confidence is
+    the number of sources / 10. Tracks the most renders that ever ran at once."""
+
+    class_names = ["a", "b"]
+    palette: Any
+    num_neighbors = 1
+    description = "fake"
+    device = "cpu"
+
+    def __init__(self, delay: float = 0.0) -> None:
+        import torch
+
+        self.palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
+        self.delay = delay
+        self.active = 0
+        self.max_active = 0
+        self.renders = 0
+        self.lock = threading.Lock()
+
+    def encode(self, kf: Any, nbrs: list[Any]) -> int:
+        return kf.id
+
+    def render(self, sources: list[Any], K: Any, c2w: Any, height: int, width: int) -> Any:
+        import torch
+
+        from gsnerf_ros.runtime.engine import RenderOutput
+
+        with self.lock:
+            self.active += 1
+            self.max_active = max(self.max_active, self.active)
+        time.sleep(self.delay)
+        with self.lock:
+            self.active -= 1
+            self.renders += 1
+        return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
+                            labels=torch.ones(height, width, dtype=torch.long),
+                            confidence=torch.full((height, width), float(len(sources)) / 10))
+
+
+class InProcessNode:
+    """``node_class`` (default ``GSNeRFNode``; with ``renderer``, default a
+    :class:`FakeRenderer`) and a ``peer`` node in one fresh context, spun by a
+    MultiThreadedExecutor in a daemon thread. Context manager."""
+
+    def __init__(self, renderer: Any = None, threads: int | None = None,
+                 node_class: Any = None, **params: Any) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+        from rclpy.parameter import Parameter
+
+        from gsnerf_ros.ros.node import GSNeRFNode, executor_threads
+
+        self.context = rclpy.Context()
+        self.context.init()
+        self.renderer = renderer if renderer is not None else FakeRenderer()
+        self.node = (node_class or GSNeRFNode)(
+            renderer=self.renderer, context=self.context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+        self.peer = Node("peer", context=self.context)
+        self.executor = MultiThreadedExecutor(
+            num_threads=threads or executor_threads(self.node.p), context=self.context)
+        self.executor.add_node(self.node)
+        self.executor.add_node(self.peer)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def __enter__(self) -> "InProcessNode":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.node.close()                            # encoder off, requests refused
+        self.executor.shutdown(timeout_sec=5.0)      # waits for running callbacks
+        self._thread.join(5.0)
+        self.node.destroy_node()
+        self.peer.destroy_node()
+        self.context.try_shutdown()
+
+    def fill_buffer(self, n: int, spacing: float = 0.5, size: tuple[int, int] = (12, 16)) -> None:
+        """Put ``n`` keyframes along x into the buffer and wait until they are encoded."""
+        import torch
+
+        h, w = size
+        K = torch.tensor([[20.0, 0, (w - 1) / 2], [0, 20.0, (h - 1) / 2], [0, 0, 1]])
+        for i in range(n):
+            c2w = torch.eye(4)
+            c2w[0, 3] = spacing * i
+            self.node.buffer.add(torch.rand(3, h, w), K, c2w, float(i), "cam", force=True)
+        self.node.buffer.notify()
+        wait_until(lambda: self.node.buffer.num_encoded() >= n, 30, f"{n} encoded keyframes")
+
+
+class SpinningNode:
+    """A node in its own context, spun by a MultiThreadedExecutor in a daemon thread."""
+
+    def __init__(self, name: str) -> None:
+        import rclpy
+        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.node import Node
+
+        self.context = rclpy.Context()
+        self.context.init()
+        self.node = Node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the thread
+            pass
+
+    def call(self, client: Any, request: Any, timeout: float = 120.0) -> Any:
+        assert client.wait_for_service(timeout_sec=60.0), f"service {client.srv_name} not available"
+        fut = client.call_async(request)
+        wait_until(fut.done, timeout, f"response of {client.srv_name}")
+        return fut.result()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        self.context.try_shutdown()
+        self._thread.join(5.0)
+
+
+def wait_until(cond: Callable[[], Any], timeout: float, what: str, period: float = 0.05) -> Any:
+    """Poll ``cond`` until truthy; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(period)
+
+
+def stop_process(p: subprocess.Popen, timeout: float = 15.0) -> int:
+    """SIGINT, then SIGKILL after ``timeout``; returns the exit code."""
+    if p.poll() is None:
+        p.send_signal(signal.SIGINT)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    return p.returncode
+
+
+def make_tiny_checkpoint(path: Path, num_classes: int = 17) -> Path:
+    """An untrained tiny GSNeRF checkpoint with the procedural classes (structure tests)."""
+    import torch
+
+    from gsnerf_ros.data.classes import PROCEDURAL_CLASSES, PROCEDURAL_PALETTE
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(num_classes), class_names=PROCEDURAL_CLASSES,
+                   palette=PROCEDURAL_PALETTE)
+    return model.save_checkpoint(path)
