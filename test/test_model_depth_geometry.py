@@ -179,3 +179,20 @@ def test_one_depth_throughout_the_cascade(room, spacing: str) -> None:
         assert bool((z_first <= z_last).all())
         inside = (g >= z_first - 1e-4) & (g <= z_last + 1e-4)
         assert float(inside[m].float().mean()) > 0.97
+
+
+def test_depth_probe_measures_a_model_and_its_swapped_neighbours(room) -> None:
+    """The probe's model path: stage-0 and final depth of a (tiny, untrained) model, and the
+    same views encoded against another room's images, all scored on the same pixels."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+
+    images, depths, K, c2w, near, far = room
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(4)).eval()
+    stats = DepthStats()
+    foreign = images.flip(0).roll(1, dims=-1)
+    probe_scene_views(stats, images[:3], depths[:3], K[:3], c2w[:3], near, far, 16,
+                      model.cost_volume.spacing, 2, model, foreign_images=foreign[:3])
+    r = stats.summary()
+    for key in ("model_stage0/textured", "model_final/all", "model_stage0_swapped/textured"):
+        assert r[key]["pixels"] > 0 and 0.0 <= r[key]["delta_1.25"] <= 1.0

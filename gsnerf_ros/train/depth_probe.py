@@ -130,11 +130,15 @@ class DepthStats:
 
 def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tensor, c2w: Tensor,
                       near: float, far: float, num_planes: int, spacing: PlaneSpacing,
-                      num_neighbors: int, model=None, texture_threshold: float = 0.02) -> None:
+                      num_neighbors: int, model=None, texture_threshold: float = 0.02,
+                      foreign_images: Tensor | None = None) -> None:
     """Add the metrics of every view of one source set to ``stats``.
 
     ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
     ``c2w`` [V, 4, 4]. With a ``model``, its cost-volume depth is measured on the same views.
+    With ``foreign_images`` [V, 3, H, W] (another room), each view is also encoded against
+    neighbours whose poses are right but whose images are the foreign ones
+    (``model_stage0_swapped``): a cost volume that matches gets worse; a monocular one does not.
     """
     V = images.shape[0]
     enc = None
@@ -160,6 +164,15 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
             stats.add("model_stage0/all", *plane_metrics(d2, gt2, allv, spacing, q0, step))
             stats.add("model_final/all", *plane_metrics(d0, depths[i], depths[i] > 0, spacing,
                                                         q0, step))
+            if foreign_images is not None:
+                dev = model.device
+                with torch.no_grad():
+                    ve = model.encode_view(images[i].to(dev), K[i].to(dev), c2w[i].to(dev),
+                                           foreign_images[nb].to(dev), K[nb].to(dev),
+                                           c2w[nb].to(dev), near, far)
+                ds = ve.depth_levels[2].float().cpu()
+                stats.add("model_stage0_swapped/textured",
+                          *plane_metrics(ds, gt2, tex2, spacing, q0, step))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -182,6 +195,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--far", type=float, default=None)
     ap.add_argument("--num-sources", type=int, default=8)
     ap.add_argument("--max-targets", type=int, default=2, help="source sets per scene")
+    ap.add_argument("--swap-neighbours", action="store_true", help="also encode each view "
+                    "against neighbours showing another source set's images (does the learned "
+                    "depth use matching?)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -197,11 +213,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         mode="eval", height=args.height, width=args.width, near=args.near, far=args.far,
         eval_protocol=EvalProtocol(num_sources=args.num_sources, max_targets=args.max_targets)))
     stats = DepthStats()
-    for item in tqdm(ds, desc="depth probe", unit="set"):
-        V = args.num_sources
+    items = list(ds)
+    V = args.num_sources
+    for n, item in enumerate(tqdm(items, desc="depth probe", unit="set")):
+        other = items[(n + 1) % len(items)]["images"][:V] if (
+            args.swap_neighbours and len(items) > 1) else None
         probe_scene_views(stats, item["images"][:V], item["depths"][:V], item["K"][:V],
                           item["c2w"][:V], float(item["near"]), float(item["far"]), planes,
-                          spacing, nn_, model)
+                          spacing, nn_, model, foreign_images=other)
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
            "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
            "results": stats.summary()}
