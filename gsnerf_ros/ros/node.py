@@ -218,8 +218,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                    f"agree within sync.slop={self.p.sync_slop} s")
             return f"0 frames received on {topic}: {why}"
         if st.last_error is not None and st.errors and len(self.buffer) == 0:
-            return (f"{st.frames_received} frame(s) received on {topic} but {st.errors} dropped; "
-                    f"last: {st.last_error[1]}")
+            return (f"{st.last_error[1]} ({st.errors} of {st.frames_received} frame(s) received "
+                    f"on {topic} dropped, no keyframe)")
         return None
 
     def _start(self) -> None:
@@ -372,6 +372,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
     def _publish_diagnostics(self) -> None:
         self.input_stats.frames_waiting = len(self.pending)
         self.input_stats.time_jumps = self.time_jump.jumps
+        self.input_stats.problem = self.input_problem() or ""
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
                                     self.model_name, self.device_warning, self.input_stats)
         arr = DiagnosticArray()
