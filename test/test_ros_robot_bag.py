@@ -91,7 +91,8 @@ def test_demo_renders_views_of_a_robot_bag_with_no_options(bags, checkpoint, tmp
     s = run_demo(_demo_args(bags[variant], checkpoint, tmp_path, "--max-views", str(views)))
     assert s["keyframes"] >= views + 1
     assert s["views"] == views and len(list(tmp_path.glob("panel_*.png"))) == views
-    assert s["device"] == "cpu"
+    assert s["device"] == "cpu" and s["world_frame"] == "odom"
+    assert s["image_transport"] == ("compressed" if variant == "jpeg" else "raw")
 
 
 def test_demo_without_camera_tf_fails_early_with_the_cause(bags, checkpoint, tmp_path) -> None:

@@ -305,6 +305,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         sem = scores_from_confusion(cm) if cm is not None else None
         summary = {
             "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
+            "world_frame": world, "image_transport": transport,
             "device_requested": args.device, "device": run.diag.get("device"),
             "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
             "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
@@ -342,7 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reserved.__exit__(None, None, None)
     fmt = lambda v, f: "n/a" if v is None else f.format(v)  # noqa: E731
     print("\n=== gsnerf-demo summary ===")
-    print(f"source      : {s['source']}")
+    print(f"source      : {s['source']} (world frame {s['world_frame']}, "
+          f"{s['image_transport']} images)")
     print(f"checkpoint  : {s['checkpoint']} on {s['device']}")
     print(f"keyframes   : {s['keyframes']}   novel views rendered: {s['views']}")
     lat = s["latency_ms"] or {}
