@@ -207,3 +207,27 @@ def test_node_takes_compressed_input_and_survives_bad_data() -> None:
         good = _jpeg(np.full((H, W, 3), 90, np.uint8))
         wait_until(lambda: (send(good), "no TF map -> cam" in h.node.input_stats.last_error[1])[1],
                    30, "the good frame to wait for its TF")
+
+
+def test_demo_watch_reports_a_player_crash_and_a_silent_node(tmp_path) -> None:
+    """The demo's watch: a player that exits with an error fails the demo with its last log
+    lines; a node that received nothing by the stall timeout fails it with that cause."""
+    from types import SimpleNamespace
+
+    from gsnerf_ros.ros.tools.demo import _Watch
+
+    (tmp_path / "player.log").write_text("starting\ngsnerf_player: error: bag has no /tf\n")
+    run = SimpleNamespace(log_dir=tmp_path, node_log=tmp_path / "node.log", diag={})
+    crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+    crashed.wait(30)
+    with pytest.raises(DemoError, match=r"player failed \(exit 2\).*bag has no /tf"):
+        _Watch(run, crashed, 30.0, "/image")()
+    ok = subprocess.Popen([sys.executable, "-c", "pass"])
+    ok.wait(30)
+    watch = _Watch(run, ok, 0.0, "/image")
+    run.diag.update(buffer_size="3", frames_received="40", input_problem="")
+    watch()                                   # keyframes arrive: no failure
+    run.diag.update(buffer_size="0", frames_received="0",
+                    input_problem="0 frames received on /image: no publisher matched")
+    with pytest.raises(DemoError, match="0 frames received on /image: no publisher matched"):
+        watch()
