@@ -20,7 +20,7 @@ import torch
 
 pytest.importorskip("rclpy")
 
-from helpers.robot_bag import OPTICAL_FRAME, write_robot_bag  # noqa: E402
+from helpers.robot_bag import OPTICAL_FRAME, room_ground_truth, write_robot_bag  # noqa: E402
 from rclpy.qos import (  # noqa: E402
     DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
 )
@@ -44,19 +44,7 @@ H, W, N = 24, 32, 12
 @pytest.fixture(scope="module")
 def room(tmp_path_factory) -> dict:
     """Ground truth of a small procedural room: RGB uint8 [N,H,W,3], K, optical-frame poses."""
-    from gsnerf_ros.data.procedural.cli import main as synth
-    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
-
-    root = tmp_path_factory.mktemp("room")
-    synth([str(root), "--split", "train", "--scenes", "1", "--frames", str(N), "--height",
-           str(H), "--width", str(W), "--seed", "5"])
-    s = ReplicaScene(find_scene_dirs(root)[0])
-    imgs = np.stack([(s.frame(i).image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-                     for i in range(len(s))])
-    c2w = s.poses().double().numpy()
-    u, _, vt = np.linalg.svd(c2w[:, :3, :3])
-    c2w[:, :3, :3] = u @ vt
-    return {"images": imgs, "K": s.intrinsics()[0].double().numpy(), "c2w": c2w}
+    return room_ground_truth(tmp_path_factory.mktemp("room"), N, H, W)
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +88,9 @@ def test_demo_without_camera_tf_fails_early_with_the_cause(bags, checkpoint, tmp
     overall timeout) and says that TF odom -> camera optical frame is missing."""
     with pytest.raises(DemoError) as e:
         run_demo(_demo_args(bags["no_camera_tf"], checkpoint, tmp_path, "--world-frame", "odom",
-                            "--stall-timeout", "4"))
+                            "--stall-timeout", "12"))
     msg = str(e.value)
+    assert "no TF odom -> " + OPTICAL_FRAME in msg, msg
     assert msg.index("no TF odom -> " + OPTICAL_FRAME) < msg.index("see ")
     assert "timed out" not in msg
 

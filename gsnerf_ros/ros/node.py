@@ -278,7 +278,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._warn(throttle_key("input:" + key, text), f"dropping camera frame: {text}")
 
     # ================================================================== ingestion
-    def _on_frame(self, image: Image | CompressedImage, info: CameraInfo, depth: Image | None = None) -> None:
+    def _on_frame(self, image: Image | CompressedImage, info: CameraInfo,
+                  depth: Image | None = None) -> None:
         """Synchroniser callback: check the frame, then queue it until its pose is known."""
         if not self._active:
             return

@@ -128,3 +128,21 @@ def write_robot_bag(path: str | Path, images: np.ndarray, K: np.ndarray, c2w: np
                                                          width=0, do_rectify=False))
             w.write(c_info, ns + 1000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
     return path
+
+
+def room_ground_truth(root: str | Path, frames: int, height: int, width: int,
+                      seed: int = 5) -> dict:
+    """Ground truth from one small procedural room written under ``root``: ``images`` RGB uint8
+    [N,H,W,3], ``K`` [3,3] px, ``c2w`` [N,4,4] optical-frame poses (m), exactly orthonormal."""
+    from gsnerf_ros.data.procedural.cli import main as synth
+    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
+
+    synth([str(root), "--split", "train", "--scenes", "1", "--frames", str(frames), "--height",
+           str(height), "--width", str(width), "--seed", str(seed)])
+    s = ReplicaScene(find_scene_dirs(root)[0])
+    imgs = np.stack([(s.frame(i).image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                     for i in range(len(s))])
+    c2w = s.poses().double().numpy()
+    u, _, vt = np.linalg.svd(c2w[:, :3, :3])
+    c2w[:, :3, :3] = u @ vt  # the float32 poses made exactly orthonormal: the truth
+    return {"images": imgs, "K": s.intrinsics()[0].double().numpy(), "c2w": c2w}

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
@@ -52,13 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--rate", type=float, default=None,
                     help="player frames per second (room, default 10) or playback speed factor "
                          "(bag, default 1: the recorded pace)")
-    ap.add_argument("--world-frame", default="",
-                    help="bag: world frame (default: root of the bag's TF tree); the node's "
-                         "frames.world and the frame of every render request")
-    ap.add_argument("--image-topic", default="",
-                    help="bag: Image or CompressedImage topic (default: the only one)")
-    ap.add_argument("--camera-info-topic", default="",
-                    help="bag: CameraInfo topic (default: the only one / the one beside the image)")
+    add_layout_arguments(ap.add_argument_group("bag layout (default: found in the bag)"),
+                         "; the node's frames.world and the frame of every render request")
     ap.add_argument("--stall-timeout", type=float, default=30.0,
                     help="seconds after the player starts by which the node must have a "
                          "keyframe or a reason why not (nothing received, TF missing): the demo "

@@ -36,6 +36,7 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.data.scene import InMemoryScene, Scene
 from gsnerf_ros.geometry import invert_pose, make_pose
 from gsnerf_ros.ros import convert
@@ -244,7 +245,8 @@ class BagPlayback:
 
     def describe(self) -> str:
         lay = self.layout
-        return (f"bag {lay.path}: {lay.image_topic} ({'CompressedImage' if lay.compressed else 'Image'}) "
+        kind = "CompressedImage" if lay.compressed else "Image"
+        return (f"bag {lay.path}: {lay.image_topic} ({kind}) "
                 f"-> {self.topics[lay.image_topic]}, {lay.camera_info_topic} -> "
                 f"{self.topics[lay.camera_info_topic]}, world frame {lay.world_frame!r} "
                 f"({lay.world_frame_source}), camera frame {lay.camera_frame!r}, "
@@ -252,7 +254,8 @@ class BagPlayback:
 
     def send_static(self) -> None:
         """Publish the union of the static transforms (latched)."""
-        self.pub_static.publish(static_tf_message(self.layout, self.node.get_clock().now().to_msg()))
+        now = self.node.get_clock().now().to_msg()
+        self.pub_static.publish(static_tf_message(self.layout, now))
 
     def play(self, rate: float, loop: bool, stop: threading.Event | None = None) -> int:
         """Republish the image / camera_info / tf messages at ``rate`` x the recorded pace;
@@ -304,14 +307,8 @@ def _parser() -> argparse.ArgumentParser:
                          "topics have a subscriber; a bag fails with the reason after that, "
                          "a procedural room plays anyway (0 = do not wait)")
     bag = ap.add_argument_group("bag layout (default: found in the bag, as every entry point)")
-    bag.add_argument("--world-frame", default="",
-                     help="bag: world frame (default: root of the bag's TF tree); room: the "
-                          "frame the poses are published in (default map)")
-    bag.add_argument("--image-topic", default="",
-                     help="bag: Image or CompressedImage topic to play (default: the only one)")
-    bag.add_argument("--camera-info-topic", default="",
-                     help="bag: CameraInfo topic to play (default: the only one, or the one "
-                          "beside the image topic)")
+    add_layout_arguments(bag, "; a procedural room: the frame its poses are published in "
+                              "(default map)")
     out = ap.add_argument_group("output")
     out.add_argument("--out-image-topic", default="image",
                      help="published Image topic (a bag's CompressedImage goes out on "
