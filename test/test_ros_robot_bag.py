@@ -42,14 +42,11 @@ H, W, N = 24, 32, 12
 
 
 @pytest.fixture(scope="module")
-def room(tmp_path_factory) -> dict:
-    """Ground truth of a small procedural room: RGB uint8 [N,H,W,3], K, optical-frame poses."""
-    return room_ground_truth(tmp_path_factory.mktemp("room"), N, H, W)
-
-
-@pytest.fixture(scope="module")
-def bags(room, tmp_path_factory) -> dict[str, Path]:
+def bags(tmp_path_factory) -> dict[str, Path]:
+    """A small procedural room as a robot's bags: bgr8 (mcap), JPEG only (sqlite3), and one
+    whose camera static transform is missing."""
     root = tmp_path_factory.mktemp("robot_bags")
+    room = room_ground_truth(root / "room", N, H, W)
     args = (room["images"], room["K"], room["c2w"])
     return {"raw": write_robot_bag(root / "raw", *args, storage="mcap", image_mode="raw"),
             "jpeg": write_robot_bag(root / "jpeg", *args, storage="sqlite3",
