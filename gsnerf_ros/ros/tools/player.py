@@ -187,8 +187,8 @@ def static_tf_message(layout: Any, stamp: Any) -> Any:
 
 def wait_for_subscribers(pubs: Sequence[Any], timeout: float,
                          stop: threading.Event | None = None) -> None:
-    """Wait until every publisher in ``pubs`` is matched by a subscription (as ``ros2 bag play
-    --wait-for-all-acked`` would not, but a live camera would: nothing is lost to discovery).
+    """Wait until every publisher in ``pubs`` is matched by a subscription, so that no message
+    is lost while the node's subscriptions are still being discovered.
 
     Raises :class:`PlaybackError` naming the unmatched topics after ``timeout`` s."""
     deadline = time.monotonic() + timeout
