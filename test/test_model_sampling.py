@@ -154,7 +154,7 @@ def test_every_consumer_reads_the_one_list_of_modes() -> None:
     from gsnerf_ros.bench.runner import ALL_MODES
     from gsnerf_ros.model.config import SAMPLING_MODES as from_config
     from gsnerf_ros.model.sampling_modes import SAMPLING_MODES, mode_spec
-    from gsnerf_ros.ros.params import PARAMETERS
+    from gsnerf_ros.runtime.params import PARAMETERS
 
     assert from_config is SAMPLING_MODES
     assert set(ALL_MODES) == set(SAMPLING_MODES) - {"mixed"}   # mixed renders as depth_guided
