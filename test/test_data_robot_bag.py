@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 from helpers.robot_bag import (BASE_TO_CAMERA_LINK, CAMERA_LINK_TO_OPTICAL, COMPRESSED_TOPIC,
-                               IMAGE_TOPIC, INFO_TOPIC, OPTICAL_FRAME, write_robot_bag)
+                               IMAGE_TOPIC, INFO_TOPIC, OPTICAL_FRAME, room_ground_truth,
+                               write_robot_bag)
 
 from gsnerf_ros.data.bag_discovery import (BagDiscoveryError, discover, find_bags, pick_topics,
                                            tf_world_frame)
@@ -28,19 +29,7 @@ ALL_FRAMES = dict(keyframe_translation=0.0, keyframe_rotation_deg=0.0)
 @pytest.fixture(scope="module")
 def room(tmp_path_factory) -> dict:
     """Ground truth from one small procedural room: RGB uint8, K, optical-frame poses."""
-    from gsnerf_ros.data.procedural.cli import main as synth
-    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
-
-    root = tmp_path_factory.mktemp("room")
-    synth([str(root), "--split", "train", "--scenes", "1", "--frames", str(N), "--height",
-           str(H), "--width", str(W), "--seed", "5"])
-    s = ReplicaScene(find_scene_dirs(root)[0])
-    imgs = np.stack([(s.frame(i).image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-                     for i in range(len(s))])
-    c2w = s.poses().double().numpy()
-    u, _, vt = np.linalg.svd(c2w[:, :3, :3])
-    c2w[:, :3, :3] = u @ vt  # the float32 poses made exactly orthonormal: the truth
-    return {"images": imgs, "K": s.intrinsics()[0].double().numpy(), "c2w": c2w}
+    return room_ground_truth(tmp_path_factory.mktemp("room"), N, H, W)
 
 
 @pytest.fixture(scope="module")

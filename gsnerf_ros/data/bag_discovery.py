@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gsnerf_ros.data.bag_messages import _CIMAGE, _IMAGE, _INFO, _POSE, _ODOM
 from gsnerf_ros.data.bag_poses import StaticTransform, _TfTree
 from gsnerf_ros.data.io import natural_key
 
 __all__ = ["BagLayout", "StaticTransform", "BagDiscoveryError", "find_bags", "pick_topics",
-           "tf_world_frame", "discover", "layout_summary", "HOW_TO_NAME"]
+           "tf_world_frame", "discover", "layout_summary", "add_layout_arguments", "HOW_TO_NAME"]
 
 HOW_TO_NAME = ("name it with --world-frame / --image-topic / --camera-info-topic (gsnerf-eval, "
                "player, demo), data.world_frame / data.image_topic / data.camera_info_topic "
@@ -236,6 +237,17 @@ def discover(path: str | Path, world_frame: str | None = None, image_topic: str 
                      tf_parents=tf.parents())
 
 
+def add_layout_arguments(parser: Any, world_help: str = "") -> None:
+    """``--world-frame``, ``--image-topic`` and ``--camera-info-topic`` (default None: found by
+    :func:`discover`) on an argparse parser or group: the same options in every entry point."""
+    parser.add_argument("--world-frame", default=None, help="frame of the camera poses (default: "
+                        "the root of the bag's TF tree)" + world_help)
+    parser.add_argument("--image-topic", default=None, help="Image or CompressedImage topic "
+                        "(default: the bag's only colour topic)")
+    parser.add_argument("--camera-info-topic", default=None, help="CameraInfo topic (default: "
+                        "the only one, or the one beside the image topic)")
+
+
 def layout_summary(lay: BagLayout) -> dict:
     """A JSON-ready summary of a :class:`BagLayout` (what a player or reader will use)."""
     return {"bag": str(lay.path), "world_frame": lay.world_frame,
@@ -256,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gsnerf_ros.data.bag_discovery",
                                 description=main.__doc__)
     p.add_argument("path", help="a bag, one of its storage files, or a folder of bags")
-    p.add_argument("--world-frame", default=None)
-    p.add_argument("--image-topic", default=None)
-    p.add_argument("--camera-info-topic", default=None)
+    add_layout_arguments(p)
     args = p.parse_args(argv)
     try:
         out = [layout_summary(discover(b, args.world_frame, args.image_topic,

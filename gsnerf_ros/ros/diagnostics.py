@@ -34,6 +34,8 @@ class InputStats:
     frames_waiting: int = 0
     """Frames waiting for their pose now (set by the node before each status)."""
     time_jumps: int = 0
+    problem: str = ""
+    """Why no keyframe arrives (``GSNeRFCore.input_problem``), set before each status."""
 
     def record_frame(self) -> None:
         self.frames_received += 1
@@ -77,6 +79,7 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
         "model": model_name, "frames_received": inputs.frames_received,
         "input_errors": inputs.errors,
         "last_input_error": err[1] if err is not None else "",
+        "input_problem": inputs.problem,
     }
     st.values = [KeyValue(key=k, value=str(v)) for k, v in vals.items()]
     return st

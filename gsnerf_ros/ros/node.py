@@ -36,7 +36,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from gsnerf_ros.device import device_or_cpu
@@ -62,7 +62,7 @@ from gsnerf_ros.runtime.requests import (
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
 from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher, publish_class_info
 
-__all__ = ["GSNeRFNode", "GSNeRFCore", "main", "resolve_checkpoint", "RENDERED_TOPICS",
+__all__ = ["GSNeRFNode", "GSNeRFCore", "main", "decompress_image", "resolve_checkpoint", "RENDERED_TOPICS",
            "executor_threads", "warn_undeclared_overrides", "free_device_memory"]
 
 if TYPE_CHECKING:
@@ -139,6 +139,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.engine = RenderEngine(renderer, self.buffer, RenderSettings(
             p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
             p.render_request_timeout))
+        self.engine.input_problem = self.input_problem
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
         self.engine.worker.on_error = lambda kf, exc: self._warn(
             "encode", f"encoding keyframe {kf.id} failed: {exc}")
@@ -156,7 +157,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
         # --- inputs -------------------------------------------------------------------------
         in_qos = input_qos(p)
-        subs = [message_filters.Subscriber(self, Image, p.topics_image,
+        subs = [message_filters.Subscriber(self, *self._image_input(),
                                            qos_profile=in_qos,
                                            callback_group=self.cb_ingest),
                 message_filters.Subscriber(self, CameraInfo, p.topics_camera_info,
@@ -193,6 +194,34 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._entities = {k: [e for e in v if id(e) not in {id(b) for b in before[k]}]
                           for k, v in after.items()}
 
+    def _image_input(self) -> tuple[type, str]:
+        """(message class, topic) of the colour image: ``topics.image`` or, with
+        ``topics.image_transport: compressed``, CompressedImage on ``<topics.image>/compressed``."""
+        p = self.p
+        if p.topics_image_transport == "compressed":
+            return CompressedImage, p.topics_image.rstrip("/") + "/compressed"
+        return Image, p.topics_image
+
+    def input_problem(self) -> str | None:
+        """Why no keyframe arrives, when the inputs say so (None when they look fine): nothing
+        received on the image topic, or frames dropped (TF missing, bad data). Put first in
+        the refusal of a render (see :meth:`RenderEngine.not_ready_message`)."""
+        st = self.input_stats
+        _cls, topic = self._image_input()
+        topic = self.resolve_topic_name(topic)
+        if st.frames_received == 0:
+            pubs = {t: self.count_publishers(self.resolve_topic_name(t))
+                    for t in (topic, self.p.topics_camera_info)}
+            why = ("no publisher matched" if not pubs[topic] else
+                   f"{pubs[topic]} publisher(s) on the image topic, "
+                   f"{pubs[self.p.topics_camera_info]} on camera_info; check that their stamps "
+                   f"agree within sync.slop={self.p.sync_slop} s")
+            return f"0 frames received on {topic}: {why}"
+        if st.last_error is not None and st.errors and len(self.buffer) == 0:
+            return (f"{st.last_error[1]} ({st.errors} of {st.frames_received} frame(s) received "
+                    f"on {topic} dropped, no keyframe)")
+        return None
+
     def _start(self) -> None:
         """Start encoding and accept frames and requests."""
         self._closing = False
@@ -203,7 +232,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.get_logger().info(
             f"gsnerf ready: model {self.model_name} "
             f"({getattr(self.renderer, 'description', '')}), "
-            f"image '{self.resolve_topic_name(p.topics_image)}', camera_info "
+            f"image '{self.resolve_topic_name(self._image_input()[1])}' "
+            f"({p.topics_image_transport}), camera_info "
             f"'{self.resolve_topic_name(p.topics_camera_info)}', world frame '{p.frames_world}', "
             f"pose from {'topic ' + p.topics_pose if p.topics_pose else 'TF'}")
 
@@ -248,11 +278,18 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._warn(throttle_key("input:" + key, text), f"dropping camera frame: {text}")
 
     # ================================================================== ingestion
-    def _on_frame(self, image: Image, info: CameraInfo, depth: Image | None = None) -> None:
+    def _on_frame(self, image: Image | CompressedImage, info: CameraInfo,
+                  depth: Image | None = None) -> None:
         """Synchroniser callback: check the frame, then queue it until its pose is known."""
         if not self._active:
             return
         self.input_stats.record_frame()
+        if isinstance(image, CompressedImage):
+            try:
+                image = decompress_image(image)
+            except ImageFormatError as exc:
+                self._input_error("compressed", str(exc))
+                return
         stamp = convert.stamp_to_sec(image.header.stamp)
         back = self.time_jump.check(stamp)
         if back is not None:
@@ -336,6 +373,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
     def _publish_diagnostics(self) -> None:
         self.input_stats.frames_waiting = len(self.pending)
         self.input_stats.time_jumps = self.time_jump.jumps
+        self.input_stats.problem = self.input_problem() or ""
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
                                     self.model_name, self.device_warning, self.input_stats)
         arr = DiagnosticArray()
@@ -362,6 +400,27 @@ class GSNeRFNode(GSNeRFCore, Node):
         self._load_renderer(renderer)
         self._build()
         self._start()
+
+
+def decompress_image(msg: CompressedImage) -> Image:
+    """A JPEG/PNG ``CompressedImage`` decoded with OpenCV to an ``rgb8`` Image (same header).
+
+    Raises :class:`ImageFormatError` naming the format when the data cannot be decoded."""
+    from types import SimpleNamespace
+
+    from gsnerf_ros.data.bag_messages import decode_image as decode_bag_image
+
+    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageFormatError(f"empty CompressedImage (format {msg.format!r})")
+    try:
+        rgb = decode_bag_image(SimpleNamespace(format=msg.format, data=data), "rgb")
+    except ValueError as exc:
+        raise ImageFormatError(f"{exc} ({data.size} bytes); publish JPEG or PNG data "
+                               "(image_transport 'compressed')") from exc
+    if rgb.dtype != np.uint8:
+        raise ImageFormatError(f"CompressedImage decodes to {rgb.dtype}, not 8-bit colour")
+    return convert.array_to_image(rgb, "rgb8", msg.header)
 
 
 def _entities_of(node: Any) -> dict[str, list[Any]]:

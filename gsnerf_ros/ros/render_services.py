@@ -64,6 +64,7 @@ class RenderServicesMixin(_NodeBase):
     tf_broadcaster: Any
     cb_render: Any
     _latest_cam: CameraSpec | None
+    input_problem: Callable[[], str | None]
     _active: bool
     _warn: Callable[[str, str], None]      # throttled warning (key, text)
 
@@ -104,9 +105,13 @@ class RenderServicesMixin(_NodeBase):
                                               Time.from_msg(pose.header.stamp),
                                               Duration(seconds=self.p.frames_tf_timeout)) @ c2w
             K = convert.camera_info_K(info)
-            cam = resolve_camera(K, int(info.width), int(info.height), self._latest_cam,
-                                 self.p.render_width, self.p.render_height,
-                                 self.p.render_max_width, self.p.render_max_height)
+            try:
+                cam = resolve_camera(K, int(info.width), int(info.height), self._latest_cam,
+                                     self.p.render_width, self.p.render_height,
+                                     self.p.render_max_width, self.p.render_max_height)
+            except RequestError as exc:   # no camera yet: say why first (nothing received...)
+                cause = self.input_problem() if self._latest_cam is None else None
+                raise RequestError(f"{cause}; so {exc}" if cause else str(exc)) from exc
             res = self.engine.render(c2w.float(), cam.K.float(), cam.width, cam.height,
                                      priority=priority)
         except RequestError as exc:

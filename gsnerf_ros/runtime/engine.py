@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -218,6 +218,9 @@ class RenderEngine:
                                      self.device_lock)
         self.last_latency_ms: float | None = None
         self.renders = 0
+        self.input_problem: Callable[[], str | None] | None = None
+        """Set by the node: why no keyframe arrives (nothing received, TF missing, frames
+        dropped), or None; named first when a render is refused for want of keyframes."""
 
     def start(self) -> None:
         """Start the encoding worker thread."""
@@ -243,6 +246,10 @@ class RenderEngine:
         if n >= need:
             return (f"{head}; the encoder is catching up (each keyframe is encoded once, newest "
                     "first), retry in a moment")
+        cause = self.input_problem() if self.input_problem is not None else None
+        if cause:
+            return (f"{cause}; so {head}; fix the input, then move the camera: a keyframe is "
+                    f"added every {pol.min_translation} m or {pol.min_rotation_deg} deg")
         return (f"{head}; move the camera: a keyframe is added every {pol.min_translation} m or "
                 f"{pol.min_rotation_deg} deg of motion (check that images, camera_info and the "
                 "camera's TF arrive), then retry")

@@ -34,6 +34,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # topics
     ParamSpec("topics.image", "image", "Input sensor_msgs/Image topic (rgb8, bgr8, rgba8, bgra8, mono8)."),
     ParamSpec("topics.camera_info", "camera_info", "Input sensor_msgs/CameraInfo topic."),
+    ParamSpec("topics.image_transport", "raw", "How the image arrives: raw (sensor_msgs/Image on "
+              "topics.image) or compressed (JPEG/PNG sensor_msgs/CompressedImage on "
+              "<topics.image>/compressed, as image_transport names it; decoded with OpenCV).",
+              choices=("raw", "compressed")),
     ParamSpec("topics.depth", "", "Optional depth image topic (16UC1 mm or 32FC1 m); empty = none."),
     ParamSpec("topics.pose", "", "Optional camera pose topic instead of TF; empty = use TF."),
     ParamSpec("topics.pose_type", "pose", "Message type of topics.pose.", choices=("pose", "odometry")),
@@ -131,6 +135,7 @@ class NodeParams:
 
     topics_image: str
     topics_camera_info: str
+    topics_image_transport: str
     topics_depth: str
     topics_pose: str
     topics_pose_type: str

@@ -57,6 +57,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.model import GSNeRF
     from gsnerf_ros.data.class_mapping import load_class_map
     from gsnerf_ros.data.rosbag import BagConfig
+    from gsnerf_ros.data.bag_discovery import add_layout_arguments
     from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
     from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json, write_markdown
     from gsnerf_ros.device import resolve_device
@@ -91,12 +92,7 @@ def eval_main(argv: list[str] | None = None) -> int:
                         "that class unscored); classes are otherwise matched by name and a "
                         "mismatch is refused")
     bag = p.add_argument_group("bags (--format bag)")
-    bag.add_argument("--world-frame", default=None,
-                     help="frame of the camera poses (default: the root of the bag's TF tree)")
-    bag.add_argument("--image-topic", default=None, help="Image or CompressedImage topic "
-                     "(default: the bag's only colour topic)")
-    bag.add_argument("--camera-info-topic", default=None, help="CameraInfo topic (default: the "
-                     "only one, or the one beside the image topic)")
+    add_layout_arguments(bag)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
     p.add_argument("--near", type=float, default=None,

@@ -45,9 +45,12 @@ def _quat_xyzw(R: np.ndarray) -> np.ndarray:
 
 def write_robot_bag(path: str | Path, images: np.ndarray, K: np.ndarray, c2w: np.ndarray,
                     storage: str = "mcap", image_mode: str = "raw", rate_hz: float = 10.0,
-                    start: float = 1_700_000_000.25, jpeg_quality: int = 95) -> Path:
+                    start: float = 1_700_000_000.25, jpeg_quality: int = 95,
+                    camera_static: bool = True) -> Path:
     """Write the bag. ``images`` uint8 [N,H,W,3] RGB; ``K`` [3,3] px; ``c2w`` [N,4,4] pose of
-    the optical frame in ``odom`` (m). Image ``i`` is stamped ``start + i / rate_hz``."""
+    the optical frame in ``odom`` (m). Image ``i`` is stamped ``start + i / rate_hz``.
+    ``camera_static=False`` leaves out the ``camera_link -> optical frame`` static transform
+    (a driver that never published it: the camera has no TF)."""
     from rosbags.rosbag2 import StoragePlugin, Writer
     from rosbags.typesys import Stores, get_typestore
 
@@ -88,8 +91,9 @@ def write_robot_bag(path: str | Path, images: np.ndarray, K: np.ndarray, c2w: np
         # robot_state_publisher and the camera driver each latch their own /tf_static message
         w.write(c_static, t0 - step, tf_msg(transform(t0 - step, "base_link", "camera_link",
                                                       BASE_TO_CAMERA_LINK)))
-        w.write(c_static, t0 - step + 1000, tf_msg(transform(
-            t0 - step, "camera_link", OPTICAL_FRAME, CAMERA_LINK_TO_OPTICAL)))
+        if camera_static:
+            w.write(c_static, t0 - step + 1000, tf_msg(transform(
+                t0 - step, "camera_link", OPTICAL_FRAME, CAMERA_LINK_TO_OPTICAL)))
         base_poses = [c2w[i] @ np.linalg.inv(base_to_opt) for i in range(n)]
         for i in range(n):
             ns = t0 + i * step
@@ -124,3 +128,21 @@ def write_robot_bag(path: str | Path, images: np.ndarray, K: np.ndarray, c2w: np
                                                          width=0, do_rectify=False))
             w.write(c_info, ns + 1000, ts.serialize_cdr(info, "sensor_msgs/msg/CameraInfo"))
     return path
+
+
+def room_ground_truth(root: str | Path, frames: int, height: int, width: int,
+                      seed: int = 5) -> dict:
+    """Ground truth from one small procedural room written under ``root``: ``images`` RGB uint8
+    [N,H,W,3], ``K`` [3,3] px, ``c2w`` [N,4,4] optical-frame poses (m), exactly orthonormal."""
+    from gsnerf_ros.data.procedural.cli import main as synth
+    from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
+
+    synth([str(root), "--split", "train", "--scenes", "1", "--frames", str(frames), "--height",
+           str(height), "--width", str(width), "--seed", str(seed)])
+    s = ReplicaScene(find_scene_dirs(root)[0])
+    imgs = np.stack([(s.frame(i).image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+                     for i in range(len(s))])
+    c2w = s.poses().double().numpy()
+    u, _, vt = np.linalg.svd(c2w[:, :3, :3])
+    c2w[:, :3, :3] = u @ vt  # the float32 poses made exactly orthonormal: the truth
+    return {"images": imgs, "K": s.intrinsics()[0].double().numpy(), "c2w": c2w}

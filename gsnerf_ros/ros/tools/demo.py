@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
@@ -49,7 +50,15 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--holdout", default="every:5", help="frames the player never publishes")
     ap.add_argument("--max-views", type=int, default=8, help="held-out views rendered")
     ap.add_argument("--device", default="cuda", help="node device (cpu fallback with a warning)")
-    ap.add_argument("--rate", type=float, default=10.0, help="player frames per second")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="player frames per second (room, default 10) or playback speed factor "
+                         "(bag, default 1: the recorded pace)")
+    add_layout_arguments(ap.add_argument_group("bag layout (default: found in the bag)"),
+                         "; the node's frames.world and the frame of every render request")
+    ap.add_argument("--stall-timeout", type=float, default=30.0,
+                    help="seconds after the player starts by which the node must have a "
+                         "keyframe or a reason why not (nothing received, TF missing): the demo "
+                         "then fails with that reason")
     ap.add_argument("--min-translation", type=float, default=0.15)
     ap.add_argument("--min-rotation-deg", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole demo")
@@ -103,6 +112,51 @@ def _class_info(ckpt: Path) -> tuple[list[str], torch.Tensor]:
     return list(meta["class_names"]), torch.tensor(meta["palette"], dtype=torch.uint8)
 
 
+def _bag_layout(args: argparse.Namespace) -> Any:
+    """The bag's layout by :func:`~gsnerf_ros.data.bag_discovery.discover` (world frame = root
+    of its TF tree, topics when there is one of a kind), or :class:`DemoError` saying what to
+    name."""
+    from gsnerf_ros.data.bag_discovery import BagDiscoveryError, discover, find_bags
+
+    try:
+        bags = find_bags(args.bag)
+        if len(bags) != 1:
+            raise DemoError(f"{args.bag} holds {len(bags)} bags ({', '.join(map(str, bags))}); "
+                            "the demo plays one: pass BAG=<one of them>")
+        return discover(bags[0], args.world_frame or None, args.image_topic or None,
+                        args.camera_info_topic or None)
+    except (BagDiscoveryError, FileNotFoundError) as exc:
+        raise DemoError(f"{exc} (make demo: WORLD_FRAME=, IMAGE_TOPIC=, CAMERA_INFO_TOPIC=)"
+                        ) from exc
+
+
+class _Watch:
+    """Fails the demo early, with the cause: the player exited with an error, or ``stall`` s
+    after the player started the node has no keyframe and its diagnostics say why (nothing
+    received on ``topic``, TF missing, frames dropped)."""
+
+    def __init__(self, run: NodeHarness, player: Any, stall: float, topic: str) -> None:
+        self.run, self.player, self.stall, self.topic = run, player, stall, topic
+        self.t0 = time.monotonic()
+
+    def __call__(self) -> None:
+        rc = self.player.poll()
+        if rc not in (None, 0):
+            log = self.run.log_dir / "player.log"
+            tail = [ln for ln in log.read_text().splitlines() if ln.strip()][-3:] \
+                if log.exists() else []
+            raise DemoError(f"the player failed (exit {rc}): {' | '.join(tail)}; see {log}")
+        if time.monotonic() - self.t0 < self.stall:
+            return
+        d = self.run.diag
+        if d and int(d.get("buffer_size", 0)) == 0:
+            why = d.get("input_problem") or (f"0 frames received on {self.topic}"
+                                             if d.get("frames_received") == "0" else "")
+            if why:
+                raise DemoError(f"no keyframe {self.stall:g} s after the player started: {why}; "
+                                f"see {self.run.node_log}")
+
+
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo; returns the summary dict (also written to ``args.out/summary.json``)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -128,18 +182,26 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="gsnerf_demo_"))
     scene = None
     held: list[int] = []
+    world, transport, image_topic = args.world_frame or "map", "raw", "image"
     if args.bag:
-        if not Path(args.bag).exists():
-            raise DemoError(f"bag {args.bag} does not exist")
-        player_cmd = ["--bag", args.bag]
+        lay = _bag_layout(args)
+        world, transport = lay.world_frame, "compressed" if lay.compressed else "raw"
+        image_topic += "/compressed" if lay.compressed else ""
+        print(f"[demo] bag {lay.path}: world frame {world!r} ({lay.world_frame_source}), "
+              f"{lay.image_topic} -> /{image_topic}, {lay.camera_info_topic}, camera frame "
+              f"{lay.camera_frame!r}, {len(lay.static_transforms)} static transform(s)", flush=True)
+        player_cmd = ["--bag", str(lay.path), "--world-frame", world, "--image-topic",
+                      lay.image_topic, "--camera-info-topic", lay.camera_info_topic]
     else:
         print(f"[demo] generating held-out test room {args.seed} ({args.frames} frames, "
               f"{args.width}x{args.height}) ...", flush=True)
         scene = make_scene(args.seed, "test", args.frames, args.height, args.width)
         scene_file = save_scene_file(scene, work / "scene.safetensors")
         held = sorted(parse_holdout(args.holdout, len(scene)))[: args.max_views]
-        player_cmd = ["--scene-file", str(scene_file), "--holdout", args.holdout]
-    player_cmd += ["--rate", str(args.rate)]
+        player_cmd = ["--scene-file", str(scene_file), "--holdout", args.holdout,
+                      "--world-frame", world]
+    if args.rate is not None:
+        player_cmd += ["--rate", str(args.rate)]
     if args.rgbd:
         player_cmd += ["--depth-topic", "depth"]
 
@@ -147,7 +209,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
              "keyframes.min_rotation_deg": args.min_rotation_deg,
              # the player is faster than real time: no keyframe rate cap, every keyframe waits
              "keyframes.min_interval": 0.0, "keyframes.max_pending": 0,
-             "render.width": args.width, "render.height": args.height}
+             "render.width": args.width, "render.height": args.height,
+             "frames.world": world, "topics.image_transport": transport}
     if args.rgbd:
         extra["topics.depth"] = "depth"
     print("[demo] starting gsnerf_node (launch/gsnerf.launch.py) ...", flush=True)
@@ -162,9 +225,12 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         run.wait_for_service()
         print("[demo] starting gsnerf_player ...", flush=True)
         player = run.start_player(player_cmd)
+        run.watch = _Watch(run, player, args.stall_timeout, "/" + image_topic)
         spin_until(lambda: player.poll() is not None, args.timeout, "the player to finish")
+        run.watch()
         time.sleep(0.5)
         n_kf = run.wait_until_encoded()
+        run.watch = None
         print(f"[demo] buffer: {n_kf} keyframes, all encoded", flush=True)
 
         # --- target poses ------------------------------------------------------------------
@@ -188,7 +254,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         psnrs, lat, abs_rel, per_view = [], [], [], []
         for name, c2w, K, w, h, idx in targets:
             req = RenderView.Request()
-            req.pose.header.frame_id = "map"
+            req.pose.header.frame_id = world
             req.pose.pose = convert.c2w_to_pose(c2w.double())
             if K is not None:
                 req.camera_info = convert.make_camera_info(K.double(), w, h, req.pose.header)
@@ -235,6 +301,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         sem = scores_from_confusion(cm) if cm is not None else None
         summary = {
             "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
+            "world_frame": world, "image_transport": transport,
             "device_requested": args.device, "device": run.diag.get("device"),
             "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
             "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
@@ -272,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             reserved.__exit__(None, None, None)
     fmt = lambda v, f: "n/a" if v is None else f.format(v)  # noqa: E731
     print("\n=== gsnerf-demo summary ===")
-    print(f"source      : {s['source']}")
+    print(f"source      : {s['source']} (world frame {s['world_frame']}, "
+          f"{s['image_transport']} images)")
     print(f"checkpoint  : {s['checkpoint']} on {s['device']}")
     print(f"keyframes   : {s['keyframes']}   novel views rendered: {s['views']}")
     lat = s["latency_ms"] or {}

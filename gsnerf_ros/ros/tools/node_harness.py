@@ -73,6 +73,8 @@ class NodeHarness:
         self.diag: dict[str, str] = {}
         self._logs: dict[str, Any] = {}
         self._rclpy: Any = None
+        self.watch: Callable[[], None] | None = None
+        """Called on every spin while waiting; raises ``error`` to fail early with a cause."""
 
     @property
     def node_log(self) -> Path:
@@ -126,6 +128,8 @@ class NodeHarness:
         harness deadline) or when the node process exits."""
         deadline = min(time.monotonic() + limit, self.deadline)
         while not cond():
+            if self.watch is not None:
+                self.watch()
             if time.monotonic() > deadline:
                 raise self.error(f"timed out waiting for {what}; see {self.node_log}")
             if self.procs[0].poll() is not None:

@@ -5,9 +5,14 @@ Two sources:
   :func:`save_scene_file`): every frame not held out (``--holdout``) is published with the current
   time as stamp; the camera pose goes out as ``world -> base_link`` on /tf plus a static
   ``base_link -> camera optical frame`` on /tf_static (so the node resolves a real TF chain);
-- a ROS 2 bag (``--bag PATH``, MCAP or sqlite3, read with ``rosbags``): every message of the
-  image / camera_info / depth / tf topics is republished with its recorded stamps at the recorded
-  pace (``--rate`` scales it).
+- a ROS 2 bag (``--bag PATH``, MCAP or sqlite3, read with ``rosbags``): its colour image
+  (Image, or CompressedImage on ``<out>/compressed``), camera_info and /tf messages are
+  republished with their recorded stamps at the recorded pace (``--rate`` scales it, default 1,
+  as ``ros2 bag play``), after the union of every /tf_static message went out once on one
+  latched publisher and every output topic has a subscriber (``--wait-subscribers`` s, else
+  exit 2 with the reason). World frame and topics are found by
+  :func:`~gsnerf_ros.data.bag_discovery.discover` unless ``--world-frame`` / ``--image-topic`` /
+  ``--camera-info-topic`` name them.
 """
 
 from __future__ import annotations
@@ -31,13 +36,15 @@ from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
+from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.data.scene import InMemoryScene, Scene
 from gsnerf_ros.geometry import invert_pose, make_pose
 from gsnerf_ros.ros import convert
 from gsnerf_ros.ros.process import stop_on_signals
 from gsnerf_ros.ros.ros_libs import tf2_ros
 
-__all__ = ["Player", "main", "save_scene_file", "load_scene_file", "BODY_T_OPTICAL",
+__all__ = ["Player", "BagPlayback", "PlaybackError", "static_tf_message",
+           "wait_for_subscribers", "main", "save_scene_file", "load_scene_file", "BODY_T_OPTICAL",
            "make_scene", "parse_holdout"]
 
 BODY_T_OPTICAL = make_pose(torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]],
@@ -105,17 +112,20 @@ class Player(Node):
 
     def __init__(self, image_topic: str = "image", camera_info_topic: str = "camera_info",
                  depth_topic: str = "", world_frame: str = "map", base_frame: str = "base_link",
-                 camera_frame: str = "camera_optical_frame", encoding: str = "rgb8") -> None:
+                 camera_frame: str = "camera_optical_frame", encoding: str = "rgb8",
+                 with_camera: bool = True) -> None:
         super().__init__("gsnerf_player")
         self.world_frame, self.base_frame, self.camera_frame = world_frame, base_frame, camera_frame
         self.encoding = encoding
+        self._static_sent = False
+        if not with_camera:      # a bag: BagPlayback creates the publishers of its layout
+            return
         self.pub_image = self.create_publisher(Image, image_topic, qos_profile_sensor_data)
         self.pub_info = self.create_publisher(CameraInfo, camera_info_topic, qos_profile_sensor_data)
         self.pub_depth = (self.create_publisher(Image, depth_topic, qos_profile_sensor_data)
                           if depth_topic else None)
         self.tf = tf2_ros.TransformBroadcaster(self)
         self.tf_static = tf2_ros.StaticTransformBroadcaster(self)
-        self._static_sent = False
 
     def send_static(self) -> None:
         stamp = self.get_clock().now().to_msg()
@@ -153,42 +163,125 @@ def _msg_class(typename: str) -> Any:
     return getattr(importlib.import_module(f"{pkg}.msg"), name)
 
 
-def play_bag(node: Node, bag: str, topics: dict[str, str], rate: float, loop: bool,
-             stop: threading.Event | None = None) -> int:
-    """Republish the bag's image / camera_info / depth / tf messages at the recorded pace."""
-    from rclpy.serialization import deserialize_message
-    from rosbags.highlevel import AnyReader
+class PlaybackError(RuntimeError):
+    """The bag cannot be played; the message says why and what to do."""
 
-    pubs: dict[str, Any] = {}
-    count = 0
+
+def static_tf_message(layout: Any, stamp: Any) -> Any:
+    """One ``tf2_msgs/TFMessage`` holding the union of the bag's static transforms
+    (``layout.static_transforms``: every /tf_static message, latest per child frame)."""
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+
+    out = TFMessage()
+    for st in layout.static_transforms:
+        t = TransformStamped()
+        t.header.stamp, t.header.frame_id, t.child_frame_id = stamp, st.parent, st.child
+        (t.transform.translation.x, t.transform.translation.y,
+         t.transform.translation.z) = st.translation
+        (t.transform.rotation.x, t.transform.rotation.y, t.transform.rotation.z,
+         t.transform.rotation.w) = st.quaternion
+        out.transforms.append(t)
+    return out
+
+
+def wait_for_subscribers(pubs: Sequence[Any], timeout: float,
+                         stop: threading.Event | None = None) -> None:
+    """Wait until every publisher in ``pubs`` is matched by a subscription, so that no message
+    is lost while the node's subscriptions are still being discovered.
+
+    Raises :class:`PlaybackError` naming the unmatched topics after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
     while True:
-        with AnyReader([Path(bag)]) as reader:
-            conns = [c for c in reader.connections if c.topic in topics]
-            if not conns:
-                raise ValueError(f"bag {bag} has none of the topics {sorted(topics)}; it has "
-                                 f"{sorted({c.topic for c in reader.connections})}")
-            t_first, w_first = None, time.monotonic()
-            for conn, t_ns, raw in reader.messages(connections=conns):
-                cls = _msg_class(conn.msgtype)
-                out = topics[conn.topic]
-                if out not in pubs:
-                    from rclpy.qos import DurabilityPolicy, QoSProfile
-                    qos: Any = qos_profile_sensor_data
-                    if out == "/tf_static":
-                        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
-                    elif out == "/tf":
-                        qos = QoSProfile(depth=100)
-                    pubs[out] = node.create_publisher(cls, out, qos)
-                t_first = t_ns if t_first is None else t_first
-                delay = w_first + (t_ns - t_first) * 1e-9 / rate - time.monotonic()
-                if stop is not None and stop.is_set():
-                    return count
-                if delay > 0:
-                    time.sleep(delay)
-                pubs[out].publish(deserialize_message(bytes(raw), cls))
-                count += 1
-        if not loop or (stop is not None and stop.is_set()):
-            return count
+        missing = [p.topic_name for p in pubs if p.get_subscription_count() == 0]
+        if not missing or (stop is not None and stop.is_set()):
+            return
+        if time.monotonic() > deadline:
+            raise PlaybackError(f"no subscriber on {', '.join(missing)} after {timeout:g} s; "
+                                "start the node first and check its topics.* parameters "
+                                "(and ROS_DOMAIN_ID)")
+        time.sleep(0.05)
+
+
+class BagPlayback:
+    """Plays one bag as a camera driver + robot_state_publisher would.
+
+    The layout comes from :func:`~gsnerf_ros.data.bag_discovery.discover` (the same rules as
+    every other entry point); the colour image goes out on ``image_topic`` (a CompressedImage
+    on ``image_topic + "/compressed"``, as image_transport names it), its CameraInfo on
+    ``camera_info_topic``, /tf as recorded, and the union of every /tf_static message once, on
+    one transient-local publisher created here (a late subscriber gets all of it).
+    """
+
+    def __init__(self, node: Node, bag: str, image_topic: str, camera_info_topic: str,
+                 world_frame: str | None = None, bag_image_topic: str | None = None,
+                 bag_camera_info_topic: str | None = None) -> None:
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        from tf2_msgs.msg import TFMessage
+
+        from gsnerf_ros.data.bag_discovery import discover
+
+        self.node, self.bag = node, bag
+        self.layout = discover(bag, world_frame or None, bag_image_topic or None,
+                               bag_camera_info_topic or None)
+        lay = self.layout
+        img_out = node.resolve_topic_name(image_topic)
+        if lay.compressed:
+            img_out += "/compressed"
+        img_type = lay.topics[lay.image_topic]
+        self.topics = {lay.image_topic: img_out,
+                       lay.camera_info_topic: node.resolve_topic_name(camera_info_topic)}
+        self.pubs: dict[str, Any] = {
+            img_out: node.create_publisher(_msg_class(img_type), img_out, qos_profile_sensor_data),
+            self.topics[lay.camera_info_topic]: node.create_publisher(
+                CameraInfo, self.topics[lay.camera_info_topic], qos_profile_sensor_data),
+        }
+        if "/tf" in lay.topics:
+            self.topics["/tf"] = "/tf"
+            self.pubs["/tf"] = node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+        self.pub_static = node.create_publisher(TFMessage, "/tf_static", QoSProfile(
+            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+            reliability=ReliabilityPolicy.RELIABLE))
+
+    def describe(self) -> str:
+        lay = self.layout
+        kind = "CompressedImage" if lay.compressed else "Image"
+        return (f"bag {lay.path}: {lay.image_topic} ({kind}) "
+                f"-> {self.topics[lay.image_topic]}, {lay.camera_info_topic} -> "
+                f"{self.topics[lay.camera_info_topic]}, world frame {lay.world_frame!r} "
+                f"({lay.world_frame_source}), camera frame {lay.camera_frame!r}, "
+                f"{len(lay.static_transforms)} static transform(s)")
+
+    def send_static(self) -> None:
+        """Publish the union of the static transforms (latched)."""
+        now = self.node.get_clock().now().to_msg()
+        self.pub_static.publish(static_tf_message(self.layout, now))
+
+    def play(self, rate: float, loop: bool, stop: threading.Event | None = None) -> int:
+        """Republish the image / camera_info / tf messages at ``rate`` x the recorded pace;
+        returns the number of messages published."""
+        from rclpy.serialization import deserialize_message
+        from rosbags.highlevel import AnyReader
+
+        if rate <= 0:
+            raise PlaybackError(f"--rate must be > 0, got {rate}")
+        count = 0
+        while True:
+            with AnyReader([self.layout.path]) as reader:
+                conns = [c for c in reader.connections if c.topic in self.topics]
+                t_first, w_first = None, time.monotonic()
+                for conn, t_ns, raw in reader.messages(connections=conns):
+                    if stop is not None and stop.is_set():
+                        return count
+                    cls = _msg_class(conn.msgtype)
+                    t_first = t_ns if t_first is None else t_first
+                    delay = w_first + (t_ns - t_first) * 1e-9 / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                    self.pubs[self.topics[conn.topic]].publish(deserialize_message(bytes(raw), cls))
+                    count += 1
+            if not loop or (stop is not None and stop.is_set()):
+                return count
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -203,27 +296,57 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--width", type=int, default=128)
     src.add_argument("--fov", type=float, default=90.0)
     src.add_argument("--holdout", default="", help='frames never published: "every:5" or "3,8"')
-    ap.add_argument("--rate", type=float, default=10.0,
-                    help="frames per second (scene) or playback speed factor (bag)")
+    ap.add_argument("--rate", type=float, default=None,
+                    help="procedural room: frames per second (default 10); bag: playback speed "
+                         "factor (default 1, the recorded pace, as `ros2 bag play`)")
     ap.add_argument("--loop", action="store_true", help="start over at the end")
-    ap.add_argument("--start-delay", type=float, default=0.5, help="seconds before the first frame")
+    ap.add_argument("--start-delay", type=float, default=0.5,
+                    help="seconds between the subscribers matching and the first frame")
     ap.add_argument("--wait-subscribers", type=float, default=30.0,
-                    help="seconds to wait for a subscriber of the image and camera_info topics "
-                         "before playing (0 = do not wait)")
-    ap.add_argument("--image-topic", default="image")
-    ap.add_argument("--camera-info-topic", default="camera_info")
-    ap.add_argument("--depth-topic", default="", help="also publish 16UC1 depth here")
-    ap.add_argument("--bag-image-topic", default="", help="bag topic republished on --image-topic")
-    ap.add_argument("--bag-camera-info-topic", default="")
-    ap.add_argument("--world-frame", default="map")
-    ap.add_argument("--base-frame", default="base_link")
-    ap.add_argument("--camera-frame", default="camera_optical_frame")
-    ap.add_argument("--encoding", default="rgb8", choices=("rgb8", "bgr8"))
+                    help="seconds to wait until the image, camera_info (and, for a bag, /tf) "
+                         "topics have a subscriber; a bag fails with the reason after that, "
+                         "a procedural room plays anyway (0 = do not wait)")
+    bag = ap.add_argument_group("bag layout (default: found in the bag, as every entry point)")
+    add_layout_arguments(bag, "; a procedural room: the frame its poses are published in "
+                              "(default map)")
+    out = ap.add_argument_group("output")
+    out.add_argument("--out-image-topic", default="image",
+                     help="published Image topic (a bag's CompressedImage goes out on "
+                          "<this>/compressed, as image_transport names it)")
+    out.add_argument("--out-camera-info-topic", default="camera_info")
+    out.add_argument("--depth-topic", default="", help="room: also publish 16UC1 depth here")
+    out.add_argument("--base-frame", default="base_link")
+    out.add_argument("--camera-frame", default="camera_optical_frame")
+    out.add_argument("--encoding", default="rgb8", choices=("rgb8", "bgr8"))
     return ap
 
 
+def _play_bag(node: Player, args: argparse.Namespace, stop: threading.Event) -> int:
+    """Discover, wait for the node, play; returns the exit code (2 with the reason on error)."""
+    from gsnerf_ros.data.bag_discovery import BagDiscoveryError
+
+    log = node.get_logger()
+    try:
+        pb = BagPlayback(node, args.bag, args.out_image_topic, args.out_camera_info_topic,
+                         args.world_frame, args.image_topic, args.camera_info_topic)
+        log.info(pb.describe())
+        pb.send_static()
+        if args.wait_subscribers > 0:
+            wait_for_subscribers(list(pb.pubs.values()), args.wait_subscribers, stop)
+        stop.wait(args.start_delay)
+        rate = 1.0 if args.rate is None else args.rate
+        n = pb.play(rate, args.loop, stop)
+    except (BagDiscoveryError, FileNotFoundError, PlaybackError) as exc:
+        log.error(f"cannot play {args.bag}: {exc}")
+        print(f"gsnerf_player: error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    log.info(f"bag {args.bag}: {n} messages published at rate {rate:g}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``gsnerf_player``; exits 0 at the end of the data or on SIGINT/SIGTERM."""
+    """Entry point of ``gsnerf_player``; exits 0 at the end of the data or on SIGINT/SIGTERM,
+    2 with the reason when a bag cannot be played."""
     from rclpy.utilities import remove_ros_args
 
     raw = list(sys.argv if argv is None else ["gsnerf_player", *argv])
@@ -232,35 +355,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = stop_on_signals()
     node: Player | None = None
     try:
-        node = Player(args.image_topic, args.camera_info_topic, args.depth_topic,
-                      args.world_frame, args.base_frame, args.camera_frame, args.encoding)
+        node = Player(args.out_image_topic, args.out_camera_info_topic,
+                      "" if args.bag else args.depth_topic, args.world_frame or "map",
+                      args.base_frame, args.camera_frame, args.encoding, with_camera=not args.bag)
         log = node.get_logger()
-        if args.wait_subscribers > 0 and not args.bag:
-            deadline = time.monotonic() + args.wait_subscribers
-            while not stop.is_set() and time.monotonic() < deadline and (
-                    node.pub_image.get_subscription_count() == 0
-                    or node.pub_info.get_subscription_count() == 0):
-                stop.wait(0.05)
-            if node.pub_image.get_subscription_count() == 0:
-                log.warning(f"no subscriber on {node.pub_image.topic_name} after "
-                            f"{args.wait_subscribers} s; playing anyway")
-        stop.wait(args.start_delay)
         if args.bag:
-            topics = {"/tf": "/tf", "/tf_static": "/tf_static"}
-            if args.bag_image_topic:
-                topics[args.bag_image_topic] = node.resolve_topic_name(args.image_topic)
-            if args.bag_camera_info_topic:
-                topics[args.bag_camera_info_topic] = node.resolve_topic_name(args.camera_info_topic)
-            if len(topics) == 2:
-                topics.update(_guess_bag_topics(args.bag, node, args))
-            n = play_bag(node, args.bag, topics, args.rate, args.loop, stop)
-            log.info(f"bag {args.bag}: {n} messages published")
-            return 0
+            return _play_bag(node, args, stop)
+        if args.wait_subscribers > 0:
+            try:
+                wait_for_subscribers([node.pub_image, node.pub_info], args.wait_subscribers, stop)
+            except PlaybackError as exc:
+                log.warning(f"{exc}; playing anyway")
+        stop.wait(args.start_delay)
+        rate = 10.0 if args.rate is None else args.rate
         scene = (load_scene_file(args.scene_file) if args.scene_file else
                  make_scene(args.seed, args.split, args.frames, args.height, args.width, args.fov))
         skip = parse_holdout(args.holdout, len(scene))
         order = [i for i in range(len(scene)) if i not in skip]
-        log.info(f"playing {scene.name}: {len(order)} of {len(scene)} frames at {args.rate} Hz "
+        log.info(f"playing {scene.name}: {len(order)} of {len(scene)} frames at {rate} Hz "
                  f"({len(skip)} held out)")
         while not stop.is_set():
             for i in order:
@@ -268,7 +380,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     break
                 f = scene.frame(i)
                 node.publish_frame(f.image, f.K, f.c2w, f.depth if args.depth_topic else None)
-                stop.wait(1.0 / args.rate)
+                stop.wait(1.0 / rate)
             if not args.loop:
                 break
         log.info("all frames published")
@@ -279,25 +391,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
-
-
-def _guess_bag_topics(bag: str, node: Node, args: argparse.Namespace) -> dict[str, str]:
-    """Map the bag's first Image and CameraInfo topics onto the player's output topics."""
-    from rosbags.highlevel import AnyReader
-
-    out: dict[str, str] = {}
-    with AnyReader([Path(bag)]) as reader:
-        for c in reader.connections:
-            if c.msgtype == "sensor_msgs/msg/Image" and "depth" not in c.topic and \
-                    node.resolve_topic_name(args.image_topic) not in out.values():
-                out[c.topic] = node.resolve_topic_name(args.image_topic)
-            elif c.msgtype == "sensor_msgs/msg/CameraInfo" and \
-                    node.resolve_topic_name(args.camera_info_topic) not in out.values():
-                out[c.topic] = node.resolve_topic_name(args.camera_info_topic)
-    if len(out) < 2:
-        raise ValueError(f"bag {bag} needs an Image and a CameraInfo topic; pass "
-                         "--bag-image-topic and --bag-camera-info-topic")
-    return out
 
 
 if __name__ == "__main__":
