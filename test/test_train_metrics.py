@@ -140,3 +140,24 @@ def test_reprojection_baseline_drops_occluded_view():
                               torch.full((H, W), 2.0), num_classes=2)
     assert (res.labels == 0).all() and res.rgb.max() < 1e-6
     assert (res.coverage == 2).all()
+
+
+def test_panel_has_a_class_legend_and_a_depth_colour_bar():
+    """With class names the semantic row ends in a legend of the classes shown (their palette
+    colours) and the depth row in a colour bar; 8 sources make room for them."""
+    H, W = 48, 64
+    pal = torch.tensor([[255, 0, 0], [0, 255, 0], [0, 0, 255]], dtype=torch.uint8)
+    lab = torch.zeros(H, W, dtype=torch.long)
+    lab[:, W // 2:] = 2
+    d = torch.linspace(1, 4, W).expand(H, W).contiguous()
+    plain = make_panel(torch.rand(8, 3, H, W), torch.rand(3, H, W), torch.rand(H, W, 3), pal,
+                       lab, lab, d, d, d)
+    panel = make_panel(torch.rand(8, 3, H, W), torch.rand(3, H, W), torch.rand(H, W, 3), pal,
+                       lab, lab, d, d, d, class_names=["wall", "floor", "chair"])
+    assert panel.shape == plain.shape == (3 * H, 8 * W, 3)
+    legend = panel[H:2 * H, 5 * W:7 * W].reshape(-1, 3)
+    has = lambda c: bool((legend == np.array(c)).all(-1).any())  # noqa: E731
+    assert has([255, 0, 0]) and has([0, 0, 255]) and not has([0, 255, 0])   # only classes shown
+    plain_tiles = plain[H:2 * H, 5 * W:7 * W].reshape(-1, 3)
+    assert not (plain_tiles == np.array([255, 0, 0])).all(-1).any()
+    assert (panel[2 * H:3 * H, 5 * W:6 * W] > 0).any()                       # colour bar drawn

@@ -200,13 +200,14 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
             panels_written[view.scene] = panels_written.get(view.scene, 0) + 1
             panel = make_panel(view.images[:V], gt_rgb, rgb, model.palette, pred_labels,
                                gt_labels, res.depth.float().cpu(), gt_depth,
-                               res.target_depth.float().cpu())
+                               res.target_depth.float().cpu(), class_names=model.class_names)
             save_png(Path(options.panels_dir) / f"{view.scene}_{view.target_index:05d}.png",
                      panel)
             if base is not None:
                 bpanel = make_panel(view.images[:V], gt_rgb, base.rgb.cpu(), model.palette,
                                     base.labels.cpu(), gt_labels, res.target_depth.float().cpu(),
-                                    gt_depth, res.target_depth.float().cpu())
+                                    gt_depth, res.target_depth.float().cpu(),
+                                    class_names=model.class_names)
                 save_png(Path(options.panels_dir) /
                          f"{view.scene}_{view.target_index:05d}_baseline.png", bpanel)
     if was_training:

@@ -119,9 +119,12 @@ def _tile(img: np.ndarray, h: int, w: int) -> np.ndarray:
 def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tensor | np.ndarray,
                pred_labels: Tensor, gt_labels: Tensor | None = None,
                pred_depth: Tensor | None = None, gt_depth: Tensor | None = None,
-               target_depth: Tensor | None = None, max_sources: int = 8) -> np.ndarray:
+               target_depth: Tensor | None = None, max_sources: int = 8,
+               class_names: list[str] | None = None) -> np.ndarray:
     """Compose the evaluation panel. Shapes: ``sources`` (V,3,H,W); ``gt_rgb`` (3,H,W) or
-    (H,W,3); ``pred_rgb`` likewise; labels (H,W); depths (H,W) m. Returns (3H', 5W', 3) uint8."""
+    (H,W,3); ``pred_rgb`` likewise; labels (H,W); depths (H,W) m. With ``class_names`` the
+    semantic row ends in a legend of the classes shown, and the depth row in a colour bar in
+    metres (the depth tiles' common scale). Returns (3H', max(5, V)W', 3) uint8."""
     H, W = pred_labels.shape
     cols = 5
     blank = np.zeros((H, W, 3), np.uint8)
@@ -146,15 +149,23 @@ def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tenso
         de = blank
     se = _label_error(pred_labels, gt_labels) if gt_labels is not None else blank
     row3 = [gd, pd, td, de, se]
+    cap2 = ["GT RGB", "rendered RGB", "RGB error", "GT semantics", "rendered semantics"]
+    cap3 = ["GT depth", "rendered depth", "target depth D_T", "depth error", "semantic error"]
+    if class_names is not None and ncols >= 7:
+        shown = torch.unique(torch.cat([pred_labels.reshape(-1).cpu()] + (
+            [gt_labels.reshape(-1).cpu()] if gt_labels is not None else []))).tolist()
+        legend = class_legend(class_names, palette, H, 2 * W, ids=[int(i) for i in shown])
+        row2 += [legend[:, :W], legend[:, W:]]
+        cap2 += ["classes", ""]
+        if vmin is not None and vmax is not None and vmax > vmin:
+            row3 += [depth_colorbar(vmin, vmax, H, W)]
+            cap3 += ["depth (m)"]
     rows = []
     for r in (row1, row2, row3):
         r = [_tile(x, H, W) for x in r] + [blank] * (ncols - len(r))
         rows.append(np.concatenate(r, axis=1))
     panel = np.ascontiguousarray(np.concatenate(rows, axis=0))
-    return caption_tiles(panel, H, W, [
-        [f"source {i}" for i in range(len(src))],
-        ["GT RGB", "rendered RGB", "RGB error", "GT semantics", "rendered semantics"],
-        ["GT depth", "rendered depth", "target depth D_T", "depth error", "semantic error"]])
+    return caption_tiles(panel, H, W, [[f"source {i}" for i in range(len(src))], cap2, cap3])
 
 
 def caption_tiles(panel: np.ndarray, tile_h: int, tile_w: int,
