@@ -114,7 +114,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.device", "cuda", "Torch device; falls back to cpu with a warning."),
     ParamSpec("model.dtype", "float32", "Compute dtype (float16/bfloat16 use autocast on CUDA).",
               choices=("float32", "float16", "bfloat16")),
-    ParamSpec("model.near", 0.25, "Near depth bound in metres (stage-0 planes start here).",
+    ParamSpec("model.near", 0.1, "Near depth bound in metres (stage-0 planes start here).",
               0.001, 100.0),
     ParamSpec("model.far", 10.0, "Far depth bound in metres.", 0.01, 1000.0),
     ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "
