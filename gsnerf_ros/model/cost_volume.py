@@ -69,8 +69,8 @@ class PlaneSpacing:
         return cls(inverse=name == "inverse")
 
 
-def plane_sweep_planes(spacing: PlaneSpacing, near: float, far: float, num_planes: int,
-                       device: torch.device | str | None = None) -> tuple[float, float]:
+def plane_sweep_planes(spacing: PlaneSpacing, near: float, far: float,
+                       num_planes: int) -> tuple[float, float]:
     """First plane coordinate and the (signed) step of ``num_planes`` planes spanning
     [near, far] m evenly in ``spacing``; plane k is at ``start + k * step``."""
     if not far > near > 0:

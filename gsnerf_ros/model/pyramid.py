@@ -13,13 +13,23 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["level_size", "depth_level", "image_level", "image_pyramid"]
+__all__ = ["level_size", "level_of_size", "depth_level", "image_level", "image_pyramid"]
 
 
 def level_size(height: int, width: int, level: int) -> tuple[int, int]:
     """Size of pyramid level ``level`` of an ``height x width`` map (ceil division)."""
     s = 2 ** level
     return -(-height // s), -(-width // s)
+
+
+def level_of_size(height: int, width: int, size: tuple[int, int],
+                  max_level: int = 8) -> int | None:
+    """The pyramid level of an ``height x width`` map that has ``size`` (h, w), or None when
+    ``size`` is no level of it (then it is a plain resize)."""
+    for lvl in range(max_level):
+        if level_size(height, width, lvl) == tuple(size):
+            return lvl
+    return None
 
 
 def depth_level(depth: Tensor, level: int) -> Tensor:

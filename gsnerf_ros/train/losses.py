@@ -23,7 +23,7 @@ from torch import Tensor
 from gsnerf_ros.geometry import (invert_pose, level_intrinsics, nearest_views, pixels_to_grid,
                                  project_points, scale_intrinsics, transform_points, unproject_depth)
 from gsnerf_ros.data.classes import IGNORE_INDEX
-from gsnerf_ros.model.pyramid import depth_level, image_level, level_size
+from gsnerf_ros.model.pyramid import depth_level, image_level, level_of_size
 
 __all__ = [
     "IGNORE_INDEX", "rgb_loss", "semantic_ce", "semantic_2d_ce", "depth_pyramid",
@@ -112,12 +112,9 @@ def depth_pyramid(depth: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tenso
     H, W = depth.shape[-2:]
     out = []
     for (h, w) in sizes:
-        for lvl in range(8):
-            if level_size(H, W, lvl) == (h, w):
-                out.append(depth_level(depth, lvl))
-                break
-        else:
-            out.append(F.interpolate(depth[:, None], size=(h, w), mode="nearest")[:, 0])
+        lvl = level_of_size(H, W, (h, w))
+        out.append(depth_level(depth, lvl) if lvl is not None else
+                   F.interpolate(depth[:, None], size=(h, w), mode="nearest")[:, 0])
     return out
 
 
@@ -214,9 +211,9 @@ def _images_at(images: Tensor, K: Tensor, h: int, w: int) -> tuple[Tensor, Tenso
     the network's pyramid grid when (h, w) is a pyramid level (pixel j at 2^l j), else a
     bilinear resize."""
     H, W = images.shape[-2:]
-    for lvl in range(8):
-        if level_size(H, W, lvl) == (h, w):
-            return image_level(images, lvl), level_intrinsics(K, lvl)
+    lvl = level_of_size(H, W, (h, w))
+    if lvl is not None:
+        return image_level(images, lvl), level_intrinsics(K, lvl)
     return (F.interpolate(images, size=(h, w), mode="bilinear", align_corners=False),
             scale_intrinsics(K, w / W, h / H))
 

@@ -338,10 +338,12 @@ class Trainer:
             last = self.train_step(step, next(loader))
             done = step + 1
             if limit and done < steps:
-                over = torch.tensor(float(time.time() - t0 > limit), device=self.device)
-                if self.world_size > 1:          # every rank stops at the same step
-                    dist.all_reduce(over, op=dist.ReduceOp.MAX)
-                if bool(over):
+                over = time.time() - t0 > limit          # host clock: no device sync per step
+                if self.world_size > 1:                  # every rank stops at the same step
+                    flag = torch.tensor(float(over), device=self.device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    over = bool(flag)
+                if over:
                     steps = done      # validate, checkpoint and stop at this step
             if self.rank == 0:
                 if self.writer is not None and (done % cfg.log.log_every == 0 or done == steps):
