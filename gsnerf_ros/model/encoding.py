@@ -13,6 +13,9 @@ from typing import Sequence, TypeVar
 import torch
 from torch import Tensor
 
+from gsnerf_ros.geometry import level_intrinsics
+from gsnerf_ros.model.pyramid import depth_level, level_of_size
+
 __all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth"]
 
 _LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
@@ -34,13 +37,17 @@ def volume_layout(vol: Tensor) -> Tensor:
 
 @dataclass
 class ViewEncoding:
-    """One source view. Shapes (H, W = image size; level l has size ceil(H/2^l) x ceil(W/2^l)):
+    """One source view. Shapes (H, W = image size; level l has size ceil(H/2^l) x ceil(W/2^l);
+    g = :attr:`geometry_level`, 0 unless ``GSNeRFConfig.geometry_max_pixels`` made the
+    Geo-Reasoner work on a smaller pyramid level of the image):
 
-    - ``image`` [3, H, W] in [0, 1]; ``K`` [3, 3] px; ``c2w`` [4, 4] m; ``near``/``far`` [] m
-    - ``feature`` [F0, H, W]: 2D feature (pyramid level 0)
-    - ``semantic_feature`` [Cs, H, W]; ``semantic_logits`` [C, H, W] (2D segmentation)
-    - ``depth_levels[l]`` [h_l, w_l] m: cost-volume depth per level (l = 0 is full resolution)
-    - ``volumes[l]`` [Fv, D_l, h_l, w_l]: regularised 3D volume features
+    - ``image`` [3, H, W] in [0, 1]; ``K`` [3, 3] px (for H x W); ``c2w`` [4, 4] m;
+      ``near``/``far`` [] m
+    - ``feature`` [F0, h_g, w_g]: 2D feature
+    - ``semantic_feature`` [Cs, h_g, w_g]; ``semantic_logits`` [C, h_g, w_g] (2D segmentation)
+    - ``depth_levels[l]`` [h_{g+l}, w_{g+l}] m: cost-volume depth per level (l = 0 is the
+      finest; full resolution when g = 0)
+    - ``volumes[l]`` [Fv, D_l, h_{g+l}, w_{g+l}]: regularised 3D volume features
     - ``plane_start[l]`` [h_l, w_l]: plane coordinate of the first (nearest) plane, 1/m for
       inverse spacing or m for linear (``cost_volume.PlaneSpacing``); ``plane_step`` [3], signed
     """
@@ -60,8 +67,19 @@ class ViewEncoding:
 
     @property
     def depth(self) -> Tensor:
-        """Full-resolution depth [H, W] m."""
+        """Finest cost-volume depth [h_g, w_g] m (full resolution when g = 0)."""
         return self.depth_levels[0]
+
+    @property
+    def geometry_level(self) -> int:
+        """Pyramid level of the image that the features, depths and volumes are at (0: full
+        resolution)."""
+        return _geometry_level(self.image, self.feature)
+
+    @property
+    def geometry_K(self) -> Tensor:
+        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
+        return level_intrinsics(self.K, self.geometry_level)
 
     def with_sensor_depth(self, depth: Tensor) -> "ViewEncoding":
         """This view with a measured depth map (RGB-D camera) in place of the cost-volume depth
@@ -98,8 +116,19 @@ class SourceEncoding:
 
     @property
     def depth(self) -> Tensor:
-        """Full-resolution depths [V, H, W] m."""
+        """Finest cost-volume depths [V, h_g, w_g] m (full resolution when g = 0)."""
         return self.depth_levels[0]
+
+    @property
+    def geometry_level(self) -> int:
+        """Pyramid level of the image that the features, depths and volumes are at (0: full
+        resolution)."""
+        return _geometry_level(self.image, self.feature)
+
+    @property
+    def geometry_K(self) -> Tensor:
+        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
+        return level_intrinsics(self.K, self.geometry_level)
 
     @property
     def semantic_logits_2d(self) -> Tensor:
@@ -174,10 +203,21 @@ class SourceEncoding:
 _Enc = TypeVar("_Enc", ViewEncoding, SourceEncoding)
 
 
+def _geometry_level(image: Tensor, feature: Tensor) -> int:
+    H, W = image.shape[-2:]
+    lvl = level_of_size(int(H), int(W), tuple(feature.shape[-2:]))
+    if lvl is None:
+        raise ValueError(f"feature map {tuple(feature.shape[-2:])} is no pyramid level of the "
+                         f"image {(int(H), int(W))}")
+    return lvl
+
+
 def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
-    """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose full-resolution depth
-    (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size)
-    where it is valid (finite and > 0), and the cost-volume estimate elsewhere.
+    """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose finest depth
+    (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size
+    or at the geometry level's size; an image-size map is taken at the geometry level's pixels,
+    :func:`model.pyramid.depth_level`) where it is valid (finite and > 0), and the cost-volume
+    estimate elsewhere.
 
     That depth is what the geometry uses at render time: the target-depth estimate D_T
     (Algorithm 1, so the depth-guided samples and the surface point for semantics) and the
@@ -185,9 +225,13 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     with an RGB-D camera; the model itself is trained on RGB only.
     """
     d0 = enc.depth_levels[0]
+    g = enc.geometry_level
+    if g and depth.shape[-2:] == enc.image.shape[-2:] and depth.shape[:-2] == d0.shape[:-2]:
+        depth = depth_level(depth, g)
     if depth.shape != d0.shape:
         raise ValueError(f"sensor depth must have the shape of the image-size depth map "
-                         f"{tuple(d0.shape)}, got {tuple(depth.shape)}")
+                         f"{tuple(enc.image.shape[:-3]) + tuple(enc.image.shape[-2:])}, "
+                         f"got {tuple(depth.shape)}")
     depth = depth.to(device=d0.device, dtype=d0.dtype)
     ok = torch.isfinite(depth) & (depth > 0)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}

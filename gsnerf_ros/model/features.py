@@ -4,7 +4,8 @@ For P points and V views: pixel positions and z in each view, the in-image mask,
 occlusion mask (the point lies behind the view's estimated surface), bilinear samples of 2D maps
 (features, colour, semantic features on a k x k neighbourhood), trilinear samples of the
 cost-volume features at every level, and view-direction features.
-All outputs are ``[P, V, ...]``.
+All outputs are ``[P, V, ...]``. Pixel positions are always full-resolution ones; maps of the
+Geo-Reasoner are read at the encoding's ``geometry_level`` (plus the cascade level).
 """
 
 from __future__ import annotations
@@ -58,10 +59,11 @@ def sample_volumes(enc: SourceEncoding, uv: Tensor, z: Tensor,
     """
     out = []
     q = spacing.coord(z.clamp(min=1e-6))
+    g0 = enc.geometry_level
     for lvl, vol in enumerate(enc.volumes):
         V, Fv, D, h, w = vol.shape
-        g = _level_grid(uv, lvl, h, w)                                        # [V, P, 2]
-        start = sample_maps(enc.plane_start[lvl][:, None], uv, lvl)[..., 0].transpose(0, 1)
+        g = _level_grid(uv, g0 + lvl, h, w)                                   # [V, P, 2]
+        start = sample_maps(enc.plane_start[lvl][:, None], uv, g0 + lvl)[..., 0].transpose(0, 1)
         span = (D - 1) * enc.plane_step[:, lvl]
         span = torch.where(span.abs() < 1e-9, torch.full_like(span, 1e-9), span)[:, None]
         gz = (2.0 * (q - start) / span - 1.0).clamp(-2.0, 2.0)
@@ -76,7 +78,7 @@ def occlusion_mask(enc: SourceEncoding, uv: Tensor, z: Tensor, threshold: float,
     """True where a point lies behind a view's estimated surface. ``uv`` [V, P, 2],
     ``z`` [V, P] -> [P, V] bool. Tolerance per view and point: max(``threshold`` x the finest
     cost-volume band in metres at the view's depth there, ``min_tolerance`` m)."""
-    d_src = sample_maps(enc.depth[:, None].float(), uv)[..., 0]             # [P, V]
+    d_src = sample_maps(enc.depth[:, None].float(), uv, enc.geometry_level)[..., 0]  # [P, V]
     D0 = enc.volumes[0].shape[2]
     band = ((D0 - 1) * enc.plane_step[:, 0]).abs()[None]                      # [1, V]
     tol = (threshold * spacing.band_metres(d_src, band)).clamp(min=min_tolerance)
@@ -92,14 +94,16 @@ def direction_features(points: Tensor, ray_dirs: Tensor, enc: SourceEncoding) ->
 
 
 def semantic_neighbourhood(enc: SourceEncoding, uv: Tensor, k: int) -> Tensor:
-    """Semantic features on a k x k pixel neighbourhood (offsets of 1 px) around each projection.
+    """Semantic features on a k x k neighbourhood (offsets of 1 px of the semantic map) around
+    each projection.
 
     ``uv`` [V, P, 2] -> [P, V, k*k*Cs]."""
+    g = enc.geometry_level
     if k == 1:
-        return sample_maps(enc.semantic_feature, uv)
-    r = torch.arange(k, device=uv.device, dtype=uv.dtype) - (k - 1) / 2
+        return sample_maps(enc.semantic_feature, uv, g)
+    r = (torch.arange(k, device=uv.device, dtype=uv.dtype) - (k - 1) / 2) * 2 ** g
     offs = torch.stack(torch.meshgrid(r, r, indexing="xy"), -1).reshape(-1, 2)   # [k*k, 2]
     V, P, _ = uv.shape
     uvk = (uv[:, :, None] + offs[None, None]).reshape(V, P * k * k, 2)
-    s = sample_maps(enc.semantic_feature, uvk)                               # [P*k*k, V, Cs]
+    s = sample_maps(enc.semantic_feature, uvk, g)                            # [P*k*k, V, Cs]
     return s.reshape(P, k * k, V, -1).permute(0, 2, 1, 3).reshape(P, V, -1)

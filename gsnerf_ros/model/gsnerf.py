@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.geometry import camera_rays, nearest_views, pixel_grid
+from gsnerf_ros.geometry import camera_rays, level_intrinsics, nearest_views, pixel_grid
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume
@@ -34,6 +34,7 @@ from gsnerf_ros.model.features import (
     sample_volumes,
     semantic_neighbourhood,
 )
+from gsnerf_ros.model.pyramid import geometry_level, image_level
 from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import SemanticRenderer
@@ -137,17 +138,29 @@ class GSNeRF(nn.Module):
             raise ValueError(f"{what}: K must be [{V},3,3] and c2w [{V},4,4], got "
                              f"{tuple(K.shape)} and {tuple(c2w.shape)}")
 
+    def _geometry_inputs(self, images: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
+        """Images [V, 3, h_g, w_g] and intrinsics [V, 3, 3] the Geo-Reasoner works on: pyramid
+        level ``geometry_level(H, W, config.geometry_max_pixels)`` of ``images`` [V, 3, H, W]
+        (anti-aliased, on the network's own pixel grid) and ``K`` [V, 3, 3] scaled to it."""
+        H, W = images.shape[-2:]
+        g = geometry_level(int(H), int(W), self.config.geometry_max_pixels)
+        if g == 0:
+            return images, K
+        return image_level(images, g), level_intrinsics(K, g)
+
     def _encode_one(self, feats: EncoderOutput, i: int, nbrs: Tensor, images: Tensor, K: Tensor,
-                    c2w: Tensor, near: Tensor, far: Tensor, near_m: float, far_m: float
-                    ) -> ViewEncoding:
+                    c2w: Tensor, near: Tensor, far: Tensor, near_m: float, far_m: float,
+                    geo_images: Tensor, geo_K: Tensor) -> ViewEncoding:
         """View ``i`` against views ``nbrs``; ``near``/``far`` [V] tensors (stored in the
         encoding) and ``near_m``/``far_m`` the same range of view ``i`` as Python floats (m), so
-        the plane sweep needs no host-device synchronisation."""
+        the plane sweep needs no host-device synchronisation. ``images``/``K`` at full
+        resolution (kept for rendering), ``geo_images``/``geo_K`` the Geo-Reasoner's inputs
+        (:meth:`_geometry_inputs`)."""
         ref_pyr = [p[i] for p in feats.pyramid]
         src_pyr = [p.index_select(0, nbrs) for p in feats.pyramid]
-        cv = self.cost_volume(ref_pyr, src_pyr, K[i], K.index_select(0, nbrs), c2w[i],
+        cv = self.cost_volume(ref_pyr, src_pyr, geo_K[i], geo_K.index_select(0, nbrs), c2w[i],
                               c2w.index_select(0, nbrs), near_m, far_m,
-                              ref_image=images[i], src_images=images.index_select(0, nbrs))
+                              ref_image=geo_images[i], src_images=geo_images.index_select(0, nbrs))
         return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
                             feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
@@ -165,9 +178,11 @@ class GSNeRF(nn.Module):
         self._check_views(images, Ks, c2ws, "encode_view")
         V = images.shape[0]
         nr, fr = _range(near, V, images.device), _range(far, V, images.device)
-        feats = self.encoder(images)
+        geo_images, geo_K = self._geometry_inputs(images, Ks)
+        feats = self.encoder(geo_images)
         nbrs = torch.arange(1, V, device=images.device)
-        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr, float(near), float(far))
+        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr, float(near), float(far),
+                                geo_images, geo_K)
 
     def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                        far: float | Tensor) -> SourceEncoding:
@@ -178,13 +193,14 @@ class GSNeRF(nn.Module):
         V = images.shape[0]
         K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
         nr, fr = _range(near, V, images.device), _range(far, V, images.device)
-        feats = self.encoder(images)
+        geo_images, geo_K = self._geometry_inputs(images, K)
+        feats = self.encoder(geo_images)
         near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
         views = []
         for i in range(V):
             nbrs = nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors, exclude=[i])
             views.append(self._encode_one(feats, i, nbrs.to(images.device), images, K, c2w, nr, fr,
-                                          near_m[i], far_m[i]))
+                                          near_m[i], far_m[i], geo_images, geo_K))
         return SourceEncoding.stack(views)
 
     # ------------------------------------------------------------------ rendering
@@ -205,7 +221,7 @@ class GSNeRF(nn.Module):
         """D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
         near, far = self.depth_range(enc, near, far)
         dev = enc.image.device
-        return estimate_target_depth(enc.depth, enc.K, enc.c2w, K.to(dev).float(),
+        return estimate_target_depth(enc.depth, enc.geometry_K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
                                      self.config.target_depth)
 
@@ -218,7 +234,8 @@ class GSNeRF(nn.Module):
         visible = in_image & ~occlusion_mask(enc, uv, z, rcfg.occlusion_threshold, rcfg.occlusion_min,
                                             self.cost_volume.spacing)
         vol = sample_volumes(enc, uv, z, self.cost_volume.spacing)
-        f2d = sample_maps(enc.feature, uv)
+        g = enc.geometry_level
+        f2d = sample_maps(enc.feature, uv, g)
         rgb = sample_maps(enc.image, uv)
         dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
         view_in = torch.cat([vol.to(f2d.dtype), f2d, rgb.to(f2d.dtype)], -1)
@@ -228,7 +245,7 @@ class GSNeRF(nn.Module):
             out["semantic_features"] = semantic_neighbourhood(
                 enc, uv, self.config.semantic.neighbourhood).reshape(N, S, len(enc), -1)
             if self.config.semantic.label_skip:
-                out["semantic_logits_2d"] = sample_maps(enc.semantic_logits, uv).reshape(
+                out["semantic_logits_2d"] = sample_maps(enc.semantic_logits, uv, g).reshape(
                     N, S, len(enc), -1)
         return out
 
@@ -309,7 +326,7 @@ class GSNeRF(nn.Module):
                                             vol["visible"][rows, idx], l2d)
         else:
             sf = semantic_neighbourhood(enc, uv_s, cfg.semantic.neighbourhood)
-            l2d = sample_maps(enc.semantic_logits, uv_s) if skip else None
+            l2d = sample_maps(enc.semantic_logits, uv_s, enc.geometry_level) if skip else None
             logits = self.semantic_renderer(sf, vis_s, l2d)
         n_vis = vis_s.sum(-1)
         out.update({

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["level_size", "level_of_size", "depth_level", "image_level", "image_pyramid"]
+__all__ = ["level_size", "level_of_size", "geometry_level", "depth_level", "image_level",
+           "image_pyramid"]
 
 
 def level_size(height: int, width: int, level: int) -> tuple[int, int]:
@@ -30,6 +31,20 @@ def level_of_size(height: int, width: int, size: tuple[int, int],
         if level_size(height, width, lvl) == tuple(size):
             return lvl
     return None
+
+
+def geometry_level(height: int, width: int, max_pixels: int, max_level: int = 8) -> int:
+    """The first pyramid level of an ``height x width`` image with at most ``max_pixels`` pixels
+    (0 when ``max_pixels`` is 0 or the image fits; at most ``max_level``)."""
+    if max_pixels <= 0:
+        return 0
+    lvl = 0
+    while lvl < max_level:
+        h, w = level_size(height, width, lvl)
+        if h * w <= max_pixels:
+            break
+        lvl += 1
+    return lvl
 
 
 def depth_level(depth: Tensor, level: int) -> Tensor:

@@ -4,7 +4,8 @@ Per sample: V view tokens (3D volume features, 2D features, colour) plus a globa
 from the masked mean/variance across the views that see the sample; attention across views with
 a key mask (outside the image or behind the view's surface -> masked; global token kept);
 density from the global tokens along the ray with a ray-wise 1D conv (works for any sample count);
-colour as a softmax blend of the source colours; alpha compositing (fp32) to RGB and depth.
+colour as a softmax blend of the source colours; alpha compositing (fp32) to RGB and depth, both
+normalised by the accumulated opacity (``renderer.normalise_colour``).
 """
 
 from __future__ import annotations
@@ -114,6 +115,9 @@ class VolumeRenderer(nn.Module):
         weights = composite(alpha)
         acc = weights.sum(-1)
         rgb_out = (weights[..., None] * colour).sum(1)
+        if self.cfg.normalise_colour:
+            rgb_out = rgb_out / acc.clamp(min=1e-6)[:, None]
+            rgb_out = torch.where(acc[:, None] > 1e-6, rgb_out, colour.mean(1))
         depth = (weights * depths.float()).sum(-1) / acc.clamp(min=1e-6)
         depth = torch.where(acc > 1e-6, depth, depths.float()[:, -1])
         return {"rgb": rgb_out, "depth": depth, "acc": acc, "weights": weights,

@@ -122,7 +122,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                 mode=p.render_sampling_mode, num_samples=p.render_num_samples or None,
                 chunk=p.render_chunk, dtype=p.model_dtype,
                 use_sensor_depth=p.model_use_sensor_depth,
-                max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel)
+                max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel,
+                geometry_max_pixels=p.model_geometry_max_pixels)
             self.model_name = ckpt.name
         else:
             self.model_name = type(renderer).__name__

@@ -66,7 +66,8 @@ class GSNeRFRenderer:
     ``chunk`` None or 0: rays per chunk from the memory cap ``max_memory_mb``
     (:func:`gsnerf_ros.model.memory.auto_chunk`; never from the free memory of a shared GPU).
     ``kernel``: view-transformer implementation (``auto`` | ``eager`` | ``triton``).
-    Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
+    ``geometry_max_pixels`` >= 0 overrides the checkpoint's ``GSNeRFConfig.geometry_max_pixels``
+    (None or -1 keeps it). Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
     The stacked source set of the last render is reused (``stack_cache``, a
@@ -78,7 +79,8 @@ class GSNeRFRenderer:
     def __init__(self, model: Any, near: float, far: float, mode: str = "depth_guided",
                  num_samples: int | None = None, chunk: int | None = None,
                  dtype: str = "float32", use_sensor_depth: bool = True,
-                 max_memory_mb: float = 2048.0, kernel: str = "auto") -> None:
+                 max_memory_mb: float = 2048.0, kernel: str = "auto",
+                 geometry_max_pixels: int | None = None) -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
@@ -86,6 +88,8 @@ class GSNeRFRenderer:
         if max_memory_mb <= 0:
             raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}")
         self.model = model.eval().set_kernel(kernel)
+        if geometry_max_pixels is not None and geometry_max_pixels >= 0:
+            self.model.config.geometry_max_pixels = int(geometry_max_pixels)
         self.max_memory_mb = float(max_memory_mb)
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
@@ -96,7 +100,9 @@ class GSNeRFRenderer:
         self.num_neighbors = int(model.config.cost_volume.num_neighbors)
         self.device = model.device
         self.description = (f"GSNeRF {model.num_parameters()} params, {len(self.class_names)} "
-                            f"classes, {mode}, {dtype} on {self.device}")
+                            f"classes, {mode}, {dtype} on {self.device}"
+                            + (f", geometry <= {model.config.geometry_max_pixels} px"
+                               if model.config.geometry_max_pixels else ""))
         from gsnerf_ros.model import StackCache
 
         self.stack_cache = StackCache()

@@ -120,6 +120,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "
               "depth replaces the cost-volume depth for the render geometry (target depth, "
               "occlusion) where it is valid."),
+    ParamSpec("model.geometry_max_pixels", -1, "Largest image (pixels) the encoder and cost "
+              "volume work at; larger camera images are encoded at the first pyramid level that "
+              "fits and rendered with full-resolution colours. -1 = the checkpoint's own "
+              "(its training size), 0 = the camera size.", -1, 100_000_000, 1),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
@@ -179,6 +183,7 @@ class NodeParams:
     model_near: float
     model_far: float
     model_use_sensor_depth: bool
+    model_geometry_max_pixels: int
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float

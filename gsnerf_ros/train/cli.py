@@ -99,7 +99,12 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="depth range (m) for every scene instead of the data's own (e.g. the "
                         "range the checkpoint was trained with)")
     p.add_argument("--far", type=float, default=None)
+    p.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
+                   help="largest image (pixels) the encoder and cost volume work at (default: "
+                        "the checkpoint's model.geometry_max_pixels; 0 = the render size)")
     args = p.parse_args(argv)
+    if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
+        p.error("--geometry-max-pixels must be >= 0")
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
@@ -107,6 +112,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
+    if args.geometry_max_pixels is not None:
+        model.config.geometry_max_pixels = args.geometry_max_pixels
     bag_cfg = BagConfig(world_frame=args.world_frame, image_topic=args.image_topic,
                         camera_info_topic=args.camera_info_topic)
     try:
@@ -131,6 +138,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
+    res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["class_mapping"] = {s.name: {s.class_names[i]: (model.class_names[j] if j < len(
         model.class_names) else None) for i, j in m.items()} for s, m in zip(scenes, label_maps)
         if m is not None}

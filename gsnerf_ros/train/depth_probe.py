@@ -158,12 +158,20 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
         const = torch.full_like(gt2, float(gt2[gt2 > 0].median()) if bool((gt2 > 0).any()) else 1.0)
         stats.add("gt_median_constant/all", *plane_metrics(const, gt2, allv, spacing, q0, step))
         if enc is not None:
+            # The model's stage 0 sits at pyramid level g + 2 (g = its geometry level, 0 unless
+            # the probe size exceeds model.geometry_max_pixels): compare on that level's pixels.
+            g = enc.geometry_level
+            gt_m, tex_m, all_m = gt2, tex2, allv
+            if g:
+                gt_m = depth_level(depths[i], g + 2)
+                all_m = depth_level(allv, g)
+                tex_m = texture_mask(images[i], g + 2, texture_threshold) & all_m
             d2 = enc.depth_levels[2][i].float().cpu()
             d0 = enc.depth_levels[0][i].float().cpu()
-            stats.add("model_stage0/textured", *plane_metrics(d2, gt2, tex2, spacing, q0, step))
-            stats.add("model_stage0/all", *plane_metrics(d2, gt2, allv, spacing, q0, step))
-            stats.add("model_final/all", *plane_metrics(d0, depths[i], depths[i] > 0, spacing,
-                                                        q0, step))
+            gt0 = depth_level(depths[i], g)
+            stats.add("model_stage0/textured", *plane_metrics(d2, gt_m, tex_m, spacing, q0, step))
+            stats.add("model_stage0/all", *plane_metrics(d2, gt_m, all_m, spacing, q0, step))
+            stats.add("model_final/all", *plane_metrics(d0, gt0, gt0 > 0, spacing, q0, step))
             if foreign_images is not None:
                 dev = model.device
                 with torch.no_grad():
@@ -172,7 +180,7 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                                            c2w[nb].to(dev), near, far)
                 ds = ve.depth_levels[2].float().cpu()
                 stats.add("model_stage0_swapped/textured",
-                          *plane_metrics(ds, gt2, tex2, spacing, q0, step))
+                          *plane_metrics(ds, gt_m, tex_m, spacing, q0, step))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,6 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--swap-neighbours", action="store_true", help="also encode each view "
                     "against neighbours showing another source set's images (does the learned "
                     "depth use matching?)")
+    ap.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
+                    help="the model's geometry_max_pixels override (default: the checkpoint's)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
 
@@ -205,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.checkpoint:
         from gsnerf_ros.model import GSNeRF
         model = GSNeRF.from_checkpoint(args.checkpoint)
+        if args.geometry_max_pixels is not None:
+            model.config.geometry_max_pixels = max(args.geometry_max_pixels, 0)
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
     planes = args.planes or (cv.num_planes[0] if cv else 32)

@@ -60,7 +60,11 @@ def depth_colorbar(vmin: float, vmax: float, height: int, width: int, ticks: int
     bar_h = max(4, height // 2)
     ramp = torch.linspace(max(vmin, 1e-6), vmax, width)[None].expand(bar_h, width)
     out[:bar_h] = colorize_depth(ramp, max(vmin, 1e-6), vmax)
-    scale = max(0.3, (height - bar_h) / 40.0)
+    (tw1, th1), _ = cv2.getTextSize(f"{max(abs(vmin), abs(vmax)):.1f} m",
+                                    cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
+    # as large as the space under the bar allows, but every label within its share of the width
+    scale = max(0.3, min((height - bar_h - 6) / max(th1, 1) * 0.8,
+                         0.7 * width / ticks / max(tw1, 1)))
     for i in range(ticks):
         x = int(round(i * (width - 1) / (ticks - 1)))
         out[bar_h:bar_h + 3, max(0, x - 1):x + 1] = 255
@@ -154,11 +158,16 @@ def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tenso
     if class_names is not None and ncols >= 7:
         shown = torch.unique(torch.cat([pred_labels.reshape(-1).cpu()] + (
             [gt_labels.reshape(-1).cpu()] if gt_labels is not None else []))).tolist()
-        legend = class_legend(class_names, palette, H, 2 * W, ids=[int(i) for i in shown])
+        top = _caption_height(H)                  # keep the tile's caption off the content
+        legend = np.zeros((H, 2 * W, 3), np.uint8)
+        legend[top:] = class_legend(class_names, palette, H - top, 2 * W,
+                                    ids=[int(i) for i in shown])
         row2 += [legend[:, :W], legend[:, W:]]
         cap2 += ["classes", ""]
         if vmin is not None and vmax is not None and vmax > vmin:
-            row3 += [depth_colorbar(vmin, vmax, H, W)]
+            bar = np.zeros((H, W, 3), np.uint8)
+            bar[top:] = depth_colorbar(vmin, vmax, H - top, W)
+            row3 += [bar]
             cap3 += ["depth (m)"]
     rows = []
     for r in (row1, row2, row3):
@@ -166,6 +175,18 @@ def make_panel(sources: Tensor, gt_rgb: Tensor, pred_rgb: Tensor, palette: Tenso
         rows.append(np.concatenate(r, axis=1))
     panel = np.ascontiguousarray(np.concatenate(rows, axis=0))
     return caption_tiles(panel, H, W, [[f"source {i}" for i in range(len(src))], cap2, cap3])
+
+
+def _caption_scale(tile_h: int) -> float:
+    return max(0.35, tile_h / 480.0)
+
+
+def _caption_height(tile_h: int, min_tile_h: int = 48) -> int:
+    """Rows :func:`caption_tiles` darkens at the top of a tile (0 when it writes none)."""
+    if tile_h < min_tile_h:
+        return 0
+    (_, th), base = cv2.getTextSize("Ag", cv2.FONT_HERSHEY_SIMPLEX, _caption_scale(tile_h), 1)
+    return th + base + 4
 
 
 def caption_tiles(panel: np.ndarray, tile_h: int, tile_w: int,
@@ -177,7 +198,7 @@ def caption_tiles(panel: np.ndarray, tile_h: int, tile_w: int,
     """
     if tile_h < min_tile_h:
         return panel
-    scale = max(0.35, tile_h / 480.0)
+    scale = _caption_scale(tile_h)
     thick = 1
     for r, row in enumerate(captions):
         for c, text in enumerate(row):

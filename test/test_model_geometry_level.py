@@ -1,0 +1,129 @@
+"""The Geo-Reasoner at a capped resolution (``GSNeRFConfig.geometry_max_pixels``).
+
+A model trained at 80x60 that renders 320x240 encodes the sources at the pyramid level that fits
+its cap, and renders every target pixel with the full-resolution source colours. These tests
+check that the capped encoding is exactly the encoding of that pyramid level, and that every
+reader of its maps (target depth, occlusion, feature and volume sampling, sensor depth) looks
+at the same place a full-resolution pixel sees.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsnerf_ros.data.procedural import SynthConfig, generate_scene
+from gsnerf_ros.data.view_selection import EvalProtocol, evaluation_views
+from gsnerf_ros.geometry import level_intrinsics
+from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+from gsnerf_ros.model.features import occlusion_mask, project_to_views
+from gsnerf_ros.model.pyramid import depth_level, geometry_level, image_level
+from gsnerf_ros.model.target_depth import estimate_target_depth
+from gsnerf_ros.geometry import unproject_depth
+
+H, W = 96, 128
+
+
+@pytest.fixture(scope="module")
+def room():
+    """A procedural room at 128x96: 6 sources and one target of the evaluation protocol."""
+    scene = generate_scene(SynthConfig(frames=30, height=H, width=W), seed=5, split="test")
+    t, src = evaluation_views(scene.poses(), EvalProtocol(num_sources=6, source_stride=3,
+                                                          target_offset=2))[0]
+    frames = [scene.frame(int(i)) for i in [*src, t]]
+    images = torch.stack([f.image for f in frames])
+    depths = torch.stack([f.depth for f in frames])
+    K = torch.stack([f.K for f in frames]).float()
+    c2w = torch.stack([f.c2w for f in frames]).float()
+    return images, depths, K, c2w, scene.near, scene.far
+
+
+def _model(cap: int) -> GSNeRF:
+    torch.manual_seed(0)
+    cfg = GSNeRFConfig.tiny(4)
+    cfg.geometry_max_pixels = cap
+    return GSNeRF(cfg).eval()
+
+
+def test_geometry_level_is_the_first_pyramid_level_that_fits() -> None:
+    assert geometry_level(240, 320, 0) == 0
+    assert geometry_level(60, 80, 4800) == 0
+    assert geometry_level(240, 320, 4800) == 2
+    assert geometry_level(240, 320, 19200) == 1
+    assert geometry_level(480, 640, 4800) == 3
+    assert geometry_level(241, 321, 4800) == 3          # ceil sizes: 61 x 81 > 4800
+    with pytest.raises(ValueError, match="geometry_max_pixels"):
+        GSNeRFConfig(geometry_max_pixels=-1)
+
+
+def test_capped_encoding_is_the_encoding_of_the_pyramid_level(room) -> None:
+    images, _, K, c2w, near, far = room
+    V = 6
+    capped = _model(H * W // 16)                         # -> level 2 (24 x 32)
+    plain = _model(0)
+    plain.load_state_dict(capped.state_dict())
+    with torch.no_grad():
+        enc = capped.encode_sources(images[:V], K[:V], c2w[:V], near, far)
+        ref = plain.encode_sources(image_level(images[:V], 2), level_intrinsics(K[:V], 2),
+                                   c2w[:V], near, far)
+    assert enc.geometry_level == 2 and ref.geometry_level == 0
+    assert enc.image.shape[-2:] == (H, W) and torch.equal(enc.image, images[:V])
+    assert torch.equal(enc.K, K[:V]) and torch.allclose(enc.geometry_K, ref.K)
+    for a, b in zip([enc.feature, enc.semantic_logits, *enc.depth_levels, *enc.volumes],
+                    [ref.feature, ref.semantic_logits, *ref.depth_levels, *ref.volumes]):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-6)
+    # one view encoded on its own agrees with the set
+    with torch.no_grad():
+        one = capped.encode_view(images[0], K[0], c2w[0], images[1:3], K[1:3], c2w[1:3],
+                                 near, far)
+    assert one.geometry_level == 2 and one.depth.shape == (H // 4, W // 4)
+
+
+def test_capped_maps_are_read_where_a_full_resolution_pixel_looks(room) -> None:
+    """With the true (sensor) depth in a capped encoding, the target depth D_T reprojects to the
+    true target depth and points on the target's surface are visible in the sources, while points
+    behind it are occluded. Reading the level-2 depth map with full-resolution intrinsics (the
+    mistake this guards against) puts D_T far off."""
+    images, depths, K, c2w, near, far = room
+    V = 6
+    model = _model(H * W // 16)
+    with torch.no_grad():
+        enc = model.encode_sources(images[:V], K[:V], c2w[:V], near, far)
+    enc = enc.with_sensor_depth(depths[:V])              # image size in, level 2 kept
+    assert torch.equal(enc.depth, depth_level(depths[:V], 2))
+    gt = depths[V]
+    td, valid = model.target_depth(enc, K[V], c2w[V], H, W, near, far)
+    ok = valid & (gt > 0)
+    rel = ((td - gt).abs() / gt)[ok]
+    assert ok.float().mean() > 0.8 and rel.median() < 0.03, float(rel.median())
+    wrong, _ = estimate_target_depth(enc.depth, enc.K, enc.c2w, K[V], c2w[V], H, W, near, far)
+    assert ((wrong - gt).abs() / gt)[ok].median() > 5 * rel.median() + 0.02
+
+    pts = unproject_depth(gt, K[V], c2w[V]).reshape(-1, 3)[gt.reshape(-1) > 0][::7]
+    rc = model.config.renderer
+    spacing = model.cost_volume.spacing
+    uv, z, inside = project_to_views(pts, enc)
+    seen = inside & ~occlusion_mask(enc, uv, z, rc.occlusion_threshold, rc.occlusion_min, spacing)
+    behind = pts + 0.6 * (pts - c2w[V, :3, 3]) / (pts - c2w[V, :3, 3]).norm(dim=-1, keepdim=True)
+    uv_b, z_b, inside_b = project_to_views(behind, enc)
+    hidden = inside_b & occlusion_mask(enc, uv_b, z_b, rc.occlusion_threshold, rc.occlusion_min,
+                                       spacing)
+    in_any = inside.any(-1)
+    assert seen.any(-1)[in_any].float().mean() > 0.85
+    assert (hidden.sum(-1).float() / inside_b.sum(-1).clamp(min=1))[inside_b.any(-1)].mean() > 0.6
+
+
+def test_capped_model_renders_full_resolution_targets(room) -> None:
+    images, depths, K, c2w, near, far = room
+    V = 6
+    model = _model(H * W // 4)                           # level 1
+    with torch.no_grad():
+        enc = model.encode_sources(images[:V], K[:V], c2w[:V], near, far)
+    res = model.render(enc, K[V], c2w[V], H, W, chunk=2048)
+    assert res.rgb.shape == (H, W, 3) and res.depth.shape == (H, W)
+    assert res.labels.shape == (H, W) and torch.isfinite(res.rgb).all()
+    # sensor depth at the level's own size is taken as it is; any other size is refused
+    half = enc.with_sensor_depth(depth_level(depths[:V], 1))
+    assert torch.equal(half.depth, depth_level(depths[:V], 1))
+    with pytest.raises(ValueError, match="shape of the image-size depth map"):
+        enc.with_sensor_depth(depths[:V, :50, :70])
