@@ -203,6 +203,27 @@ def test_masked_view_does_not_influence_renderer() -> None:
     torch.testing.assert_close(a["sigma"], b["sigma"])
 
 
+@pytest.mark.parametrize("normalise", [True, False])
+def test_colour_is_normalised_by_the_accumulated_opacity(normalise: bool) -> None:
+    """renderer.normalise_colour: a ray whose density leaves opacity unspent keeps its colour
+    (every source shows the same grey, so the blend is that grey at any weights); without it
+    the ray is darkened by its accumulated opacity (GeoNeRF / released)."""
+    torch.manual_seed(0)
+    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=1,
+                                      normalise_colour=normalise), in_ch=10).eval()
+    N, S, Vv = 4, 6, 3
+    with torch.no_grad():
+        r.density.out[-1].bias.fill_(-6.0)          # almost transparent: acc << 1
+        out = r(torch.randn(N * S, Vv, 10), torch.full((N * S, Vv, 3), 0.6),
+                torch.randn(N * S, Vv, 4), torch.ones(N * S, Vv, dtype=torch.bool),
+                torch.ones(N * S, Vv, dtype=torch.bool),
+                torch.linspace(1, 3, S).expand(N, S).contiguous(), torch.full((N,), 0.5),
+                torch.full((N,), 4.0))
+    assert float(out["acc"].max()) < 0.2
+    want = torch.full((N, 3), 0.6) if normalise else (0.6 * out["acc"])[:, None].expand(N, 3)
+    torch.testing.assert_close(out["rgb"], want, atol=1e-5, rtol=1e-5)
+
+
 def test_gradients_reach_every_parameter() -> None:
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny(C)).train()
