@@ -15,8 +15,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsnerf_ros.data.procedural import SynthConfig, generate_scene
-from gsnerf_ros.data.view_selection import EvalProtocol, evaluation_views
 from gsnerf_ros.geometry import (invert_pose, level_intrinsics, nearest_views, project_points,
                                  scale_intrinsics, transform_points, unproject_depth)
 from gsnerf_ros.model.config import CostVolumeConfig
@@ -25,6 +23,7 @@ from gsnerf_ros.model.cost_volume import (CascadeCostVolume, PlaneSpacing, homog
 from gsnerf_ros.model.pyramid import depth_level, image_level, level_size
 from gsnerf_ros.train.depth_probe import DepthStats, probe_scene_views
 from gsnerf_ros.train.losses import depth_pyramid
+from helpers.rooms import protocol_views
 
 H, W = 120, 160
 
@@ -32,15 +31,7 @@ H, W = 120, 160
 @pytest.fixture(scope="module")
 def room():
     """A procedural room (40 frames, 160x120) and the evaluation protocol's first source set."""
-    scene = generate_scene(SynthConfig(frames=40, height=H, width=W), seed=11, split="test")
-    t, src = evaluation_views(scene.poses(), EvalProtocol(num_sources=6, source_stride=4,
-                                                          target_offset=2))[0]
-    frames = [scene.frame(int(i)) for i in src]
-    images = torch.stack([f.image for f in frames])
-    depths = torch.stack([f.depth for f in frames])
-    K = torch.stack([f.K for f in frames]).float()
-    c2w = torch.stack([f.c2w for f in frames]).float()
-    return images, depths, K, c2w, scene.near, scene.far
+    return protocol_views(H, W, frames=40, seed=11, num_sources=6, source_stride=4)
 
 
 def _unoccluded(depth_ref: torch.Tensor, K_ref, c2w_ref, depth_src, K_src, c2w_src, rel=0.03):

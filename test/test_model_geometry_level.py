@@ -12,14 +12,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsnerf_ros.data.procedural import SynthConfig, generate_scene
-from gsnerf_ros.data.view_selection import EvalProtocol, evaluation_views
-from gsnerf_ros.geometry import level_intrinsics
+from gsnerf_ros.geometry import level_intrinsics, unproject_depth
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.features import occlusion_mask, project_to_views
 from gsnerf_ros.model.pyramid import depth_level, geometry_level, image_level
 from gsnerf_ros.model.target_depth import estimate_target_depth
-from gsnerf_ros.geometry import unproject_depth
+from helpers.rooms import protocol_views
 
 H, W = 96, 128
 
@@ -27,15 +25,8 @@ H, W = 96, 128
 @pytest.fixture(scope="module")
 def room():
     """A procedural room at 128x96: 6 sources and one target of the evaluation protocol."""
-    scene = generate_scene(SynthConfig(frames=30, height=H, width=W), seed=5, split="test")
-    t, src = evaluation_views(scene.poses(), EvalProtocol(num_sources=6, source_stride=3,
-                                                          target_offset=2))[0]
-    frames = [scene.frame(int(i)) for i in [*src, t]]
-    images = torch.stack([f.image for f in frames])
-    depths = torch.stack([f.depth for f in frames])
-    K = torch.stack([f.K for f in frames]).float()
-    c2w = torch.stack([f.c2w for f in frames]).float()
-    return images, depths, K, c2w, scene.near, scene.far
+    return protocol_views(H, W, frames=30, seed=5, num_sources=6, source_stride=3,
+                          with_target=True)
 
 
 def _model(cap: int) -> GSNeRF:

@@ -35,8 +35,36 @@ def volume_layout(vol: Tensor) -> Tensor:
     return vol
 
 
+def _geometry_level(image: Tensor, feature: Tensor) -> int:
+    H, W = image.shape[-2:]
+    lvl = level_of_size(int(H), int(W), tuple(feature.shape[-2:]))
+    if lvl is None:
+        raise ValueError(f"feature map {tuple(feature.shape[-2:])} is no pyramid level of the "
+                         f"image {(int(H), int(W))}")
+    return lvl
+
+
+class _GeometryLevel:
+    """Where the Geo-Reasoner's maps of an encoding are (shared by both encodings)."""
+
+    image: Tensor
+    feature: Tensor
+    K: Tensor
+
+    @property
+    def geometry_level(self) -> int:
+        """Pyramid level of the image that the features, depths and volumes are at (0: full
+        resolution)."""
+        return _geometry_level(self.image, self.feature)
+
+    @property
+    def geometry_K(self) -> Tensor:
+        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
+        return level_intrinsics(self.K, self.geometry_level)
+
+
 @dataclass
-class ViewEncoding:
+class ViewEncoding(_GeometryLevel):
     """One source view. Shapes (H, W = image size; level l has size ceil(H/2^l) x ceil(W/2^l);
     g = :attr:`geometry_level`, 0 unless ``GSNeRFConfig.geometry_max_pixels`` made the
     Geo-Reasoner work on a smaller pyramid level of the image):
@@ -70,17 +98,6 @@ class ViewEncoding:
         """Finest cost-volume depth [h_g, w_g] m (full resolution when g = 0)."""
         return self.depth_levels[0]
 
-    @property
-    def geometry_level(self) -> int:
-        """Pyramid level of the image that the features, depths and volumes are at (0: full
-        resolution)."""
-        return _geometry_level(self.image, self.feature)
-
-    @property
-    def geometry_K(self) -> Tensor:
-        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
-        return level_intrinsics(self.K, self.geometry_level)
-
     def with_sensor_depth(self, depth: Tensor) -> "ViewEncoding":
         """This view with a measured depth map (RGB-D camera) in place of the cost-volume depth
         wherever the measurement is valid; see :func:`with_sensor_depth`. ``depth`` [H, W] m."""
@@ -95,7 +112,7 @@ class ViewEncoding:
 
 
 @dataclass
-class SourceEncoding:
+class SourceEncoding(_GeometryLevel):
     """A set of V source views: every :class:`ViewEncoding` field with a leading V axis."""
 
     image: Tensor
@@ -118,17 +135,6 @@ class SourceEncoding:
     def depth(self) -> Tensor:
         """Finest cost-volume depths [V, h_g, w_g] m (full resolution when g = 0)."""
         return self.depth_levels[0]
-
-    @property
-    def geometry_level(self) -> int:
-        """Pyramid level of the image that the features, depths and volumes are at (0: full
-        resolution)."""
-        return _geometry_level(self.image, self.feature)
-
-    @property
-    def geometry_K(self) -> Tensor:
-        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
-        return level_intrinsics(self.K, self.geometry_level)
 
     @property
     def semantic_logits_2d(self) -> Tensor:
@@ -201,15 +207,6 @@ class SourceEncoding:
 
 
 _Enc = TypeVar("_Enc", ViewEncoding, SourceEncoding)
-
-
-def _geometry_level(image: Tensor, feature: Tensor) -> int:
-    H, W = image.shape[-2:]
-    lvl = level_of_size(int(H), int(W), tuple(feature.shape[-2:]))
-    if lvl is None:
-        raise ValueError(f"feature map {tuple(feature.shape[-2:])} is no pyramid level of the "
-                         f"image {(int(H), int(W))}")
-    return lvl
 
 
 def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
