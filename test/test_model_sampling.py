@@ -65,6 +65,20 @@ def test_depth_guided_sigma_absolute_and_relative() -> None:
         assert abs(std - expect) < 0.05 * expect
 
 
+def test_sigma_override_sets_the_spread_of_the_guided_samples() -> None:
+    """render(..., guided_sigma=sampling.sensor_sigma) for measured source depth: the Gaussian
+    samples keep to the override's spread, relative or absolute as the config says."""
+    td = torch.full((4000,), 2.0)
+    for mode, override, expect in (("relative", 0.01, 0.02), ("absolute", 0.05, 0.05)):
+        cfg = SamplingConfig(sigma=0.3, sigma_mode=mode, sigma_min=0.0, num_guided=16)
+        s = sample_along_rays("depth_guided", 0.1, 10.0, td, cfg, training=True,
+                              generator=torch.Generator().manual_seed(0), sigma=override)
+        std = float((s.depths - 2.0).pow(2).sum() / (4000 * 16)) ** 0.5
+        assert abs(std - expect) < 0.05 * expect
+    with pytest.raises(ValueError, match="sensor_sigma"):
+        SamplingConfig(sensor_sigma=0.0)
+
+
 def test_depth_guided_eval_is_deterministic_quantiles() -> None:
     cfg = SamplingConfig(num_guided=8, sigma=0.1, sigma_mode="absolute")
     a = sample_along_rays("depth_guided", 0.1, 10.0, torch.tensor([3.0]), cfg, training=False)

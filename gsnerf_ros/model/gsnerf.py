@@ -255,13 +255,16 @@ class GSNeRF(nn.Module):
                     semantic_mode: str | None = None,
                     target_depth: tuple[Tensor, Tensor] | None = None,
                     generator: torch.Generator | None = None,
-                    training: bool | None = None) -> dict[str, Tensor]:
+                    training: bool | None = None,
+                    guided_sigma: float | None = None) -> dict[str, Tensor]:
         """Render N rays of a target camera (the training path; keeps gradients).
 
         ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4], ``uv`` [N, 2] pixel centres.
         ``mode``/``num_samples``: see :func:`sampling.sample_along_rays` (default from config);
         ``step``: training step for the ``mixed`` schedule; ``target_depth``: a precomputed
-        (D_T, valid) pair of [H, W] maps. Returns a dict: ``rgb`` [N, 3], ``depth`` [N],
+        (D_T, valid) pair of [H, W] maps; ``guided_sigma``: std of the depth-guided samples
+        instead of ``sampling.sigma`` (``sampling.sensor_sigma`` for measured source depth).
+        Returns a dict: ``rgb`` [N, 3], ``depth`` [N],
         ``acc`` [N], ``semantic_logits`` [N, C], ``target_depth`` [N], ``target_depth_valid``
         [N], ``confidence`` [N], ``n_visible`` [N], ``weights`` [N, S], ``z_vals`` [N, S],
         ``surface_index`` [N] (-1: none), and ``coarse_*`` entries for ``hierarchical``.
@@ -289,7 +292,7 @@ class GSNeRF(nn.Module):
         nr = torch.full((N,), near, device=dev)
         fr = torch.full((N,), far, device=dev)
         samples = sample_along_rays(mode, nr, fr, td, cfg.sampling, training, num_samples, step,
-                                    generator)
+                                    generator, sigma=guided_sigma)
         need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
@@ -345,7 +348,7 @@ class GSNeRF(nn.Module):
                mode: str | None = None, num_samples: int | None = None, chunk: int | None = None,
                near: float | None = None, far: float | None = None,
                semantic_mode: str | None = None, step: int | None = None,
-               pad_chunks: bool = False) -> RenderResult:
+               pad_chunks: bool = False, guided_sigma: float | None = None) -> RenderResult:
         """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
         and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4].
 
@@ -353,6 +356,7 @@ class GSNeRF(nn.Module):
         reuse their output memory for the next chunk (CUDA graphs do). ``pad_chunks``: the last
         chunk is padded (repeating its last pixel) to ``chunk`` rays, so every network call has
         the same static shape (CUDA graphs, ``torch.compile(dynamic=False)``).
+        ``guided_sigma``: see :meth:`render_rays`.
         """
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
@@ -373,7 +377,8 @@ class GSNeRF(nn.Module):
                 mark_step()
             o = self.render_rays(enc, K, c2w, part, height, width, mode=mode,
                                  num_samples=num_samples, step=step, near=near, far=far,
-                                 semantic_mode=semantic_mode, target_depth=td, training=False)
+                                 semantic_mode=semantic_mode, target_depth=td, training=False,
+                                 guided_sigma=guided_sigma)
             for k in keys:
                 v = o[k][:n]
                 if k not in out:

@@ -117,13 +117,16 @@ def _with_surface(other: Tensor, surface: Tensor, near: Tensor, far: Tensor) -> 
 def sample_along_rays(mode: str, near: Tensor | float, far: Tensor | float,
                       target_depth: Tensor | None, cfg: SamplingConfig, training: bool,
                       num_samples: int | None = None, step: int | None = None,
-                      generator: torch.Generator | None = None) -> RaySamples:
+                      generator: torch.Generator | None = None,
+                      sigma: float | None = None) -> RaySamples:
     """Sample depths for N rays.
 
     ``near``/``far``: floats or [N]; ``target_depth`` [N] (D_T, needed by depth_guided, mixed
     and released). ``num_samples`` overrides the mode's main count: depth_guided -> total
     samples (K = num_samples - 1 Gaussian + 1 surface); mixed -> total; uniform -> total;
-    hierarchical -> coarse count. Returns :class:`RaySamples` ([N, S], sorted, clamped).
+    hierarchical -> coarse count. ``sigma`` overrides ``cfg.sigma`` (the Gaussian samples' std,
+    relative or absolute as ``cfg.sigma_mode``). Returns :class:`RaySamples` ([N, S], sorted,
+    clamped).
     """
     if target_depth is None and mode_spec(mode).needs_target_depth:
         raise ValueError(f"sampling mode {mode!r} needs target_depth")
@@ -149,10 +152,11 @@ def sample_along_rays(mode: str, near: Tensor | float, far: Tensor | float,
         g = guided_depths(td, cfg.released_guided - 1, std, random=training, generator=generator)
         return _with_surface(torch.cat([uni, g], -1), td, nr, fr)
 
+    sig = cfg.sigma if sigma is None else float(sigma)
     if cfg.sigma_mode == "relative":
-        std = (cfg.sigma * td).clamp(min=cfg.sigma_min)
+        std = (sig * td).clamp(min=cfg.sigma_min)
     else:
-        std = torch.full_like(td, max(cfg.sigma, cfg.sigma_min))
+        std = torch.full_like(td, max(sig, cfg.sigma_min))
     total = first
     n_uni = 0 if mode == "depth_guided" else mixed_uniform_count(total, cfg,
                                                                  step if training else None)

@@ -149,10 +149,15 @@ class GSNeRFRenderer:
         lowp = self.dtype != "float32" and self.device.type == "cuda"
         chunk = self.chunk or auto_chunk(self.model, len(enc), height * width, self.mode,
                                          self.num_samples, self.max_memory_mb, 2 if lowp else 4)
+        # Every source's depth measured (RGB-D): D_T is good to the sensor's accuracy, so the
+        # depth-guided samples stay that close to it (sampling.sensor_sigma).
+        measured = self.use_sensor_depth and all(s.depth is not None for s in sources)
+        sigma = self.model.config.sampling.sensor_sigma if measured else None
         with self._autocast():
             res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
                                     height, width, mode=self.mode, num_samples=self.num_samples,
-                                    chunk=chunk, near=self.near, far=self.far)
+                                    chunk=chunk, near=self.near, far=self.far,
+                                    guided_sigma=sigma)
         return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
                             confidence=res.confidence.float())
 

@@ -155,7 +155,10 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
             if view.depths is None:
                 raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
             enc = enc.with_sensor_depth(view.depths[:V].to(device))
-        res = model.render(enc, K[V], c2w[V], H, W, **options.sampling)
+        sampling = dict(options.sampling)
+        if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
+            sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
+        res = model.render(enc, K[V], c2w[V], H, W, **sampling)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         t_render += time.perf_counter() - t0
