@@ -26,7 +26,7 @@ ARGUMENTS = [
     ("camera_frame", "", "Camera optical frame; empty = the image header's frame_id."),
     ("virtual_camera_frame", "gsnerf_virtual_camera_optical_frame",
      "TF frame broadcast at rendered poses."),
-    ("checkpoint", "models/gsnerf_procedural.safetensors", "Model checkpoint (.safetensors)."),
+    ("checkpoint", "models/gsnerf_cpu.safetensors", "Model checkpoint (.safetensors)."),
     ("device", "cuda", "Torch device (falls back to cpu with a warning)."),
     ("rviz", "false", "Start RViz with config/gsnerf.rviz (frames and topics from these "
      "arguments)."),

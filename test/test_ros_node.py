@@ -44,10 +44,12 @@ from gsnerf_ros.ros.tools.testing import (  # noqa: E402
 )
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
-SHIPPED = Path(os.environ.get("GSNERF_TEST_CHECKPOINT", ROOT / "models" / "gsnerf_procedural.safetensors"))
-# Stated for the shipped CPU-trained checkpoint (models/MODEL_CARD.md): measured 19.2% on these
-# 64x48 held-out views (stage-3 model; 6.8% for stage 1) against a 2.1% constant-class floor.
-MIN_MIOU_SHIPPED = 12.0
+SHIPPED = Path(os.environ.get("GSNERF_TEST_CHECKPOINT", ROOT / "models" / "gsnerf_cpu.safetensors"))
+# Stated for the shipped CPU-trained checkpoint (models/MODEL_CARD.md): gsnerf_cpu measured 36.8%
+# on these 64x48 held-out views against a 4.7% constant-class floor (the previous default,
+# gsnerf_procedural, measured 19.2% when this test was written and 33.3% with today's node:
+# near 0.25 m, normalised colour). The threshold keeps a margin below 36.8 for other CPUs.
+MIN_MIOU_SHIPPED = 30.0
 """Stated label agreement (mIoU %, held-out views of a test room at 64x48) for the shipped model."""
 H, W, FRAMES, HOLDOUT = 48, 64, 24, "every:4"
 MIN_T, MIN_R = 0.1, 15.0

@@ -102,7 +102,7 @@ def compare_modes(model: GSNeRF, items: list[dict[str, Any]], ray_budget: int | 
                   ) -> dict[str, Any]:
     """PSNR and mIoU of two modes on the same rays of held-out views, and their differences."""
     if not trained:
-        return skipped("no trained checkpoint loaded (models/gsnerf_procedural.safetensors "
+        return skipped("no trained checkpoint loaded (models/gsnerf_cpu.safetensors "
                        "missing or --checkpoint not given): accuracy of a random model is "
                        "meaningless; timings only")
     if not items:

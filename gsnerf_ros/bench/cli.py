@@ -25,7 +25,7 @@ __all__ = ["main", "build_parser", "config_from_args"]
 
 CPU_RAY_BUDGET = 512
 """Rays timed per view off-GPU (the full model needs minutes per whole view on a CPU core)."""
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "gsnerf_procedural.safetensors"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.safetensors"
 
 
 def _size(s: str) -> tuple[int, int]:
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--sweep", default="none", choices=SWEEPS)
     ap.add_argument("--checkpoint", default=None, help="trained checkpoint (default: "
-                    "models/gsnerf_procedural.safetensors when it exists, else a random model)")
+                    "models/gsnerf_cpu.safetensors when it exists, else a random model)")
     ap.add_argument("--random-init", action="store_true",
                     help="ignore the shipped checkpoint; time a randomly initialised model")
     ap.add_argument("--tiny", action="store_true", help="tiny model config (CI); implies "

@@ -108,13 +108,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.max_goals", 2, "render_views goals executing at once; more are rejected.",
               1, 16, 1),
     # model
-    ParamSpec("model.checkpoint", "models/gsnerf_procedural.safetensors",
+    ParamSpec("model.checkpoint", "models/gsnerf_cpu.safetensors",
               "Checkpoint (.safetensors with its .json sidecar); relative paths are resolved "
               "against the package share directory, then the working directory."),
     ParamSpec("model.device", "cuda", "Torch device; falls back to cpu with a warning."),
     ParamSpec("model.dtype", "float32", "Compute dtype (float16/bfloat16 use autocast on CUDA).",
               choices=("float32", "float16", "bfloat16")),
-    ParamSpec("model.near", 0.1, "Near depth bound in metres (stage-0 planes start here).",
+    ParamSpec("model.near", 0.25, "Near depth bound in metres (stage-0 planes start here; the "
+              "default checkpoint was trained on 0.25-10 m).",
               0.001, 100.0),
     ParamSpec("model.far", 10.0, "Far depth bound in metres.", 0.01, 1000.0),
     ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "

@@ -31,7 +31,7 @@ from gsnerf_ros.ros.tools.node_harness import NodeHarness
 
 __all__ = ["main", "run_demo", "DemoError"]
 
-DEFAULT_CHECKPOINT = "models/gsnerf_procedural.safetensors"
+DEFAULT_CHECKPOINT = "models/gsnerf_cpu.safetensors"
 
 
 class DemoError(RuntimeError):

@@ -70,7 +70,7 @@ class SoakConfig:
         self.warmup: float = kw.get("warmup", 120.0)
         self.seed: int = kw.get("seed", 3)
         self.device: str = kw.get("device", "cpu")
-        self.checkpoint: str = kw.get("checkpoint", "models/gsnerf_procedural.safetensors")
+        self.checkpoint: str = kw.get("checkpoint", "models/gsnerf_cpu.safetensors")
         self.params: dict[str, Any] = kw.get("params", {})
         self.out: Path = Path(kw.get("out", tempfile.mkdtemp(prefix="gsnerf_soak_")))
 
@@ -234,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "minute after it against the mean of the last minute)")
     ap.add_argument("--seed", type=int, default=3, help="procedural test room")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--checkpoint", default="models/gsnerf_procedural.safetensors")
+    ap.add_argument("--checkpoint", default="models/gsnerf_cpu.safetensors")
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra node parameter (repeatable)")
     ap.add_argument("--out", default="soak_output", help="folder for node.log and the report")
