@@ -24,6 +24,7 @@ from torch import Tensor
 from gsnerf_ros.bench.stages import ray_subset, skipped
 from gsnerf_ros.data.classes import IGNORE_INDEX
 from gsnerf_ros.model import GSNeRF
+from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["heldout_views", "compare_modes", "compare_precision"]
 
@@ -102,7 +103,7 @@ def compare_modes(model: GSNeRF, items: list[dict[str, Any]], ray_budget: int | 
                   ) -> dict[str, Any]:
     """PSNR and mIoU of two modes on the same rays of held-out views, and their differences."""
     if not trained:
-        return skipped("no trained checkpoint loaded (models/gsnerf_cpu.safetensors "
+        return skipped(f"no trained checkpoint loaded ({DEFAULT_CHECKPOINT} "
                        "missing or --checkpoint not given): accuracy of a random model is "
                        "meaningless; timings only")
     if not items:

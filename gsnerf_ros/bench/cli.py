@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from gsnerf_ros.bench.runner import ALL_MODES, SWEEPS, BenchConfig, run_benchmark
 from gsnerf_ros.device import resolve_device
+from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT as _SHIPPED
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB
 
@@ -25,7 +26,7 @@ __all__ = ["main", "build_parser", "config_from_args"]
 
 CPU_RAY_BUDGET = 512
 """Rays timed per view off-GPU (the full model needs minutes per whole view on a CPU core)."""
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.safetensors"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / _SHIPPED
 
 
 def _size(s: str) -> tuple[int, int]:
@@ -57,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "3 elsewhere)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--sweep", default="none", choices=SWEEPS)
-    ap.add_argument("--checkpoint", default=None, help="trained checkpoint (default: "
-                    "models/gsnerf_cpu.safetensors when it exists, else a random model)")
+    ap.add_argument("--checkpoint", default=None, help=f"trained checkpoint (default: "
+                    f"{_SHIPPED} when it exists, else a random model)")
     ap.add_argument("--random-init", action="store_true",
                     help="ignore the shipped checkpoint; time a randomly initialised model")
     ap.add_argument("--tiny", action="store_true", help="tiny model config (CI); implies "

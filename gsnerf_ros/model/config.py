@@ -135,7 +135,7 @@ class RendererConfig:
     """Colour = sum_s w_s c_s / sum_s w_s, as the depth already is: an indoor ray ends on a
     surface inside its sampled band, so opacity the density left unspent is not black. With
     ``false`` (GeoNeRF / released) a ray with accumulated opacity 0.83 comes out 17 % dark; on
-    held-out rooms at 320x240 that cost the first CPU stage 7.7 dB (docs/METHOD.md §4)."""
+    held-out rooms at 320x240 that cost the first CPU stage 5.1 dB (docs/METHOD.md §4)."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "renderer.d_model must be divisible by num_heads")

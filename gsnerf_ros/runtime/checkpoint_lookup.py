@@ -9,7 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["resolve_checkpoint"]
+__all__ = ["DEFAULT_CHECKPOINT", "resolve_checkpoint"]
+
+DEFAULT_CHECKPOINT = "models/gsnerf_cpu.safetensors"
+"""The shipped model (models/MODEL_CARD.md): the default of the node, demo, soak and benchmarks.
+It was trained on 0.25-10 m, the node's default ``model.near``/``model.far``."""
 
 
 def resolve_checkpoint(path: str) -> Path:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from gsnerf_ros.model.fused_attention import KERNELS
+from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
@@ -108,7 +109,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.max_goals", 2, "render_views goals executing at once; more are rejected.",
               1, 16, 1),
     # model
-    ParamSpec("model.checkpoint", "models/gsnerf_cpu.safetensors",
+    ParamSpec("model.checkpoint", DEFAULT_CHECKPOINT,
               "Checkpoint (.safetensors with its .json sidecar); relative paths are resolved "
               "against the package share directory, then the working directory."),
     ParamSpec("model.device", "cuda", "Torch device; falls back to cpu with a warning."),

@@ -210,13 +210,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="the model's geometry_max_pixels override (default: the checkpoint's)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
+    if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
+        ap.error("--geometry-max-pixels must be >= 0")
 
     model = None
     if args.checkpoint:
         from gsnerf_ros.model import GSNeRF
         model = GSNeRF.from_checkpoint(args.checkpoint)
         if args.geometry_max_pixels is not None:
-            model.config.geometry_max_pixels = max(args.geometry_max_pixels, 0)
+            model.config.geometry_max_pixels = args.geometry_max_pixels
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
     planes = args.planes or (cv.num_planes[0] if cv else 32)

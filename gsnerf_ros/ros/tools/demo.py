@@ -28,11 +28,9 @@ import torch
 
 from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
+from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["main", "run_demo", "DemoError"]
-
-DEFAULT_CHECKPOINT = "models/gsnerf_cpu.safetensors"
-
 
 class DemoError(RuntimeError):
     """The demo could not run; the message says why and what to do."""

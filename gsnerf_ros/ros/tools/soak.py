@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
+from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["SoakConfig", "run_soak", "main", "circle_trajectory", "rss_growth_percent"]
 
@@ -70,7 +71,7 @@ class SoakConfig:
         self.warmup: float = kw.get("warmup", 120.0)
         self.seed: int = kw.get("seed", 3)
         self.device: str = kw.get("device", "cpu")
-        self.checkpoint: str = kw.get("checkpoint", "models/gsnerf_cpu.safetensors")
+        self.checkpoint: str = kw.get("checkpoint", DEFAULT_CHECKPOINT)
         self.params: dict[str, Any] = kw.get("params", {})
         self.out: Path = Path(kw.get("out", tempfile.mkdtemp(prefix="gsnerf_soak_")))
 
@@ -234,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "minute after it against the mean of the last minute)")
     ap.add_argument("--seed", type=int, default=3, help="procedural test room")
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--checkpoint", default="models/gsnerf_cpu.safetensors")
+    ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     ap.add_argument("-p", "--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="extra node parameter (repeatable)")
     ap.add_argument("--out", default="soak_output", help="folder for node.log and the report")
