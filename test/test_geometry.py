@@ -220,6 +220,73 @@ def test_target_depth_unseen_region_is_invalid() -> None:
     assert math.isclose(float(d2[~valid2][0]), float(d2[valid2].median()), rel_tol=1e-6)
 
 
+def _wall_views(H: int, W: int, xs: list[float], z_wall: float = 4.0):  # type: ignore[no-untyped-def]
+    """Cameras at (x, 0, 0) looking down +z at the fronto-parallel wall Z = ``z_wall``: K, c2w
+    [V, 4, 4] and the exact depth maps [V, H, W] (every pixel sees the wall at z_wall)."""
+    K = _K(float(W), H, W)
+    c2w = torch.stack([_translation(x, 0.0, 0.0) for x in xs])
+    return K, c2w, torch.full((len(xs), H, W), z_wall)
+
+
+def test_consistent_views_counts_agreeing_sources_and_rejects_outliers() -> None:
+    """Three cameras 0.4 m apart see one wall. Exact depths are confirmed by the other views
+    that see the point (both neighbours in the overlap); a patch of view 0 estimated 40 % too
+    near, a 5 % error (beyond the 2 % tolerance) and invalid pixels are confirmed by none; a 1 %
+    error is within it."""
+    from gsnerf_ros.model.target_depth import consistent_views
+
+    H, W = 16, 20
+    K, c2w, depth = _wall_views(H, W, [0.0, 0.4, 0.8])
+    Ks = K.expand(3, 3, 3)
+    n = consistent_views(depth, Ks, c2w, 0.02)
+    assert n.shape == (3, H, W) and n.dtype == torch.int64
+    # View 1 (middle): its points are inside both other images over the central columns.
+    # A wall point at x_w projects to u = W*(x_w - x_cam)/4 + (W-1)/2 in each camera.
+    assert (n[1, :, 4:16] == 2).all()
+    assert (n <= 2).all() and (n[0] >= 1).float().mean() > 0.5
+    bad = depth.clone()
+    bad[0, 4:12, 10:16] = 2.4                             # too near in view 0
+    bad[0, 0:2, 10:16] = 4.0 * 1.05                       # 5 % off
+    bad[0, 14:16, 10:16] = 4.0 * 1.01                     # 1 % off
+    bad[0, 2:4, 10:16] = 0.0                              # no estimate
+    n = consistent_views(bad, Ks, c2w, 0.02)
+    assert (n[0, 4:12, 10:16] == 0).all() and (n[0, 0:4, 10:16] == 0).all()
+    assert (n[0, 14:16, 10:16] >= 1).all()
+    # The other views' points that land on the corrupted patch of view 0 lose that vote only.
+    assert (n[1, :, 4:16] >= 1).all()
+
+
+def test_target_depth_consistency_drops_unconfirmed_near_outliers() -> None:
+    """A patch of one source estimated far too near hides the wall in D_T when every point
+    counts alike (the z-buffer keeps the nearest); with the consistency check the confirmed wall
+    wins there, the patch is kept when it is a sensor measurement (trusted), and a region that
+    only one source sees is still filled from it."""
+    H, W = 16, 20
+    K, c2w, depth = _wall_views(H, W, [-0.4, 0.0, 0.4])
+    Ks = K.expand(3, 3, 3)
+    tgt = _translation(0.1, 0.0, 0.0)
+    bad = depth.clone()
+    bad[1, 4:12, 6:14] = 2.0
+    off = TargetDepthConfig(smooth=False, consistency_tolerance=0.0)
+    on = TargetDepthConfig(smooth=False)
+    assert on.consistency_tolerance > 0                   # on by default
+    d_off, _ = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=off)
+    d_on, valid = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
+    assert (d_off < 3.0).float().mean() > 0.15            # the outlier shows
+    assert valid.all() and torch.allclose(d_on, torch.full((H, W), 4.0), atol=1e-4)
+    measured = torch.zeros(3, H, W, dtype=torch.bool)
+    measured[1, 4:12, 6:14] = True
+    d_meas, _ = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
+                                      src_measured=measured)
+    assert torch.allclose(d_meas, d_off)
+    # Only view 2 has an estimate on the image's right part, so nothing confirms it there; the
+    # target still gets it (second tier), not a hole or the fallback.
+    lone = depth.clone()
+    lone[:2, :, 10:] = 0.0
+    d_lone, valid = estimate_target_depth(lone, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
+    assert valid.all() and torch.allclose(d_lone, torch.full((H, W), 4.0), atol=1e-4)
+
+
 def test_look_at_gives_upright_optical_frame() -> None:
     """Looking along +y with +z up: image right is +x world, image down is -z world."""
     from gsnerf_ros.geometry import look_at

@@ -15,7 +15,7 @@ import torch
 from gsnerf_ros.geometry import level_intrinsics, unproject_depth
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.features import occlusion_mask, project_to_views
-from gsnerf_ros.model.pyramid import depth_level, geometry_level, image_level
+from gsnerf_ros.model.pyramid import depth_level, geometry_level, image_level, level_to_full
 from gsnerf_ros.model.target_depth import estimate_target_depth
 from helpers.rooms import protocol_views
 
@@ -27,6 +27,28 @@ def room():
     """A procedural room at 128x96: 6 sources and one target of the evaluation protocol."""
     return protocol_views(H, W, frames=30, seed=5, num_sources=6, source_stride=3,
                           with_target=True)
+
+
+@pytest.mark.parametrize("g", [0, 1, 2])
+def test_level_to_full_takes_the_nearest_level_pixel_on_the_network_grid(g: int) -> None:
+    """Full-resolution pixel u takes level pixel round(u / 2^g), which sits at 2^g j: at most
+    2^(g-1) px away (the old ``interpolate(mode='nearest')`` put it up to 2^g - 1 px off, always
+    to the left/top). The level map comes back exactly, and a wrong size is refused."""
+    h, w = 30, 41
+    rows, cols = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    coords = torch.stack([rows, cols])                           # [2, H, W]: each pixel's (v, u)
+    full = level_to_full(depth_level(coords, g), g, h, w)
+    s = 2 ** g
+    interior = (rows <= s * ((h - 1) // s)) & (cols <= s * ((w - 1) // s))
+    err = (full - coords).abs().amax(0)
+    assert err[interior].max() <= s // 2
+    assert torch.equal(depth_level(full, g), depth_level(coords, g))
+    if g:
+        old = torch.nn.functional.interpolate(depth_level(coords, g)[None], size=(h, w),
+                                              mode="nearest")[0]
+        assert (old - coords).abs().amax(0)[interior].max() == s - 1
+        with pytest.raises(ValueError, match="not level"):
+            level_to_full(depth_level(coords, g)[..., :-1], g, h, w)
 
 
 def _model(cap: int) -> GSNeRF:

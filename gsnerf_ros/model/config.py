@@ -105,10 +105,18 @@ class TargetDepthConfig:
     smooth: bool = True
     smooth_range: float = 0.05
     """Edge-preserving 3x3 bilateral smoothing: range sigma relative to depth."""
+    consistency_tolerance: float = 0.02
+    """Multi-view geometric consistency (relative depth agreement) of the source depths: points
+    that at least ``consistency_min_views`` other sources confirm are splatted first, the rest
+    only where no confirmed point reaches. 0 turns the check off (every point counts alike)."""
+    consistency_min_views: int = 1
+    """Other sources that must confirm a point for the first tier."""
 
     def __post_init__(self) -> None:
         _check(self.fill_iterations >= 0 and self.max_splat_radius >= 0,
                "target_depth.fill_iterations and max_splat_radius must be >= 0")
+        _check(self.consistency_tolerance >= 0 and self.consistency_min_views >= 1,
+               "target_depth.consistency_tolerance must be >= 0 and consistency_min_views >= 1")
         _check(self.leak_tolerance >= 0 and self.smooth_range > 0,
                "target_depth tolerances must be positive")
 

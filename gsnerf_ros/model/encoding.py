@@ -78,6 +78,8 @@ class ViewEncoding(_GeometryLevel):
     - ``volumes[l]`` [Fv, D_l, h_{g+l}, w_{g+l}]: regularised 3D volume features
     - ``plane_start[l]`` [h_l, w_l]: plane coordinate of the first (nearest) plane, 1/m for
       inverse spacing or m for linear (``cost_volume.PlaneSpacing``); ``plane_step`` [3], signed
+    - ``depth_measured`` [h_g, w_g] bool: pixels of ``depth_levels[0]`` that hold a sensor
+      measurement (:meth:`with_sensor_depth`) rather than the cost-volume estimate
     """
 
     image: Tensor
@@ -92,6 +94,7 @@ class ViewEncoding(_GeometryLevel):
     volumes: list[Tensor]
     plane_start: list[Tensor]
     plane_step: Tensor
+    depth_measured: Tensor
 
     @property
     def depth(self) -> Tensor:
@@ -127,6 +130,7 @@ class SourceEncoding(_GeometryLevel):
     volumes: list[Tensor]
     plane_start: list[Tensor]
     plane_step: Tensor
+    depth_measured: Tensor
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -214,7 +218,7 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size
     or at the geometry level's size; an image-size map is taken at the geometry level's pixels,
     :func:`model.pyramid.depth_level`) where it is valid (finite and > 0), and the cost-volume
-    estimate elsewhere.
+    estimate elsewhere; ``depth_measured`` marks the measured pixels.
 
     That depth is what the geometry uses at render time: the target-depth estimate D_T
     (Algorithm 1, so the depth-guided samples and the surface point for semantics) and the
@@ -233,6 +237,7 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     ok = torch.isfinite(depth) & (depth > 0)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
     kw["depth_levels"] = [torch.where(ok, depth, d0), *enc.depth_levels[1:]]
+    kw["depth_measured"] = enc.depth_measured | ok
     return type(enc)(**kw)
 
 

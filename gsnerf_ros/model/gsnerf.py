@@ -164,7 +164,8 @@ class GSNeRF(nn.Module):
         return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
                             feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
-                            volumes=cv.volume, plane_start=cv.plane_start, plane_step=cv.plane_step)
+                            volumes=cv.volume, plane_start=cv.plane_start, plane_step=cv.plane_step,
+                            depth_measured=torch.zeros_like(cv.depth[0], dtype=torch.bool))
 
     def encode_view(self, image: Tensor, K: Tensor, c2w: Tensor, nbr_images: Tensor, nbr_K: Tensor,
                     nbr_c2w: Tensor, near: float, far: float) -> ViewEncoding:
@@ -223,7 +224,7 @@ class GSNeRF(nn.Module):
         dev = enc.image.device
         return estimate_target_depth(enc.depth, enc.geometry_K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
-                                     self.config.target_depth)
+                                     self.config.target_depth, src_measured=enc.depth_measured)
 
     def _render_samples(self, enc: SourceEncoding, origins: Tensor, dirs: Tensor, depths: Tensor,
                         near: Tensor, far: Tensor, gather_semantic: bool) -> dict[str, Tensor]:

@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["level_size", "level_of_size", "geometry_level", "depth_level", "image_level",
-           "image_pyramid"]
+__all__ = ["level_size", "level_of_size", "geometry_level", "depth_level", "level_to_full",
+           "image_level", "image_pyramid"]
 
 
 def level_size(height: int, width: int, level: int) -> tuple[int, int]:
@@ -52,6 +52,24 @@ def depth_level(depth: Tensor, level: int) -> Tensor:
     invalid zeros stay invalid and no depth is invented at edges. (*B, H, W) -> (*B, h_l, w_l)."""
     s = 2 ** level
     return depth[..., ::s, ::s]
+
+
+def level_to_full(x: Tensor, level: int, height: int, width: int) -> Tensor:
+    """A pyramid-level map back at full resolution by nearest lookup on the network's grid:
+    full-resolution pixel u takes level pixel round(u / 2^l) (the level pixel centred nearest to
+    it), the inverse of :func:`depth_level`. Works for depth and labels alike (no blending).
+    (*B, h_l, w_l) -> (*B, height, width)."""
+    s = 2 ** level
+    h, w = x.shape[-2:]
+    if (h, w) != level_size(height, width, level):
+        raise ValueError(f"map {(h, w)} is not level {level} of {height}x{width}")
+    if level == 0:
+        return x
+    rows = torch.div(torch.arange(height, device=x.device) + s // 2, s,
+                     rounding_mode="floor").clamp(max=h - 1)
+    cols = torch.div(torch.arange(width, device=x.device) + s // 2, s,
+                     rounding_mode="floor").clamp(max=w - 1)
+    return x.index_select(-2, rows).index_select(-1, cols)
 
 
 _BLUR = torch.tensor([0.25, 0.5, 0.25])

@@ -19,7 +19,7 @@ from torch import Tensor
 from gsnerf_ros.geometry import unproject_depth, world_to_pixels
 from gsnerf_ros.model.config import TargetDepthConfig
 
-__all__ = ["zbuffer_splat", "estimate_target_depth"]
+__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth"]
 
 
 def _neighbours(x: Tensor) -> Tensor:
@@ -118,18 +118,72 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
 
 
 @torch.no_grad()
+def consistent_views(depths: Tensor, K: Tensor, c2w: Tensor, rel_tol: float) -> Tensor:
+    """Multi-view geometric consistency of V depth maps: for every pixel, the number of *other*
+    views that see its 3D point where their own depth agrees.
+
+    Shapes: ``depths`` [V, h, w] z-depth m (0 or non-finite = invalid), ``K`` [V, 3, 3] for that
+    size, ``c2w`` [V, 4, 4] -> [V, h, w] int64 count in 0..V-1 (0 at invalid pixels). View j
+    agrees with pixel p of view i when p's point lies in front of j, projects inside j's image
+    (nearest pixel centre) onto a valid depth d_j, and |d_j - z_j| <= ``rel_tol`` * z_j, with z_j
+    the point's depth in j. A point hidden in j fails the test (j sees something nearer), so a
+    surface seen by only one view counts 0. Fixed shapes: no host synchronisation.
+    """
+    V, h, w = depths.shape
+    d = torch.nan_to_num(depths.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    valid = d > 0
+    pts = unproject_depth(d, K.float(), c2w.float()).reshape(1, V * h * w, 3)
+    uv, z = world_to_pixels(pts.expand(V, -1, -1), K.float(), c2w.float())   # [V_j, V_i*h*w]
+    u = torch.nan_to_num(torch.round(uv[..., 0]), nan=-1.0)
+    v = torch.nan_to_num(torch.round(uv[..., 1]), nan=-1.0)
+    inside = torch.isfinite(z) & (z > 1e-6) & (u >= 0) & (u <= w - 1) & (v >= 0) & (v <= h - 1)
+    idx = (v.clamp(0, h - 1) * w + u.clamp(0, w - 1)).long()
+    dj = torch.gather(d.reshape(V, h * w), 1, idx)
+    agree = inside & (dj > 0) & ((dj - z).abs() <= rel_tol * z)
+    agree = agree.reshape(V, V, h * w) & ~torch.eye(V, dtype=torch.bool, device=d.device)[:, :, None]
+    return agree.sum(0).reshape(V, h, w) * valid
+
+
+def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool) -> Tensor:
+    """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty)."""
+    if cfg.leak_filter:
+        nb = _neighbours(depth)
+        nb_valid = torch.isfinite(nb)
+        nb_valid[4] = False
+        nearer = nb_valid & (nb < depth[None] * (1.0 - cfg.leak_tolerance))
+        leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
+        depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
+    for _ in range(cfg.fill_iterations):
+        holes = ~torch.isfinite(depth)
+        if not sync_free and not bool(holes.any()):
+            break                    # later rounds would change nothing
+        nb = _neighbours(depth)
+        nb_valid = torch.isfinite(nb)
+        cnt = nb_valid.sum(0)
+        mean = torch.where(nb_valid, nb, torch.zeros_like(nb)).sum(0) / cnt.clamp(min=1)
+        depth = torch.where(holes & (cnt > 0), mean, depth)
+    return depth
+
+
+@torch.no_grad()
 def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor,
                           c2w: Tensor, height: int, width: int, near: float | None = None,
                           far: float | None = None, cfg: TargetDepthConfig | None = None,
-                          sync_free: bool | None = None) -> tuple[Tensor, Tensor]:
+                          sync_free: bool | None = None, src_measured: Tensor | None = None
+                          ) -> tuple[Tensor, Tensor]:
     """Estimate the target view's depth map D_T from the source views' depth maps.
 
     Shapes: ``src_depths`` [V, h, w] z-depth m (0 = invalid), ``src_K`` [V, 3, 3] for that size,
     ``src_c2w`` [V, 4, 4]; ``K`` [3, 3] for the target size ``height`` x ``width``, ``c2w`` [4, 4].
     Returns ``depth`` [H, W] (float32, m; holes are filled with the median valid depth, or the
     middle of [near, far]) and ``valid`` [H, W] bool (pixel supported by splatted points or
-    filled from them within ``cfg.fill_iterations`` rounds). ``sync_free`` (default: off the
-    CPU) selects the z-buffer schedule and runs every fill round instead of stopping once no
+    filled from them within ``cfg.fill_iterations`` rounds).
+
+    With ``cfg.consistency_tolerance`` > 0, estimated source depths are checked against each
+    other (:func:`consistent_views`): points confirmed by ``cfg.consistency_min_views`` other
+    sources, and measured points (``src_measured`` [V, h, w] bool: sensor depth, trusted as
+    is), form the first z-buffer; the remaining points fill only what it leaves empty.
+    ``sync_free`` (default: off the CPU) selects the z-buffer schedule and runs every fill round instead of stopping once no
     hole is left; the result is the same.
     """
     cfg = cfg or TargetDepthConfig()
@@ -143,28 +197,27 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
         ok = (d.reshape(-1) > 0) & torch.isfinite(d.reshape(-1))
         f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
         size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
-        zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
-                           point_size=size, max_radius=cfg.max_splat_radius, valid=ok,
-                           sync_free=sync_free)
-        depth = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
 
-        if cfg.leak_filter:
-            nb = _neighbours(depth)
-            nb_valid = torch.isfinite(nb)
-            nb_valid[4] = False
-            nearer = nb_valid & (nb < depth[None] * (1.0 - cfg.leak_tolerance))
-            leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
-            depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
+        def splat_filled(keep: Tensor) -> Tensor:
+            zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
+                               point_size=size, max_radius=cfg.max_splat_radius, valid=keep,
+                               sync_free=sync_free)
+            zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
+            return _leak_filter_and_fill(zb, cfg, sync_free)
 
-        for _ in range(cfg.fill_iterations):
-            holes = ~torch.isfinite(depth)
-            if not sync_free and not bool(holes.any()):
-                break                    # later rounds would change nothing
-            nb = _neighbours(depth)
-            nb_valid = torch.isfinite(nb)
-            cnt = nb_valid.sum(0)
-            mean = torch.where(nb_valid, nb, torch.zeros_like(nb)).sum(0) / cnt.clamp(min=1)
-            depth = torch.where(holes & (cnt > 0), mean, depth)
+        if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
+            # Two tiers: points that other sources confirm first; the rest only where no
+            # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
+            # a surface that the others agree on, and nothing is left empty that was covered).
+            n_agree = consistent_views(d, src_K.detach().float(), src_c2w.detach().float(),
+                                       cfg.consistency_tolerance).reshape(-1)
+            trusted = n_agree >= cfg.consistency_min_views
+            if src_measured is not None:
+                trusted = trusted | src_measured.reshape(-1)
+            confirmed = splat_filled(ok & trusted)
+            depth = torch.where(torch.isfinite(confirmed), confirmed, splat_filled(ok))
+        else:
+            depth = splat_filled(ok)
 
         valid = torch.isfinite(depth)
         if cfg.smooth:

@@ -16,13 +16,14 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.train.baseline import reproject_to_target
 from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_errors, psnr,
                                       ssim)
@@ -180,13 +181,11 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
 
         base = None
         if options.baseline:
-            src_depth = _finest(enc.depth_levels).float()
-            src_lab = enc.semantic_logits_2d.float().argmax(1)
-            if src_depth.shape[-2:] != (H, W):
-                src_depth = torch.nn.functional.interpolate(src_depth[:, None], size=(H, W),
-                                                            mode="nearest")[:, 0]
-                src_lab = torch.nn.functional.interpolate(src_lab[:, None].float(), size=(H, W),
-                                                          mode="nearest")[:, 0].long()
+            # The Geo-Reasoner's maps (level g of the image) at full resolution, each pixel
+            # from the level pixel centred nearest to it (the network's grid).
+            g = enc.geometry_level
+            src_depth = level_to_full(enc.depth.float(), g, H, W)
+            src_lab = level_to_full(enc.semantic_logits_2d.argmax(1), g, H, W)
             base = reproject_to_target(imgs[:V], src_lab, src_depth, K[:V], c2w[:V], K[V],
                                        c2w[V], res.target_depth.float(), C)
             brgb = base.rgb.cpu()
@@ -243,10 +242,6 @@ def _labels_for(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOpt
         return sem.labels
     raise ValueError(f"EvalOptions.semantics must be renderer | 2d_on_rendered | separate, got "
                      f"{options.semantics!r}")
-
-
-def _finest(levels: Sequence[Tensor]) -> Tensor:
-    return max(levels, key=lambda d: d.shape[-1] * d.shape[-2])
 
 
 def _fmt(v: Any, nd: int = 2) -> str:
