@@ -183,7 +183,10 @@ def test_depth_probe_measures_a_model_and_its_swapped_neighbours(room) -> None:
     stats = DepthStats()
     foreign = images.flip(0).roll(1, dims=-1)
     probe_scene_views(stats, images[:3], depths[:3], K[:3], c2w[:3], near, far, 16,
-                      model.cost_volume.spacing, 2, model, foreign_images=foreign[:3])
+                      model.cost_volume.spacing, 2, model, foreign_images=foreign[:3],
+                      target=(K[3], c2w[3], depths[3]))
     r = stats.summary()
-    for key in ("model_stage0/textured", "model_final/all", "model_stage0_swapped/textured"):
+    assert r["model_target_depth/all"]["pixels"] == int((depths[3] > 0).sum())
+    for key in ("model_stage0/textured", "model_final/all", "model_stage0_swapped/textured",
+                "model_target_depth/all"):
         assert r[key]["pixels"] > 0 and 0.0 <= r[key]["delta_1.25"] <= 1.0

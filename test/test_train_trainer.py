@@ -192,6 +192,21 @@ def test_cli_train_then_eval_writes_schema(rooms, tmp_path):
     assert out.with_suffix(".md").read_text().startswith("# gsnerf-eval")
     assert any((tmp_path / "panels").glob("*.png"))
     assert not math.isnan(res["baseline"]["psnr"])
+    assert res["num_neighbors"] == cfg.model.cost_volume.num_neighbors
+    assert res["consistency_tolerance"] == cfg.model.target_depth.consistency_tolerance > 0
+    # Inference overrides of the checkpoint's settings are applied and recorded; bad ones refused.
+    out2 = tmp_path / "eval_overrides.json"
+    common = ["--checkpoint", str(ckpt), "--data", str(rooms / "val"), "--height", str(H),
+              "--width", str(W), "--num-sources", "3", "--max-targets", "1", "--device", "cpu",
+              "--no-lpips"]
+    assert eval_main(common + ["--json", str(out2), "--num-neighbors", "1",
+                               "--consistency-tolerance", "0"]) == 0
+    res2 = json.loads(out2.read_text())
+    assert res2["num_neighbors"] == 1 and res2["consistency_tolerance"] == 0.0
+    for bad in (["--num-neighbors", "0"], ["--consistency-tolerance", "-0.1"]):
+        with pytest.raises(SystemExit) as exc:
+            eval_main(common + bad)
+        assert exc.value.code == 2
 
 
 def test_ablation_semantics_study_runs_all_table_a3_rows(rooms, tmp_path):

@@ -102,9 +102,19 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
                    help="largest image (pixels) the encoder and cost volume work at (default: "
                         "the checkpoint's model.geometry_max_pixels; 0 = the render size)")
+    p.add_argument("--num-neighbors", type=int, default=None, metavar="N",
+                   help="views each source's cost volume matches against (default: the "
+                        "checkpoint's cost_volume.num_neighbors)")
+    p.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
+                   help="relative depth agreement for the multi-view check of D_T (default: "
+                        "the checkpoint's target_depth.consistency_tolerance; 0 = off)")
     args = p.parse_args(argv)
     if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
         p.error("--geometry-max-pixels must be >= 0")
+    if args.num_neighbors is not None and args.num_neighbors < 1:
+        p.error("--num-neighbors must be >= 1")
+    if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
+        p.error("--consistency-tolerance must be >= 0")
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
@@ -114,6 +124,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
     if args.geometry_max_pixels is not None:
         model.config.geometry_max_pixels = args.geometry_max_pixels
+    if args.num_neighbors is not None:
+        model.config.cost_volume.num_neighbors = args.num_neighbors
+    if args.consistency_tolerance is not None:
+        model.config.target_depth.consistency_tolerance = args.consistency_tolerance
     bag_cfg = BagConfig(world_frame=args.world_frame, image_topic=args.image_topic,
                         camera_info_topic=args.camera_info_topic)
     try:
@@ -139,6 +153,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
+    res["num_neighbors"] = model.config.cost_volume.num_neighbors
+    res["consistency_tolerance"] = model.config.target_depth.consistency_tolerance
     res["class_mapping"] = {s.name: {s.class_names[i]: (model.class_names[j] if j < len(
         model.class_names) else None) for i, j in m.items()} for s, m in zip(scenes, label_maps)
         if m is not None}

@@ -131,7 +131,8 @@ class DepthStats:
 def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tensor, c2w: Tensor,
                       near: float, far: float, num_planes: int, spacing: PlaneSpacing,
                       num_neighbors: int, model=None, texture_threshold: float = 0.02,
-                      foreign_images: Tensor | None = None) -> None:
+                      foreign_images: Tensor | None = None,
+                      target: tuple[Tensor, Tensor, Tensor] | None = None) -> None:
     """Add the metrics of every view of one source set to ``stats``.
 
     ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
@@ -139,6 +140,9 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
     With ``foreign_images`` [V, 3, H, W] (another room), each view is also encoded against
     neighbours whose poses are right but whose images are the foreign ones
     (``model_stage0_swapped``): a cost volume that matches gets worse; a monocular one does not.
+    With ``target`` = (``K`` [3, 3], ``c2w`` [4, 4], GT ``depth`` [H, W] m) of the set's target
+    view, the model's target-depth estimate D_T (Algorithm 1, from these sources' depths) is
+    scored there too (``model_target_depth``).
     """
     V = images.shape[0]
     enc = None
@@ -146,6 +150,14 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
         with torch.no_grad():
             dev = model.device
             enc = model.encode_sources(images.to(dev), K.to(dev), c2w.to(dev), near, far)
+    q0, step = plane_sweep_planes(spacing, near, far, num_planes)
+    if enc is not None and target is not None:
+        tK, tc2w, tdepth = target
+        H, W = tdepth.shape[-2:]
+        with torch.no_grad():
+            dt, _ = model.target_depth(enc, tK, tc2w, H, W, near, far)
+        stats.add("model_target_depth/all", *plane_metrics(dt.float().cpu(), tdepth, tdepth > 0,
+                                                            spacing, q0, step))
     q0, step = plane_sweep_planes(spacing, near, far, num_planes)
     for i in range(V):
         nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i]).tolist()
@@ -208,8 +220,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "depth use matching?)")
     ap.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
                     help="the model's geometry_max_pixels override (default: the checkpoint's)")
+    ap.add_argument("--num-neighbors", type=int, default=None, metavar="N",
+                    help="cost-volume neighbours per view, for the model and the sweep "
+                    "(default: the checkpoint's, else 2)")
+    ap.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
+                    help="the model's target_depth.consistency_tolerance override (0 = off)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
+    if args.num_neighbors is not None and args.num_neighbors < 1:
+        ap.error("--num-neighbors must be >= 1")
+    if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
+        ap.error("--consistency-tolerance must be >= 0")
     if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
         ap.error("--geometry-max-pixels must be >= 0")
 
@@ -219,10 +240,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         model = GSNeRF.from_checkpoint(args.checkpoint)
         if args.geometry_max_pixels is not None:
             model.config.geometry_max_pixels = args.geometry_max_pixels
+        if args.num_neighbors is not None:
+            model.config.cost_volume.num_neighbors = args.num_neighbors
+        if args.consistency_tolerance is not None:
+            model.config.target_depth.consistency_tolerance = args.consistency_tolerance
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
     planes = args.planes or (cv.num_planes[0] if cv else 32)
-    nn_ = cv.num_neighbors if cv else 2
+    nn_ = args.num_neighbors or (cv.num_neighbors if cv else 2)
     ds = GSNeRFDataset(open_scenes(args.data, "replica"), DatasetConfig(
         mode="eval", height=args.height, width=args.width, near=args.near, far=args.far,
         eval_protocol=EvalProtocol(num_sources=args.num_sources, max_targets=args.max_targets)))
@@ -234,9 +259,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.swap_neighbours and len(items) > 1) else None
         probe_scene_views(stats, item["images"][:V], item["depths"][:V], item["K"][:V],
                           item["c2w"][:V], float(item["near"]), float(item["far"]), planes,
-                          spacing, nn_, model, foreign_images=other)
+                          spacing, nn_, model, foreign_images=other,
+                          target=(item["K"][V], item["c2w"][V], item["depths"][V])
+                          if item["images"].shape[0] > V else None)
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
            "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
+           "num_neighbors": nn_,
+           "consistency_tolerance": (model.config.target_depth.consistency_tolerance
+                                     if model is not None else None),
            "results": stats.summary()}
     print(json.dumps(out, indent=1))
     if args.json:
