@@ -261,6 +261,10 @@ def test_parameters_have_descriptions_and_validate() -> None:
         params_from_values({"render.sampling_mode": "magic"})
     with pytest.raises(ValueError, match="model.near"):
         params_from_values({"model.near": 5.0, "model.far": 1.0})
+    assert p.model_num_neighbors == -1 and params_from_values(
+        {"model.num_neighbors": 4}).model_num_neighbors == 4
+    with pytest.raises(ValueError, match="model.num_neighbors"):
+        params_from_values({"model.num_neighbors": 0})
 
 
 def test_yaml_config_matches_the_declared_parameters() -> None:
@@ -361,6 +365,20 @@ def test_renderer_reuses_the_stacked_sources_of_the_same_set() -> None:
     kfs[0].encoding = r.encode(kfs[0], kfs[1:3])       # re-encoded: a new object, not reused
     r.render([kfs[3], kfs[4], kfs[0]], K, target, 24, 32)
     assert (r.stack_cache.hits, r.stack_cache.misses) == (1, 3)
+
+
+def test_renderer_overrides_the_checkpoint_neighbour_count() -> None:
+    """``num_neighbors`` >= 1 replaces the checkpoint's cost_volume.num_neighbors (what the
+    encoding worker waits for); None or -1 keeps it."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.runtime.engine import GSNeRFRenderer
+
+    model = GSNeRF(GSNeRFConfig.tiny(3)).eval()
+    own = model.config.cost_volume.num_neighbors
+    assert GSNeRFRenderer(model, near=0.5, far=6.0, num_neighbors=-1).num_neighbors == own
+    r = GSNeRFRenderer(model, near=0.5, far=6.0, num_neighbors=own + 2)
+    assert r.num_neighbors == own + 2 == model.config.cost_volume.num_neighbors
+    assert f"{own + 2} cost-volume neighbours" in r.description
 
 
 def test_renderer_uses_keyframe_depth_only_when_enabled() -> None:

@@ -67,7 +67,9 @@ class GSNeRFRenderer:
     (:func:`gsnerf_ros.model.memory.auto_chunk`; never from the free memory of a shared GPU).
     ``kernel``: view-transformer implementation (``auto`` | ``eager`` | ``triton``).
     ``geometry_max_pixels`` >= 0 overrides the checkpoint's ``GSNeRFConfig.geometry_max_pixels``
-    (None or -1 keeps it). Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
+    (None or -1 keeps it); ``num_neighbors`` >= 1 likewise overrides
+    ``cost_volume.num_neighbors`` (the keyframes each keyframe's cost volume matches against; the
+    encoder waits until the buffer holds that many others). Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
     The stacked source set of the last render is reused (``stack_cache``, a
@@ -80,7 +82,8 @@ class GSNeRFRenderer:
                  num_samples: int | None = None, chunk: int | None = None,
                  dtype: str = "float32", use_sensor_depth: bool = True,
                  max_memory_mb: float = 2048.0, kernel: str = "auto",
-                 geometry_max_pixels: int | None = None) -> None:
+                 geometry_max_pixels: int | None = None,
+                 num_neighbors: int | None = None) -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
@@ -90,6 +93,8 @@ class GSNeRFRenderer:
         self.model = model.eval().set_kernel(kernel)
         if geometry_max_pixels is not None and geometry_max_pixels >= 0:
             self.model.config.geometry_max_pixels = int(geometry_max_pixels)
+        if num_neighbors is not None and num_neighbors >= 1:
+            self.model.config.cost_volume.num_neighbors = int(num_neighbors)
         self.max_memory_mb = float(max_memory_mb)
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
@@ -102,7 +107,8 @@ class GSNeRFRenderer:
         self.description = (f"GSNeRF {model.num_parameters()} params, {len(self.class_names)} "
                             f"classes, {mode}, {dtype} on {self.device}"
                             + (f", geometry <= {model.config.geometry_max_pixels} px"
-                               if model.config.geometry_max_pixels else ""))
+                               if model.config.geometry_max_pixels else "")
+                            + f", {self.num_neighbors} cost-volume neighbours")
         from gsnerf_ros.model import StackCache
 
         self.stack_cache = StackCache()

@@ -126,6 +126,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "volume work at; larger camera images are encoded at the first pyramid level that "
               "fits and rendered with full-resolution colours. -1 = the checkpoint's own "
               "(its training size), 0 = the camera size.", -1, 100_000_000, 1),
+    ParamSpec("model.num_neighbors", -1, "Keyframes each keyframe's cost volume matches against "
+              "(the encoder waits until the buffer holds that many others). -1 = the "
+              "checkpoint's own (gsnerf_cpu: 5).", -1, 64, 1),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
@@ -186,6 +189,7 @@ class NodeParams:
     model_far: float
     model_use_sensor_depth: bool
     model_geometry_max_pixels: int
+    model_num_neighbors: int
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float
@@ -216,4 +220,7 @@ def params_from_values(values: dict[str, Any]) -> NodeParams:
     p = NodeParams(**out)
     if not 0 < p.model_near < p.model_far:
         raise ValueError(f"model.near={p.model_near} must be < model.far={p.model_far}")
+    if p.model_num_neighbors == 0:
+        raise ValueError("model.num_neighbors=0: a cost volume needs at least 1 neighbour "
+                         "(-1 = the checkpoint's)")
     return p
