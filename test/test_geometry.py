@@ -274,6 +274,12 @@ def test_target_depth_consistency_drops_unconfirmed_near_outliers() -> None:
     d_on, valid = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
     assert (d_off < 3.0).float().mean() > 0.15            # the outlier shows
     assert valid.all() and torch.allclose(d_on, torch.full((H, W), 4.0), atol=1e-4)
+    for depths in (bad, depth):        # the fixed-shape (CUDA) schedule agrees with the CPU one
+        a, va = estimate_target_depth(depths, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
+                                      sync_free=False)
+        b, vb = estimate_target_depth(depths, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
+                                      sync_free=True)
+        assert torch.equal(va, vb) and torch.allclose(a, b, rtol=0, atol=1e-6)
     measured = torch.zeros(3, H, W, dtype=torch.bool)
     measured[1, 4:12, 6:14] = True
     d_meas, _ = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
