@@ -163,6 +163,58 @@ def test_encoding_worker_encodes_each_keyframe_once_with_neighbours() -> None:
     assert buf.get(3).encoding == {"id": 3}
 
 
+def test_keyframes_encode_early_with_fewer_neighbours_then_upgrade() -> None:
+    """min_neighbors < num_neighbors: the first keyframes are encoded as soon as 2 others exist
+    (against all there are), new keyframes go first, and once 4 others exist each early one is
+    encoded again against 4 (newest first); a failed upgrade keeps the earlier encoding."""
+    buf = KeyframeBuffer(KeyframePolicy(capacity=16))
+    calls: list[tuple[int, int]] = []
+    fail_upgrade_of: set[int] = set()
+
+    def encode(kf: Keyframe, nbrs: list[Keyframe]) -> tuple[int, int]:
+        if kf.encoded and kf.id in fail_upgrade_of:
+            raise RuntimeError("device busy")
+        calls.append((kf.id, len(nbrs)))
+        return (kf.id, len(nbrs))
+
+    errors: list[str] = []
+    worker = EncodingWorker(buf, encode, num_neighbors=4, min_neighbors=2,
+                            on_error=lambda kf, e: errors.append(str(e)))
+    for x in range(2):
+        buf.add(_img(), K, _pose(float(x)), force=True)
+    assert worker.step() is False                        # 1 other keyframe: too few
+    buf.add(_img(), K, _pose(2.0), force=True)
+    while worker.step():
+        pass
+    assert calls == [(2, 2), (1, 2), (0, 2)] and buf.num_encoded() == 3
+    assert buf.num_provisional() == 0                    # 2 others is all there are
+    buf.add(_img(), K, _pose(3.0), force=True)
+    assert buf.num_provisional() == 3                    # now 3 others exist
+    fail_upgrade_of.add(0)
+    for _ in range(8):                                   # a failed step returns False too
+        worker.step()
+    # the new keyframe first (3 others), then upgrades of 2 and 1 to 3 neighbours; 0 fails
+    assert calls[3:] == [(3, 3), (2, 3), (1, 3)] and errors == ["device busy"]
+    assert buf.get(0).encoding == (0, 2) and buf.get(0).encoded      # kept, not retried
+    buf.add(_img(), K, _pose(4.0), force=True)
+    fail_upgrade_of.clear()
+    while worker.step():
+        pass
+    assert calls[6] == (4, 4) and sorted(calls[7:]) == [(0, 4), (1, 4), (2, 4), (3, 4)]
+    assert buf.num_provisional() == 0 and buf.stats.upgraded == 6
+    assert all(buf.get(i).encoding == (i, 4) and buf.get(i).encoded_with == 4 for i in range(5))
+    # min = num (the default): each keyframe exactly once, nothing provisional
+    once = KeyframeBuffer(KeyframePolicy(capacity=8))
+    w = EncodingWorker(once, lambda kf, n: len(n), num_neighbors=2)
+    for x in range(5):
+        once.add(_img(), K, _pose(float(x)), force=True)
+        while w.step():
+            pass
+    assert once.stats.encoded == 5 and once.stats.upgraded == 0 and once.num_provisional() == 0
+    with pytest.raises(ValueError, match="min_neighbors"):
+        EncodingWorker(once, lambda kf, n: 0, num_neighbors=2, min_neighbors=-1)
+
+
 def test_encoding_failure_is_reported_and_never_used_as_a_source() -> None:
     buf = KeyframeBuffer(KeyframePolicy(capacity=4))
     errors: list[str] = []

@@ -142,7 +142,8 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         assert procs[1].returncode == 0
         hs.diag.clear()
         wait_until(lambda: hs.diag.get("buffer_size", "0") != "0"
-                   and hs.diag["buffer_size"] == hs.diag["encoded_keyframes"], 180,
+                   and hs.diag["buffer_size"] == hs.diag["encoded_keyframes"]
+                   and hs.diag.get("provisional_keyframes") == "0", 180,
                    "every keyframe to be encoded")
         yield hs
     finally:

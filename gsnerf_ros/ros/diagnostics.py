@@ -69,6 +69,8 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
     vals = {
         "buffer_size": n, "encoded_keyframes": n_enc, "capacity": p.keyframes_capacity,
         "pending_keyframes": buffer.num_pending(), "keyframes_added": st_kf.added,
+        "provisional_keyframes": buffer.num_provisional(),
+        "keyframes_upgraded": st_kf.upgraded,
         "keyframes_evicted": st_kf.evicted, "frames_skipped_rate_cap": st_kf.skipped_rate,
         "buffer_resets": st_kf.resets, "time_jumps": inputs.time_jumps,
         "frames_waiting_for_pose": inputs.frames_waiting,

@@ -140,7 +140,9 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
             p.keyframes_eviction, p.keyframes_min_interval, p.keyframes_max_pending))
         self.engine = RenderEngine(renderer, self.buffer, RenderSettings(
             p.render_num_source_views, p.render_min_keyframes, p.render_queue_size,
-            p.render_request_timeout))
+            p.render_request_timeout),
+            encode_min_neighbors=(None if p.keyframes_encode_min_neighbors < 0
+                                  else p.keyframes_encode_min_neighbors))
         self.engine.input_problem = self.input_problem
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
         self.engine.worker.on_error = lambda kf, exc: self._warn(

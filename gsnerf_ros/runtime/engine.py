@@ -225,14 +225,15 @@ class RenderEngine:
     """
 
     def __init__(self, renderer: Renderer, buffer: KeyframeBuffer,
-                 settings: RenderSettings | None = None) -> None:
+                 settings: RenderSettings | None = None,
+                 encode_min_neighbors: int | None = None) -> None:
         self.renderer = renderer
         self.buffer = buffer
         self.settings = settings or RenderSettings()
         self.device_lock = threading.Lock()
         self.queue = RequestQueue(self.settings.queue_size)
         self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
-                                     self.device_lock)
+                                     self.device_lock, min_neighbors=encode_min_neighbors)
         self.last_latency_ms: float | None = None
         self.renders = 0
         self.input_problem: Callable[[], str | None] | None = None

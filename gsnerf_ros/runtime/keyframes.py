@@ -15,11 +15,15 @@ are neither waiting for nor under encoding (those are never evicted):
   :func:`~gsnerf_ros.geometry.pose_distance` (the most redundant one; the newest is never
   dropped) — keeps the spatial coverage of everything visited.
 
-Encoding: every keyframe is encoded by the geo-reasoner **once**, by :class:`EncodingWorker` in its
-own thread (never on the request path), against its ``num_neighbors`` nearest keyframes, newest
-first (the newest keyframe is the one nearest the camera and the furthest from eviction); a
-keyframe waits (``pending``) until that many neighbours exist. Renders use only encoded keyframes
-and reuse their cached encodings.
+Encoding: every keyframe is encoded by the geo-reasoner by :class:`EncodingWorker` in its own
+thread (never on the request path), against its ``num_neighbors`` nearest keyframes, newest
+first (the newest keyframe is the one nearest the camera and the furthest from eviction). While
+the buffer fills, a keyframe is first encoded as soon as ``min_neighbors`` others exist, against
+as many as there are, and encoded once more (*upgraded*) when ``num_neighbors`` are there and no
+keyframe waits for its first encoding; until then it renders with its first encoding. With
+``min_neighbors`` = ``num_neighbors`` every keyframe is encoded exactly once and waits
+(``pending``) until that many neighbours exist. Renders use only encoded keyframes and reuse
+their cached encodings.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Keyframe:
     depth: Tensor | None = None
     encoding: Any = None
     encode_ms: float = 0.0
+    encoded_with: int = 0
+    """Neighbours its current encoding was computed against."""
 
     @property
     def encoded(self) -> bool:
@@ -115,6 +121,8 @@ class _Stats:
     skipped_rate: int = 0
     """Frames that moved enough but were skipped by the rate cap (interval or encoder backlog)."""
     encoded: int = 0
+    upgraded: int = 0
+    """Re-encodings of keyframes first encoded against fewer neighbours than wanted."""
     resets: int = 0
 
 
@@ -133,6 +141,8 @@ class KeyframeBuffer:
         self._encoding_id: int | None = None
         self.encode_min_neighbors = 0
         """Neighbours a keyframe needs before it can be encoded (set by the EncodingWorker)."""
+        self.encode_want_neighbors = 0
+        """Neighbours a complete encoding uses (set by the EncodingWorker)."""
         self._cond = threading.Condition()
         self.version = 0
         self.stats = _Stats()
@@ -242,6 +252,15 @@ class KeyframeBuffer:
         with self._cond:
             return sum(1 for f in self._frames if f.encoded)
 
+    def num_provisional(self) -> int:
+        """Encoded keyframes whose encoding used fewer neighbours than a complete one and that
+        will be upgraded (the buffer holds enough keyframes for that)."""
+        with self._cond:
+            if self.encode_want_neighbors <= self.encode_min_neighbors:
+                return 0                                   # every keyframe is encoded once
+            want = min(self.encode_want_neighbors, len(self._frames) - 1)
+            return sum(1 for f in self._frames if f.encoded and f.encoded_with < want)
+
     def get(self, kf_id: int) -> Keyframe | None:
         with self._cond:
             return next((f for f in self._frames if f.id == kf_id), None)
@@ -258,31 +277,50 @@ class KeyframeBuffer:
         idx = nearest_views(c2w.to(poses), poses, k)
         return [pool[int(i)] for i in idx]
 
-    def set_encoding(self, kf_id: int, encoding: Any, encode_ms: float = 0.0) -> bool:
-        """Attach an encoding; False when the keyframe was dropped meanwhile (a reset)."""
+    def set_encoding(self, kf_id: int, encoding: Any, encode_ms: float = 0.0,
+                     neighbors: int = 0) -> bool:
+        """Attach an encoding computed against ``neighbors`` keyframes; False when the keyframe
+        was dropped meanwhile (a reset). A failed re-encoding (the marker) keeps a keyframe's
+        earlier usable encoding and is not retried."""
         with self._cond:
             if self._encoding_id == kf_id:
                 self._encoding_id = None
             kf = next((f for f in self._frames if f.id == kf_id), None)
             if kf is None:
                 return False
-            kf.encoding, kf.encode_ms = encoding, encode_ms
+            if encoding is _FAILED and kf.encoded:
+                kf.encoded_with = max(kf.encoded_with, neighbors)
+                self.version += 1
+                self._cond.notify_all()
+                return True
+            if kf.encoded:
+                self.stats.upgraded += 1
+            kf.encoding, kf.encode_ms, kf.encoded_with = encoding, encode_ms, neighbors
             self.stats.encoded += 1
             self.version += 1
             self._cond.notify_all()
             return True
 
-    def next_pending(self, min_neighbors: int) -> tuple[Keyframe, list[Keyframe]] | None:
-        """Newest unencoded keyframe that has ``min_neighbors`` other keyframes, with them; it
-        is marked as under encoding (never evicted) until :meth:`set_encoding`."""
+    def next_pending(self, min_neighbors: int, want_neighbors: int | None = None
+                     ) -> tuple[Keyframe, list[Keyframe]] | None:
+        """The next keyframe to encode, with its neighbours (nearest first), or None: the
+        newest unencoded keyframe once ``min_neighbors`` other keyframes exist, against
+        min(``want_neighbors``, others) of them; else, when ``want_neighbors`` exceeds
+        ``min_neighbors``, the newest keyframe encoded against fewer than that (an upgrade). It is marked as under encoding (never evicted) until
+        :meth:`set_encoding`. ``want_neighbors`` defaults to ``min_neighbors``."""
+        want = min_neighbors if want_neighbors is None else max(want_neighbors, min_neighbors)
         with self._cond:
             if len(self._frames) < min_neighbors + 1:
                 return None
+            k = min(want, len(self._frames) - 1)
             kf = next((f for f in reversed(self._frames) if f.encoding is None), None)
+            if kf is None and want > min_neighbors:
+                kf = next((f for f in reversed(self._frames)
+                           if f.encoded and f.encoded_with < k), None)
             if kf is None:
                 return None
             self._encoding_id = kf.id
-        return kf, self.nearest(kf.c2w, min_neighbors, encoded_only=False, exclude_id=kf.id)
+        return kf, self.nearest(kf.c2w, k, encoded_only=False, exclude_id=kf.id)
 
     def wait_for(self, predicate: Callable[["KeyframeBuffer"], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds or ``timeout`` seconds pass."""
@@ -306,7 +344,10 @@ class EncodingWorker:
 
     ``encode_fn(keyframe, neighbours) -> encoding`` runs under ``device_lock`` (the same lock the
     renders take, so the device does one thing at a time). Errors are reported through
-    ``on_error`` and the keyframe is dropped from the pending set by marking it failed.
+    ``on_error`` and the keyframe is dropped from the pending set by marking it failed (a failed
+    upgrade keeps the earlier encoding). ``min_neighbors`` (None = ``num_neighbors``): the
+    neighbours a first encoding needs; keyframes encoded against fewer than ``num_neighbors``
+    are upgraded later (module docstring).
     """
 
     buffer: KeyframeBuffer
@@ -315,9 +356,15 @@ class EncodingWorker:
     device_lock: threading.Lock = field(default_factory=threading.Lock)
     on_encoded: Callable[[Keyframe], None] | None = None
     on_error: Callable[[Keyframe, Exception], None] | None = None
+    min_neighbors: int | None = None
 
     def __post_init__(self) -> None:
-        self.buffer.encode_min_neighbors = self.num_neighbors
+        if self.min_neighbors is None or self.min_neighbors > self.num_neighbors:
+            self.min_neighbors = self.num_neighbors
+        if self.min_neighbors < 0:
+            raise ValueError(f"min_neighbors must be >= 0, got {self.min_neighbors}")
+        self.buffer.encode_min_neighbors = self.min_neighbors
+        self.buffer.encode_want_neighbors = self.num_neighbors
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -334,7 +381,7 @@ class EncodingWorker:
 
     def step(self) -> bool:
         """Encode one pending keyframe if one is ready; True when something was encoded."""
-        job = self.buffer.next_pending(self.num_neighbors)
+        job = self.buffer.next_pending(int(self.min_neighbors or 0), self.num_neighbors)
         if job is None:
             return False
         kf, nbrs = job
@@ -343,12 +390,12 @@ class EncodingWorker:
             with self.device_lock:
                 enc = self.encode_fn(kf, nbrs)
         except Exception as exc:  # noqa: BLE001 - reported, the worker keeps running
-            self.buffer.set_encoding(kf.id, _FAILED)
+            self.buffer.set_encoding(kf.id, _FAILED, neighbors=len(nbrs))
             if self.on_error is not None:
                 self.on_error(kf, exc)
             return False
         ms = (time.perf_counter() - t0) * 1e3
-        if self.buffer.set_encoding(kf.id, enc, ms) and self.on_encoded is not None:
+        if self.buffer.set_encoding(kf.id, enc, ms, len(nbrs)) and self.on_encoded is not None:
             self.on_encoded(kf)
         return True
 

@@ -76,6 +76,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("keyframes.max_pending", 2, "Keyframes that may wait for encoding; frames are "
               "skipped while that many wait, so the encoder keeps up; 0 = no cap.", 0, 64, 1),
     ParamSpec("keyframes.capacity", 32, "Maximum keyframes kept (bounded memory).", 1, 1024, 1),
+    ParamSpec("keyframes.encode_min_neighbors", 2, "Other keyframes a keyframe needs before its "
+              "first encoding; with fewer than the model's cost-volume neighbours "
+              "(model.num_neighbors) it is encoded again once they exist, so renders start "
+              "early; -1 = wait for all of them (encode once).", -1, 64, 1),
     ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
               "(sliding window) or redundant (nearest to another keyframe).",
               choices=("oldest", "redundant")),
@@ -164,6 +168,7 @@ class NodeParams:
     keyframes_min_interval: float
     keyframes_max_pending: int
     keyframes_capacity: int
+    keyframes_encode_min_neighbors: int
     keyframes_eviction: str
     keyframes_width: int
     keyframes_height: int

@@ -151,11 +151,12 @@ class NodeHarness:
 
     def wait_until_encoded(self) -> int:
         """Wait for a fresh diagnostics message in which the buffer holds keyframes and all are
-        encoded; returns the buffer size."""
+        encoded with all their neighbours (none provisional); returns the buffer size."""
         def all_encoded() -> bool:
             d = self.diag
             return bool(d) and int(d.get("buffer_size", 0)) > 0 and \
-                d.get("buffer_size") == d.get("encoded_keyframes")
+                d.get("buffer_size") == d.get("encoded_keyframes") and \
+                d.get("provisional_keyframes", "0") == "0"
         self.diag.clear()
         self.spin_until(all_encoded, 600, "the keyframes to be encoded")
         return int(self.diag["buffer_size"])
