@@ -76,10 +76,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("keyframes.max_pending", 2, "Keyframes that may wait for encoding; frames are "
               "skipped while that many wait, so the encoder keeps up; 0 = no cap.", 0, 64, 1),
     ParamSpec("keyframes.capacity", 32, "Maximum keyframes kept (bounded memory).", 1, 1024, 1),
-    ParamSpec("keyframes.encode_min_neighbors", 2, "Other keyframes a keyframe needs before its "
-              "first encoding; with fewer than the model's cost-volume neighbours "
+    ParamSpec("keyframes.encode_min_neighbors", -1, "Other keyframes a keyframe needs before "
+              "its first encoding; with fewer than the model's cost-volume neighbours "
               "(model.num_neighbors) it is encoded again once they exist, so renders start "
-              "early; -1 = wait for all of them (encode once).", -1, 64, 1),
+              "sooner. -1 = wait for all of them and encode once (the default: measured "
+              "slightly better, docs/BENCHMARKS.md).", -1, 64, 1),
     ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
               "(sliding window) or redundant (nearest to another keyframe).",
               choices=("oldest", "redundant")),
