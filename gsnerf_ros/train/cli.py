@@ -61,6 +61,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
     from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json, write_markdown
     from gsnerf_ros.device import resolve_device
+    from gsnerf_ros.train.inference_overrides import (add_inference_overrides,
+                                                     apply_inference_overrides,
+                                                     check_inference_overrides)
 
     p = argparse.ArgumentParser(prog="gsnerf-eval",
                                 description="Evaluate a GSNeRF checkpoint on held-out scenes "
@@ -99,22 +102,9 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="depth range (m) for every scene instead of the data's own (e.g. the "
                         "range the checkpoint was trained with)")
     p.add_argument("--far", type=float, default=None)
-    p.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
-                   help="largest image (pixels) the encoder and cost volume work at (default: "
-                        "the checkpoint's model.geometry_max_pixels; 0 = the render size)")
-    p.add_argument("--num-neighbors", type=int, default=None, metavar="N",
-                   help="views each source's cost volume matches against (default: the "
-                        "checkpoint's cost_volume.num_neighbors)")
-    p.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
-                   help="relative depth agreement for the multi-view check of D_T (default: "
-                        "the checkpoint's target_depth.consistency_tolerance; 0 = off)")
+    add_inference_overrides(p)
     args = p.parse_args(argv)
-    if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
-        p.error("--geometry-max-pixels must be >= 0")
-    if args.num_neighbors is not None and args.num_neighbors < 1:
-        p.error("--num-neighbors must be >= 1")
-    if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
-        p.error("--consistency-tolerance must be >= 0")
+    check_inference_overrides(p, args)
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
@@ -122,12 +112,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
-    if args.geometry_max_pixels is not None:
-        model.config.geometry_max_pixels = args.geometry_max_pixels
-    if args.num_neighbors is not None:
-        model.config.cost_volume.num_neighbors = args.num_neighbors
-    if args.consistency_tolerance is not None:
-        model.config.target_depth.consistency_tolerance = args.consistency_tolerance
+    apply_inference_overrides(model, args)
     bag_cfg = BagConfig(world_frame=args.world_frame, image_topic=args.image_topic,
                         camera_info_topic=args.camera_info_topic)
     try:

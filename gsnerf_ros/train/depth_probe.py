@@ -31,6 +31,8 @@ from gsnerf_ros.geometry import invert_pose, level_intrinsics, nearest_views
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
                                           plane_sweep_planes)
 from gsnerf_ros.model.pyramid import depth_level, image_level
+from gsnerf_ros.train.inference_overrides import (add_inference_overrides, apply_inference_overrides,
+                                                 check_inference_overrides)
 
 __all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
            "probe_scene_views", "main"]
@@ -218,32 +220,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--swap-neighbours", action="store_true", help="also encode each view "
                     "against neighbours showing another source set's images (does the learned "
                     "depth use matching?)")
-    ap.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
-                    help="the model's geometry_max_pixels override (default: the checkpoint's)")
-    ap.add_argument("--num-neighbors", type=int, default=None, metavar="N",
-                    help="cost-volume neighbours per view, for the model and the sweep "
-                    "(default: the checkpoint's, else 2)")
-    ap.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
-                    help="the model's target_depth.consistency_tolerance override (0 = off)")
+    add_inference_overrides(ap, neighbours_note="; the fixed sweep uses it too, else 2")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
-    if args.num_neighbors is not None and args.num_neighbors < 1:
-        ap.error("--num-neighbors must be >= 1")
-    if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
-        ap.error("--consistency-tolerance must be >= 0")
-    if args.geometry_max_pixels is not None and args.geometry_max_pixels < 0:
-        ap.error("--geometry-max-pixels must be >= 0")
+    check_inference_overrides(ap, args)
 
     model = None
     if args.checkpoint:
         from gsnerf_ros.model import GSNeRF
         model = GSNeRF.from_checkpoint(args.checkpoint)
-        if args.geometry_max_pixels is not None:
-            model.config.geometry_max_pixels = args.geometry_max_pixels
-        if args.num_neighbors is not None:
-            model.config.cost_volume.num_neighbors = args.num_neighbors
-        if args.consistency_tolerance is not None:
-            model.config.target_depth.consistency_tolerance = args.consistency_tolerance
+        apply_inference_overrides(model, args)
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
     planes = args.planes or (cv.num_planes[0] if cv else 32)
