@@ -274,11 +274,14 @@ def test_target_depth_consistency_drops_unconfirmed_near_outliers() -> None:
     d_on, valid = estimate_target_depth(bad, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
     assert (d_off < 3.0).float().mean() > 0.15            # the outlier shows
     assert valid.all() and torch.allclose(d_on, torch.full((H, W), 4.0), atol=1e-4)
-    for depths in (bad, depth):        # the fixed-shape (CUDA) schedule agrees with the CPU one
+    # The fixed-shape (CUDA) schedule agrees with the CPU one, also when every point is trusted
+    # (the CPU schedule then skips the second tier).
+    all_measured = torch.ones(3, H, W, dtype=torch.bool)
+    for depths, meas in ((bad, None), (depth, None), (bad, all_measured)):
         a, va = estimate_target_depth(depths, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
-                                      sync_free=False)
+                                      sync_free=False, src_measured=meas)
         b, vb = estimate_target_depth(depths, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on,
-                                      sync_free=True)
+                                      sync_free=True, src_measured=meas)
         assert torch.equal(va, vb) and torch.allclose(a, b, rtol=0, atol=1e-6)
     measured = torch.zeros(3, H, W, dtype=torch.bool)
     measured[1, 4:12, 6:14] = True

@@ -183,8 +183,9 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
     other (:func:`consistent_views`): points confirmed by ``cfg.consistency_min_views`` other
     sources, and measured points (``src_measured`` [V, h, w] bool: sensor depth, trusted as
     is), form the first z-buffer; the remaining points fill only what it leaves empty.
-    ``sync_free`` (default: off the CPU) selects the z-buffer schedule and runs every fill round instead of stopping once no
-    hole is left; the result is the same.
+    ``sync_free`` (default: off the CPU) selects the z-buffer schedule, runs every fill round
+    instead of stopping once no hole is left, and always builds the second tier (off it, the
+    second tier is skipped when every point is trusted); the result is the same.
     """
     cfg = cfg or TargetDepthConfig()
     if sync_free is None:
@@ -215,7 +216,10 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
             if src_measured is not None:
                 trusted = trusted | src_measured.reshape(-1)
             confirmed = splat_filled(ok & trusted)
-            depth = torch.where(torch.isfinite(confirmed), confirmed, splat_filled(ok))
+            if not sync_free and not bool((ok & ~trusted).any()):
+                depth = confirmed        # every point trusted (e.g. RGB-D): no second tier
+            else:
+                depth = torch.where(torch.isfinite(confirmed), confirmed, splat_filled(ok))
         else:
             depth = splat_filled(ok)
 
