@@ -296,6 +296,47 @@ def test_target_depth_consistency_drops_unconfirmed_near_outliers() -> None:
     assert valid.all() and torch.allclose(d_lone, torch.full((H, W), 4.0), atol=1e-4)
 
 
+def test_target_depth_tiers_and_the_sources_that_see_a_target_pixel() -> None:
+    """``target_depth_tiers`` says which D_T pixels come from confirmed points (1) and which
+    only from unconfirmed ones (2); ``sources_seeing_target`` counts the sources whose
+    ground-truth depth sees a target pixel's surface, so a source whose view of it is occluded
+    does not count."""
+    from gsnerf_ros.model.target_depth import target_depth_tiers
+    from gsnerf_ros.train.depth_probe import sources_seeing_target
+
+    H, W = 16, 20
+    K, c2w, depth = _wall_views(H, W, [-0.4, 0.0, 0.4])
+    Ks = K.expand(3, 3, 3)
+    tgt = _translation(0.1, 0.0, 0.0)
+    on = TargetDepthConfig(smooth=False, fill_iterations=1)
+    tier = target_depth_tiers(depth, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
+    assert tier.shape == (H, W) and tier.dtype == torch.int64 and (tier == 1).all()
+    # Views 0 and 1 have no estimate on their right halves: the target's right part then sees
+    # the wall only through view 2, which nothing confirms there.
+    lone = depth.clone()
+    lone[:2, :, 10:] = 0.0
+    tier = target_depth_tiers(lone, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=on)
+    assert (tier[:, :6] == 1).all() and (tier[:, -4:] == 2).all()
+    assert set(tier.unique().tolist()) == {1, 2}
+    off = TargetDepthConfig(smooth=False, fill_iterations=1, consistency_tolerance=0.0)
+    assert (target_depth_tiers(lone, Ks, c2w, K, tgt, H, W, 0.5, 8.0, cfg=off) == 1).all()
+    # Ground-truth coverage: the middle of the target is seen by all three sources.
+    gt = torch.full((H, W), 4.0)
+    seen = sources_seeing_target(depth, Ks, c2w, K, tgt, gt, 0.5, 8.0)
+    assert seen.shape == (H, W) and seen.dtype == torch.int64
+    assert (seen[:, 6:14] == 3).all() and (seen >= 1).all() and (seen <= 3).all()
+    # An object 2 m away fills view 2's left half: the wall behind it is seen by views 0 and 1
+    # only (target columns up to 13: the nearer object also covers, by parallax, some of the
+    # wall that view 2 sees beside it); further right all three see it.
+    occluded = depth.clone()
+    occluded[2, :, :10] = 2.0
+    seen2 = sources_seeing_target(occluded, Ks, c2w, K, tgt, gt, 0.5, 8.0)
+    assert (seen2 <= seen).all() and (seen2[:, 6:12] == 2).all() and (seen2[:, 14:17] == 3).all()
+    gt_holes = gt.clone()
+    gt_holes[:4] = 0.0                                   # no ground truth: counted by none
+    assert (sources_seeing_target(depth, Ks, c2w, K, tgt, gt_holes, 0.5, 8.0)[:4] == 0).all()
+
+
 def test_look_at_gives_upright_optical_frame() -> None:
     """Looking along +y with +z up: image right is +x world, image down is -z world."""
     from gsnerf_ros.geometry import look_at

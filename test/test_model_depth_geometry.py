@@ -182,11 +182,18 @@ def test_depth_probe_measures_a_model_and_its_swapped_neighbours(room) -> None:
     model = GSNeRF(GSNeRFConfig.tiny(4)).eval()
     stats = DepthStats()
     foreign = images.flip(0).roll(1, dims=-1)
+    coverage = {k: torch.zeros(4, dtype=torch.float64) for k in ("first_tier", "second_tier")}
     probe_scene_views(stats, images[:3], depths[:3], K[:3], c2w[:3], near, far, 16,
                       model.cost_volume.spacing, 2, model, foreign_images=foreign[:3],
-                      target=(K[3], c2w[3], depths[3]))
+                      target=(K[3], c2w[3], depths[3]), coverage=coverage)
     r = stats.summary()
-    assert r["model_target_depth/all"]["pixels"] == int((depths[3] > 0).sum())
+    n_target = int((depths[3] > 0).sum())
+    assert r["model_target_depth/all"]["pixels"] == n_target
+    # Every target pixel is in one tier (or a hole), and each tier's pixels are counted once
+    # by how many sources see them.
+    tiers = [r.get(f"model_target_depth/{k}", {}).get("pixels", 0) for k in coverage]
+    assert 0 < sum(tiers) <= n_target
+    assert [int(v.sum()) for v in coverage.values()] == tiers
     for key in ("model_stage0/textured", "model_final/all", "model_stage0_swapped/textured",
                 "model_target_depth/all"):
         assert r[key]["pixels"] > 0 and 0.0 <= r[key]["delta_1.25"] <= 1.0

@@ -19,7 +19,7 @@ from torch import Tensor
 from gsnerf_ros.geometry import unproject_depth, world_to_pixels
 from gsnerf_ros.model.config import TargetDepthConfig
 
-__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth"]
+__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth", "target_depth_tiers"]
 
 
 def _neighbours(x: Tensor) -> Tensor:
@@ -165,6 +165,65 @@ def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool
     return depth
 
 
+def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor, c2w: Tensor,
+                    height: int, width: int, near: float | None, far: float | None,
+                    cfg: TargetDepthConfig, sync_free: bool, src_measured: Tensor | None
+                    ) -> tuple[Tensor, Tensor]:
+    """The z-buffer of :func:`estimate_target_depth` after the leak filter and hole filling,
+    before smoothing: ``depth`` [H, W] m (NaN = empty) and ``tier`` [H, W] int64, 1 where the
+    pixel came from trusted points (confirmed or measured; every point when the consistency
+    check is off), 2 where only from the remaining points, 0 where empty."""
+    if src_depths.dim() != 3 or src_K.shape[-2:] != (3, 3) or src_c2w.shape[-2:] != (4, 4):
+        raise ValueError("src_depths must be [V,h,w], src_K [V,3,3], src_c2w [V,4,4]")
+    d = src_depths.detach().float()
+    pts = unproject_depth(d, src_K.detach().float(), src_c2w.detach().float()).reshape(-1, 3)
+    ok = (d.reshape(-1) > 0) & torch.isfinite(d.reshape(-1))
+    f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
+    size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
+
+    def splat_filled(keep: Tensor) -> Tensor:
+        zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
+                           point_size=size, max_radius=cfg.max_splat_radius, valid=keep,
+                           sync_free=sync_free)
+        zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
+        return _leak_filter_and_fill(zb, cfg, sync_free)
+
+    if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
+        # Two tiers: points that other sources confirm first; the rest only where no
+        # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
+        # a surface that the others agree on, and nothing is left empty that was covered).
+        n_agree = consistent_views(d, src_K.detach().float(), src_c2w.detach().float(),
+                                   cfg.consistency_tolerance).reshape(-1)
+        trusted = n_agree >= cfg.consistency_min_views
+        if src_measured is not None:
+            trusted = trusted | src_measured.reshape(-1)
+        confirmed = splat_filled(ok & trusted)
+        first = torch.isfinite(confirmed)
+        if not sync_free and not bool((ok & ~trusted).any()):
+            depth = confirmed            # every point trusted (e.g. RGB-D): no second tier
+        else:
+            depth = torch.where(first, confirmed, splat_filled(ok))
+        tier = torch.where(first, 1, torch.where(torch.isfinite(depth), 2, 0))
+    else:
+        depth = splat_filled(ok)
+        tier = torch.isfinite(depth).long()
+    return depth, tier
+
+
+@torch.no_grad()
+def target_depth_tiers(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor,
+                       c2w: Tensor, height: int, width: int, near: float | None = None,
+                       far: float | None = None, cfg: TargetDepthConfig | None = None,
+                       src_measured: Tensor | None = None) -> Tensor:
+    """Where each pixel of :func:`estimate_target_depth` comes from (same arguments):
+    [H, W] int64, 1 = points another source confirms (or measured ones), 2 = unconfirmed
+    points only, 0 = no point (filled with the median). For diagnostics."""
+    cfg = cfg or TargetDepthConfig()
+    with torch.autocast(device_type=src_depths.device.type, enabled=False):
+        return _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width, near, far,
+                               cfg, _sync_free_default(src_depths.device), src_measured)[1]
+
+
 @torch.no_grad()
 def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor,
                           c2w: Tensor, height: int, width: int, near: float | None = None,
@@ -190,39 +249,9 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
     cfg = cfg or TargetDepthConfig()
     if sync_free is None:
         sync_free = _sync_free_default(src_depths.device)
-    if src_depths.dim() != 3 or src_K.shape[-2:] != (3, 3) or src_c2w.shape[-2:] != (4, 4):
-        raise ValueError("src_depths must be [V,h,w], src_K [V,3,3], src_c2w [V,4,4]")
     with torch.autocast(device_type=src_depths.device.type, enabled=False):
-        d = src_depths.detach().float()
-        pts = unproject_depth(d, src_K.detach().float(), src_c2w.detach().float()).reshape(-1, 3)
-        ok = (d.reshape(-1) > 0) & torch.isfinite(d.reshape(-1))
-        f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
-        size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
-
-        def splat_filled(keep: Tensor) -> Tensor:
-            zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
-                               point_size=size, max_radius=cfg.max_splat_radius, valid=keep,
-                               sync_free=sync_free)
-            zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
-            return _leak_filter_and_fill(zb, cfg, sync_free)
-
-        if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
-            # Two tiers: points that other sources confirm first; the rest only where no
-            # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
-            # a surface that the others agree on, and nothing is left empty that was covered).
-            n_agree = consistent_views(d, src_K.detach().float(), src_c2w.detach().float(),
-                                       cfg.consistency_tolerance).reshape(-1)
-            trusted = n_agree >= cfg.consistency_min_views
-            if src_measured is not None:
-                trusted = trusted | src_measured.reshape(-1)
-            confirmed = splat_filled(ok & trusted)
-            if not sync_free and not bool((ok & ~trusted).any()):
-                depth = confirmed        # every point trusted (e.g. RGB-D): no second tier
-            else:
-                depth = torch.where(torch.isfinite(confirmed), confirmed, splat_filled(ok))
-        else:
-            depth = splat_filled(ok)
-
+        depth, _ = _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width, near, far,
+                                   cfg, sync_free, src_measured)
         valid = torch.isfinite(depth)
         if cfg.smooth:
             nb = _neighbours(depth)

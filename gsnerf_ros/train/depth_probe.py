@@ -12,6 +12,12 @@ Reported per method, over ground-truth-valid *textured* pixels (local colour gra
 threshold; matching cannot work on blank walls, which the network must fill in): the share
 within +-1 stage-0 plane of the truth, abs-rel, and the same for all valid pixels.
 
+With a checkpoint, the target depth D_T of each source set's target view is scored as well,
+on all its pixels and split by where D_T took them from (points another source confirms,
+or unconfirmed points only); ``target_coverage`` gives, for each part, the share of pixels
+that 0..V sources truly see (their ground-truth depth splatted into the target): a surface
+that one source sees cannot be matched by any neighbour.
+
     python -m gsnerf_ros.train.depth_probe --data runs/data/rooms/test [--checkpoint CKPT]
         [--height 120 --width 160] [--spacing inverse|linear] [--planes 32] [--json OUT]
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,9 +34,11 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.geometry import invert_pose, level_intrinsics, nearest_views
+from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
                                           plane_sweep_planes)
 from gsnerf_ros.model.pyramid import depth_level, image_level
+from gsnerf_ros.model.target_depth import estimate_target_depth, target_depth_tiers
 from gsnerf_ros.train.inference_overrides import (add_inference_overrides, apply_inference_overrides,
                                                  check_inference_overrides)
 
@@ -108,6 +116,28 @@ def plane_metrics(pred: Tensor, gt: Tensor, mask: Tensor, spacing: PlaneSpacing,
     return [within, absrel, delta], n
 
 
+def sources_seeing_target(depths: Tensor, K: Tensor, c2w: Tensor, tK: Tensor, tc2w: Tensor,
+                          tdepth: Tensor, near: float, far: float, rel_tol: float = 0.05,
+                          cfg: TargetDepthConfig | None = None) -> Tensor:
+    """How many sources truly see each target pixel's surface: each source's *ground-truth*
+    depth alone is turned into a target depth map as D_T is (:func:`estimate_target_depth`
+    with one source, no smoothing: its z-buffer, leak filter and hole filling), and the source
+    sees the pixel where that agrees with the target's ground truth within ``rel_tol``.
+
+    Shapes: ``depths`` [V, H, W] m (0 = invalid), ``K`` [V, 3, 3], ``c2w`` [V, 4, 4], ``tK``
+    [3, 3], ``tc2w`` [4, 4], ``tdepth`` [Ht, Wt] m (0 = invalid) -> [Ht, Wt] int64 in 0..V.
+    """
+    cfg = replace(cfg or TargetDepthConfig(), smooth=False)
+    Ht, Wt = tdepth.shape[-2:]
+    g = tdepth.float()
+    count = torch.zeros(Ht, Wt, dtype=torch.long)
+    for i in range(depths.shape[0]):
+        d, valid = estimate_target_depth(depths[i:i + 1].float(), K[i:i + 1], c2w[i:i + 1], tK,
+                                         tc2w, Ht, Wt, near, far, cfg)
+        count += valid & (g > 0) & ((d - g).abs() <= rel_tol * g)
+    return count
+
+
 @dataclass
 class DepthStats:
     """Pixel-weighted accumulators of :func:`plane_metrics` results, per method name."""
@@ -134,7 +164,8 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                       near: float, far: float, num_planes: int, spacing: PlaneSpacing,
                       num_neighbors: int, model=None, texture_threshold: float = 0.02,
                       foreign_images: Tensor | None = None,
-                      target: tuple[Tensor, Tensor, Tensor] | None = None) -> None:
+                      target: tuple[Tensor, Tensor, Tensor] | None = None,
+                      coverage: dict[str, Tensor] | None = None) -> None:
     """Add the metrics of every view of one source set to ``stats``.
 
     ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
@@ -144,7 +175,11 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
     (``model_stage0_swapped``): a cost volume that matches gets worse; a monocular one does not.
     With ``target`` = (``K`` [3, 3], ``c2w`` [4, 4], GT ``depth`` [H, W] m) of the set's target
     view, the model's target-depth estimate D_T (Algorithm 1, from these sources' depths) is
-    scored there too (``model_target_depth``).
+    scored there too (``model_target_depth``), on all its pixels and split by where the
+    pixel's D_T came from (:func:`target_depth_tiers`: ``first_tier`` = points that another
+    source confirms, ``second_tier`` = unconfirmed points only). With ``coverage`` (a dict of
+    ``first_tier`` / ``second_tier`` float64 [V+1] counters), the pixels of each tier are also
+    counted by how many sources truly see them (:func:`sources_seeing_target`).
     """
     V = images.shape[0]
     enc = None
@@ -158,8 +193,20 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
         H, W = tdepth.shape[-2:]
         with torch.no_grad():
             dt, _ = model.target_depth(enc, tK, tc2w, H, W, near, far)
-        stats.add("model_target_depth/all", *plane_metrics(dt.float().cpu(), tdepth, tdepth > 0,
-                                                            spacing, q0, step))
+            tier = target_depth_tiers(enc.depth, enc.geometry_K, enc.c2w, tK.to(enc.depth.device),
+                                      tc2w.to(enc.depth.device), H, W, near, far,
+                                      model.config.target_depth, enc.depth_measured).cpu()
+        dt = dt.float().cpu()
+        stats.add("model_target_depth/all", *plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step))
+        for t, name in ((1, "first_tier"), (2, "second_tier")):
+            stats.add(f"model_target_depth/{name}",
+                      *plane_metrics(dt, tdepth, tier == t, spacing, q0, step))
+        if coverage is not None:
+            seen = sources_seeing_target(depths, K, c2w, tK, tc2w, tdepth, near, far,
+                                         cfg=model.config.target_depth)
+            for t, name in ((1, "first_tier"), (2, "second_tier")):
+                m = (tier == t) & (tdepth > 0)
+                coverage[name] += torch.bincount(seen[m], minlength=V + 1)[:V + 1].double()
     q0, step = plane_sweep_planes(spacing, near, far, num_planes)
     for i in range(V):
         nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i]).tolist()
@@ -240,12 +287,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = DepthStats()
     items = list(ds)
     V = args.num_sources
+    coverage = ({k: torch.zeros(V + 1, dtype=torch.float64) for k in ("first_tier", "second_tier")}
+                if model is not None else None)
     for n, item in enumerate(tqdm(items, desc="depth probe", unit="set")):
         other = items[(n + 1) % len(items)]["images"][:V] if (
             args.swap_neighbours and len(items) > 1) else None
         probe_scene_views(stats, item["images"][:V], item["depths"][:V], item["K"][:V],
                           item["c2w"][:V], float(item["near"]), float(item["far"]), planes,
-                          spacing, nn_, model, foreign_images=other,
+                          spacing, nn_, model, foreign_images=other, coverage=coverage,
                           target=(item["K"][V], item["c2w"][V], item["depths"][V])
                           if item["images"].shape[0] > V else None)
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
@@ -254,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
            "consistency_tolerance": (model.config.target_depth.consistency_tolerance
                                      if model is not None else None),
            "results": stats.summary()}
+    if coverage is not None:
+        # Share of each D_T tier's pixels seen by k = 0..V sources (ground truth).
+        out["target_coverage"] = {k: [round(float(x), 4) for x in (v / v.sum().clamp(min=1))]
+                                  for k, v in coverage.items()}
     print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
