@@ -102,6 +102,26 @@ def test_homography_warp_recovers_plane_depth() -> None:
     prod = (wf * ref_f[None, :, None]).reshape(2, 4, 2, 61, H, W).mean(2)
     expect = (prod * vm[:, None]).sum(0) / vm[:, None].sum(0).clamp(min=1)
     torch.testing.assert_close(corr, expect)
+    # Cosine: G x the cosine similarity split over the groups, as with F.normalize on both
+    # features (zero vectors give 0, not NaN), in value and in gradient.
+    wf[0, :, 3, 2, 2] = 0.0
+    ref_f[:, 1, 1] = 0.0
+    rf, ww = ref_f.clone().requires_grad_(), wf.clone().requires_grad_()
+    corr = group_correlation(rf, ww, valid, groups=4, normalize=True)
+    rf2, ww2 = ref_f.clone().requires_grad_(), wf.clone().requires_grad_()
+    prod = (torch.nn.functional.normalize(ww2, dim=1, eps=1e-6)
+            * torch.nn.functional.normalize(rf2, dim=0, eps=1e-6)[None, :, None])
+    prod = prod.reshape(2, 4, 2, 61, H, W).sum(2) * 4
+    expect = (prod * vm[:, None]).sum(0) / vm[:, None].sum(0).clamp(min=1)
+    torch.testing.assert_close(corr, expect)
+    assert torch.isfinite(corr).all() and corr.abs().max() <= 4 + 1e-5
+    torch.testing.assert_close(corr.sum(0), 4 * ((torch.nn.functional.cosine_similarity(
+        wf, ref_f[None, :, None], dim=1, eps=1e-6) * vm).sum(0) / vm.sum(0).clamp(min=1)))
+    g = torch.randn_like(corr)
+    (corr * g).sum().backward()
+    (expect * g).sum().backward()
+    torch.testing.assert_close(rf.grad, rf2.grad)
+    torch.testing.assert_close(ww.grad, ww2.grad)
 
 
 def test_homography_warp_points_behind_camera_are_invalid() -> None:

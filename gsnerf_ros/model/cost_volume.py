@@ -16,6 +16,7 @@ Pixel convention: level ``l`` pixel ``j`` sits at full-resolution pixel ``2^l j`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,7 +28,6 @@ from gsnerf_ros.geometry import (
     pixel_grid,
     pixels_to_grid,
     project_points,
-    transform_points,
     unproject_pixels,
 )
 from gsnerf_ros.model.config import CostVolumeConfig
@@ -35,7 +35,7 @@ from gsnerf_ros.model.encoder import ConvBlock, FastConv3d, make_norm
 from gsnerf_ros.model.pyramid import image_pyramid
 
 __all__ = ["PlaneSpacing", "homography_warp", "group_correlation", "photometric_cost",
-           "plane_sweep_planes", "CostRegNet", "CascadeCostVolume", "CascadeOutput"]
+           "plane_sweep_planes", "CostRegNet", "CascadeCostVolume", "CascadeInput", "CascadeOutput"]
 
 
 @dataclass(frozen=True)
@@ -92,10 +92,13 @@ def homography_warp(src_feat: Tensor, src_K: Tensor, src_from_ref: Tensor, ref_K
     """
     M, C, hs, ws = src_feat.shape
     D, h, w = planes.shape
-    uv = pixel_grid(h, w, planes.device, planes.dtype).reshape(1, h * w, 2).expand(D, -1, -1)
-    pts_ref = unproject_pixels(uv, planes.reshape(D, h * w), ref_K)          # [D, hw, 3]
-    pts_ref = pts_ref.reshape(1, D * h * w, 3).expand(M, -1, -1)
-    uv_src, z = project_points(transform_points(src_from_ref, pts_ref), src_K)  # [M, P, 2]
+    # A reference pixel's point on plane z is z * ray (ray at unit depth), so in the source
+    # camera it is z * (R ray) + t: rotate the h*w rays once, not the D*h*w points.
+    uv = pixel_grid(h, w, planes.device, planes.dtype).reshape(h * w, 2)
+    rays = unproject_pixels(uv, uv.new_ones(h * w), ref_K)                    # [hw, 3]
+    rot = rays @ src_from_ref[:, :3, :3].transpose(-1, -2)                    # [M, hw, 3]
+    pts_src = planes.reshape(1, D, h * w, 1) * rot[:, None] + src_from_ref[:, None, None, :3, 3]
+    uv_src, z = project_points(pts_src.reshape(M, D * h * w, 3), src_K)      # [M, P, 2]
     grid = pixels_to_grid(uv_src, hs, ws)
     valid = (z > eps) & (grid.abs() <= 1.0).all(-1)
     grid = torch.where(valid[..., None], grid, grid.new_full((), 2.0)).clamp(-2.0, 2.0)
@@ -126,10 +129,14 @@ def group_correlation(ref_feat: Tensor, warped: Tensor, valid: Tensor, groups: i
     if M == 0:
         return ref_feat.new_zeros(groups, D, h, w)
     if normalize:
-        ref_feat = F.normalize(ref_feat, dim=0, eps=1e-6)
-        warped = F.normalize(warped, dim=1, eps=1e-6)
-        corr = (warped.reshape(M, groups, C // groups, D, h, w)
-                * ref_feat.reshape(1, groups, C // groups, 1, h, w)).sum(2) * groups
+        # Same as F.normalize on both (eps 1e-6), but the warped features' norm [M, D, h, w]
+        # scales the group sums instead of a normalised copy of the [M, C, D, h, w] volume:
+        # about 3x less time and memory forward and backward on the CPU.
+        ref_n = ref_feat * torch.rsqrt((ref_feat * ref_feat).sum(0, keepdim=True).clamp(min=1e-12))
+        dots = (warped.reshape(M, groups, C // groups, D, h, w)
+                * ref_n.reshape(1, groups, C // groups, 1, h, w)).sum(2)
+        inv_norm = torch.rsqrt((warped * warped).sum(1).clamp(min=1e-12))
+        corr = dots * (inv_norm * groups).unsqueeze(1)
     else:
         corr = (warped.reshape(M, groups, C // groups, D, h, w)
                 * ref_feat.reshape(1, groups, C // groups, 1, h, w)).mean(2)
@@ -200,6 +207,25 @@ class CostRegNet(nn.Module):
 
 
 @dataclass
+class CascadeInput:
+    """One reference view for :meth:`CascadeCostVolume.forward_views`: ``ref_pyr[l]``
+    [C_l, h_l, w_l]; ``src_pyr[l]`` [M, C_l, h_l, w_l]; ``ref_K`` [3, 3], ``src_K`` [M, 3, 3]
+    for the full-resolution images; ``ref_c2w`` [4, 4], ``src_c2w`` [M, 4, 4]; ``near``/``far``
+    m; ``ref_image`` [3, H, W], ``src_images`` [M, 3, H, W] in [0, 1] (photometric channel)."""
+
+    ref_pyr: list[Tensor]
+    src_pyr: list[Tensor]
+    ref_K: Tensor
+    src_K: Tensor
+    ref_c2w: Tensor
+    src_c2w: Tensor
+    near: float
+    far: float
+    ref_image: Tensor | None = None
+    src_images: Tensor | None = None
+
+
+@dataclass
 class CascadeOutput:
     """Per reference view, lists indexed by pyramid level l = 0, 1, 2 (full, 1/2, 1/4):
     ``depth`` [h_l, w_l] m; ``volume`` [F, D_l, h_l, w_l]; ``plane_start`` [h_l, w_l] (plane
@@ -257,10 +283,10 @@ class CascadeCostVolume(nn.Module):
         return start[None] + step * ks, step
 
     def regularise(self, stage: int, cost: Tensor, q_planes: Tensor) -> tuple[Tensor, Tensor]:
-        """The stage's 3D U-Net: cost [G(+1), D, h, w] -> depth logits [D, h, w] over the planes
-        ``q_planes`` [D, h, w] (nearest first) and the volume feature [F, D, h, w]."""
-        logits, vol = self.regs[stage](cost[None])
-        return logits[0], vol[0]
+        """The stage's 3D U-Net on B reference views at once: cost [B, G(+1), D, h, w] ->
+        depth logits [B, D, h, w] over the planes ``q_planes`` [B, D, h, w] (nearest first)
+        and the volume feature [B, F, D, h, w]."""
+        return self.regs[stage](cost)
 
     def forward(self, ref_pyr: list[Tensor], src_pyr: list[Tensor], ref_K: Tensor, src_K: Tensor,
                 ref_c2w: Tensor, src_c2w: Tensor, near: float, far: float,
@@ -270,40 +296,75 @@ class CascadeCostVolume(nn.Module):
         ``src_K`` [M, 3, 3] for the full-resolution images; ``*_c2w`` [4, 4] / [M, 4, 4];
         ``ref_image`` [3, H, W] and ``src_images`` [M, 3, H, W] in [0, 1] (needed when
         ``cost_volume.photometric`` is on)."""
-        if not far > near > 0:
-            raise ValueError(f"need far > near > 0, got near={near}, far={far}")
+        return self.forward_views([CascadeInput(ref_pyr, src_pyr, ref_K, src_K, ref_c2w, src_c2w,
+                                                near, far, ref_image, src_images)])[0]
+
+    def forward_views(self, views: Sequence[CascadeInput]) -> list[CascadeOutput]:
+        """Several reference views, each against its own neighbours (fields as in
+        :meth:`forward`). Each view builds its own cost volume; the 3D U-Nets then run on
+        the views of equal size as one batch. Same result as one view at a time up to float
+        rounding (the U-Net's group norm is per sample), and on the CPU much faster: batch 1
+        sends a 3D convolution this small to PyTorch's native kernel, a batch to oneDNN's
+        (about 3x less time forward and backward for the 8 source views of training)."""
         cfg, sp = self.cfg, self.spacing
-        if cfg.photometric:
-            if ref_image is None or src_images is None:
-                raise ValueError("cost_volume.photometric needs the reference and source images")
-            img_pyr = image_pyramid(torch.cat([ref_image[None], src_images], 0).float(), 3)
-        src_from_ref = (invert_pose(src_c2w.float()) @ ref_c2w.float()).to(ref_c2w.dtype)
-        depths: list[Tensor] = [None] * 3  # type: ignore[list-item]
-        volumes: list[Tensor] = [None] * 3  # type: ignore[list-item]
-        starts: list[Tensor] = [None] * 3  # type: ignore[list-item]
-        steps = torch.zeros(3, dtype=torch.float32, device=ref_K.device)
-        prev: Tensor | None = None
+        src_from_ref, img_pyrs = [], []
+        for v in views:
+            if not v.far > v.near > 0:
+                raise ValueError(f"need far > near > 0, got near={v.near}, far={v.far}")
+            if cfg.photometric:
+                if v.ref_image is None or v.src_images is None:
+                    raise ValueError("cost_volume.photometric needs the reference and source "
+                                     "images")
+                img_pyrs.append(image_pyramid(torch.cat([v.ref_image[None], v.src_images],
+                                                        0).float(), 3))
+            src_from_ref.append((invert_pose(v.src_c2w.float()) @ v.ref_c2w.float()).float())
+        B = len(views)
+        outs = [CascadeOutput(depth=[None] * 3, volume=[None] * 3,  # type: ignore[list-item]
+                              plane_start=[None] * 3,  # type: ignore[list-item]
+                              plane_step=torch.zeros(3, dtype=torch.float32,
+                                                     device=v.ref_K.device)) for v in views]
+        prev: list[Tensor | None] = [None] * B
         for stage in range(3):
             lvl = 2 - stage
-            ref = ref_pyr[lvl]
-            h, w = ref.shape[-2:]
-            q_planes, step = self.stage_planes(stage, prev, (h, w), near, far, ref.device)
-            planes = sp.depth(q_planes)
-            rK = level_intrinsics(ref_K.float(), lvl)
-            sK = level_intrinsics(src_K.float(), lvl)
-            warped, valid = homography_warp(src_pyr[lvl], sK, src_from_ref.float(), rK, planes)
-            cost = group_correlation(ref, warped, valid, cfg.groups,
-                                     normalize=cfg.correlation == "cosine")
-            if cfg.photometric:
-                imgs = img_pyr[lvl]
-                wimg, _ = homography_warp(imgs[1:], sK, src_from_ref.float(), rK, planes)
-                cost = torch.cat([cost, photometric_cost(imgs[0], wimg, valid,
-                                                         cfg.photometric_patch)
-                                  * cfg.photometric_scale], 0)
-            logits, vol = self.regularise(stage, cost, q_planes)
-            prob = torch.softmax(logits.float(), dim=0)
-            depth = sp.depth((prob * q_planes).sum(0))
-            depths[lvl], volumes[lvl], starts[lvl] = depth, vol, q_planes[0]
-            steps[lvl] = step
-            prev = depth
-        return CascadeOutput(depth=depths, volume=volumes, plane_start=starts, plane_step=steps)
+            costs, q_all = [], []
+            for b, v in enumerate(views):
+                ref = v.ref_pyr[lvl]
+                h, w = ref.shape[-2:]
+                q_planes, step = self.stage_planes(stage, prev[b], (h, w), v.near, v.far,
+                                                   ref.device)
+                planes = sp.depth(q_planes)
+                rK = level_intrinsics(v.ref_K.float(), lvl)
+                sK = level_intrinsics(v.src_K.float(), lvl)
+                warped, valid = homography_warp(v.src_pyr[lvl], sK, src_from_ref[b], rK, planes)
+                cost = group_correlation(ref, warped, valid, cfg.groups,
+                                         normalize=cfg.correlation == "cosine")
+                if cfg.photometric:
+                    imgs = img_pyrs[b][lvl]
+                    wimg, _ = homography_warp(imgs[1:], sK, src_from_ref[b], rK, planes)
+                    cost = torch.cat([cost, photometric_cost(imgs[0], wimg, valid,
+                                                             cfg.photometric_patch)
+                                      * cfg.photometric_scale], 0)
+                costs.append(cost)
+                q_all.append(q_planes)
+                outs[b].plane_step[lvl] = step
+            logits, vols = [None] * B, [None] * B
+            for idx in _same_shape_groups([c.shape for c in costs]):
+                lg, vl = self.regularise(stage, torch.stack([costs[i] for i in idx]),
+                                         torch.stack([q_all[i] for i in idx]))
+                for j, i in enumerate(idx):
+                    logits[i], vols[i] = lg[j], vl[j]
+            for b in range(B):
+                prob = torch.softmax(logits[b].float(), dim=0)
+                depth = sp.depth((prob * q_all[b]).sum(0))
+                o = outs[b]
+                o.depth[lvl], o.volume[lvl], o.plane_start[lvl] = depth, vols[b], q_all[b][0]
+                prev[b] = depth
+        return outs
+
+
+def _same_shape_groups(shapes: Sequence[torch.Size]) -> list[list[int]]:
+    """Indices grouped by equal shape, in first-seen order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, shp in enumerate(shapes):
+        groups.setdefault(tuple(shp), []).append(i)
+    return list(groups.values())

@@ -23,7 +23,7 @@ from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.geometry import camera_rays, level_intrinsics, nearest_views, pixel_grid
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
-from gsnerf_ros.model.cost_volume import CascadeCostVolume
+from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
 from gsnerf_ros.model.features import (
@@ -148,24 +148,28 @@ class GSNeRF(nn.Module):
             return images, K
         return image_level(images, g), level_intrinsics(K, g)
 
-    def _encode_one(self, feats: EncoderOutput, i: int, nbrs: Tensor, images: Tensor, K: Tensor,
-                    c2w: Tensor, near: Tensor, far: Tensor, near_m: float, far_m: float,
-                    geo_images: Tensor, geo_K: Tensor) -> ViewEncoding:
-        """View ``i`` against views ``nbrs``; ``near``/``far`` [V] tensors (stored in the
-        encoding) and ``near_m``/``far_m`` the same range of view ``i`` as Python floats (m), so
-        the plane sweep needs no host-device synchronisation. ``images``/``K`` at full
-        resolution (kept for rendering), ``geo_images``/``geo_K`` the Geo-Reasoner's inputs
-        (:meth:`_geometry_inputs`)."""
-        ref_pyr = [p[i] for p in feats.pyramid]
-        src_pyr = [p.index_select(0, nbrs) for p in feats.pyramid]
-        cv = self.cost_volume(ref_pyr, src_pyr, geo_K[i], geo_K.index_select(0, nbrs), c2w[i],
-                              c2w.index_select(0, nbrs), near_m, far_m,
-                              ref_image=geo_images[i], src_images=geo_images.index_select(0, nbrs))
-        return ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
-                            feature=feats.pyramid[0][i], semantic_feature=feats.semantic_feature[i],
-                            semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
-                            volumes=cv.volume, plane_start=cv.plane_start, plane_step=cv.plane_step,
-                            depth_measured=torch.zeros_like(cv.depth[0], dtype=torch.bool))
+    def _encode_views(self, feats: EncoderOutput, nbrs: list[Tensor], images: Tensor, K: Tensor,
+                      c2w: Tensor, near: Tensor, far: Tensor, near_m: list[float],
+                      far_m: list[float], geo_images: Tensor, geo_K: Tensor) -> list[ViewEncoding]:
+        """View i against views ``nbrs[i]`` ([M] indices), for the first ``len(nbrs)`` views;
+        ``near``/``far`` [V] tensors (stored in the encoding) and ``near_m``/``far_m`` the same
+        ranges as Python floats (m), so the plane sweep needs no host-device synchronisation.
+        ``images``/``K`` at full resolution (kept for rendering), ``geo_images``/``geo_K`` the
+        Geo-Reasoner's inputs (:meth:`_geometry_inputs`). The views' cost volumes are
+        regularised as one batch (:meth:`CascadeCostVolume.forward_views`)."""
+        inputs = [CascadeInput([p[i] for p in feats.pyramid],
+                               [p.index_select(0, nb) for p in feats.pyramid], geo_K[i],
+                               geo_K.index_select(0, nb), c2w[i], c2w.index_select(0, nb),
+                               near_m[i], far_m[i], geo_images[i], geo_images.index_select(0, nb))
+                  for i, nb in enumerate(nbrs)]
+        return [ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
+                             feature=feats.pyramid[0][i],
+                             semantic_feature=feats.semantic_feature[i],
+                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
+                             volumes=cv.volume, plane_start=cv.plane_start,
+                             plane_step=cv.plane_step,
+                             depth_measured=torch.zeros_like(cv.depth[0], dtype=torch.bool))
+                for i, cv in enumerate(self.cost_volume.forward_views(inputs))]
 
     def encode_view(self, image: Tensor, K: Tensor, c2w: Tensor, nbr_images: Tensor, nbr_K: Tensor,
                     nbr_c2w: Tensor, near: float, far: float) -> ViewEncoding:
@@ -182,8 +186,8 @@ class GSNeRF(nn.Module):
         geo_images, geo_K = self._geometry_inputs(images, Ks)
         feats = self.encoder(geo_images)
         nbrs = torch.arange(1, V, device=images.device)
-        return self._encode_one(feats, 0, nbrs, images, Ks, c2ws, nr, fr, float(near), float(far),
-                                geo_images, geo_K)
+        return self._encode_views(feats, [nbrs], images, Ks, c2ws, nr, fr, [float(near)],
+                                  [float(far)], geo_images, geo_K)[0]
 
     def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                        far: float | Tensor) -> SourceEncoding:
@@ -197,12 +201,10 @@ class GSNeRF(nn.Module):
         geo_images, geo_K = self._geometry_inputs(images, K)
         feats = self.encoder(geo_images)
         near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
-        views = []
-        for i in range(V):
-            nbrs = nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors, exclude=[i])
-            views.append(self._encode_one(feats, i, nbrs.to(images.device), images, K, c2w, nr, fr,
-                                          near_m[i], far_m[i], geo_images, geo_K))
-        return SourceEncoding.stack(views)
+        nbrs = [nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors,
+                              exclude=[i]).to(images.device) for i in range(V)]
+        return SourceEncoding.stack(self._encode_views(feats, nbrs, images, K, c2w, nr, fr, near_m,
+                                                       far_m, geo_images, geo_K))
 
     # ------------------------------------------------------------------ rendering
     @staticmethod
