@@ -284,3 +284,31 @@ def test_time_limit_stops_with_a_checkpoint(rooms, tmp_path, monkeypatch) -> Non
     assert 1 <= summary["steps"] < 50
     ckpts = sorted((run / "checkpoints").glob("step_*.safetensors"))
     assert ckpts and ckpts[-1].name == f"step_{summary['steps']:07d}.safetensors"
+
+
+def test_bench_times_training_steps_of_a_config(rooms, tmp_path):
+    """gsnerf-bench --train-config: seconds per step of the real trainer on the config's data;
+    a missing init checkpoint is timed from fresh weights (and said so); missing data or a bad
+    step count is refused with exit status 2 and nothing written."""
+    from gsnerf_ros.bench.cli import main as bench
+    from gsnerf_ros.config import save_config
+
+    cfg = tiny_cfg(rooms, tmp_path / "unused", "init_checkpoint=runs/absent/step_0000001")
+    yaml_path = tmp_path / "cfg.yaml"
+    save_config(cfg, yaml_path)
+    out = tmp_path / "steps.json"
+    assert bench(["--train-config", str(yaml_path), "--train-steps", "2", "--train-warmup", "1",
+                  "--train-overrides", "optim.rays_per_step=64", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["steps"] == 2 and r["rays_per_step"] == 64 and r["num_sources"] == 3
+    assert 0 < r["s_per_step_min"] <= r["s_per_step"] <= r["s_per_step_max"]
+    assert r["init_checkpoint_missing"] == "runs/absent/step_0000001"
+    assert r["device"] == "cpu" and r["peak_rss_mib"] > 0
+    assert not (tmp_path / "unused").exists()           # a temporary run folder, removed
+    bad = tmp_path / "bad.json"
+    assert bench(["--train-config", str(yaml_path), "--train-overrides",
+                  f"data.train_root={tmp_path / 'nowhere'}", "--json", str(bad)]) == 2
+    assert bench(["--train-config", str(yaml_path), "--train-steps", "0", "--json",
+                  str(bad)]) == 2
+    assert bench(["--train-config", str(tmp_path / "none.yaml"), "--json", str(bad)]) == 2
+    assert not bad.exists()

@@ -5,6 +5,7 @@ Examples::
     gsnerf-bench --device cuda --sweep all --json bench.json --plots docs/img
     gsnerf-bench --device cpu --ray-budget 1024 --repeats 3 --json bench_cpu.json
     gsnerf-bench --tiny --height 24 --width 32 --views 2 --repeats 1 --json /tmp/b.json  # CI
+    gsnerf-bench --train-config config/train_cpu_stage3.yaml --json steps.json  # s a step
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--flops", action="store_true",
                     help="also count FLOPs of a keyframe encode and of one view per mode")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-config", default=None, metavar="YAML",
+                    help="instead of rendering, time training steps of this config "
+                         "(the CPU recipe's budget; gsnerf_ros.bench.train_step)")
+    ap.add_argument("--train-steps", type=int, default=6, help="timed steps (--train-config)")
+    ap.add_argument("--train-warmup", type=int, default=2,
+                    help="untimed steps first (--train-config)")
+    ap.add_argument("--train-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides of the training config (--train-config)")
     ap.add_argument("--json", default=None, help="write the result here")
     ap.add_argument("--plots", default=None, help="write PNG plots into this folder")
     ap.add_argument("--quiet", action="store_true", help="no progress bars or table")
@@ -147,6 +156,8 @@ def _clean(x: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     args = list(argv) if argv is not None else sys.argv[1:]
+    if a.train_config:
+        return _train_steps_main(a)
     try:
         cfg = config_from_args(a)
         res = _clean(run_benchmark(cfg, args))
@@ -166,6 +177,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gsnerf_ros.bench.report import format_report
 
         print(format_report(res))
+    return 0
+
+
+def _train_steps_main(a: argparse.Namespace) -> int:
+    """``--train-config``: seconds per training step of a config; table and JSON."""
+    from gsnerf_ros.bench.train_step import format_train_steps, time_train_steps
+
+    try:
+        res = _clean(time_train_steps(a.train_config, a.train_overrides, a.train_steps,
+                                      a.train_warmup))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"gsnerf-bench: error: {e}", file=sys.stderr)
+        return 2
+    if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps(res, indent=2, allow_nan=False))
+    if not a.quiet:
+        print(format_train_steps(res))
     return 0
 
 
