@@ -156,45 +156,35 @@ def _clean(x: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     args = list(argv) if argv is not None else sys.argv[1:]
-    if a.train_config:
-        return _train_steps_main(a)
     try:
-        cfg = config_from_args(a)
-        res = _clean(run_benchmark(cfg, args))
+        if a.train_config:     # seconds per training step of a config, instead of rendering
+            from gsnerf_ros.bench.train_step import time_train_steps
+
+            res = _clean(time_train_steps(a.train_config, a.train_overrides, a.train_steps,
+                                          a.train_warmup))
+        else:
+            res = _clean(run_benchmark(config_from_args(a), args))
     except (ValueError, FileNotFoundError) as e:
         print(f"gsnerf-bench: error: {e}", file=sys.stderr)
         return 2
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_text(json.dumps(res, indent=2, allow_nan=False))
-    if a.plots:
+    if a.plots and not a.train_config:
         from gsnerf_ros.bench.plots import write_plots
 
         for p in write_plots(res, a.plots):
             if not a.quiet:
                 print(f"wrote {p}")
     if not a.quiet:
-        from gsnerf_ros.bench.report import format_report
+        if a.train_config:
+            from gsnerf_ros.bench.train_step import format_train_steps
 
-        print(format_report(res))
-    return 0
+            print(format_train_steps(res))
+        else:
+            from gsnerf_ros.bench.report import format_report
 
-
-def _train_steps_main(a: argparse.Namespace) -> int:
-    """``--train-config``: seconds per training step of a config; table and JSON."""
-    from gsnerf_ros.bench.train_step import format_train_steps, time_train_steps
-
-    try:
-        res = _clean(time_train_steps(a.train_config, a.train_overrides, a.train_steps,
-                                      a.train_warmup))
-    except (ValueError, FileNotFoundError) as e:
-        print(f"gsnerf-bench: error: {e}", file=sys.stderr)
-        return 2
-    if a.json:
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(res, indent=2, allow_nan=False))
-    if not a.quiet:
-        print(format_train_steps(res))
+            print(format_report(res))
     return 0
 
 
