@@ -317,7 +317,7 @@ class CascadeCostVolume(nn.Module):
                                      "images")
                 img_pyrs.append(image_pyramid(torch.cat([v.ref_image[None], v.src_images],
                                                         0).float(), 3))
-            src_from_ref.append((invert_pose(v.src_c2w.float()) @ v.ref_c2w.float()).float())
+            src_from_ref.append(invert_pose(v.src_c2w.float()) @ v.ref_c2w.float())
         B = len(views)
         outs = [CascadeOutput(depth=[None] * 3, volume=[None] * 3,  # type: ignore[list-item]
                               plane_start=[None] * 3,  # type: ignore[list-item]

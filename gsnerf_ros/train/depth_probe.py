@@ -197,7 +197,8 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth, enc.depth_measured).cpu()
         dt = dt.float().cpu()
-        stats.add("model_target_depth/all", *plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step))
+        stats.add("model_target_depth/all",
+                  *plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step))
         for t, name in ((1, "first_tier"), (2, "second_tier")):
             stats.add(f"model_target_depth/{name}",
                       *plane_metrics(dt, tdepth, tier == t, spacing, q0, step))
