@@ -400,3 +400,29 @@ def test_zbuffer_sync_free_schedule_equals_grouped() -> None:
         assert torch.isinf(zbuffer_splat(one, K, c2w, H, W, valid=torch.tensor([False]),
                                          sync_free=sf)).all()
         assert torch.isfinite(zbuffer_splat(one, K, c2w, H, W, sync_free=sf)).sum() == 1
+
+
+def test_lateral_baseline_share_separates_forward_from_sideways_motion() -> None:
+    """0 when camera b lies on a's optical axis (a robot driving forward), 1 when it is beside
+    it, 0.5 at 45 degrees; the same after any rigid motion of both; NaN for one centre."""
+    from gsnerf_ros.geometry import lateral_baseline_share, quat_to_matrix
+
+    eye = torch.tensor([0.5, -0.2, 1.0])
+    a = look_at(eye, eye + torch.tensor([0.0, 0.0, 2.0]))       # optical axis +z (world)
+    z, x = a[:3, 2], a[:3, 0]
+
+    def at(c: torch.Tensor) -> torch.Tensor:
+        p = a.clone()
+        p[:3, 3] = c
+        return p
+
+    b = torch.stack([at(eye + 0.7 * z), at(eye - 0.3 * z), at(eye + 0.4 * x),
+                     at(eye + 0.5 * x + 0.5 * z)])
+    got = lateral_baseline_share(a.expand(4, 4, 4), b)
+    assert torch.allclose(got, torch.tensor([0.0, 0.0, 1.0, 0.5]), atol=1e-6)
+    # Rigid motion of both cameras leaves it unchanged; it is not symmetric in general.
+    q = torch.nn.functional.normalize(torch.tensor([0.9, 0.1, -0.3, 0.2]), dim=0)
+    R = make_pose(quat_to_matrix(q), torch.tensor([1.0, 2.0, 3.0]))
+    moved = lateral_baseline_share((R @ a).expand(4, 4, 4), R @ b)
+    assert torch.allclose(moved, got, atol=1e-5)
+    assert bool(torch.isnan(lateral_baseline_share(a, a)))

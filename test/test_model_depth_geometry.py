@@ -236,10 +236,13 @@ def test_depth_probe_measures_a_model_and_its_swapped_neighbours(room) -> None:
     stats = DepthStats()
     foreign = images.flip(0).roll(1, dims=-1)
     coverage = {k: torch.zeros(4, dtype=torch.float64) for k in ("first_tier", "second_tier")}
+    per_room = DepthStats()
     probe_scene_views(stats, images[:3], depths[:3], K[:3], c2w[:3], near, far, 16,
                       model.cost_volume.spacing, 2, model, foreign_images=foreign[:3],
-                      target=(K[3], c2w[3], depths[3]), coverage=coverage)
+                      target=(K[3], c2w[3], depths[3]), coverage=coverage, scene_stats=per_room)
     r = stats.summary()
+    # The per-room sink gets the same D_T and final-depth scores (one room here).
+    assert per_room.summary() == {k: r[k] for k in ("model_target_depth/all", "model_final/all")}
     n_target = int((depths[3] > 0).sum())
     assert r["model_target_depth/all"]["pixels"] == n_target
     # Every target pixel is in one tier (or a hole), and each tier's pixels are counted once
@@ -250,3 +253,38 @@ def test_depth_probe_measures_a_model_and_its_swapped_neighbours(room) -> None:
     for key in ("model_stage0/textured", "model_final/all", "model_stage0_swapped/textured",
                 "model_target_depth/all"):
         assert r[key]["pixels"] > 0 and 0.0 <= r[key]["delta_1.25"] <= 1.0
+
+
+def test_depth_probe_cli_reports_each_rooms_baselines_and_depth(tmp_path) -> None:
+    """``python -m gsnerf_ros.train.depth_probe`` on a rendered room with a (tiny) checkpoint:
+    the JSON has the room's lateral baseline share of its cost-volume pairs beside its D_T and
+    final-depth abs-rel, and the share agrees with :func:`neighbour_lateral_shares`."""
+    import json
+
+    from gsnerf_ros.data.formats import open_scenes
+    from gsnerf_ros.data.procedural.cli import main as synth_main
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.train.depth_probe import main as probe_main, neighbour_lateral_shares
+
+    data = tmp_path / "test"
+    assert synth_main([str(data), "--split", "test", "--scenes", "1", "--frames", "11",
+                       "--height", "24", "--width", "32", "--seed", "0", "shadow_res=8"]) == 0
+    torch.manual_seed(0)
+    ckpt = GSNeRF(GSNeRFConfig.tiny(17)).save_checkpoint(tmp_path / "tiny.safetensors")
+    out = tmp_path / "probe.json"
+    assert probe_main(["--data", str(data), "--checkpoint", str(ckpt), "--height", "24",
+                       "--width", "32", "--num-sources", "3", "--num-neighbors", "2",
+                       "--max-targets", "1", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert len(res["per_scene"]) == 1
+    row = next(iter(res["per_scene"].values()))
+    assert 0.0 <= row["lateral_baseline_share"] <= 1.0
+    assert row["model_target_depth_abs_rel"] == pytest.approx(
+        res["results"]["model_target_depth/all"]["abs_rel"], abs=1e-4)
+    assert row["model_final_abs_rel"] == pytest.approx(
+        res["results"]["model_final/all"]["abs_rel"], abs=1e-4)
+    # The same share from the scene's poses: sources are frames 0, 5, 10 (the protocol).
+    c2w = open_scenes(str(data), "replica")[0].poses().float()[[0, 5, 10]]
+    shares = neighbour_lateral_shares(c2w, 2)
+    assert shares.shape == (6,)
+    assert row["lateral_baseline_share"] == pytest.approx(float(shares.median()), abs=1e-3)

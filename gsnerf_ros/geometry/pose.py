@@ -18,6 +18,7 @@ __all__ = [
     "look_at",
     "rotation_angle",
     "pose_distance",
+    "lateral_baseline_share",
     "nearest_views",
 ]
 
@@ -117,6 +118,24 @@ def pose_distance(c2w_a: Tensor, c2w_b: Tensor, angle_weight: float = 1.0 / math
     za, zb = c2w_a[..., :3, 2], c2w_b[..., :3, 2]
     cos = (za * zb).sum(-1) / (za.norm(dim=-1) * zb.norm(dim=-1)).clamp(min=1e-9)
     return dist + angle_weight * torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def lateral_baseline_share(c2w_a: Tensor, c2w_b: Tensor) -> Tensor:
+    """How much of the baseline from camera a to camera b is sideways to a's optical axis.
+
+    ``|b_perp| / (|b_perp| + |b . z_a|)`` with ``b`` the centre difference (m) and ``z_a`` a's
+    unit +z axis: 0 for motion along the axis (a forward-driving robot: no parallax near the
+    focus of expansion, so matching cannot place those pixels), 1 for purely sideways motion,
+    0.5 at 45 degrees. Shape: (*B, 4, 4), (*B, 4, 4) -> (*B,); NaN where the centres coincide.
+    """
+    b = c2w_b[..., :3, 3] - c2w_a[..., :3, 3]
+    z = c2w_a[..., :3, 2]
+    z = z / z.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    axial = (b * z).sum(-1, keepdim=True)
+    lateral = (b - axial * z).norm(dim=-1)
+    total = lateral + axial.squeeze(-1).abs()
+    return torch.where(total > 1e-12, lateral / total.clamp(min=1e-12),
+                       torch.full_like(total, float("nan")))
 
 
 def nearest_views(target_c2w: Tensor, pool_c2w: Tensor, k: int,

@@ -18,6 +18,11 @@ or unconfirmed points only); ``target_coverage`` gives, for each part, the share
 that 0..V sources truly see (their ground-truth depth splatted into the target): a surface
 that one source sees cannot be matched by any neighbour.
 
+``per_scene`` reports, for each room, the median lateral share of the baselines between each
+source and its cost-volume neighbours (:func:`lateral_baseline_share`: 0 = motion along the
+optical axis, as a forward-driving robot base's, where matching has no parallax near the focus
+of expansion) beside that room's D_T and final cost-volume abs-rel.
+
     python -m gsnerf_ros.train.depth_probe --data runs/data/rooms/test [--checkpoint CKPT]
         [--height 120 --width 160] [--spacing inverse|linear] [--planes 32] [--json OUT]
 """
@@ -33,7 +38,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import invert_pose, level_intrinsics, nearest_views
+from gsnerf_ros.geometry import (invert_pose, lateral_baseline_share, level_intrinsics,
+                                 nearest_views)
 from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
                                           plane_sweep_planes)
@@ -43,7 +49,7 @@ from gsnerf_ros.train.inference_overrides import (add_inference_overrides, apply
                                                  check_inference_overrides)
 
 __all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
-           "probe_scene_views", "main"]
+           "neighbour_lateral_shares", "probe_scene_views", "main"]
 
 
 @dataclass
@@ -160,12 +166,23 @@ class DepthStats:
         return out
 
 
+def neighbour_lateral_shares(c2w: Tensor, num_neighbors: int) -> Tensor:
+    """:func:`lateral_baseline_share` of every (source, cost-volume neighbour) pair of a source
+    set, neighbours chosen as :meth:`GSNeRF.encode_sources` does. ``c2w`` [V, 4, 4] ->
+    [V * min(num_neighbors, V - 1)]."""
+    out = [lateral_baseline_share(c2w[i].expand(len(nb), 4, 4), c2w[nb])
+           for i in range(c2w.shape[0])
+           for nb in [nearest_views(c2w[i], c2w, num_neighbors, exclude=[i])]]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
 def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tensor, c2w: Tensor,
                       near: float, far: float, num_planes: int, spacing: PlaneSpacing,
                       num_neighbors: int, model=None, texture_threshold: float = 0.02,
                       foreign_images: Tensor | None = None,
                       target: tuple[Tensor, Tensor, Tensor] | None = None,
-                      coverage: dict[str, Tensor] | None = None) -> None:
+                      coverage: dict[str, Tensor] | None = None,
+                      scene_stats: DepthStats | None = None) -> None:
     """Add the metrics of every view of one source set to ``stats``.
 
     ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
@@ -180,7 +197,10 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
     source confirms, ``second_tier`` = unconfirmed points only). With ``coverage`` (a dict of
     ``first_tier`` / ``second_tier`` float64 [V+1] counters), the pixels of each tier are also
     counted by how many sources truly see them (:func:`sources_seeing_target`).
+    ``scene_stats`` (e.g. one per room) also gets ``model_target_depth/all`` and
+    ``model_final/all``.
     """
+    sinks = [stats] + ([scene_stats] if scene_stats is not None else [])
     V = images.shape[0]
     enc = None
     if model is not None:
@@ -197,8 +217,9 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth, enc.depth_measured).cpu()
         dt = dt.float().cpu()
-        stats.add("model_target_depth/all",
-                  *plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step))
+        m_all = plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step)
+        for st in sinks:
+            st.add("model_target_depth/all", *m_all)
         for t, name in ((1, "first_tier"), (2, "second_tier")):
             stats.add(f"model_target_depth/{name}",
                       *plane_metrics(dt, tdepth, tier == t, spacing, q0, step))
@@ -233,7 +254,9 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
             gt0 = depth_level(depths[i], g)
             stats.add("model_stage0/textured", *plane_metrics(d2, gt_m, tex_m, spacing, q0, step))
             stats.add("model_stage0/all", *plane_metrics(d2, gt_m, all_m, spacing, q0, step))
-            stats.add("model_final/all", *plane_metrics(d0, gt0, gt0 > 0, spacing, q0, step))
+            m_final = plane_metrics(d0, gt0, gt0 > 0, spacing, q0, step)
+            for st in sinks:
+                st.add("model_final/all", *m_final)
             if foreign_images is not None:
                 dev = model.device
                 with torch.no_grad():
@@ -290,20 +313,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     V = args.num_sources
     coverage = ({k: torch.zeros(V + 1, dtype=torch.float64) for k in ("first_tier", "second_tier")}
                 if model is not None else None)
+    scene_stats: dict[str, DepthStats] = {}
+    shares: dict[str, list[Tensor]] = {}
     for n, item in enumerate(tqdm(items, desc="depth probe", unit="set")):
         other = items[(n + 1) % len(items)]["images"][:V] if (
             args.swap_neighbours and len(items) > 1) else None
+        name = str(item["scene"])
         probe_scene_views(stats, item["images"][:V], item["depths"][:V], item["K"][:V],
                           item["c2w"][:V], float(item["near"]), float(item["far"]), planes,
                           spacing, nn_, model, foreign_images=other, coverage=coverage,
                           target=(item["K"][V], item["c2w"][V], item["depths"][V])
-                          if item["images"].shape[0] > V else None)
+                          if item["images"].shape[0] > V else None,
+                          scene_stats=scene_stats.setdefault(name, DepthStats()))
+        shares.setdefault(name, []).append(neighbour_lateral_shares(item["c2w"][:V].float(), nn_))
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
            "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
            "num_neighbors": nn_,
            "consistency_tolerance": (model.config.target_depth.consistency_tolerance
                                      if model is not None else None),
-           "results": stats.summary()}
+           "results": stats.summary(), "per_scene": {}}
+    for name, sh in shares.items():
+        sh_all = torch.cat(sh)
+        sh_all = sh_all[torch.isfinite(sh_all)]
+        row: dict[str, float | None] = {
+            "lateral_baseline_share": round(float(sh_all.median()), 3) if sh_all.numel() else None}
+        for key, res in scene_stats[name].summary().items():
+            row[key.split("/")[0] + "_abs_rel"] = round(res["abs_rel"], 4)
+        out["per_scene"][name] = row
     if coverage is not None:
         # Share of each D_T tier's pixels seen by k = 0..V sources (ground truth).
         out["target_coverage"] = {k: [round(float(x), 4) for x in (v / v.sum().clamp(min=1))]
