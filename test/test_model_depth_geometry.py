@@ -264,7 +264,8 @@ def test_depth_probe_cli_reports_each_rooms_baselines_and_depth(tmp_path) -> Non
     from gsnerf_ros.data.formats import open_scenes
     from gsnerf_ros.data.procedural.cli import main as synth_main
     from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-    from gsnerf_ros.train.depth_probe import main as probe_main, neighbour_lateral_shares
+    from gsnerf_ros.geometry import neighbour_lateral_shares
+    from gsnerf_ros.train.depth_probe import main as probe_main
 
     data = tmp_path / "test"
     assert synth_main([str(data), "--split", "test", "--scenes", "1", "--frames", "11",

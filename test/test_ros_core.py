@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import look_at, make_pose
-from gsnerf_ros.runtime.engine import RenderEngine, RenderSettings, resize_frame
+from gsnerf_ros.runtime.engine import (RenderEngine, RenderSettings, resize_frame,
+                                       sources_lateral_share)
 from gsnerf_ros.ros.image_conversion import (
     colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
     undistort,
@@ -247,6 +248,20 @@ def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
     assert res.source_ids == [4, 3]
     assert res.output.rgb.shape == (24, 32, 3)
     assert eng.last_latency_ms is not None and eng.renders == 1
+    # The keyframes lie side by side (along x, looking along z): all baseline is lateral.
+    assert eng.last_lateral_share == pytest.approx(1.0)
+
+
+def test_sources_lateral_share_tells_forward_from_sideways_motion() -> None:
+    """What the node's diagnostics report as ``last_render_lateral_baseline_share``."""
+    def kf(i: int, c2w: torch.Tensor) -> Keyframe:
+        return Keyframe(id=i, stamp=0.0, frame_id="cam", image=_img(), K=K, c2w=c2w)
+
+    ahead = [kf(i, make_pose(torch.eye(3), torch.tensor([0.0, 0.0, 0.3 * i]))) for i in range(4)]
+    beside = [kf(i, _pose(0.3 * i)) for i in range(4)]
+    assert sources_lateral_share(ahead, 2) == pytest.approx(0.0, abs=1e-6)
+    assert sources_lateral_share(beside, 2) == pytest.approx(1.0)
+    assert sources_lateral_share(beside[:1], 2) is None
 
 
 def test_engine_runs_one_render_at_a_time_and_bounds_the_queue() -> None:

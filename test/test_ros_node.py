@@ -370,5 +370,6 @@ def test_diagnostics_report_buffer_latency_device_and_model(ros: Harness) -> Non
     wait_until(lambda: "last_render_latency_ms" in ros.diag, 10, "diagnostics")
     assert int(ros.diag["buffer_size"]) > 0
     assert ros.diag["last_render_latency_ms"] != "n/a"
+    assert 0.0 <= float(ros.diag["last_render_lateral_baseline_share"]) <= 1.0
     assert ros.diag["device"] in ("cpu", "cuda", "cuda:0")
     assert ros.diag["model"].endswith(".safetensors")

@@ -19,6 +19,7 @@ from gsnerf_ros.geometry.pose import (
     make_pose,
     matrix_to_quat,
     nearest_views,
+    neighbour_lateral_shares,
     pose_distance,
     quat_to_matrix,
     rotation_angle,
@@ -27,6 +28,7 @@ from gsnerf_ros.geometry.pose import (
 __all__ = [
     "camera_rays", "invert_pose", "level_intrinsics", "pixel_grid", "pixels_to_grid", "project_points",
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
-    "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat", "nearest_views", "pose_distance",
-    "quat_to_matrix", "rotation_angle",
+    "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",
+    "nearest_views", "neighbour_lateral_shares", "pose_distance", "quat_to_matrix",
+    "rotation_angle",
 ]

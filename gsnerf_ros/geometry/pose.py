@@ -20,6 +20,7 @@ __all__ = [
     "pose_distance",
     "lateral_baseline_share",
     "nearest_views",
+    "neighbour_lateral_shares",
 ]
 
 
@@ -157,3 +158,18 @@ def nearest_views(target_c2w: Tensor, pool_c2w: Tensor, k: int,
         n_ok = d.shape[0]
     order = torch.argsort(d, stable=True)
     return order[: min(k, n_ok)]
+
+
+def neighbour_lateral_shares(c2w: Tensor, num_neighbors: int) -> Tensor:
+    """:func:`lateral_baseline_share` of every (view, neighbour) pair of a set of views, each
+    paired with its ``num_neighbors`` nearest others by :func:`nearest_views` (the rule of
+    ``GSNeRF.encode_sources``). ``c2w`` [V, 4, 4] -> [V * min(num_neighbors, V - 1)]; empty for
+    one view. The median is a set's sideways-ness: low for a camera driving forward."""
+    V = c2w.shape[0]
+    if V < 2 or num_neighbors < 1:
+        return c2w.new_zeros(0)
+    out = []
+    for i in range(V):
+        nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i])
+        out.append(lateral_baseline_share(c2w[i].expand(len(nb), 4, 4), c2w[nb]))
+    return torch.cat(out)

@@ -77,6 +77,11 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
         "requests_queued": q.waiting, "requests_refused_busy": q.refused_busy,
         "requests_refused_deadline": q.refused_deadline,
         "last_render_latency_ms": f"{lat:.1f}" if lat is not None else "n/a",
+        # how sideways the last render's sources are to each other (0 = a camera that drove
+        # along its axis: little parallax, often poor depth; docs/RESULTS.md §0.1b)
+        "last_render_lateral_baseline_share": (f"{engine.last_lateral_share:.2f}"
+                                               if engine.last_lateral_share is not None
+                                               else "n/a"),
         "renders": engine.renders, "device": str(getattr(renderer, "device", p.model_device)),
         "model": model_name, "frames_received": inputs.frames_received,
         "input_errors": inputs.errors,

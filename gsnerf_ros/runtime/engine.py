@@ -20,13 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsnerf_ros.geometry import scale_intrinsics
+from gsnerf_ros.geometry import neighbour_lateral_shares, scale_intrinsics
 from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
 from gsnerf_ros.runtime.request_queue import PRIORITY_SERVICE, RequestQueue
 from gsnerf_ros.runtime.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
-           "EngineResult", "resize_frame", "DTYPES"]
+           "EngineResult", "resize_frame", "sources_lateral_share", "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -215,6 +215,17 @@ class EngineResult:
     wait_ms: float
 
 
+def sources_lateral_share(sources: list[Keyframe], num_neighbors: int) -> float | None:
+    """Median ``geometry.neighbour_lateral_shares`` of keyframes' poses (None for < 2, or when
+    every pair shares a centre)."""
+    if len(sources) < 2:
+        return None
+    shares = neighbour_lateral_shares(torch.stack([k.c2w.float() for k in sources]),
+                                      max(1, num_neighbors))
+    shares = shares[torch.isfinite(shares)]
+    return float(shares.median()) if shares.numel() else None
+
+
 class RenderEngine:
     """Serves renders from a :class:`KeyframeBuffer` with a :class:`Renderer`.
 
@@ -235,6 +246,11 @@ class RenderEngine:
         self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
                                      self.device_lock, min_neighbors=encode_min_neighbors)
         self.last_latency_ms: float | None = None
+        self.last_lateral_share: float | None = None
+        """Median lateral baseline share of the last render's sources, each against its
+        ``num_neighbors`` nearest among them (``geometry.neighbour_lateral_shares``): below
+        about 0.4 the camera moved mostly along its axis and the depth is often poor
+        (docs/RESULTS.md §0.1b)."""
         self.renders = 0
         self.input_problem: Callable[[], str | None] | None = None
         """Set by the node: why no keyframe arrives (nothing received, TF missing, frames
@@ -289,5 +305,6 @@ class RenderEngine:
                 out = self.renderer.render(sources, K, c2w, height, width)
             t2 = time.perf_counter()
         self.last_latency_ms = (t2 - t0) * 1e3
+        self.last_lateral_share = sources_lateral_share(sources, self.renderer.num_neighbors)
         self.renders += 1
         return EngineResult(out, [s.id for s in sources], (t2 - t1) * 1e3, (t1 - t0) * 1e3)

@@ -19,9 +19,9 @@ that 0..V sources truly see (their ground-truth depth splatted into the target):
 that one source sees cannot be matched by any neighbour.
 
 ``per_scene`` reports, for each room, the median lateral share of the baselines between each
-source and its cost-volume neighbours (:func:`lateral_baseline_share`: 0 = motion along the
-optical axis, as a forward-driving robot base's, where matching has no parallax near the focus
-of expansion) beside that room's D_T and final cost-volume abs-rel.
+source and its cost-volume neighbours (``geometry.neighbour_lateral_shares``: 0 = motion along
+the optical axis, as a forward-driving robot base's, where matching has no parallax near the
+focus of expansion) beside that room's D_T and final cost-volume abs-rel.
 
     python -m gsnerf_ros.train.depth_probe --data runs/data/rooms/test [--checkpoint CKPT]
         [--height 120 --width 160] [--spacing inverse|linear] [--planes 32] [--json OUT]
@@ -38,8 +38,8 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import (invert_pose, lateral_baseline_share, level_intrinsics,
-                                 nearest_views)
+from gsnerf_ros.geometry import (invert_pose, level_intrinsics, nearest_views,
+                                 neighbour_lateral_shares)
 from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
                                           plane_sweep_planes)
@@ -49,7 +49,7 @@ from gsnerf_ros.train.inference_overrides import (add_inference_overrides, apply
                                                  check_inference_overrides)
 
 __all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
-           "neighbour_lateral_shares", "probe_scene_views", "main"]
+           "probe_scene_views", "main"]
 
 
 @dataclass
@@ -164,16 +164,6 @@ class DepthStats:
             out[k] = {name: v[i] / v[-1] for i, name in enumerate(METRICS)}
             out[k]["pixels"] = int(v[-1])
         return out
-
-
-def neighbour_lateral_shares(c2w: Tensor, num_neighbors: int) -> Tensor:
-    """:func:`lateral_baseline_share` of every (source, cost-volume neighbour) pair of a source
-    set, neighbours chosen as :meth:`GSNeRF.encode_sources` does. ``c2w`` [V, 4, 4] ->
-    [V * min(num_neighbors, V - 1)]."""
-    out = [lateral_baseline_share(c2w[i].expand(len(nb), 4, 4), c2w[nb])
-           for i in range(c2w.shape[0])
-           for nb in [nearest_views(c2w[i], c2w, num_neighbors, exclude=[i])]]
-    return torch.cat(out) if out else torch.zeros(0)
 
 
 def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tensor, c2w: Tensor,
