@@ -426,3 +426,8 @@ def test_lateral_baseline_share_separates_forward_from_sideways_motion() -> None
     moved = lateral_baseline_share((R @ a).expand(4, 4, 4), R @ b)
     assert torch.allclose(moved, got, atol=1e-5)
     assert bool(torch.isnan(lateral_baseline_share(a, a)))
+    # A set's pairs leave out the ones without a baseline (two cameras at one centre).
+    from gsnerf_ros.geometry import neighbour_lateral_shares
+
+    shares = neighbour_lateral_shares(torch.stack([a, a, at(eye + 0.4 * x)]), 2)
+    assert shares.shape == (4,) and torch.allclose(shares, torch.ones(4))

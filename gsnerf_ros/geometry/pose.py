@@ -163,8 +163,9 @@ def nearest_views(target_c2w: Tensor, pool_c2w: Tensor, k: int,
 def neighbour_lateral_shares(c2w: Tensor, num_neighbors: int) -> Tensor:
     """:func:`lateral_baseline_share` of every (view, neighbour) pair of a set of views, each
     paired with its ``num_neighbors`` nearest others by :func:`nearest_views` (the rule of
-    ``GSNeRF.encode_sources``). ``c2w`` [V, 4, 4] -> [V * min(num_neighbors, V - 1)]; empty for
-    one view. The median is a set's sideways-ness: low for a camera driving forward."""
+    ``GSNeRF.encode_sources``). ``c2w`` [V, 4, 4] -> [P], P <= V * min(num_neighbors, V - 1):
+    pairs whose centres coincide have no baseline and are left out; empty for one view. The
+    median is a set's sideways-ness: low for a camera driving forward."""
     V = c2w.shape[0]
     if V < 2 or num_neighbors < 1:
         return c2w.new_zeros(0)
@@ -172,4 +173,5 @@ def neighbour_lateral_shares(c2w: Tensor, num_neighbors: int) -> Tensor:
     for i in range(V):
         nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i])
         out.append(lateral_baseline_share(c2w[i].expand(len(nb), 4, 4), c2w[nb]))
-    return torch.cat(out)
+    shares = torch.cat(out)
+    return shares[torch.isfinite(shares)]

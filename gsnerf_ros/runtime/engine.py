@@ -222,7 +222,6 @@ def sources_lateral_share(sources: list[Keyframe], num_neighbors: int) -> float 
         return None
     shares = neighbour_lateral_shares(torch.stack([k.c2w.float() for k in sources]),
                                       max(1, num_neighbors))
-    shares = shares[torch.isfinite(shares)]
     return float(shares.median()) if shares.numel() else None
 
 

@@ -307,7 +307,8 @@ class KeyframeBuffer:
         newest unencoded keyframe once ``min_neighbors`` other keyframes exist, against
         min(``want_neighbors``, others) of them; else, when ``want_neighbors`` exceeds
         ``min_neighbors``, the newest keyframe encoded against fewer than that (an upgrade).
-        It is marked as under encoding (never evicted) until :meth:`set_encoding`. ``want_neighbors`` defaults to ``min_neighbors``."""
+        It is marked as under encoding (never evicted) until :meth:`set_encoding`.
+        ``want_neighbors`` defaults to ``min_neighbors``."""
         want = min_neighbors if want_neighbors is None else max(want_neighbors, min_neighbors)
         with self._cond:
             if len(self._frames) < min_neighbors + 1:

@@ -219,7 +219,6 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
             for t, name in ((1, "first_tier"), (2, "second_tier")):
                 m = (tier == t) & (tdepth > 0)
                 coverage[name] += torch.bincount(seen[m], minlength=V + 1)[:V + 1].double()
-    q0, step = plane_sweep_planes(spacing, near, far, num_planes)
     for i in range(V):
         nb = nearest_views(c2w[i], c2w, num_neighbors, exclude=[i]).tolist()
         sw = fixed_plane_sweep(images, K, c2w, i, nb, near, far, num_planes, spacing)
@@ -324,7 +323,6 @@ def main(argv: Sequence[str] | None = None) -> int:
            "results": stats.summary(), "per_scene": {}}
     for name, sh in shares.items():
         sh_all = torch.cat(sh)
-        sh_all = sh_all[torch.isfinite(sh_all)]
         row: dict[str, float | None] = {
             "lateral_baseline_share": round(float(sh_all.median()), 3) if sh_all.numel() else None}
         for key, res in scene_stats[name].summary().items():
