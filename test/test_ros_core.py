@@ -249,11 +249,8 @@ def test_engine_refuses_before_enough_keyframes_and_selects_nearest() -> None:
 
 def test_sources_lateral_share_tells_forward_from_sideways_motion() -> None:
     """What the node's diagnostics report as ``last_render_lateral_baseline_share``."""
-    def kf(i: int, c2w: torch.Tensor) -> Keyframe:
-        return Keyframe(id=i, stamp=0.0, frame_id="cam", image=_img(), K=K, c2w=c2w)
-
-    ahead = [kf(i, make_pose(torch.eye(3), torch.tensor([0.0, 0.0, 0.3 * i]))) for i in range(4)]
-    beside = [kf(i, _pose(0.3 * i)) for i in range(4)]
+    ahead = [make_pose(torch.eye(3), torch.tensor([0.0, 0.0, 0.3 * i])) for i in range(4)]
+    beside = [_pose(0.3 * i) for i in range(4)]
     assert sources_lateral_share(ahead, 2) == pytest.approx(0.0, abs=1e-6)
     assert sources_lateral_share(beside, 2) == pytest.approx(1.0)
     assert sources_lateral_share(beside[:1], 2) is None

@@ -14,7 +14,7 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -215,12 +215,12 @@ class EngineResult:
     wait_ms: float
 
 
-def sources_lateral_share(sources: list[Keyframe], num_neighbors: int) -> float | None:
-    """Median ``geometry.neighbour_lateral_shares`` of keyframes' poses (None for < 2, or when
-    every pair shares a centre)."""
-    if len(sources) < 2:
+def sources_lateral_share(poses: Sequence[Tensor], num_neighbors: int) -> float | None:
+    """Median ``geometry.neighbour_lateral_shares`` of source poses (``c2w`` [4, 4] each; None
+    for fewer than 2, or when every pair shares a centre)."""
+    if len(poses) < 2:
         return None
-    shares = neighbour_lateral_shares(torch.stack([k.c2w.float() for k in sources]),
+    shares = neighbour_lateral_shares(torch.stack([p.float() for p in poses]),
                                       max(1, num_neighbors))
     return float(shares.median()) if shares.numel() else None
 
@@ -245,15 +245,21 @@ class RenderEngine:
         self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
                                      self.device_lock, min_neighbors=encode_min_neighbors)
         self.last_latency_ms: float | None = None
-        self.last_lateral_share: float | None = None
-        """Median lateral baseline share of the last render's sources, each against its
-        ``num_neighbors`` nearest among them (``geometry.neighbour_lateral_shares``): below
-        about 0.4 the camera moved mostly along its axis and the depth is often poor
-        (docs/RESULTS.md §0.1b)."""
+        self._last_source_poses: list[Tensor] | None = None
         self.renders = 0
         self.input_problem: Callable[[], str | None] | None = None
         """Set by the node: why no keyframe arrives (nothing received, TF missing, frames
         dropped), or None; named first when a render is refused for want of keyframes."""
+
+    @property
+    def last_lateral_share(self) -> float | None:
+        """Median lateral baseline share of the last render's sources, each against its
+        ``num_neighbors`` nearest among them (:func:`sources_lateral_share`): below about 0.4
+        the camera moved mostly along its axis and the depth is often poor (docs/RESULTS.md
+        §0.1b). Computed when read (the diagnostics timer), not on the render path."""
+        poses = self._last_source_poses
+        return (sources_lateral_share(poses, self.renderer.num_neighbors)
+                if poses is not None else None)
 
     def start(self) -> None:
         """Start the encoding worker thread."""
@@ -304,6 +310,6 @@ class RenderEngine:
                 out = self.renderer.render(sources, K, c2w, height, width)
             t2 = time.perf_counter()
         self.last_latency_ms = (t2 - t0) * 1e3
-        self.last_lateral_share = sources_lateral_share(sources, self.renderer.num_neighbors)
+        self._last_source_poses = [s.c2w for s in sources]
         self.renders += 1
         return EngineResult(out, [s.id for s in sources], (t2 - t1) * 1e3, (t1 - t0) * 1e3)
