@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gsnerf_ros.device import DeviceError, DeviceUnavailableError, device_or_cpu, resolve_device
+from gsnerf_ros.device import (DeviceError, DeviceUnavailableError, cpu_thread_warning,
+                               device_or_cpu, resolve_device)
 
 
 @pytest.fixture
@@ -68,3 +69,12 @@ def test_progress_line_when_the_bar_is_off():
 
     line = progress_line(20, 100, {"loss": 0.5, "rgb": 0.25, "lr": 1e-3}, 4.0, 20)
     assert line.startswith("step 20/100") and "loss=0.5" in line and "0.200 s/step" in line
+
+
+def test_cpu_thread_warning_only_when_the_threads_would_share_busy_cores():
+    assert cpu_thread_warning(2, load=0.1, cores=2) is None          # an idle 2-core machine
+    assert cpu_thread_warning(1, load=5.0, cores=2) is None          # one thread never waits
+    assert cpu_thread_warning(4, load=3.0, cores=8) is None
+    msg = cpu_thread_warning(2, load=1.0, cores=2)                   # another job on one core
+    assert msg is not None and "threads=2 on 2 core(s)" in msg and "threads=1" in msg
+    assert cpu_thread_warning(8, load=0.0, cores=4) is not None      # more threads than cores

@@ -286,6 +286,21 @@ def test_time_limit_stops_with_a_checkpoint(rooms, tmp_path, monkeypatch) -> Non
     assert ckpts and ckpts[-1].name == f"step_{summary['steps']:07d}.safetensors"
 
 
+def test_trainer_warns_when_its_threads_share_a_busy_cpu(rooms, tmp_path, monkeypatch, capsys):
+    """threads > 1 beside other busy processes is the 20x slowdown of a shared CPU: the trainer
+    says so on stderr and runs anyway; on an idle machine it says nothing."""
+    import gsnerf_ros.device as device_mod
+
+    cores, before = device_mod._usable_cores(), torch.get_num_threads()
+    monkeypatch.setattr(device_mod.os, "getloadavg", lambda: (float(cores), 0.0, 0.0))
+    Trainer(tiny_cfg(rooms, tmp_path / "busy", "threads=2"))
+    assert "gsnerf-train: warning: threads=2" in capsys.readouterr().err
+    monkeypatch.setattr(device_mod.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    Trainer(tiny_cfg(rooms, tmp_path / "idle", f"threads={min(2, cores)}"))
+    assert "warning" not in capsys.readouterr().err
+    torch.set_num_threads(before)
+
+
 def test_bench_times_training_steps_of_a_config(rooms, tmp_path):
     """gsnerf-bench --train-config: seconds per step of the real trainer on the config's data;
     a missing init checkpoint is timed from fresh weights (and said so); missing data or a bad

@@ -23,6 +23,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -35,7 +36,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from gsnerf_ros.config import save_config, to_dict
-from gsnerf_ros.device import resolve_device
+from gsnerf_ros.device import cpu_thread_warning, resolve_device
 from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
                                          optimizer_from_tensors, save_training_checkpoint)
 from gsnerf_ros.train.config import TrainConfig
@@ -164,6 +165,9 @@ class Trainer:
             torch.cuda.set_device(self.device)
         if cfg.threads > 0 and self.device.type == "cpu":
             torch.set_num_threads(cfg.threads)
+            busy = cpu_thread_warning(cfg.threads) if rank == 0 else None
+            if busy:
+                print(f"gsnerf-train: warning: {busy}", file=sys.stderr, flush=True)
         self.run_dir = Path(cfg.run_dir)
         self.ckpt_dir = self.run_dir / "checkpoints"
         seed_step(cfg.seed, -1, 0)  # identical initial weights on every rank
