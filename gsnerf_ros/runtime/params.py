@@ -138,6 +138,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
     ParamSpec("publish.diagnostics_period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
+    ParamSpec("publish.warn_lateral_share", 0.0, "/diagnostics turns WARN while the last "
+              "render's sources have a lateral baseline share below this (they lie along the "
+              "camera's axis, as a robot driving straight leaves them). 0 = never (default): on "
+              "42 validation rooms the share was a weak predictor of poor depth, 0.4 flagging "
+              "3 of the 5 bad rooms among 11 (docs/RESULTS.md §0.1b).", 0.0, 1.0),
     ParamSpec("log.throttle", 5.0, "Seconds between repeats of the same warning.", 0.0, 3600.0),
 )
 """Every parameter of ``gsnerf_node``."""
@@ -199,6 +204,7 @@ class NodeParams:
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float
+    publish_warn_lateral_share: float
     log_throttle: float
 
 
