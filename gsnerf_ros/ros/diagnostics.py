@@ -55,7 +55,7 @@ def low_parallax_warning(share: float | None, min_share: float) -> str | None:
     if share is None or min_share <= 0.0 or share >= min_share:
         return None
     return (f"last render's sources lie along the camera's axis (lateral baseline share "
-            f"{share:.2f} < {min_share:.2f}): its depth is likely poor; keyframes from a "
+            f"{share:.2f} < {min_share:.2f}): its depth may be poor; keyframes from a "
             f"sideways move would help")
 
 
