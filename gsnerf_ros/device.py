@@ -26,7 +26,7 @@ import re
 import torch
 
 __all__ = ["DeviceError", "DeviceUnavailableError", "resolve_device", "device_or_cpu",
-           "cpu_thread_warning"]
+           "cpu_thread_warning", "load_averages"]
 
 _FORM = re.compile(r"^(auto|cpu|mps|cuda)(?::(\d+))?$")
 ACCEPTED = "auto, cpu, cuda, cuda:N or mps"
@@ -89,6 +89,14 @@ def device_or_cpu(name: str | torch.device) -> tuple[torch.device, str | None]:
         return torch.device("cpu"), f"{exc}; falling back to the CPU (renders will be slow)"
 
 
+def load_averages() -> tuple[float, float, float] | None:
+    """The 1, 5 and 15 minute load averages (runnable processes), or None where unavailable."""
+    try:
+        return os.getloadavg()
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
+
+
 def _usable_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -108,10 +116,10 @@ def cpu_thread_warning(threads: int, load: float | None = None,
     if threads <= 1:
         return None
     if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except (AttributeError, OSError):
+        averages = load_averages()
+        if averages is None:
             return None
+        load = averages[0]
     cores = _usable_cores() if cores is None else cores
     if load + threads <= cores + 0.5:
         return None

@@ -9,15 +9,15 @@ from typing import Any
 
 import torch
 
+from gsnerf_ros.device import load_averages
+
 __all__ = ["describe_environment", "cpu_load"]
 
 
 def cpu_load() -> list[float] | None:
-    """1, 5 and 15 minute load averages (None where unavailable)."""
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except (AttributeError, OSError):  # pragma: no cover
-        return None
+    """1, 5 and 15 minute load averages, rounded (None where unavailable)."""
+    averages = load_averages()
+    return None if averages is None else [round(x, 2) for x in averages]
 
 
 def _cpu_model() -> str:
