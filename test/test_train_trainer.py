@@ -65,6 +65,16 @@ def test_lr_schedule_warmup_then_cosine():
     assert lr_at(100, 100, 1e-3, 1e-5, 10) == pytest.approx(1e-5)
 
 
+def test_lr_schedule_follows_the_clock_when_it_is_further_along():
+    """optim.anneal_by_time: the decay takes the later of the step and the time fraction, and
+    warm-up stays by steps."""
+    assert lr_at(10, 100, 1e-3, 1e-5, 10, time_fraction=0.5) == pytest.approx(
+        1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert lr_at(55, 100, 1e-3, 1e-5, 10, time_fraction=0.1) == lr_at(55, 100, 1e-3, 1e-5, 10)
+    assert lr_at(20, 100, 1e-3, 1e-5, 10, time_fraction=1.7) == pytest.approx(1e-5)
+    assert lr_at(3, 100, 1e-3, 1e-5, 10, time_fraction=0.9) == pytest.approx(4e-4)
+
+
 def _fixed_loss(tr: Trainer, n: int = 3) -> float:
     """Mean loss over n fixed samples and rays (no update)."""
     tot = 0.0
@@ -284,6 +294,28 @@ def test_time_limit_stops_with_a_checkpoint(rooms, tmp_path, monkeypatch) -> Non
     assert 1 <= summary["steps"] < 50
     ckpts = sorted((run / "checkpoints").glob("step_*.safetensors"))
     assert ckpts and ckpts[-1].name == f"step_{summary['steps']:07d}.safetensors"
+
+
+def test_time_limit_with_anneal_by_time_ends_at_lr_min(rooms, tmp_path, monkeypatch) -> None:
+    """optim.anneal_by_time: a run cut by its time limit long before optim.steps has still
+    decayed its learning rate to about lr_min by the last step; without it the lr is still
+    near its peak. A time limit is required."""
+    import gsnerf_ros.train.trainer as trainer_mod
+
+    lrs = {}
+    for by_time in (True, False):
+        clock = iter(range(0, 100_000, 1))                   # 1 "second" per call
+        monkeypatch.setattr(trainer_mod.time, "time", lambda: float(next(clock)))
+        cfg = tiny_cfg(rooms, tmp_path / f"run_{by_time}", "optim.steps=1000",
+                       "optim.time_limit_s=12", "optim.warmup_steps=1", "optim.lr=1e-3",
+                       "optim.lr_min=1e-5", f"optim.anneal_by_time={str(by_time).lower()}",
+                       "log.val_every=100000", "log.ckpt_every=100000")
+        summary = trainer_mod.Trainer(cfg).fit()
+        assert summary["steps"] < 1000
+        lrs[by_time] = summary["last"]["lr"]
+    assert lrs[True] < 1e-4 < 9e-4 < lrs[False]
+    with pytest.raises(ValueError, match="anneal_by_time needs optim.time_limit_s"):
+        tiny_cfg(rooms, tmp_path / "bad", "optim.anneal_by_time=true")
 
 
 def test_trainer_warns_when_its_threads_share_a_busy_cpu(rooms, tmp_path, monkeypatch, capsys):

@@ -120,10 +120,17 @@ class OptimConfig:
     time_limit_s: float = 0.0
     """Stop (validate and checkpoint) once this many seconds of training have passed (0 = no
     limit): a run sized to a device session. Resuming continues the schedule."""
+    anneal_by_time: bool = False
+    """With ``time_limit_s``: the cosine decay follows whichever is further along, the steps
+    or the clock (elapsed / ``time_limit_s``), so a time-boxed run whose step count is unknown
+    in advance (a first run on a new device) still ends at ``lr_min``. The steps it took are in
+    the run's summary.json; bit-exact resume is not kept (the schedule depends on speed)."""
 
     def __post_init__(self) -> None:
         _check(0 <= self.stop_at, "optim.stop_at must be >= 0")
         _check(self.time_limit_s >= 0, "optim.time_limit_s must be >= 0")
+        _check(not self.anneal_by_time or self.time_limit_s > 0,
+               "optim.anneal_by_time needs optim.time_limit_s > 0")
         _check(self.steps >= 1 and self.rays_per_step >= 1, "optim.steps/rays_per_step >= 1")
         _check(self.lr > 0 and 0 <= self.lr_min <= self.lr, "need 0 <= optim.lr_min <= optim.lr")
         _check(self.clip_mode in ("value", "norm", "none"), "optim.clip_mode: value|norm|none")

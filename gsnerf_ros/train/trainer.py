@@ -49,12 +49,15 @@ __all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train
            "freeze_modules"]
 
 
-def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int) -> float:
+def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int,
+          time_fraction: float = 0.0) -> float:
     """Learning rate at ``step`` (0-based): linear warm-up over ``warmup`` steps from lr/warmup
-    to lr, then cosine decay from lr to lr_min at ``steps``."""
+    to lr, then cosine decay from lr to lr_min at ``steps``. ``time_fraction`` (elapsed share
+    of a time limit, ``optim.anneal_by_time``) moves the decay on when it is further along than
+    the steps."""
     if warmup > 0 and step < warmup:
         return lr * (step + 1) / warmup
-    t = min(max(step - warmup, 0) / max(steps - warmup, 1), 1.0)
+    t = min(max(max(step - warmup, 0) / max(steps - warmup, 1), time_fraction), 1.0)
     return lr_min + 0.5 * (lr - lr_min) * (1.0 + math.cos(math.pi * t))
 
 
@@ -254,9 +257,11 @@ class Trainer:
         v = torch.randint(0, H, (n,))
         return torch.stack([u, v], -1).to(self.device)
 
-    def train_step(self, step: int, sample: dict[str, Any] | None = None) -> dict[str, float]:
+    def train_step(self, step: int, sample: dict[str, Any] | None = None,
+                   time_fraction: float = 0.0) -> dict[str, float]:
         """One optimisation step at ``step`` (0-based) on ``sample`` (the step's item from the
-        loader; None = read it here). Returns the logged scalars."""
+        loader; None = read it here); ``time_fraction`` as in :func:`lr_at`. Returns the logged
+        scalars."""
         cfg = self.cfg
         if sample is None:
             sample = self.train_set[step_item_index(cfg.seed, step, self.rank,
@@ -265,7 +270,8 @@ class Trainer:
         sample = to_device(sample, self.device)
         H, W = sample["images"].shape[-2:]
         uv = self.rays_for_step(H, W)
-        lr = lr_at(step, cfg.optim.steps, cfg.optim.lr, cfg.optim.lr_min, cfg.optim.warmup_steps)
+        lr = lr_at(step, cfg.optim.steps, cfg.optim.lr, cfg.optim.lr_min, cfg.optim.warmup_steps,
+                   time_fraction)
         for g in self.opt.param_groups:
             g["lr"] = lr
         self.opt.zero_grad(set_to_none=True)
@@ -338,8 +344,10 @@ class Trainer:
         limit = cfg.optim.time_limit_s
         loader = iter(make_train_loader(self.train_set, cfg.seed, self.rank, self.start_step,
                                         steps, cfg.data.num_workers, self.device))
+        by_time = cfg.optim.anneal_by_time and limit > 0
         for step in bar:
-            last = self.train_step(step, next(loader))
+            last = self.train_step(step, next(loader),
+                                   (time.time() - t0) / limit if by_time else 0.0)
             done = step + 1
             if limit and done < steps:
                 over = time.time() - t0 > limit          # host clock: no device sync per step
