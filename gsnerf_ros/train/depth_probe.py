@@ -281,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "against neighbours showing another source set's images (does the learned "
                     "depth use matching?)")
     add_inference_overrides(ap, neighbours_note="; the fixed sweep uses it too, else 2")
+    ap.add_argument("--device", default="cpu", help="the model's device (cpu | cuda | cuda:N | "
+                    "auto); the fixed sweep runs on the CPU")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     check_inference_overrides(ap, args)
@@ -288,7 +290,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = None
     if args.checkpoint:
         from gsnerf_ros.model import GSNeRF
-        model = GSNeRF.from_checkpoint(args.checkpoint)
+        from gsnerf_ros.device import resolve_device
+
+        try:
+            device = resolve_device(args.device)
+        except (ValueError, RuntimeError) as exc:
+            ap.error(str(exc))
+        model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
         apply_inference_overrides(model, args)
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))

@@ -1,0 +1,139 @@
+"""One table of several models' held-out results against issue 11's targets.
+
+    python -m gsnerf_ros.train.eval_summary FOLDER [--json summary.json]
+
+Reads what ``tools/gpu_train.sh`` writes into FOLDER: ``eval_<model>_<split>_<rgb|rgbd>.json``
+(``gsnerf-eval``, with the reprojection baseline of the same run), ``probe_<model>_<split>.json``
+(the depth probe: the sources' cost-volume depth) and ``<model>/summary.json`` (a training run:
+steps, seconds, validation history). Prints Markdown: one row per model, split and input with
+the model's metrics, the baseline's, and which targets it meets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any, Sequence
+
+__all__ = ["collect", "target_checks", "markdown", "main"]
+
+_EVAL = re.compile(r"^eval_(?P<model>.+)_(?P<split>test|test_novel)_(?P<input>rgb|rgbd)\.json$")
+_PROBE = re.compile(r"^probe_(?P<model>.+)_(?P<split>test|test_novel)\.json$")
+
+DEPTH_TARGET = 0.12
+"""Issue 11: rendered and cost-volume depth abs-rel from RGB at most this."""
+MIOU_MARGIN, PSNR_MARGIN = 10.0, 1.5
+"""Issue 11: from RGB, mIoU (points) and PSNR (dB) at least the baseline's plus these."""
+
+
+def _num(d: dict[str, Any], key: str) -> float | None:
+    v = d.get(key)
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def collect(folder: str | Path) -> dict[str, Any]:
+    """Rows ``{model, split, input, mIoU, psnr, depth_abs_rel, target_depth_abs_rel,
+    cost_volume_abs_rel, baseline: {...}, n_images}`` and the training runs found in
+    ``folder``."""
+    folder = Path(folder)
+    probes: dict[tuple[str, str], float | None] = {}
+    for p in sorted(folder.glob("probe_*.json")):
+        m = _PROBE.match(p.name)
+        if m:
+            res = json.loads(p.read_text()).get("results", {})
+            probes[(m["model"], m["split"])] = _num(res.get("model_final/all", {}), "abs_rel")
+    rows = []
+    for p in sorted(folder.glob("eval_*.json")):
+        m = _EVAL.match(p.name)
+        if not m:
+            continue
+        ev = json.loads(p.read_text())
+        base = ev.get("baseline", {})
+        keys = ("mIoU", "psnr", "depth_abs_rel")
+        rows.append({
+            "model": m["model"], "split": m["split"], "input": m["input"],
+            **{k: _num(ev, k) for k in (*keys, "target_depth_abs_rel")},
+            "cost_volume_abs_rel": probes.get((m["model"], m["split"])) if m["input"] == "rgb"
+            else None,
+            "baseline": {k: _num(base, k) for k in keys},
+            "n_images": ev.get("n_images"), "checkpoint": ev.get("checkpoint")})
+    runs = {}
+    for p in sorted(folder.glob("*/summary.json")):
+        s = json.loads(p.read_text())
+        runs[p.parent.name] = {k: s.get(k) for k in ("steps", "wall_s", "best_score",
+                                                     "select_metric", "val_history")}
+    return {"rows": rows, "runs": runs}
+
+
+def target_checks(row: dict[str, Any]) -> dict[str, bool | None]:
+    """Issue 11's targets for one row (None where a number is missing)."""
+    b = row["baseline"]
+
+    def ge(a: float | None, c: float | None, margin: float = 0.0) -> bool | None:
+        return None if a is None or c is None else a >= c + margin
+
+    def le(a: float | None, c: float | None) -> bool | None:
+        return None if a is None or c is None else a <= c
+
+    if row["input"] == "rgb":
+        return {"depth<=0.12": le(row["depth_abs_rel"], DEPTH_TARGET),
+                "cost_volume<=0.12": le(row["cost_volume_abs_rel"], DEPTH_TARGET),
+                "mIoU>=b+10": ge(row["mIoU"], b["mIoU"], MIOU_MARGIN),
+                "psnr>=b+1.5": ge(row["psnr"], b["psnr"], PSNR_MARGIN)}
+    return {"mIoU>=b": ge(row["mIoU"], b["mIoU"]), "psnr>=b": ge(row["psnr"], b["psnr"]),
+            "depth<=b": le(row["depth_abs_rel"], b["depth_abs_rel"])}
+
+
+def _f(v: float | None, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
+def markdown(summary: dict[str, Any]) -> str:
+    """The rows as a Markdown table (baseline in brackets), then the training runs."""
+    lines = ["| model | split | input | mIoU (baseline) | PSNR dB (baseline) | depth abs-rel "
+             "(baseline) | D_T | cost volume | targets met |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    order = {"test": 0, "test_novel": 1, "rgb": 0, "rgbd": 1}
+    for r in sorted(summary["rows"], key=lambda r: (order[r["input"]], order[r["split"]],
+                                                   r["model"])):
+        b = r["baseline"]
+        checks = target_checks(r)
+        met = [k for k, v in checks.items() if v]
+        missed = [k for k, v in checks.items() if v is False]
+        lines.append(
+            f"| {r['model']} | {r['split']} | {r['input'].upper().replace('RGBD', 'RGB-D')} | "
+            f"{_f(r['mIoU'], '.1f')} ({_f(b['mIoU'], '.1f')}) | "
+            f"{_f(r['psnr'], '.2f')} ({_f(b['psnr'], '.2f')}) | "
+            f"{_f(r['depth_abs_rel'], '.4f')} ({_f(b['depth_abs_rel'], '.4f')}) | "
+            f"{_f(r['target_depth_abs_rel'], '.4f')} | {_f(r['cost_volume_abs_rel'], '.4f')} | "
+            f"{len(met)}/{len(checks)}" + (f" (missed: {', '.join(missed)})" if missed else "")
+            + " |")
+    if summary["runs"]:
+        lines += ["", "| training run | steps | seconds | best validation score |",
+                  "|---|---|---|---|"]
+        for name, s in summary["runs"].items():
+            lines.append(f"| {name} | {s['steps']} | {_f(s['wall_s'], '.0f')} | "
+                         f"{_f(s['best_score'], '.3f')} ({s['select_metric']}) |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("folder", help="folder with eval_*.json / probe_*.json (tools/gpu_train.sh)")
+    ap.add_argument("--json", default="", help="also write the rows and runs as JSON")
+    args = ap.parse_args(argv)
+    if not Path(args.folder).is_dir():
+        ap.error(f"{args.folder} is not a folder")
+    summary = collect(args.folder)
+    if not summary["rows"]:
+        ap.error(f"no eval_<model>_<split>_<rgb|rgbd>.json in {args.folder}")
+    print(markdown(summary))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,119 @@
+"""tools/gpu_train.sh, the one prepared GPU training session, run on the CPU at tiny sizes (so
+a device session never finds it broken), and the summary it ends with
+(gsnerf_ros.train.eval_summary)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gsnerf_ros.config import load_config, to_dict
+from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.eval_summary import collect, main as summary_main, markdown, target_checks
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "tools" / "gpu_train.sh"
+
+
+def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(tmp_path / "rooms"),
+           "PYTHON": sys.executable, "DEVICE": "cpu", "HEIGHT": "30", "WIDTH": "40",
+           "SCENES": "2", "FRAMES": "10", "TEST_SCENES": "1", "TEST_FRAMES": "10",
+           "TRAIN_SECONDS": "6", "TARGETS": "1", "OMP_NUM_THREADS": "1",
+           "EXTRA": "data.height=30 data.width=40 optim.rays_per_step=32 data.num_workers=0 "
+                    "threads=1"}
+    env.update(kw)
+    return env
+
+
+def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -> None:
+    """Every recipe of the script parses with its overrides; the fine-tune's model section is
+    the shipped checkpoint's architecture (a strict load), with its geometry at 160x120."""
+    text = SCRIPT.read_text()
+    recipes = {name: (path, rest.split()) for name, path, rest in
+               re.findall(r'^\s+(\w+)\) echo "--config (\S+)([^"]*)" ;;$', text, re.M)}
+    assert set(recipes) == {"finetune", "finetune_p32", "paper"}
+    for name, (path, overrides) in recipes.items():
+        cfg = load_config(TrainConfig, ROOT / path, overrides + ["optim.time_limit_s=300"])
+        assert cfg.optim.anneal_by_time, name
+    ft = load_config(TrainConfig, ROOT / "config" / "train_gpu_finetune.yaml")
+    shipped = json.loads((ROOT / "models" / "gsnerf_cpu.json").read_text())["model_config"]
+    mine = to_dict(ft.model)
+    assert mine["geometry_max_pixels"] == 160 * 120 == ft.data.height * ft.data.width
+    mine["geometry_max_pixels"] = shipped["geometry_max_pixels"]
+    assert mine == shipped
+    assert ft.init_checkpoint == "models/gsnerf_cpu"
+
+
+def test_unknown_recipe_is_refused_before_any_work(tmp_path: Path) -> None:
+    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune nope"),
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "unknown recipe nope" in r.stdout
+    assert not (tmp_path / "rooms").exists()
+
+
+def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
+    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune"),
+                       capture_output=True, text=True, timeout=900)
+    out = tmp_path / "out"
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    steps = (out / "steps.txt").read_text().split("\n")
+    failed = [s for s in steps if s and " rc=0 " not in s]
+    assert not failed, (failed, r.stdout[-3000:])
+    names = {s.split()[0] for s in steps if s}
+    assert {"synth_train", "synth_val", "synth_test", "synth_test_novel", "train_finetune",
+            "eval_shipped_test_rgb", "eval_finetune_test_novel_rgbd",
+            "probe_finetune_test"} <= names
+    # the held-out rooms are made by the commands of docs/RESULTS.md §0: seed 0, own frames
+    split = json.loads((tmp_path / "rooms" / "test" / "split.json").read_text())
+    assert split["first_seed"] == 0 and split["config"]["frames"] == 10
+    summary = json.loads((out / "summary.json").read_text())
+    got = {(r["model"], r["split"], r["input"]) for r in summary["rows"]}
+    assert got == {(m, s, i) for m in ("shipped", "finetune") for s in ("test", "test_novel")
+                   for i in ("rgb", "rgbd")}
+    for row in summary["rows"]:
+        assert row["mIoU"] is not None and row["baseline"]["psnr"] is not None
+        assert (row["cost_volume_abs_rel"] is not None) == (row["input"] == "rgb")
+    run = summary["runs"]["finetune"]
+    assert run["steps"] >= 1 and (out / "finetune" / "best.safetensors").is_file()
+    assert "| finetune | test | RGB |" in (out / "summary.md").read_text()
+
+
+def _write_eval(folder: Path, name: str, miou: float, psnr: float, depth: float,
+                b: tuple[float, float, float]) -> None:
+    keys = ("mIoU", "psnr", "depth_abs_rel")
+    (folder / name).write_text(json.dumps({**dict(zip(keys, (miou, psnr, depth))),
+                                           "target_depth_abs_rel": b[2], "n_images": 2,
+                                           "baseline": dict(zip(keys, b))}))
+
+
+def test_summary_checks_issue_11_targets(tmp_path: Path) -> None:
+    _write_eval(tmp_path, "eval_finetune_p32_test_novel_rgb.json", 40.0, 26.0, 0.11,
+                (29.0, 24.0, 0.2))
+    _write_eval(tmp_path, "eval_shipped_test_rgbd.json", 30.0, 30.0, 0.02, (29.0, 31.0, 0.02))
+    (tmp_path / "probe_finetune_p32_test_novel.json").write_text(json.dumps(
+        {"results": {"model_final/all": {"abs_rel": 0.125}}}))
+    (tmp_path / "eval_notes.json").write_text("{}")           # not an eval file: ignored
+    s = collect(tmp_path)
+    rows = {(r["model"], r["split"], r["input"]): r for r in s["rows"]}
+    assert set(rows) == {("finetune_p32", "test_novel", "rgb"), ("shipped", "test", "rgbd")}
+    rgb = rows[("finetune_p32", "test_novel", "rgb")]
+    assert rgb["cost_volume_abs_rel"] == 0.125
+    assert target_checks(rgb) == {"depth<=0.12": True, "cost_volume<=0.12": False,
+                                  "mIoU>=b+10": True, "psnr>=b+1.5": True}
+    assert target_checks(rows[("shipped", "test", "rgbd")]) == {
+        "mIoU>=b": True, "psnr>=b": False, "depth<=b": True}
+    md = markdown(s)
+    assert "3/4 (missed: cost_volume<=0.12)" in md and "2/3 (missed: psnr>=b)" in md
+
+
+def test_summary_cli_refuses_a_folder_without_evals(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as e:
+        summary_main([str(tmp_path)])
+    assert e.value.code == 2 and "no eval_" in capsys.readouterr().err
