@@ -91,6 +91,34 @@ def test_png_depth_round_trip_stays_on_surfaces(tmp_path) -> None:
         assert float((d < 5e-3).float().mean()) > 0.99
 
 
+def test_a_render_cut_short_leaves_no_scene_that_readers_find(tmp_path, monkeypatch) -> None:
+    """The trajectory, by which find_scene_dirs finds scenes, is written after every frame and
+    scene.json: a gsnerf-synth killed by a session's time limit leaves only complete scenes."""
+    import gsnerf_ros.data.procedural.writer as writer
+    from gsnerf_ros.data.replica import find_scene_dirs
+
+    scene = generate_scene(TINY, 3, "train")
+    out = tmp_path / scene.name
+    real = writer.write_traj
+
+    def traj_last(path, poses):
+        assert (out / "scene.json").is_file()
+        assert len(list((out / "rgb").glob("*.png"))) == len(scene)
+        real(path, poses)
+
+    monkeypatch.setattr(writer, "write_traj", traj_last)
+    writer.write_replica_layout(scene, out)
+    assert find_scene_dirs(tmp_path) == [out]
+
+    def killed(path, poses):
+        raise KeyboardInterrupt("time limit")
+
+    monkeypatch.setattr(writer, "write_traj", killed)
+    with pytest.raises(KeyboardInterrupt):
+        writer.write_replica_layout(scene, tmp_path / "cut")
+    assert find_scene_dirs(tmp_path) == [out]
+
+
 def test_generation_is_deterministic_per_seed_and_differs_between_seeds() -> None:
     a = generate_scene(TINY, 5, "train")
     b = generate_scene(TINY, 5, "train")

@@ -26,7 +26,8 @@ def write_replica_layout(scene: Scene, out_dir: str | Path,
                          extra: dict[str, Any] | None = None) -> Path:
     """Write every frame of ``scene`` under ``out_dir`` (created); returns ``out_dir``.
 
-    All frames must share one intrinsics matrix (as in Replica renders).
+    All frames must share one intrinsics matrix (as in Replica renders). ``traj_w_c.txt`` is
+    written last, so a folder that has it is complete.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,6 @@ def write_replica_layout(scene: Scene, out_dir: str | Path,
             write_depth_png(out / "depth" / f"depth_{i}.png", f.depth)
         if f.labels is not None:
             write_label_png(out / "semantic_class" / f"semantic_class_{i}.png", f.labels)
-    write_traj(out / "traj_w_c.txt", scene.poses())
     meta: dict[str, Any] = {
         "name": scene.name,
         "K": Ks[0].tolist() if len(scene) else None,
@@ -55,4 +55,7 @@ def write_replica_layout(scene: Scene, out_dir: str | Path,
     meta.update(getattr(scene, "metadata", {}) or {})
     meta.update(extra or {})
     (out / "scene.json").write_text(json.dumps(meta, indent=1))
+    # The trajectory last: readers find scenes by it (find_scene_dirs), so a render cut short
+    # (a time-boxed device session) leaves no half-written scene that looks complete.
+    write_traj(out / "traj_w_c.txt", scene.poses())
     return out
