@@ -15,7 +15,8 @@ import pytest
 
 from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
-from gsnerf_ros.train.eval_summary import collect, main as summary_main, markdown, target_checks
+from gsnerf_ros.train.eval_summary import (by_camera, collect, main as summary_main, markdown,
+                                           target_checks)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gpu_train.sh"
@@ -111,6 +112,26 @@ def test_summary_checks_issue_11_targets(tmp_path: Path) -> None:
         "mIoU>=b": True, "psnr>=b": False, "depth<=b": True}
     md = markdown(s)
     assert "3/4 (missed: cost_volume<=0.12)" in md and "2/3 (missed: psnr>=b)" in md
+
+
+def test_summary_splits_rooms_by_camera_path(tmp_path: Path) -> None:
+    """Robot-base and hand-held rooms apart, image-weighted, from each room's scene.json."""
+    for name, mode in (("r0", "robot"), ("h0", "handheld"), ("h1", "handheld")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "scene.json").write_text(json.dumps({"camera": {"mode": mode}}))
+    scene = {"r0": (20.0, 0.3, 2), "h0": (30.0, 0.05, 1), "h1": (27.0, 0.08, 2), "x": (25.0, 0.1, 1)}
+    ev = {"data": str(tmp_path),
+          "per_scene": {k: {"psnr": v[0], "depth_abs_rel": v[1], "n_images": v[2]}
+                        for k, v in scene.items()},
+          "baseline": {"per_scene": {k: {"psnr": v[0] - 1, "depth_abs_rel": v[1] + 0.01}
+                                     for k, v in scene.items()}}}
+    cams = by_camera(ev)
+    assert set(cams) == {"robot", "handheld", "unknown"}
+    assert cams["handheld"]["rooms"] == 2
+    assert cams["handheld"]["psnr"] == pytest.approx((30.0 + 2 * 27.0) / 3)
+    assert cams["handheld"]["baseline_depth_abs_rel"] == pytest.approx((0.06 + 2 * 0.09) / 3)
+    assert cams["robot"]["depth_abs_rel"] == pytest.approx(0.3)
+    assert cams["unknown"]["rooms"] == 1
 
 
 def test_summary_cli_refuses_a_folder_without_evals(tmp_path: Path, capsys) -> None:

@@ -6,7 +6,8 @@ Reads what ``tools/gpu_train.sh`` writes into FOLDER: ``eval_<model>_<split>_<rg
 (``gsnerf-eval``, with the reprojection baseline of the same run), ``probe_<model>_<split>.json``
 (the depth probe: the sources' cost-volume depth) and ``<model>/summary.json`` (a training run:
 steps, seconds, validation history). Prints Markdown: one row per model, split and input with
-the model's metrics, the baseline's, and which targets it meets.
+the model's metrics, the baseline's, and which targets it meets; then the same by camera path
+(``camera.mode`` of each room's scene.json: hand-held or robot base, where the depth fails).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["collect", "target_checks", "markdown", "main"]
+__all__ = ["collect", "by_camera", "target_checks", "markdown", "main"]
 
 _EVAL = re.compile(r"^eval_(?P<model>.+)_(?P<split>test|test_novel)_(?P<input>rgb|rgbd)\.json$")
 _PROBE = re.compile(r"^probe_(?P<model>.+)_(?P<split>test|test_novel)\.json$")
@@ -31,6 +32,32 @@ MIOU_MARGIN, PSNR_MARGIN = 10.0, 1.5
 def _num(d: dict[str, Any], key: str) -> float | None:
     v = d.get(key)
     return float(v) if isinstance(v, (int, float)) else None
+
+
+def by_camera(ev: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Per camera path (scene.json ``camera.mode`` under the eval's data folder; ``unknown``
+    without one): rooms, and the image-weighted mean PSNR and depth abs-rel of the model and
+    the baseline over those rooms."""
+    data = Path(str(ev.get("data", "")))
+    base = ev.get("baseline", {}).get("per_scene", {})
+    acc: dict[str, dict[str, float]] = {}
+    for name, m in ev.get("per_scene", {}).items():
+        meta = data / name / "scene.json"
+        mode = "unknown"
+        if meta.is_file():
+            mode = str((json.loads(meta.read_text()).get("camera") or {}).get("mode", "unknown"))
+        n = float(m.get("n_images") or 1)
+        a = acc.setdefault(mode, {"rooms": 0, "n": 0.0, "psnr": 0.0, "depth_abs_rel": 0.0,
+                                  "baseline_psnr": 0.0, "baseline_depth_abs_rel": 0.0})
+        b = base.get(name, {})
+        a["rooms"] += 1
+        a["n"] += n
+        for key, src, k in (("psnr", m, "psnr"), ("depth_abs_rel", m, "depth_abs_rel"),
+                            ("baseline_psnr", b, "psnr"),
+                            ("baseline_depth_abs_rel", b, "depth_abs_rel")):
+            a[key] += n * float(src.get(k) or 0.0)
+    return {mode: {"rooms": a["rooms"], **{k: a[k] / a["n"] for k in a if k not in ("rooms", "n")}}
+            for mode, a in sorted(acc.items())}
 
 
 def collect(folder: str | Path) -> dict[str, Any]:
@@ -58,7 +85,8 @@ def collect(folder: str | Path) -> dict[str, Any]:
             "cost_volume_abs_rel": probes.get((m["model"], m["split"])) if m["input"] == "rgb"
             else None,
             "baseline": {k: _num(base, k) for k in keys},
-            "n_images": ev.get("n_images"), "checkpoint": ev.get("checkpoint")})
+            "n_images": ev.get("n_images"), "checkpoint": ev.get("checkpoint"),
+            "by_camera": by_camera(ev)})
     runs = {}
     for p in sorted(folder.glob("*/summary.json")):
         s = json.loads(p.read_text())
@@ -110,6 +138,15 @@ def markdown(summary: dict[str, Any]) -> str:
             f"{_f(r['target_depth_abs_rel'], '.4f')} | {_f(r['cost_volume_abs_rel'], '.4f')} | "
             f"{len(met)}/{len(checks)}" + (f" (missed: {', '.join(missed)})" if missed else "")
             + " |")
+    cam = [r for r in summary["rows"] if r["input"] == "rgb" and r.get("by_camera")]
+    if cam:
+        lines += ["", "By camera path (RGB; mean over the rooms' images, baseline in brackets):", "",
+                  "| model | split | camera | rooms | PSNR dB | depth abs-rel |", "|---|---|---|---|---|---|"]
+        for r in sorted(cam, key=lambda r: (order[r["split"]], r["model"])):
+            for mode, c in r["by_camera"].items():
+                lines.append(f"| {r['model']} | {r['split']} | {mode} | {c['rooms']} | "
+                             f"{c['psnr']:.2f} ({c['baseline_psnr']:.2f}) | "
+                             f"{c['depth_abs_rel']:.4f} ({c['baseline_depth_abs_rel']:.4f}) |")
     if summary["runs"]:
         lines += ["", "| training run | steps | seconds | best validation score |",
                   "|---|---|---|---|"]
