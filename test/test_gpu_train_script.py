@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ SCRIPT = ROOT / "tools" / "gpu_train.sh"
 
 
 def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
-    env = {**os.environ, "OUT": str(tmp_path / "out"), "DATA": str(tmp_path / "rooms"),
+    env = {**os.environ, "OUT": str(tmp_path / "out"), "WORK": str(tmp_path / "work"),
+           "DATA": str(tmp_path / "rooms"),
            "PYTHON": sys.executable, "DEVICE": "cpu", "HEIGHT": "30", "WIDTH": "40",
            "SCENES": "2", "FRAMES": "10", "TEST_SCENES": "1", "TEST_FRAMES": "10",
            "TRAIN_SECONDS": "6", "TARGETS": "1", "OMP_NUM_THREADS": "1",
@@ -82,8 +84,24 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
         assert row["mIoU"] is not None and row["baseline"]["psnr"] is not None
         assert (row["cost_volume_abs_rel"] is not None) == (row["input"] == "rgb")
     run = summary["runs"]["finetune"]
-    assert run["steps"] >= 1 and (out / "finetune" / "best.safetensors").is_file()
+    assert run["steps"] >= 1 and (tmp_path / "work" / "finetune" / "best.safetensors").is_file()
     assert "| finetune | test | RGB |" in (out / "summary.md").read_text()
+    # what a device hands back: at most 8 files of 16 MiB, no folders
+    files = list(out.iterdir())
+    assert len(files) <= 8 and all(f.is_file() and f.stat().st_size < 16 * 2**20 for f in files)
+    assert {f.name for f in files} == {"summary.md", "summary.json", "steps.txt",
+                                       "checkpoints.tar", "results.tar.gz"}
+    with tarfile.open(out / "checkpoints.tar") as tar:
+        tar.extractall(tmp_path / "back")
+    from gsnerf_ros.model import GSNeRF
+    model = GSNeRF.from_checkpoint(tmp_path / "back" / "finetune.safetensors")
+    assert model.config.geometry_max_pixels == 160 * 120
+    assert (tmp_path / "back" / "finetune_config.yaml").is_file()
+    with tarfile.open(out / "results.tar.gz") as tar:
+        names = set(tar.getnames())
+    assert {"eval_shipped_test_rgb.json", "probe_finetune_test.json", "train_finetune.log",
+            "left_out.txt"} <= names
+    assert any(n.startswith("panels_finetune_test_rgb/") for n in names)
 
 
 def _write_eval(folder: Path, name: str, miou: float, psnr: float, depth: float,
@@ -132,6 +150,40 @@ def test_summary_splits_rooms_by_camera_path(tmp_path: Path) -> None:
     assert cams["handheld"]["baseline_depth_abs_rel"] == pytest.approx((0.06 + 2 * 0.09) / 3)
     assert cams["robot"]["depth_abs_rel"] == pytest.approx(0.3)
     assert cams["unknown"]["rooms"] == 1
+
+
+def test_pack_caps_every_file_and_lists_what_it_left_out(tmp_path: Path) -> None:
+    """Panels beyond the cap stay behind (named in left_out.txt); the checkpoint of a run
+    without best.safetensors is its last step's weights, not the optimiser state."""
+    from gsnerf_ros.train.device_outputs import pack, selected_weights
+
+    work = tmp_path / "work"
+    run = work / "r1"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("seed: 1\n")
+    for step in (5, 10):
+        (run / "checkpoints" / f"step_{step:07d}.safetensors").write_bytes(b"w" * 100)
+        (run / "checkpoints" / f"step_{step:07d}.optim.safetensors").write_bytes(b"o" * 100)
+        (run / "checkpoints" / f"step_{step:07d}.json").write_text("{}")
+    assert selected_weights(run).name == "step_0000010.safetensors"
+    (work / "summary.md").write_text("| x |\n")
+    (work / "eval_a_test_rgb.json").write_text("{}")
+    (work / "panels").mkdir()
+    for i in range(4):
+        (work / "panels" / f"p{i}.png").write_bytes(os.urandom(300_000))
+    files = pack(work, tmp_path / "out", max_mib=1.0)
+    assert all(f.stat().st_size <= 2**20 for f in files)
+    with tarfile.open(tmp_path / "out" / "checkpoints.tar") as tar:
+        assert sorted(tar.getnames()) == ["r1.json", "r1.safetensors", "r1_config.yaml"]
+        assert tar.extractfile("r1.safetensors").read() == b"w" * 100
+    with tarfile.open(tmp_path / "out" / "results.tar.gz") as tar:
+        names = tar.getnames()
+        left = tar.extractfile("left_out.txt").read().decode().split()
+    assert "eval_a_test_rgb.json" in names and "summary.md" in names
+    kept = [n for n in names if n.endswith(".png")]
+    assert 1 <= len(kept) < 4 and len(kept) + len(left) == 4
+    with pytest.raises(FileNotFoundError):
+        pack(tmp_path / "nowhere", tmp_path / "out")
 
 
 def test_summary_cli_refuses_a_folder_without_evals(tmp_path: Path, capsys) -> None:

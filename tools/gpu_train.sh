@@ -10,7 +10,10 @@
 #       paper         config/train_gpu.yaml: the paper-sized model from scratch at 320x240
 #  3. gsnerf-eval of each result and of the shipped model on the same held-out rooms, with the
 #     reprojection baseline in the same run, from RGB and from RGB-D (--sensor-depth), plus the
-#     depth probe (cost-volume depth); summary.md and summary.json compare them all.
+#     depth probe (cost-volume depth); summary.md and summary.json compare them all;
+#  4. packs it into the few files a device hands back ($OUT: summary.md/.json, steps.txt,
+#     checkpoints.tar with each run's weights and sidecar, results.tar.gz with JSONs, logs and
+#     as many panels as fit), the whole of it staying in $WORK.
 # Runs on the bare device machine: python3 with torch, no venv, no ROS.
 #   OUT=/tmp/out bash tools/gpu_train.sh
 # Planned time (the GPU's rendering and step rates are not yet measured): rooms <= 150 s + 60 s,
@@ -23,7 +26,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-OUT=${OUT:-runs/gpu_train_out}
+OUT=${OUT:-runs/gpu_train_out}   # what comes back: the few files of gsnerf_ros.train.device_outputs
+WORK=${WORK:-/tmp/gsnerf_gpu_train}   # everything else: runs, logs, JSONs, panels
 PY=${PYTHON:-python3}
 DATA=${DATA:-/tmp/gsnerf_rooms320}
 RECIPES=${RECIPES:-finetune finetune_p32 paper}
@@ -40,17 +44,17 @@ EVAL_SECONDS=${EVAL_SECONDS:-150}
 DEVICE=${DEVICE:-cuda:0}
 SHIPPED=${SHIPPED:-models/gsnerf_cpu.safetensors}
 EXTRA=${EXTRA:-}      # more gsnerf-train key=value overrides, for every recipe
-mkdir -p "$OUT"
-: > "$OUT/steps.txt"
+mkdir -p "$WORK" "$OUT"
+: > "$WORK/steps.txt"
 
-step() {  # step NAME SECONDS CMD...: run with a timeout, log to $OUT/NAME.log, record rc
+step() {  # step NAME SECONDS CMD...: run with a timeout, log to $WORK/NAME.log, record rc
   local name=$1 limit=$2; shift 2
   local t0=$SECONDS
   echo "== $name (limit ${limit}s)"
-  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" > "$WORK/$name.log" 2>&1
   local rc=$?
-  echo "$name rc=$rc wall_s=$((SECONDS - t0))" | tee -a "$OUT/steps.txt"
-  tail -2 "$OUT/$name.log"
+  echo "$name rc=$rc wall_s=$((SECONDS - t0))" | tee -a "$WORK/steps.txt"
+  tail -2 "$WORK/$name.log"
   return 0
 }
 
@@ -84,7 +88,7 @@ step synth_val 60 "${SYNTH[@]}" "$DATA/val" --split val --scenes 2 --frames "$FR
 for r in $RECIPES; do
   # shellcheck disable=SC2046  # recipe_args is split into words on purpose
   step "train_$r" $((TRAIN_SECONDS + 150)) "$PY" -m gsnerf_ros.train.cli $(recipe_args "$r") \
-    run_dir="$OUT/$r" data.train_root="$DATA/train" data.val_root="$DATA/val" device="$DEVICE" \
+    run_dir="$WORK/$r" data.train_root="$DATA/train" data.val_root="$DATA/val" device="$DEVICE" \
     optim.time_limit_s="$TRAIN_SECONDS" $EXTRA &
 done
 wait
@@ -96,24 +100,26 @@ evaluate() {  # evaluate NAME CKPT: RGB and RGB-D eval and the depth probe on bo
     for sd in "" --sensor-depth; do
       tag=${sd:+_rgbd}
       step "eval_${name}_${split}${tag:-_rgb}" "$EVAL_SECONDS" "${EVAL[@]}" \
-        --checkpoint "$ckpt" --data "$DATA/$split" --json "$OUT/eval_${name}_${split}${tag:-_rgb}.json" \
-        --panels "$OUT/panels_${name}_${split}${tag:-_rgb}" --panels-per-scene 1 \
+        --checkpoint "$ckpt" --data "$DATA/$split" --json "$WORK/eval_${name}_${split}${tag:-_rgb}.json" \
+        --panels "$WORK/panels_${name}_${split}${tag:-_rgb}" --panels-per-scene 1 \
         --max-targets "$TARGETS" --height "$HEIGHT" --width "$WIDTH" --num-sources 8 \
         --device "$DEVICE" --no-lpips $sd
     done
     step "probe_${name}_${split}" "$EVAL_SECONDS" "$PY" -m gsnerf_ros.train.depth_probe \
       --data "$DATA/$split" --checkpoint "$ckpt" --height "$HEIGHT" --width "$WIDTH" \
-      --max-targets 1 --device "$DEVICE" --json "$OUT/probe_${name}_${split}.json"
+      --max-targets 1 --device "$DEVICE" --json "$WORK/probe_${name}_${split}.json"
   done
 }
 evaluate shipped "$SHIPPED" &
 for r in $RECIPES; do
-  ckpt="$OUT/$r/best.safetensors"
-  [[ -f $ckpt ]] || ckpt=$(ls "$OUT/$r"/checkpoints/step_*.safetensors 2>/dev/null | tail -1)
+  ckpt="$WORK/$r/best.safetensors"
+  [[ -f $ckpt ]] || ckpt=$(ls "$WORK/$r"/checkpoints/step_*[0-9].safetensors 2>/dev/null | tail -1)
   [[ -n $ckpt ]] && evaluate "$r" "$ckpt" &
 done
 wait
-cp config/train_gpu.yaml config/train_gpu_finetune.yaml "$OUT/" 2>/dev/null
-"$PY" -m gsnerf_ros.train.eval_summary "$OUT" --json "$OUT/summary.json" > "$OUT/summary.md"
-cat "$OUT/summary.md"
-echo "== done; results in $OUT"; cat "$OUT/steps.txt"
+cp config/train_gpu.yaml config/train_gpu_finetune.yaml "$WORK/" 2>/dev/null
+"$PY" -m gsnerf_ros.train.eval_summary "$WORK" --json "$WORK/summary.json" > "$WORK/summary.md"
+cat "$WORK/summary.md" "$WORK/steps.txt"
+# a device hands back at most 8 files of 16 MiB: summary, steps, checkpoints.tar, results.tar.gz
+"$PY" -m gsnerf_ros.train.device_outputs "$WORK" "$OUT"
+echo "== done; results in $OUT (all of them in $WORK)"
