@@ -167,14 +167,16 @@ def _ddp_worker(rank: int, world: int, port: int, cfg_dict: dict, out: str) -> N
 
 
 def test_ddp_two_cpu_processes_gloo(rooms, tmp_path):
-    cfg = tiny_cfg(rooms, tmp_path / "ddp", "optim.steps=2", "log.val_every=2",
-                   "log.ckpt_every=2")
+    # with the lr following the clock (optim.anneal_by_time), which the ranks must share
+    cfg = tiny_cfg(rooms, tmp_path / "ddp", "optim.steps=3", "log.val_every=3",
+                   "log.ckpt_every=3", "optim.warmup_steps=1", "optim.time_limit_s=20",
+                   "optim.anneal_by_time=true")
     mp.spawn(_ddp_worker, args=(2, _free_port(), to_dict(cfg), str(tmp_path)), nprocs=2,
              join=True)
     p0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
     p1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
     assert torch.equal(p0, p1)  # gradients were averaged: replicas stay identical
-    assert (tmp_path / "ddp" / "checkpoints" / "step_0000002.safetensors").exists()
+    assert (tmp_path / "ddp" / "checkpoints" / "step_0000003.safetensors").exists()
 
 
 def test_cli_train_then_eval_writes_schema(rooms, tmp_path):

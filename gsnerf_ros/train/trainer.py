@@ -345,17 +345,17 @@ class Trainer:
         loader = iter(make_train_loader(self.train_set, cfg.seed, self.rank, self.start_step,
                                         steps, cfg.data.num_workers, self.device))
         by_time = cfg.optim.anneal_by_time and limit > 0
+        elapsed = 0.0       # share of the time limit used, the same on every rank
         for step in bar:
-            last = self.train_step(step, next(loader),
-                                   (time.time() - t0) / limit if by_time else 0.0)
+            last = self.train_step(step, next(loader), elapsed if by_time else 0.0)
             done = step + 1
             if limit and done < steps:
-                over = time.time() - t0 > limit          # host clock: no device sync per step
-                if self.world_size > 1:                  # every rank stops at the same step
-                    flag = torch.tensor(float(over), device=self.device)
+                elapsed = (time.time() - t0) / limit     # host clock: no device sync per step
+                if self.world_size > 1:                  # every rank stops at the same step and
+                    flag = torch.tensor(elapsed, device=self.device)   # sets the same lr
                     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                    over = bool(flag)
-                if over:
+                    elapsed = float(flag)
+                if elapsed > 1.0:
                     steps = done      # validate, checkpoint and stop at this step
             if self.rank == 0:
                 if self.writer is not None and (done % cfg.log.log_every == 0 or done == steps):
