@@ -41,7 +41,7 @@ def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -
     text = SCRIPT.read_text()
     recipes = {name: (path, rest.split()) for name, path, rest in
                re.findall(r'^\s+(\w+)\) echo "--config (\S+)([^"]*)" ;;$', text, re.M)}
-    assert set(recipes) == {"finetune", "finetune_p32", "paper"}
+    assert set(recipes) == {"finetune", "finetune80", "finetune_p32", "paper"}
     for name, (path, overrides) in recipes.items():
         cfg = load_config(TrainConfig, ROOT / path, overrides + ["optim.time_limit_s=300"])
         assert cfg.optim.anneal_by_time, name

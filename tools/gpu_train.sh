@@ -6,8 +6,9 @@
 #  2. the RECIPES, trained side by side on the one GPU for TRAIN_SECONDS each, the learning rate
 #     decaying by the clock (optim.anneal_by_time):
 #       finetune      config/train_gpu_finetune.yaml: the shipped CPU model continued at 160x120
-#       finetune_p32  the same with 32 stage-0 planes
+#       finetune80    the same at the CPU recipe's 80x60 (more steps of what the CPU trained)
 #       paper         config/train_gpu.yaml: the paper-sized model from scratch at 320x240
+#     and, when named in RECIPES, finetune_p32: finetune with 32 stage-0 planes
 #  3. gsnerf-eval of each result and of the shipped model on the same held-out rooms, with the
 #     reprojection baseline in the same run, from RGB and from RGB-D (--sensor-depth), plus the
 #     depth probe (cost-volume depth); summary.md and summary.json compare them all;
@@ -17,8 +18,9 @@
 # Runs on the bare device machine: python3 with torch, no venv, no ROS.
 #   OUT=/tmp/out bash tools/gpu_train.sh
 # Planned time (the GPU's rendering and step rates are not yet measured): rooms <= 150 s + 60 s,
-# training 240 s + start-up and the final validation, evaluations <= 150 s a step (the models in
-# parallel): about 9 minutes; run it with a 600 s timeout.
+# training 240 s + start-up and the final validation (the held-out rooms and the shipped model's
+# evaluation meanwhile), then the trained models' evaluations, <= 150 s a step, in parallel:
+# about 9 minutes; run it with a 600 s timeout.
 # Every knob is an environment variable (below); each step has its own timeout, so one failure
 # leaves the others' results. A CPU dry run at tiny sizes (what test/test_gpu_train_script.py
 # runs): DEVICE=cpu HEIGHT=30 WIDTH=40 SCENES=2 FRAMES=10 TEST_SCENES=1 TEST_FRAMES=10
@@ -27,10 +29,10 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 OUT=${OUT:-runs/gpu_train_out}   # what comes back: the few files of gsnerf_ros.train.device_outputs
-WORK=${WORK:-/tmp/gsnerf_gpu_train}   # everything else: runs, logs, JSONs, panels
+WORK=${WORK:-/tmp/gsnerf_gpu_train_$(date +%Y%m%d_%H%M%S)}   # the rest: runs, logs, JSONs, panels
 PY=${PYTHON:-python3}
 DATA=${DATA:-/tmp/gsnerf_rooms320}
-RECIPES=${RECIPES:-finetune finetune_p32 paper}
+RECIPES=${RECIPES:-finetune finetune80 paper}
 TRAIN_SECONDS=${TRAIN_SECONDS:-240}
 SCENES=${SCENES:-24}
 FRAMES=${FRAMES:-60}
@@ -61,13 +63,15 @@ step() {  # step NAME SECONDS CMD...: run with a timeout, log to $WORK/NAME.log,
 recipe_args() {  # recipe_args NAME: the gsnerf-train arguments of a recipe
   case $1 in
     finetune) echo "--config config/train_gpu_finetune.yaml" ;;
+    finetune80) echo "--config config/train_gpu_finetune.yaml data.height=60 data.width=80 model.geometry_max_pixels=4800 optim.rays_per_step=1024" ;;
     finetune_p32) echo "--config config/train_gpu_finetune.yaml model.cost_volume.num_planes=[32,8,8]" ;;
     paper) echo "--config config/train_gpu.yaml optim.anneal_by_time=true" ;;
     *) return 1 ;;
   esac
 }
 for r in $RECIPES; do
-  recipe_args "$r" > /dev/null || { echo "unknown recipe $r (finetune | finetune_p32 | paper)"; exit 2; }
+  recipe_args "$r" > /dev/null || {
+    echo "unknown recipe $r (finetune | finetune80 | finetune_p32 | paper)"; exit 2; }
 done
 
 SYNTH=("$PY" -m gsnerf_ros.data.procedural.cli --height "$HEIGHT" --width "$WIDTH" --seed 0
@@ -79,19 +83,6 @@ step env 60 "$PY" -c "import torch; print(torch.__version__, torch.cuda.get_devi
 step synth_train "$SYNTH_SECONDS" "${SYNTH[@]}" "$DATA/train" --split train --scenes "$SCENES" \
   --frames "$FRAMES"
 step synth_val 60 "${SYNTH[@]}" "$DATA/val" --split val --scenes 2 --frames "$FRAMES"
-
-# the held-out rooms while the recipes train
-( for split in test test_novel; do
-    step "synth_$split" "$SYNTH_SECONDS" "${SYNTH[@]}" "$DATA/$split" --split "$split" \
-      --scenes "$TEST_SCENES" --frames "$TEST_FRAMES"
-  done ) &
-for r in $RECIPES; do
-  # shellcheck disable=SC2046  # recipe_args is split into words on purpose
-  step "train_$r" $((TRAIN_SECONDS + 150)) "$PY" -m gsnerf_ros.train.cli $(recipe_args "$r") \
-    run_dir="$WORK/$r" data.train_root="$DATA/train" data.val_root="$DATA/val" device="$DEVICE" \
-    optim.time_limit_s="$TRAIN_SECONDS" $EXTRA &
-done
-wait
 
 evaluate() {  # evaluate NAME CKPT: RGB and RGB-D eval and the depth probe on both splits
   local name=$1 ckpt=$2 split sd tag
@@ -110,7 +101,20 @@ evaluate() {  # evaluate NAME CKPT: RGB and RGB-D eval and the depth probe on bo
       --max-targets 1 --device "$DEVICE" --json "$WORK/probe_${name}_${split}.json"
   done
 }
-evaluate shipped "$SHIPPED" &
+# the held-out rooms, and the shipped model's results on them, while the recipes train
+( for split in test test_novel; do
+    step "synth_$split" "$SYNTH_SECONDS" "${SYNTH[@]}" "$DATA/$split" --split "$split" \
+      --scenes "$TEST_SCENES" --frames "$TEST_FRAMES"
+  done
+  evaluate shipped "$SHIPPED" ) &
+for r in $RECIPES; do
+  # shellcheck disable=SC2046  # recipe_args is split into words on purpose
+  step "train_$r" $((TRAIN_SECONDS + 150)) "$PY" -m gsnerf_ros.train.cli $(recipe_args "$r") \
+    run_dir="$WORK/$r" data.train_root="$DATA/train" data.val_root="$DATA/val" device="$DEVICE" \
+    optim.time_limit_s="$TRAIN_SECONDS" $EXTRA &
+done
+wait
+
 for r in $RECIPES; do
   ckpt="$WORK/$r/best.safetensors"
   [[ -f $ckpt ]] || ckpt=$(ls "$WORK/$r"/checkpoints/step_*[0-9].safetensors 2>/dev/null | tail -1)
