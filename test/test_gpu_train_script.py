@@ -165,6 +165,7 @@ def test_pack_caps_every_file_and_lists_what_it_left_out(tmp_path: Path) -> None
         (run / "checkpoints" / f"step_{step:07d}.safetensors").write_bytes(b"w" * 100)
         (run / "checkpoints" / f"step_{step:07d}.optim.safetensors").write_bytes(b"o" * 100)
         (run / "checkpoints" / f"step_{step:07d}.json").write_text("{}")
+        (run / "checkpoints" / f"step_{step:07d}.state.json").write_text("{}")
     assert selected_weights(run).name == "step_0000010.safetensors"
     (work / "summary.md").write_text("| x |\n")
     (work / "eval_a_test_rgb.json").write_text("{}")

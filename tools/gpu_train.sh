@@ -116,8 +116,8 @@ done
 wait
 
 for r in $RECIPES; do
-  ckpt="$WORK/$r/best.safetensors"
-  [[ -f $ckpt ]] || ckpt=$(ls "$WORK/$r"/checkpoints/step_*[0-9].safetensors 2>/dev/null | tail -1)
+  # the weights checkpoints.tar will hold: best.safetensors, else the last step's
+  ckpt=$("$PY" -m gsnerf_ros.train.device_outputs "$WORK/$r" --weights 2>/dev/null)
   [[ -n $ckpt ]] && evaluate "$r" "$ckpt" &
 done
 wait

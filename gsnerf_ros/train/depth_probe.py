@@ -290,11 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = None
     if args.checkpoint:
         from gsnerf_ros.model import GSNeRF
-        from gsnerf_ros.device import resolve_device
+        from gsnerf_ros.device import DeviceError, resolve_device
 
         try:
             device = resolve_device(args.device)
-        except (ValueError, RuntimeError) as exc:
+        except DeviceError as exc:
             ap.error(str(exc))
         model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
         apply_inference_overrides(model, args)

@@ -1,6 +1,7 @@
 """Pack a device session's results into the few files a device machine hands back.
 
     python -m gsnerf_ros.train.device_outputs WORK OUT [--max-mib 15]
+    python -m gsnerf_ros.train.device_outputs RUN --weights   # the weights a run hands back
 
 A lent device returns at most 8 files of 16 MiB from ``$OUT`` (the device tool's limits), so
 ``tools/gpu_train.sh`` works in WORK and ends with this. OUT gets:
@@ -32,13 +33,13 @@ __all__ = ["selected_weights", "pack", "main"]
 _TEXT = (".json", ".md", ".log", ".txt", ".yaml")
 
 
-def selected_weights(run: Path) -> Path | None:
-    """A run folder's chosen weights: ``best.safetensors``, else its last step checkpoint."""
-    best = run / "best.safetensors"
-    if best.is_file():
-        return best
-    steps = sorted((run / "checkpoints").glob("step_*[0-9].safetensors"))
-    return steps[-1] if steps else None
+def selected_weights(run: str | Path) -> Path | None:
+    """A run folder's chosen weights: ``best.safetensors``, else its last step checkpoint
+    (:func:`gsnerf_ros.train.checkpoint.latest_checkpoint`)."""
+    from gsnerf_ros.train.checkpoint import latest_checkpoint
+
+    best = Path(run) / "best.safetensors"
+    return best if best.is_file() else latest_checkpoint(Path(run) / "checkpoints")
 
 
 def _runs(work: Path) -> list[Path]:
@@ -83,12 +84,11 @@ def pack(work: str | Path, out: str | Path, max_mib: float = 15.0) -> list[Path]
                 size += need
         written.append(path)
     path = out / "results.tar.gz"
-    skip = {r.resolve() for r in runs}
-    texts = sorted(p for p in work.rglob("*") if p.is_file() and p.suffix in _TEXT
-                   and not any(q.resolve() in skip for q in p.parents)
-                   and "checkpoints" not in p.parts)
-    panels = sorted(p for p in work.rglob("*.png") if not any(q.resolve() in skip
-                                                              for q in p.parents))
+    # the runs' own files went into checkpoints.tar
+    files = [p for p in work.rglob("*") if p.is_file()
+             and not any(p.is_relative_to(r) for r in runs)]
+    texts = sorted(p for p in files if p.suffix in _TEXT)
+    panels = sorted(p for p in files if p.suffix == ".png")
     with tarfile.open(path, "w:gz") as tar:
         size = 0
         for p in texts + panels:
@@ -109,9 +109,19 @@ def pack(work: str | Path, out: str | Path, max_mib: float = 15.0) -> list[Path]
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("work", help="the session's working folder")
-    ap.add_argument("out", help="the folder the device hands back ($OUT)")
+    ap.add_argument("out", nargs="?", help="the folder the device hands back ($OUT)")
     ap.add_argument("--max-mib", type=float, default=15.0, help="size cap of each file (MiB)")
+    ap.add_argument("--weights", action="store_true", help="print the weights file that "
+                    "WORK (one training run folder) would hand back, and pack nothing")
     args = ap.parse_args(argv)
+    if args.weights:
+        w = selected_weights(args.work)
+        if w is None:
+            ap.error(f"no checkpoint in {args.work}")
+        print(w)
+        return 0
+    if args.out is None:
+        ap.error("OUT is required unless --weights")
     try:
         files = pack(args.work, args.out, args.max_mib)
     except FileNotFoundError as exc:
