@@ -23,6 +23,7 @@ __all__ = [
     "project_points",
     "world_to_pixels",
     "camera_rays",
+    "floor_depth",
     "scale_intrinsics",
     "level_intrinsics",
     "pixels_to_grid",
@@ -125,6 +126,24 @@ def camera_rays(uv: Tensor, K: Tensor, c2w: Tensor) -> tuple[Tensor, Tensor]:
     d_world = d_cam @ c2w[..., :3, :3].transpose(-1, -2)
     origins = c2w[..., None, :3, 3].expand_as(d_world)
     return origins, d_world
+
+
+def floor_depth(K: Tensor, c2w: Tensor, height: int, width: int, floor_z: float) -> Tensor:
+    """Z-depth at which each pixel's ray meets the floor, the horizontal plane ``z = floor_z``
+    of a z-up world frame (REP 103), in front of a camera above it; ``inf`` where the ray does
+    not go down or the camera is not above the floor. No surface lies below the floor, so this
+    bounds the depth of every pixel.
+
+    Shape: ``K`` (*B, 3, 3) for ``height`` x ``width``, ``c2w`` (*B, 4, 4) -> (*B, H, W) m.
+    """
+    uv = pixel_grid(height, width, K.device, K.dtype).reshape(-1, 2)
+    uv = uv.expand(*K.shape[:-2], height * width, 2)
+    origins, dirs = camera_rays(uv, K, c2w)
+    dz, above = dirs[..., 2], origins[..., 2] - floor_z
+    down = (dz < -1e-9) & (above > 0)
+    t = above / (-dz).clamp(min=1e-9)
+    t = torch.where(down, t, torch.full_like(t, float("inf")))
+    return t.reshape(*K.shape[:-2], height, width)
 
 
 def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:

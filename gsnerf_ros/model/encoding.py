@@ -7,16 +7,18 @@ keyframe buffer can encode each keyframe once and render from any subset later.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Sequence, TypeVar
 
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import level_intrinsics
+from gsnerf_ros.geometry import floor_depth, level_intrinsics
 from gsnerf_ros.model.pyramid import depth_level, level_of_size
 
-__all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth"]
+__all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth",
+           "with_floor", "check_floor_z"]
 
 _LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
 
@@ -106,6 +108,10 @@ class ViewEncoding(_GeometryLevel):
         wherever the measurement is valid; see :func:`with_sensor_depth`. ``depth`` [H, W] m."""
         return with_sensor_depth(self, depth)
 
+    def with_floor(self, floor_z: float) -> "ViewEncoding":
+        """This view with its depth bounded by the floor plane; see :func:`with_floor`."""
+        return with_floor(self, floor_z)
+
     def detach(self) -> "ViewEncoding":
         """Copy without autograd history (for caching in a buffer)."""
         return _map(self, lambda t: t.detach())
@@ -186,6 +192,10 @@ class SourceEncoding(_GeometryLevel):
         :func:`with_sensor_depth`."""
         return with_sensor_depth(self, depth)
 
+    def with_floor(self, floor_z: float) -> "SourceEncoding":
+        """The set with every depth bounded by the floor plane; see :func:`with_floor`."""
+        return with_floor(self, floor_z)
+
     def subset(self, indices: Sequence[int] | Tensor) -> "SourceEncoding":
         """Views at ``indices`` (in that order)."""
         idx = torch.as_tensor(indices, dtype=torch.long, device=self.image.device).reshape(-1)
@@ -238,6 +248,39 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
     kw["depth_levels"] = [torch.where(ok, depth, d0), *enc.depth_levels[1:]]
     kw["depth_measured"] = enc.depth_measured | ok
+    return type(enc)(**kw)
+
+
+def check_floor_z(floor_z: float) -> float:
+    """``floor_z`` as a float, or ValueError if it is not a finite number (m)."""
+    try:
+        z = float(floor_z)
+    except (TypeError, ValueError):
+        raise ValueError(f"floor_z must be a number (m), got {floor_z!r}") from None
+    if not math.isfinite(z):
+        raise ValueError(f"floor_z must be finite (m), got {floor_z!r}")
+    return z
+
+
+def with_floor(enc: _Enc, floor_z: float) -> _Enc:
+    """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose finest depth
+    (``depth_levels[0]``) is at most the depth at which each pixel's ray meets the floor, the
+    plane ``z = floor_z`` (m) of a z-up world frame (:func:`geometry.floor_depth`).
+
+    A ground robot knows its floor (the z of its base frame in the world frame; 0 in a map or
+    odom frame by REP 105 convention), and no surface lies below it. Estimates beyond it, which
+    the cost volume makes where it cannot match (a floor seen at a grazing angle from a robot
+    base, a repeating floor pattern, surfaces only one view sees), are pulled onto the floor,
+    which is where such a ray ends when nothing stands in the way. Like the sensor depth, this
+    is the depth the geometry uses at render time (D_T and occlusion); the volumes and coarser
+    levels are unchanged. Idempotent.
+    """
+    z = check_floor_z(floor_z)
+    d0 = enc.depth_levels[0]
+    h, w = d0.shape[-2:]
+    bound = floor_depth(enc.geometry_K.to(d0.dtype), enc.c2w.to(d0.dtype), int(h), int(w), z)
+    kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
+    kw["depth_levels"] = [torch.minimum(d0, bound), *enc.depth_levels[1:]]
     return type(enc)(**kw)
 
 

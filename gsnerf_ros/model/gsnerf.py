@@ -20,12 +20,12 @@ import torch
 from torch import Tensor, nn
 
 from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.geometry import camera_rays, level_intrinsics, nearest_views, pixel_grid
+from gsnerf_ros.geometry import camera_rays, floor_depth, level_intrinsics, nearest_views, pixel_grid
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
-from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding, check_floor_z
 from gsnerf_ros.model.features import (
     direction_features,
     occlusion_mask,
@@ -351,9 +351,14 @@ class GSNeRF(nn.Module):
                mode: str | None = None, num_samples: int | None = None, chunk: int | None = None,
                near: float | None = None, far: float | None = None,
                semantic_mode: str | None = None, step: int | None = None,
-               pad_chunks: bool = False, guided_sigma: float | None = None) -> RenderResult:
+               pad_chunks: bool = False, guided_sigma: float | None = None,
+               floor_z: float | None = None) -> RenderResult:
         """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
         and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4].
+
+        ``floor_z``: the floor plane's height (m) in a z-up world frame, for a ground robot that
+        knows it; every depth is bounded by it: the sources' (:func:`encoding.with_floor`, so
+        D_T and occlusion), D_T and the rendered depth (``geometry.floor_depth``). None: off.
 
         Each chunk's outputs are copied into full-view buffers at once, so the networks may
         reuse their output memory for the next chunk (CUDA graphs do). ``pad_chunks``: the last
@@ -365,7 +370,14 @@ class GSNeRF(nn.Module):
         if chunk < 1 or height < 1 or width < 1:
             raise ValueError("chunk, height and width must be >= 1")
         near, far = self.depth_range(enc, near, far)
+        floor = None
+        if floor_z is not None:
+            enc = enc.with_floor(check_floor_z(floor_z))
+            floor = floor_depth(K.to(enc.image.device).float(),
+                                c2w.to(enc.image.device).float(), height, width, float(floor_z))
         td = self.target_depth(enc, K, c2w, height, width, near, far)
+        if floor is not None:
+            td = (torch.minimum(td[0], floor), td[1])
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
         n_pix = uv.shape[0]
         keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")
@@ -389,8 +401,11 @@ class GSNeRF(nn.Module):
                                          device=v.device)
                 out[k][s:s + n].copy_(v)
         logits = out["semantic_logits"].reshape(height, width, -1)
+        depth = out["depth"].reshape(height, width)
+        if floor is not None:
+            depth = torch.minimum(depth, floor)
         return RenderResult(rgb=out["rgb"].clamp(0, 1).reshape(height, width, 3),
-                            depth=out["depth"].reshape(height, width), semantic_logits=logits,
+                            depth=depth, semantic_logits=logits,
                             labels=logits.argmax(-1), target_depth=td[0], target_depth_valid=td[1],
                             confidence=out["confidence"].reshape(height, width),
                             acc=out["acc"].reshape(height, width))

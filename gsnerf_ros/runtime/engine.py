@@ -83,7 +83,7 @@ class GSNeRFRenderer:
                  dtype: str = "float32", use_sensor_depth: bool = True,
                  max_memory_mb: float = 2048.0, kernel: str = "auto",
                  geometry_max_pixels: int | None = None,
-                 num_neighbors: int | None = None) -> None:
+                 num_neighbors: int | None = None, floor_z: float | None = None) -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
@@ -100,6 +100,11 @@ class GSNeRFRenderer:
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
         self.dtype = dtype
         self.use_sensor_depth = use_sensor_depth
+        from gsnerf_ros.model import StackCache
+        from gsnerf_ros.model.encoding import check_floor_z
+
+        self.floor_z = None if floor_z is None else check_floor_z(floor_z)
+        """Floor height (m, world z up) that bounds every depth (``GSNeRF.render``), or None."""
         self.class_names = list(model.class_names)
         self.palette = torch.as_tensor(model.palette, dtype=torch.uint8)
         self.num_neighbors = int(model.config.cost_volume.num_neighbors)
@@ -108,9 +113,9 @@ class GSNeRFRenderer:
                             f"classes, {mode}, {dtype} on {self.device}"
                             + (f", geometry <= {model.config.geometry_max_pixels} px"
                                if model.config.geometry_max_pixels else "")
-                            + f", {self.num_neighbors} cost-volume neighbours")
-        from gsnerf_ros.model import StackCache
-
+                            + f", {self.num_neighbors} cost-volume neighbours"
+                            + (f", floor at z = {self.floor_z} m" if self.floor_z is not None
+                               else ""))
         self.stack_cache = StackCache()
 
     @classmethod
@@ -163,7 +168,7 @@ class GSNeRFRenderer:
             res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
                                     height, width, mode=self.mode, num_samples=self.num_samples,
                                     chunk=chunk, near=self.near, far=self.far,
-                                    guided_sigma=sigma)
+                                    guided_sigma=sigma, floor_z=self.floor_z)
         return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
                             confidence=res.confidence.float())
 

@@ -127,6 +127,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.use_sensor_depth", True, "With topics.depth set: a keyframe's measured "
               "depth replaces the cost-volume depth for the render geometry (target depth, "
               "occlusion) where it is valid."),
+    ParamSpec("model.floor_bound", False, "Bound every depth by the floor plane at "
+              "model.floor_z of the world frame (z up): no surface lies below a ground robot's "
+              "floor, and the cost volume's guesses beyond it (a floor at a grazing angle, a "
+              "repeating floor pattern) are pulled onto it (docs/METHOD.md §10)."),
+    ParamSpec("model.floor_z", 0.0, "Height of the floor in the world frame, metres (0 in a "
+              "ground robot's map or odom frame).", -1000.0, 1000.0),
     ParamSpec("model.geometry_max_pixels", -1, "Largest image (pixels) the encoder and cost "
               "volume work at; larger camera images are encoded at the first pyramid level that "
               "fits and rendered with full-resolution colours. -1 = the checkpoint's own "
@@ -199,6 +205,8 @@ class NodeParams:
     model_near: float
     model_far: float
     model_use_sensor_depth: bool
+    model_floor_bound: bool
+    model_floor_z: float
     model_geometry_max_pixels: int
     model_num_neighbors: int
     publish_markers: bool

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shlex
 import sys
@@ -90,6 +91,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--sensor-depth", action="store_true",
                    help="RGB-D setting: the sources' ground-truth depth replaces the cost-volume "
                         "depth for D_T and occlusion (never the target's depth)")
+    p.add_argument("--floor-z", type=float, default=None, metavar="M",
+                   help="height of the floor plane in the data's z-up world frame (0 for "
+                        "gsnerf-synth and tools/independent_rooms.py rooms): every depth is "
+                        "bounded by it, the model's and so the baseline's (default: off)")
     p.add_argument("--class-map", default=None, metavar="FILE",
                    help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
                         "that class unscored); classes are otherwise matched by name and a "
@@ -105,6 +110,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     add_inference_overrides(p)
     args = p.parse_args(argv)
     check_inference_overrides(p, args)
+    if args.floor_z is not None and not math.isfinite(args.floor_z):
+        p.error(f"--floor-z must be a finite height in metres, got {args.floor_z}")
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
@@ -131,12 +138,14 @@ def eval_main(argv: list[str] | None = None) -> int:
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
-        sensor_depth=args.sensor_depth), device=device, total=len(views))
+        sensor_depth=args.sensor_depth, floor_z=args.floor_z), device=device,
+        total=len(views))
     res["checkpoint"] = str(args.checkpoint)
     res["data"] = str(args.data)
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
+    res["floor_z"] = args.floor_z
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["num_neighbors"] = model.config.cost_volume.num_neighbors
     res["consistency_tolerance"] = model.config.target_depth.consistency_tolerance

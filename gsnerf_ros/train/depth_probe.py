@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -38,7 +39,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import (invert_pose, level_intrinsics, nearest_views,
+from gsnerf_ros.geometry import (floor_depth, invert_pose, level_intrinsics, nearest_views,
                                  neighbour_lateral_shares)
 from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
@@ -172,7 +173,8 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                       foreign_images: Tensor | None = None,
                       target: tuple[Tensor, Tensor, Tensor] | None = None,
                       coverage: dict[str, Tensor] | None = None,
-                      scene_stats: DepthStats | None = None) -> None:
+                      scene_stats: DepthStats | None = None,
+                      floor_z: float | None = None) -> None:
     """Add the metrics of every view of one source set to ``stats``.
 
     ``images`` [V, 3, H, W], ``depths`` [V, H, W] m (GT, 0 = invalid), ``K`` [V, 3, 3],
@@ -188,7 +190,8 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
     ``first_tier`` / ``second_tier`` float64 [V+1] counters), the pixels of each tier are also
     counted by how many sources truly see them (:func:`sources_seeing_target`).
     ``scene_stats`` (e.g. one per room) also gets ``model_target_depth/all`` and
-    ``model_final/all``.
+    ``model_final/all``. ``floor_z`` (m, z-up world): the model's finest depth and D_T are
+    bounded by the floor plane, as ``GSNeRF.render(floor_z=...)`` does (stage 0 is not).
     """
     sinks = [stats] + ([scene_stats] if scene_stats is not None else [])
     V = images.shape[0]
@@ -197,12 +200,17 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
         with torch.no_grad():
             dev = model.device
             enc = model.encode_sources(images.to(dev), K.to(dev), c2w.to(dev), near, far)
+            if floor_z is not None:
+                enc = enc.with_floor(floor_z)
     q0, step = plane_sweep_planes(spacing, near, far, num_planes)
     if enc is not None and target is not None:
         tK, tc2w, tdepth = target
         H, W = tdepth.shape[-2:]
         with torch.no_grad():
             dt, _ = model.target_depth(enc, tK, tc2w, H, W, near, far)
+            if floor_z is not None:
+                dt = torch.minimum(dt, floor_depth(tK.to(dt.device).float(),
+                                                   tc2w.to(dt.device).float(), H, W, floor_z))
             tier = target_depth_tiers(enc.depth, enc.geometry_K, enc.c2w, tK.to(enc.depth.device),
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth, enc.depth_measured).cpu()
@@ -283,9 +291,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_inference_overrides(ap, neighbours_note="; the fixed sweep uses it too, else 2")
     ap.add_argument("--device", default="cpu", help="the model's device (cpu | cuda | cuda:N | "
                     "auto); the fixed sweep runs on the CPU")
+    ap.add_argument("--floor-z", type=float, default=None, metavar="M",
+                    help="bound the model's depths by the floor plane z = M of the data's z-up "
+                         "world frame, as gsnerf-eval --floor-z does (default: off)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     check_inference_overrides(ap, args)
+    if args.floor_z is not None and not math.isfinite(args.floor_z):
+        ap.error(f"--floor-z must be a finite height in metres, got {args.floor_z}")
 
     model = None
     if args.checkpoint:
@@ -321,11 +334,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                           spacing, nn_, model, foreign_images=other, coverage=coverage,
                           target=(item["K"][V], item["c2w"][V], item["depths"][V])
                           if item["images"].shape[0] > V else None,
-                          scene_stats=scene_stats.setdefault(name, DepthStats()))
+                          scene_stats=scene_stats.setdefault(name, DepthStats()),
+                          floor_z=args.floor_z)
         shares.setdefault(name, []).append(neighbour_lateral_shares(item["c2w"][:V].float(), nn_))
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
            "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
-           "num_neighbors": nn_,
+           "num_neighbors": nn_, "floor_z": args.floor_z,
            "consistency_tolerance": (model.config.target_depth.consistency_tolerance
                                      if model is not None else None),
            "results": stats.summary(), "per_scene": {}}

@@ -70,6 +70,10 @@ class EvalOptions:
     """Give the model the sources' ground-truth depth as if from an RGB-D camera
     (:func:`gsnerf_ros.model.encoding.with_sensor_depth`): D_T and occlusion use it. Never the
     target's depth."""
+    floor_z: float | None = None
+    """Height (m) of the floor plane in the data's z-up world frame: the sources' depths, D_T
+    and the rendered depth are bounded by it (:func:`gsnerf_ros.model.encoding.with_floor`), so
+    the baseline, which reprojects with the same depths, gets the same bound. None: off."""
 
 
 class _Group:
@@ -156,10 +160,12 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
             if view.depths is None:
                 raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
             enc = enc.with_sensor_depth(view.depths[:V].to(device))
+        if options.floor_z is not None:
+            enc = enc.with_floor(options.floor_z)
         sampling = dict(options.sampling)
         if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
             sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
-        res = model.render(enc, K[V], c2w[V], H, W, **sampling)
+        res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z, **sampling)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         t_render += time.perf_counter() - t0
@@ -238,7 +244,7 @@ def _labels_for(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOpt
         H, W = view.images.shape[-2:]
         dev = enc.image.device
         sem = model.render(enc, view.K[V].to(dev), view.c2w[V].to(dev), H, W,
-                           **options.semantic_sampling)
+                           floor_z=options.floor_z, **options.semantic_sampling)
         return sem.labels
     raise ValueError(f"EvalOptions.semantics must be renderer | 2d_on_rendered | separate, got "
                      f"{options.semantics!r}")
