@@ -27,7 +27,8 @@ from gsnerf_ros.geometry.pose import (
 )
 
 __all__ = [
-    "camera_rays", "floor_depth", "invert_pose", "level_intrinsics", "pixel_grid", "pixels_to_grid", "project_points",
+    "camera_rays", "floor_depth", "invert_pose", "level_intrinsics", "pixel_grid",
+    "pixels_to_grid", "project_points",
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",
     "nearest_views", "neighbour_lateral_shares", "pose_distance", "quat_to_matrix",

@@ -278,7 +278,8 @@ def with_floor(enc: _Enc, floor_z: float) -> _Enc:
     z = check_floor_z(floor_z)
     d0 = enc.depth_levels[0]
     h, w = d0.shape[-2:]
-    bound = floor_depth(enc.geometry_K.to(d0.dtype), enc.c2w.to(d0.dtype), int(h), int(w), z)
+    bound = floor_depth(enc.geometry_K.float(), enc.c2w.float(), int(h), int(w), z)  # fp32 rays
+    bound = bound.to(device=d0.device, dtype=d0.dtype)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
     kw["depth_levels"] = [torch.minimum(d0, bound), *enc.depth_levels[1:]]
     return type(enc)(**kw)

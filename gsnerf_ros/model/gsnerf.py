@@ -20,7 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.geometry import camera_rays, floor_depth, level_intrinsics, nearest_views, pixel_grid
+from gsnerf_ros.geometry import (camera_rays, floor_depth, level_intrinsics, nearest_views,
+                                 pixel_grid)
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
