@@ -62,7 +62,8 @@ def test_unknown_recipe_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
-    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune"),
+    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune",
+                                                       FLOOR_Z="0"),
                        capture_output=True, text=True, timeout=900)
     out = tmp_path / "out"
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -102,6 +103,11 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     assert {"eval_shipped_test_rgb.json", "probe_finetune_test.json", "train_finetune.log",
             "left_out.txt"} <= names
     assert any(n.startswith("panels_finetune_test_rgb/") for n in names)
+    # FLOOR_Z reaches every evaluation and probe
+    work = tmp_path / "work"
+    for f in ("eval_shipped_test_rgb.json", "eval_finetune_test_novel_rgbd.json",
+              "probe_finetune_test.json"):
+        assert json.loads((work / f).read_text())["floor_z"] == 0.0, f
 
 
 def _write_eval(folder: Path, name: str, miou: float, psnr: float, depth: float,

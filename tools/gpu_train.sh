@@ -46,6 +46,9 @@ EVAL_SECONDS=${EVAL_SECONDS:-150}
 DEVICE=${DEVICE:-cuda:0}
 SHIPPED=${SHIPPED:-models/gsnerf_cpu.safetensors}
 EXTRA=${EXTRA:-}      # more gsnerf-train key=value overrides, for every recipe
+FLOOR_Z=${FLOOR_Z:-}  # e.g. 0: every eval and probe bounds depth by that floor (--floor-z,
+                      # docs/METHOD.md §10); empty: off, as the target tables
+FLOOR=(); [[ -n $FLOOR_Z ]] && FLOOR=(--floor-z "$FLOOR_Z")
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/steps.txt"
 
@@ -94,11 +97,11 @@ evaluate() {  # evaluate NAME CKPT: RGB and RGB-D eval and the depth probe on bo
         --checkpoint "$ckpt" --data "$DATA/$split" --json "$WORK/eval_${name}_${split}${tag:-_rgb}.json" \
         --panels "$WORK/panels_${name}_${split}${tag:-_rgb}" --panels-per-scene 1 \
         --max-targets "$TARGETS" --height "$HEIGHT" --width "$WIDTH" --num-sources 8 \
-        --device "$DEVICE" --no-lpips $sd
+        --device "$DEVICE" --no-lpips $sd ${FLOOR[@]+"${FLOOR[@]}"}
     done
     step "probe_${name}_${split}" "$EVAL_SECONDS" "$PY" -m gsnerf_ros.train.depth_probe \
       --data "$DATA/$split" --checkpoint "$ckpt" --height "$HEIGHT" --width "$WIDTH" \
-      --max-targets 1 --device "$DEVICE" --json "$WORK/probe_${name}_${split}.json"
+      --max-targets 1 --device "$DEVICE" --json "$WORK/probe_${name}_${split}.json" ${FLOOR[@]+"${FLOOR[@]}"}
   done
 }
 # the held-out rooms, and the shipped model's results on them, while the recipes train
