@@ -13,6 +13,7 @@ import torch
 from gsnerf_ros.geometry import floor_depth, look_at, unproject_depth
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.encoding import check_floor_z
+from gsnerf_ros.model.pyramid import level_to_full
 from helpers.rooms import protocol_views
 
 H, W = 48, 64
@@ -131,3 +132,42 @@ def test_node_renderer_bounds_by_the_floor_when_asked(robot_views) -> None:
     assert not params_from_values({}).model_floor_bound
     with pytest.raises(ValueError, match="model.floor_z"):
         params_from_values({"model.floor_z": 5000.0})
+
+
+def test_evaluation_bounds_the_model_and_the_baseline_alike(robot_views) -> None:
+    """``EvalOptions.floor_z`` reaches the render, and the baseline reprojects with the same
+    bounded source depths (its depth is the bounded D_T)."""
+    from gsnerf_ros.train import evaluate as ev
+
+    model, enc, K, c2w, floor_z = robot_views
+    images, depths, *_ = protocol_views(H, W, frames=24, seed=3, num_sources=4,
+                                        source_stride=3, with_target=True)
+    view = ev.EvalView(scene="r", target_index=0, source_indices=[0, 1, 2, 3], images=images,
+                       K=K, c2w=c2w, depths=depths, labels=None, near=0.25, far=10.0)
+    seen: list = []
+    real_render = model.render
+
+    def spy(enc_, *a, **kw):
+        seen.append((kw.get("floor_z"), enc_.depth.clone()))
+        return real_render(enc_, *a, **kw)
+
+    seen_base: list = []
+    real_base = ev.reproject_to_target
+
+    def spy_base(images_, labels_, src_depth, *a, **kw):
+        seen_base.append(src_depth.clone())
+        return real_base(images_, labels_, src_depth, *a, **kw)
+
+    model.render = spy
+    ev.reproject_to_target = spy_base
+    try:
+        ev.evaluate(model, [view], ev.EvalOptions(lpips=False, progress=False, floor_z=floor_z))
+    finally:
+        model.render = real_render
+        ev.reproject_to_target = real_base
+    (fz, src_depth), = seen
+    bound = floor_depth(enc.geometry_K, enc.c2w, *enc.depth.shape[-2:], floor_z)
+    assert fz == floor_z and (src_depth <= bound).all()
+    full_bound = level_to_full(bound, enc.geometry_level, H, W)     # the baseline's pixels
+    assert len(seen_base) == 1 and (seen_base[0] <= full_bound).all()
+    assert (level_to_full(enc.depth, enc.geometry_level, H, W) > full_bound).any()
