@@ -69,3 +69,26 @@ def test_low_parallax_warning_thresholds() -> None:
 def test_the_threshold_is_a_checked_parameter() -> None:
     with pytest.raises(ValueError, match=r"publish.warn_lateral_share=1.5 must lie in \[0.0, 1.0\]"):
         params_from_values({"publish.warn_lateral_share": 1.5})
+
+
+def test_the_node_loads_its_renderer_with_the_floor_bound_and_reports_it(tmp_path) -> None:
+    """``model.floor_bound`` / ``model.floor_z`` reach the renderer the node loads
+    (``GSNeRFCore._load_renderer``, run on a stand-in for the node), and /diagnostics says
+    whether the bound is on."""
+    from types import SimpleNamespace
+
+    from gsnerf_ros.ros.node import GSNeRFCore
+    from gsnerf_ros.ros.tools.testing import make_tiny_checkpoint
+
+    ckpt = make_tiny_checkpoint(tmp_path / "tiny")
+    for values, want in (({}, None), ({"model.floor_bound": True, "model.floor_z": -0.25},
+                                      -0.25)):
+        stand_in = SimpleNamespace(p=params_from_values(
+            {"model.device": "cpu", "model.checkpoint": str(ckpt), **values}))
+        GSNeRFCore._load_renderer(stand_in, None)
+        assert stand_in.renderer.floor_z == want
+        eng = RenderEngine(stand_in.renderer, KeyframeBuffer(KeyframePolicy()), RenderSettings())
+        st = render_node_status(stand_in.p, eng.buffer, eng, stand_in.renderer, "m", None,
+                                InputStats())
+        got = {kv.key: kv.value for kv in st.values}["floor_bound"]
+        assert got == ("off" if want is None else "z = -0.25 m")

@@ -100,7 +100,11 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
         # along its axis: little parallax, often poor depth; docs/RESULTS.md §0.1b)
         "last_render_lateral_baseline_share": f"{share:.2f}" if share is not None else "n/a",
         "renders": engine.renders, "device": str(getattr(renderer, "device", p.model_device)),
-        "model": model_name, "frames_received": inputs.frames_received,
+        "model": model_name,
+        # whether depth is bounded by the floor plane (model.floor_bound, docs/METHOD.md §10)
+        "floor_bound": (f"z = {renderer.floor_z} m"
+                        if getattr(renderer, "floor_z", None) is not None else "off"),
+        "frames_received": inputs.frames_received,
         "input_errors": inputs.errors,
         "last_input_error": err[1] if err is not None else "",
         "input_problem": inputs.problem,
