@@ -2,6 +2,7 @@
 
 from gsnerf_ros.geometry.camera import (
     camera_rays,
+    bound_by_floor,
     floor_depth,
     invert_pose,
     level_intrinsics,
@@ -27,7 +28,7 @@ from gsnerf_ros.geometry.pose import (
 )
 
 __all__ = [
-    "camera_rays", "floor_depth", "invert_pose", "level_intrinsics", "pixel_grid",
+    "bound_by_floor", "camera_rays", "floor_depth", "invert_pose", "level_intrinsics", "pixel_grid",
     "pixels_to_grid", "project_points",
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",

@@ -24,6 +24,7 @@ __all__ = [
     "world_to_pixels",
     "camera_rays",
     "floor_depth",
+    "bound_by_floor",
     "scale_intrinsics",
     "level_intrinsics",
     "pixels_to_grid",
@@ -144,6 +145,18 @@ def floor_depth(K: Tensor, c2w: Tensor, height: int, width: int, floor_z: float)
     t = above / (-dz).clamp(min=1e-9)
     t = torch.where(down, t, torch.full_like(t, float("inf")))
     return t.reshape(*K.shape[:-2], height, width)
+
+
+def bound_by_floor(depth: Tensor, K: Tensor, c2w: Tensor, floor_z: float) -> Tensor:
+    """``depth`` bounded by :func:`floor_depth` at its own size: the rays in fp32 on its device,
+    the result in its dtype.
+
+    Shape: ``depth`` (*B, H, W) m, ``K`` (*B, 3, 3) for H x W, ``c2w`` (*B, 4, 4) -> (*B, H, W).
+    """
+    H, W = depth.shape[-2:]
+    bound = floor_depth(K.to(depth.device).float(), c2w.to(depth.device).float(), int(H), int(W),
+                        floor_z)
+    return torch.minimum(depth, bound.to(depth.dtype))
 
 
 def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:

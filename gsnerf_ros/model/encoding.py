@@ -14,7 +14,7 @@ from typing import Sequence, TypeVar
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import floor_depth, level_intrinsics
+from gsnerf_ros.geometry import bound_by_floor, level_intrinsics
 from gsnerf_ros.model.pyramid import depth_level, level_of_size
 
 __all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth",
@@ -276,12 +276,9 @@ def with_floor(enc: _Enc, floor_z: float) -> _Enc:
     levels are unchanged. Idempotent.
     """
     z = check_floor_z(floor_z)
-    d0 = enc.depth_levels[0]
-    h, w = d0.shape[-2:]
-    bound = floor_depth(enc.geometry_K.float(), enc.c2w.float(), int(h), int(w), z)  # fp32 rays
-    bound = bound.to(device=d0.device, dtype=d0.dtype)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
-    kw["depth_levels"] = [torch.minimum(d0, bound), *enc.depth_levels[1:]]
+    kw["depth_levels"] = [bound_by_floor(enc.depth_levels[0], enc.geometry_K, enc.c2w, z),
+                          *enc.depth_levels[1:]]
     return type(enc)(**kw)
 
 

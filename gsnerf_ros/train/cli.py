@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
@@ -91,10 +90,6 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--sensor-depth", action="store_true",
                    help="RGB-D setting: the sources' ground-truth depth replaces the cost-volume "
                         "depth for D_T and occlusion (never the target's depth)")
-    p.add_argument("--floor-z", type=float, default=None, metavar="M",
-                   help="height of the floor plane in the data's z-up world frame (0 for "
-                        "gsnerf-synth and tools/independent_rooms.py rooms): every depth is "
-                        "bounded by it, the model's and so the baseline's (default: off)")
     p.add_argument("--class-map", default=None, metavar="FILE",
                    help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
                         "that class unscored); classes are otherwise matched by name and a "
@@ -110,8 +105,6 @@ def eval_main(argv: list[str] | None = None) -> int:
     add_inference_overrides(p)
     args = p.parse_args(argv)
     check_inference_overrides(p, args)
-    if args.floor_z is not None and not math.isfinite(args.floor_z):
-        p.error(f"--floor-z must be a finite height in metres, got {args.floor_z}")
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 

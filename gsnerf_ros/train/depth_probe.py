@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -39,7 +38,7 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import (floor_depth, invert_pose, level_intrinsics, nearest_views,
+from gsnerf_ros.geometry import (bound_by_floor, invert_pose, level_intrinsics, nearest_views,
                                  neighbour_lateral_shares)
 from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photometric_cost,
@@ -209,8 +208,7 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
         with torch.no_grad():
             dt, _ = model.target_depth(enc, tK, tc2w, H, W, near, far)
             if floor_z is not None:
-                dt = torch.minimum(dt, floor_depth(tK.to(dt.device).float(),
-                                                   tc2w.to(dt.device).float(), H, W, floor_z))
+                dt = bound_by_floor(dt, tK, tc2w, floor_z)
             tier = target_depth_tiers(enc.depth, enc.geometry_K, enc.c2w, tK.to(enc.depth.device),
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth, enc.depth_measured).cpu()
@@ -291,14 +289,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_inference_overrides(ap, neighbours_note="; the fixed sweep uses it too, else 2")
     ap.add_argument("--device", default="cpu", help="the model's device (cpu | cuda | cuda:N | "
                     "auto); the fixed sweep runs on the CPU")
-    ap.add_argument("--floor-z", type=float, default=None, metavar="M",
-                    help="bound the model's depths by the floor plane z = M of the data's z-up "
-                         "world frame, as gsnerf-eval --floor-z does (default: off)")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
     check_inference_overrides(ap, args)
-    if args.floor_z is not None and not math.isfinite(args.floor_z):
-        ap.error(f"--floor-z must be a finite height in metres, got {args.floor_z}")
 
     model = None
     if args.checkpoint:

@@ -1,6 +1,8 @@
 """Command-line overrides of a checkpoint's inference settings, shared by ``gsnerf-eval`` and
-the depth probe: ``--geometry-max-pixels``, ``--num-neighbors``, ``--consistency-tolerance``.
-(The node has the same three as parameters, ``runtime.engine.GSNeRFRenderer``.)"""
+the depth probe: ``--geometry-max-pixels``, ``--num-neighbors``, ``--consistency-tolerance``,
+and ``--floor-z`` (an inference setting of the data, not of the checkpoint: the callers pass it
+to ``GSNeRF.render`` / ``with_floor``). (The node has the same four as parameters,
+``runtime.engine.GSNeRFRenderer``.)"""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ __all__ = ["add_inference_overrides", "check_inference_overrides", "apply_infere
 
 
 def add_inference_overrides(p: argparse.ArgumentParser, neighbours_note: str = "") -> None:
-    """Add the three override options (default None: keep the checkpoint's value)."""
+    """Add the override options (default None: keep the checkpoint's value; no floor)."""
     p.add_argument("--geometry-max-pixels", type=int, default=None, metavar="N",
                    help="largest image (pixels) the encoder and cost volume work at (default: "
                         "the checkpoint's model.geometry_max_pixels; 0 = the render size)")
@@ -21,6 +23,11 @@ def add_inference_overrides(p: argparse.ArgumentParser, neighbours_note: str = "
     p.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
                    help="relative depth agreement for the multi-view check of D_T (default: "
                         "the checkpoint's target_depth.consistency_tolerance; 0 = off)")
+    p.add_argument("--floor-z", type=float, default=None, metavar="M",
+                   help="height of the floor plane in the data's z-up world frame (0 for "
+                        "gsnerf-synth and tools/independent_rooms.py rooms): every depth is "
+                        "bounded by it (gsnerf-eval: the model's and so the baseline's; "
+                        "default: off)")
 
 
 def check_inference_overrides(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -31,6 +38,13 @@ def check_inference_overrides(p: argparse.ArgumentParser, args: argparse.Namespa
         p.error("--num-neighbors must be >= 1")
     if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
         p.error("--consistency-tolerance must be >= 0")
+    if args.floor_z is not None:
+        from gsnerf_ros.model.encoding import check_floor_z
+
+        try:
+            check_floor_z(args.floor_z)
+        except ValueError as exc:
+            p.error(f"--floor-z: {exc}")
 
 
 def apply_inference_overrides(model: Any, args: argparse.Namespace) -> None:
