@@ -16,7 +16,7 @@ from gsnerf_ros.runtime.engine import (RenderEngine, RenderSettings, resize_fram
 from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
-from gsnerf_ros.ros.tools.testing import FakeRenderer
+from gsnerf_ros.ros.tools.testing import FakeRenderer, spin_until_closed
 from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
     resolve_camera,
@@ -457,3 +457,19 @@ def test_time_jump_detector_flags_stamps_going_back_and_staying_back() -> None:
     assert tj.check(30.0) is None and tj.check(30.1) is None   # a bag loop ...
     assert tj.check(30.2) == pytest.approx(70.0)               # ... confirmed by the 3rd frame
     assert tj.check(30.3) is None and tj.jumps == 1 and tj.latest == pytest.approx(30.3)
+
+
+class _FailingExecutor:
+    """Stands in for an executor whose ``spin`` raises, as rclpy's does when its context is
+    torn down under it (InvalidHandle) or when a callback fails."""
+
+    def spin(self) -> None:
+        raise RuntimeError("Destroyable object is invalid")
+
+
+def test_spin_thread_ends_quietly_only_once_the_test_closes_it() -> None:
+    closing = threading.Event()
+    with pytest.raises(RuntimeError, match="invalid"):
+        spin_until_closed(_FailingExecutor(), closing)    # still running: the error is shown
+    closing.set()
+    spin_until_closed(_FailingExecutor(), closing)        # tearing down: the race is quiet

@@ -56,6 +56,21 @@ class FakeRenderer:
                             confidence=torch.full((height, width), float(len(sources)) / 10))
 
 
+def spin_until_closed(executor: Any, closing: threading.Event) -> None:
+    """Spin ``executor`` until it is shut down (a daemon thread's target).
+
+    Tearing down a context while the executor is still waiting can make ``spin`` raise
+    (rclpy's ``InvalidHandle`` on a destroyed wait set); that race ends the thread quietly once
+    ``closing`` is set. Any other error, while the test is still running, is raised, so a failing
+    callback is not hidden.
+    """
+    try:
+        executor.spin()
+    except Exception:
+        if not closing.is_set():
+            raise
+
+
 class InProcessNode:
     """``node_class`` (default ``GSNeRFNode``; with ``renderer``, default a
     :class:`FakeRenderer`) and a ``peer`` node in one fresh context, spun by a
@@ -81,13 +96,16 @@ class InProcessNode:
             num_threads=threads or executor_threads(self.node.p), context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.peer)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=spin_until_closed,
+                                        args=(self.executor, self._closing), daemon=True)
         self._thread.start()
 
     def __enter__(self) -> "InProcessNode":
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self._closing.set()
         self.node.close()                            # encoder off, requests refused
         self.executor.shutdown(timeout_sec=5.0)      # waits for running callbacks
         self._thread.join(5.0)
@@ -122,14 +140,10 @@ class SpinningNode:
         self.node = Node(name, context=self.context)
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=spin_until_closed,
+                                        args=(self.executor, self._closing), daemon=True)
         self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the thread
-            pass
 
     def call(self, client: Any, request: Any, timeout: float = 120.0) -> Any:
         assert client.wait_for_service(timeout_sec=60.0), f"service {client.srv_name} not available"
@@ -138,6 +152,7 @@ class SpinningNode:
         return fut.result()
 
     def close(self) -> None:
+        self._closing.set()
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
         self.context.try_shutdown()
