@@ -45,14 +45,14 @@ from gsnerf_ros.ros.tools.testing import (  # noqa: E402
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
 SHIPPED = Path(os.environ.get("GSNERF_TEST_CHECKPOINT", ROOT / "models" / "gsnerf_cpu.safetensors"))
-# Stated for the shipped CPU-trained checkpoint (models/MODEL_CARD.md): gsnerf_cpu (stage 6)
-# measured 36.8% on these 64x48 held-out views against a 4.7% constant-class floor (stage 5
-# 36.3%, stage 4 35.7%, stage 3 36.8%; the previous default, gsnerf_procedural, measured 19.2%
-# when this test was written and 33.3% with today's node: near 0.25 m, normalised colour). The
-# threshold keeps a margin below 36 for other CPUs: six frames of one room are a noisy measure
-# (the held-out 320x240 splits put stage 6 above stage 5 by +1.8-1.9 mIoU, a difference these
-# six frames barely show).
-MIN_MIOU_SHIPPED = 32.0
+# Stated for the shipped CPU-trained checkpoint (models/MODEL_CARD.md): gsnerf_cpu (stage 7)
+# measured 38.4% on these 64x48 held-out views against a 4.7% constant-class floor (stage 6
+# 36.8%, stage 5 36.3%, stage 4 35.7%, stage 3 36.8%; the previous default, gsnerf_procedural,
+# measured 19.2% when this test was written and 33.3% with today's node: near 0.25 m,
+# normalised colour). The threshold keeps a margin below 36.8 (every gsnerf_cpu stage since 3
+# passes it) for other CPUs: six frames of one room are a noisy measure (the held-out 320x240
+# splits put stage 7 0.2-0.5 mIoU below stage 6, where these six frames show it 1.6 above).
+MIN_MIOU_SHIPPED = 34.0
 """Stated label agreement (mIoU %, held-out views of a test room at 64x48) for the shipped model."""
 H, W, FRAMES, HOLDOUT = 48, 64, 24, "every:4"
 MIN_T, MIN_R = 0.1, 15.0
