@@ -13,6 +13,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import torch
 
 from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
@@ -41,7 +42,7 @@ def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -
     text = SCRIPT.read_text()
     recipes = {name: (path, rest.split()) for name, path, rest in
                re.findall(r'^\s+(\w+)\) echo "--config (\S+)([^"]*)" ;;$', text, re.M)}
-    assert set(recipes) == {"finetune", "finetune80", "finetune_p32", "paper"}
+    assert set(recipes) == {"finetune", "finetune80", "finetune_p32", "renderers", "paper"}
     for name, (path, overrides) in recipes.items():
         cfg = load_config(TrainConfig, ROOT / path, overrides + ["optim.time_limit_s=300"])
         assert cfg.optim.anneal_by_time, name
@@ -52,6 +53,13 @@ def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -
     mine["geometry_max_pixels"] = shipped["geometry_max_pixels"]
     assert mine == shipped
     assert ft.init_checkpoint == "models/gsnerf_cpu"
+    # renderers: the shipped architecture exactly (geometry at 80x60), on 320x240 rays, with
+    # the Geo-Reasoner frozen, from the shipped weights
+    path, overrides = recipes["renderers"]
+    rd = load_config(TrainConfig, ROOT / path, overrides)
+    assert to_dict(rd.model) == shipped and (rd.data.height, rd.data.width) == (240, 320)
+    assert set(rd.freeze) == {"encoder", "cost_volume"}
+    assert rd.init_checkpoint == "models/gsnerf_cpu"
 
 
 def test_unknown_recipe_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -62,7 +70,7 @@ def test_unknown_recipe_is_refused_before_any_work(tmp_path: Path) -> None:
 
 
 def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
-    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune",
+    r = subprocess.run(["bash", str(SCRIPT)], env=_env(tmp_path, RECIPES="finetune renderers",
                                                        FLOOR_Z="0"),
                        capture_output=True, text=True, timeout=900)
     out = tmp_path / "out"
@@ -79,8 +87,8 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     assert split["first_seed"] == 0 and split["config"]["frames"] == 10
     summary = json.loads((out / "summary.json").read_text())
     got = {(r["model"], r["split"], r["input"]) for r in summary["rows"]}
-    assert got == {(m, s, i) for m in ("shipped", "finetune") for s in ("test", "test_novel")
-                   for i in ("rgb", "rgbd")}
+    assert got == {(m, s, i) for m in ("shipped", "finetune", "renderers")
+                   for s in ("test", "test_novel") for i in ("rgb", "rgbd")}
     for row in summary["rows"]:
         assert row["mIoU"] is not None and row["baseline"]["psnr"] is not None
         assert (row["cost_volume_abs_rel"] is not None) == (row["input"] == "rgb")
@@ -97,6 +105,12 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     from gsnerf_ros.model import GSNeRF
     model = GSNeRF.from_checkpoint(tmp_path / "back" / "finetune.safetensors")
     assert model.config.geometry_max_pixels == 160 * 120
+    # the renderer-only recipe hands back the shipped Geo-Reasoner unchanged
+    from safetensors.torch import load_file
+    back = load_file(str(tmp_path / "back" / "renderers.safetensors"))
+    shipped_w = load_file(str(ROOT / "models" / "gsnerf_cpu.safetensors"))
+    geo = [k for k in shipped_w if k.startswith(("encoder.", "cost_volume."))]
+    assert geo and all(torch.equal(back[k], shipped_w[k]) for k in geo)
     assert (tmp_path / "back" / "finetune_config.yaml").is_file()
     with tarfile.open(out / "results.tar.gz") as tar:
         names = set(tar.getnames())
