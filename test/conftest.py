@@ -74,3 +74,12 @@ def child_env() -> dict[str, str]:
     from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env
 
     return make_child_env()
+
+
+
+@pytest.fixture(scope="session")
+def rooms(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`helpers.rooms.write_small_rooms`, made once per test process; tests only read it."""
+    from helpers.rooms import write_small_rooms
+
+    return write_small_rooms(tmp_path_factory.mktemp("rooms"))

@@ -12,6 +12,7 @@ import torch
 
 from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
+from helpers.rooms import SMALL_ROOMS_HW
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted((ROOT / "config").glob("train*.yaml"))
@@ -46,26 +47,25 @@ def test_cpu_recipe_stages_chain_into_the_shipped_checkpoint() -> None:
     assert shipped["metadata"]["step"] == cfgs[-1].optim.steps
 
 
-def test_renderer_stage_of_the_recipe_leaves_the_geo_reasoner_as_it_was(tmp_path: Path) -> None:
+def test_renderer_stage_of_the_recipe_leaves_the_geo_reasoner_as_it_was(
+        rooms: Path, tmp_path: Path) -> None:
     """The recipe's last stage (config/train_cpu_stage7.yaml) trains the colour and semantic
     renderers only: after a step from the shipped weights the encoder and cost volume (hence
     the depth, D_T, the 2D labels and the baseline built on them) are bit-identical, and the
-    renderers have moved. One step at 32x24 on a procedural room, as written otherwise."""
+    renderers have moved. Two steps on the small procedural rooms of conftest, as written
+    otherwise."""
     from safetensors.torch import load_file
 
-    from gsnerf_ros.data.procedural.cli import main as synth
     from gsnerf_ros.train.cli import train_main
 
     stage = ROOT / "config" / "train_cpu_stage7.yaml"
     assert _recipe()[-1] == stage
-    for split in ("train", "val"):
-        synth([str(tmp_path / split), "--split", split, "--scenes", "1", "--frames", "12",
-               "--height", "24", "--width", "32", "--seed", "0"])
+    h, w = SMALL_ROOMS_HW
     ckpt = ROOT / "models" / "gsnerf_cpu.safetensors"
     assert train_main(["--config", str(stage), f"init_checkpoint={ckpt}",
-                       f"data.train_root={tmp_path / 'train'}",
-                       f"data.val_root={tmp_path / 'val'}", f"run_dir={tmp_path / 'run'}",
-                       "data.height=24", "data.width=32", "data.num_sources=4",
+                       f"data.train_root={rooms / 'train'}",
+                       f"data.val_root={rooms / 'val'}", f"run_dir={tmp_path / 'run'}",
+                       f"data.height={h}", f"data.width={w}", "data.num_sources=4",
                        "data.val_images_per_scene=1", "optim.steps=2", "optim.warmup_steps=1",
                        "optim.rays_per_step=64", "log.val_every=2", "log.ckpt_every=2",
                        "log.tensorboard=false", "log.progress=false", "log.panels=0",

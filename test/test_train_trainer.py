@@ -17,23 +17,9 @@ from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.checkpoint import latest_checkpoint
 from gsnerf_ros.train.config import TrainConfig
 from gsnerf_ros.train.trainer import Trainer, lr_at
+from helpers.rooms import SMALL_ROOMS_HW
 
-H, W = 24, 32
-
-
-@pytest.fixture(scope="module")
-def rooms(tmp_path_factory) -> Path:
-    """One small procedural training room and one validation room (Replica layout). Seed 0:
-    with gsnerf-synth's wider distribution train room 3 became a robot path along a blank wall
-    of a 2.8 m room, where 25 steps cannot raise mIoU (seeds 0, 1, 2, 4, 5 all pass)."""
-    from gsnerf_ros.data.procedural.cli import main as synth
-
-    root = tmp_path_factory.mktemp("rooms")
-    synth([str(root / "train"), "--split", "train", "--scenes", "1", "--frames", "12",
-           "--height", str(H), "--width", str(W), "--seed", "0"])
-    synth([str(root / "val"), "--split", "val", "--scenes", "1", "--frames", "12",
-           "--height", str(H), "--width", str(W), "--seed", "0"])
-    return root
+H, W = SMALL_ROOMS_HW  # the size of the `rooms` fixture's images (conftest)
 
 
 def tiny_cfg(rooms: Path, run_dir: Path, *extra: str) -> TrainConfig:
