@@ -373,9 +373,10 @@ class GSNeRF(nn.Module):
         near, far = self.depth_range(enc, near, far)
         floor = None
         if floor_z is not None:
-            enc = enc.with_floor(check_floor_z(floor_z))
+            z = check_floor_z(floor_z)
+            enc = enc.with_floor(z)
             floor = floor_depth(K.to(enc.image.device).float(),
-                                c2w.to(enc.image.device).float(), height, width, float(floor_z))
+                                c2w.to(enc.image.device).float(), height, width, z)
         td = self.target_depth(enc, K, c2w, height, width, near, far)
         if floor is not None:
             td = (torch.minimum(td[0], floor), td[1])
