@@ -50,7 +50,9 @@ def test_floor_z_must_be_a_finite_number(bad) -> None:
 @pytest.fixture(scope="module")
 def robot_views():
     """A procedural room's sources and target, raised so the cameras sit 0.3 m above a floor at
-    z = 1.2 m: the tiny untrained model's depths go far beyond that floor."""
+    z = 1.2 m: the tiny untrained model's depths go far beyond that floor. Returns the model,
+    the sources' encoding, K and c2w (target last), the floor's z, and the room's images and
+    ground-truth depths."""
     images, depths, K, c2w, near, far = protocol_views(H, W, frames=24, seed=3, num_sources=4,
                                                        source_stride=3, with_target=True)
     floor_z = float(c2w[:, 2, 3].min()) - 0.3
@@ -59,11 +61,11 @@ def robot_views():
     V = images.shape[0] - 1
     with torch.no_grad():
         enc = model.encode_sources(images[:V], K[:V], c2w[:V], near, far)
-    return model, enc, K, c2w, floor_z
+    return model, enc, K, c2w, floor_z, images, depths
 
 
 def test_with_floor_bounds_only_the_estimates_beyond_the_floor(robot_views) -> None:
-    model, enc, K, c2w, floor_z = robot_views
+    model, enc, K, c2w, floor_z, *_ = robot_views
     bound = floor_depth(enc.geometry_K, enc.c2w, *enc.depth.shape[-2:], floor_z)
     beyond = enc.depth > bound
     assert beyond.any() and (~beyond).any()               # the case the bound exists for
@@ -79,7 +81,7 @@ def test_with_floor_bounds_only_the_estimates_beyond_the_floor(robot_views) -> N
 
 
 def test_render_never_puts_depth_below_the_floor(robot_views) -> None:
-    model, enc, K, c2w, floor_z = robot_views
+    model, enc, K, c2w, floor_z, *_ = robot_views
     V = enc.depth.shape[0]
     bound = floor_depth(K[V], c2w[V], H, W, floor_z)
     free = model.render(enc, K[V], c2w[V], H, W, chunk=1024)
@@ -113,7 +115,7 @@ def test_node_renderer_bounds_by_the_floor_when_asked(robot_views) -> None:
     from gsnerf_ros.runtime.keyframes import Keyframe
     from gsnerf_ros.runtime.params import params_from_values
 
-    model, enc, K, c2w, floor_z = robot_views
+    model, enc, K, c2w, floor_z, *_ = robot_views
     V = enc.depth.shape[0]
     images = enc.image
     kfs = [Keyframe(id=i, stamp=float(i), frame_id="cam", image=images[i], K=K[i], c2w=c2w[i],
@@ -139,9 +141,7 @@ def test_evaluation_bounds_the_model_and_the_baseline_alike(robot_views) -> None
     bounded source depths (its depth is the bounded D_T)."""
     from gsnerf_ros.train import evaluate as ev
 
-    model, enc, K, c2w, floor_z = robot_views
-    images, depths, *_ = protocol_views(H, W, frames=24, seed=3, num_sources=4,
-                                        source_stride=3, with_target=True)
+    model, enc, K, c2w, floor_z, images, depths = robot_views
     view = ev.EvalView(scene="r", target_index=0, source_indices=[0, 1, 2, 3], images=images,
                        K=K, c2w=c2w, depths=depths, labels=None, near=0.25, far=10.0)
     seen: list = []
