@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from gsnerf_ros.geometry import camera_rays, look_at
+from gsnerf_ros.geometry import camera_rays, look_at, nearest_views
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult, SourceEncoding, ViewEncoding
 from gsnerf_ros.model.features import occlusion_mask, project_to_views
-from gsnerf_ros.model.volume_renderer import VolumeRenderer, composite
+from gsnerf_ros.model.volume_renderer import VolumeRenderer, composite, prefer_views
 from gsnerf_ros.model.config import RendererConfig
 
 V, H, W, C = 4, 24, 32, 4
@@ -298,6 +298,67 @@ def test_render_is_invariant_to_source_order(setup) -> None:  # type: ignore[no-
     for f in ("rgb", "depth", "semantic_logits", "confidence", "target_depth"):
         assert torch.allclose(getattr(a, f), getattr(b, f), atol=1e-5), f
     assert torch.equal(a.target_depth_valid, b.target_depth_valid)
+
+
+def test_prefer_views_keeps_the_preferred_views_where_one_is_set() -> None:
+    mask = torch.tensor([[1, 1, 0, 1], [0, 0, 1, 1], [0, 0, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    keep = torch.tensor([1, 1, 0, 0], dtype=torch.bool)
+    out = prefer_views(mask, keep)
+    assert out.tolist() == [[True, True, False, False],   # kept views only
+                            [False, False, True, True],   # none kept sees it: as it was
+                            [False] * 4,
+                            [True, False, False, False]]
+
+
+def test_kept_views_alone_lend_colour_where_one_of_them_may() -> None:
+    """``keep`` (renderer.max_views): a sample that a kept view sees takes its colour from the
+    kept views only; one that none sees falls back to every view that does; the density does
+    not change."""
+    torch.manual_seed(0)
+    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=1), in_ch=10).eval()
+    N, S, Vv = 3, 4, 5
+    x = torch.randn(N * S, Vv, 10)
+    rgb, dirs = torch.rand(N * S, Vv, 3), torch.randn(N * S, Vv, 4)
+    vis = torch.ones(N * S, Vv, dtype=torch.bool)
+    vis[:S, :2] = False                                   # ray 0: no kept view sees it
+    depths = torch.linspace(1, 3, S).expand(N, S).contiguous()
+    near, far = torch.full((N,), 0.5), torch.full((N,), 4.0)
+    keep = torch.tensor([True, True, False, False, False])
+    every = r(x, rgb, dirs, vis, vis, depths, near, far)
+    kept = r(x, rgb, dirs, vis, vis, depths, near, far, keep)
+    for f in ("sigma", "weights", "depth", "acc"):
+        assert torch.equal(kept[f], every[f]), f
+    torch.testing.assert_close(kept["rgb"][0], every["rgb"][0])
+    assert not torch.allclose(kept["rgb"][1:], every["rgb"][1:], atol=1e-3)
+    other = rgb.clone()
+    other[:, 2:] = 1.0 - other[:, 2:]                     # the other views' colours only
+    again = r(x, other, dirs, vis, vis, depths, near, far, keep)
+    torch.testing.assert_close(again["rgb"][1:], kept["rgb"][1:])
+    assert not torch.allclose(again["rgb"][0], kept["rgb"][0], atol=1e-3)
+
+
+def test_render_views_change_the_colour_alone(setup) -> None:  # type: ignore[no-untyped-def]
+    """``renderer.max_views = k`` keeps the k sources nearest the target for the colour; the
+    depth, D_T and the semantics are those of every source; k = 0 or k >= V is the paper's
+    all-view renderer, bit for bit."""
+    model, enc, _, K, _, tgt = setup
+    cfg = model.config.renderer
+    assert model.render_view_mask(enc, tgt) is None
+    every = model.render(enc, K[0], tgt, 12, 16, chunk=64)
+    try:
+        cfg.max_views = 2
+        keep = model.render_view_mask(enc, tgt)
+        pref = model.render(enc, K[0], tgt, 12, 16, chunk=64)
+        cfg.max_views = V
+        assert model.render_view_mask(enc, tgt) is None
+    finally:
+        cfg.max_views = 0
+    assert keep.tolist() == [i in nearest_views(tgt, enc.c2w, 2).tolist() for i in range(V)]
+    for f in ("depth", "semantic_logits", "target_depth", "confidence", "acc"):
+        assert torch.equal(getattr(pref, f), getattr(every, f)), f
+    assert not torch.allclose(pref.rgb, every.rgb, atol=1e-3)
+    with pytest.raises(ValueError, match="max_views"):
+        RendererConfig(max_views=-1)
 
 
 def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]

@@ -41,8 +41,18 @@ def test_cpu_recipe_stages_chain_into_the_shipped_checkpoint() -> None:
         assert cur.init_checkpoint.startswith(prev.run_dir.rstrip("/") + "/"), path.name
         assert cur.run_dir != prev.run_dir, path.name
     shipped = json.loads(SHIPPED.read_text())
-    # the last stage trains exactly the architecture that ships
-    assert to_dict(cfgs[-1].model) == shipped["model_config"]
+    # the last stage trains exactly the architecture that ships, with the inference settings
+    # the sidecar lists (metadata.inference, chosen on validation after training) on top
+    trained = to_dict(cfgs[-1].model)
+    for key, value in shipped["metadata"]["inference"].items():
+        *parents, leaf = key.split(".")
+        node = trained
+        for name in parents:
+            node = node.get(name, {})
+        if leaf in node:
+            node[leaf] = value
+    assert shipped["model_config"]["renderer"]["max_views"] == 2
+    assert trained == shipped["model_config"]
     assert shipped["metadata"]["stages"][str(len(stages))]["steps"] == cfgs[-1].optim.steps
     assert shipped["metadata"]["step"] == cfgs[-1].optim.steps
 

@@ -229,8 +229,21 @@ class GSNeRF(nn.Module):
                                      c2w.to(dev).float(), height, width, near, far,
                                      self.config.target_depth, src_measured=enc.depth_measured)
 
+    def render_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
+        """[V] bool: the ``renderer.max_views`` source views nearest the target ``c2w`` [4, 4]
+        (:func:`geometry.nearest_views`), or None when every view renders (0 or >= V)."""
+        k = self.config.renderer.max_views
+        if k <= 0 or k >= len(enc):
+            return None
+        keep = torch.zeros(len(enc), dtype=torch.bool, device=enc.c2w.device)
+        keep[nearest_views(c2w.to(enc.c2w).float(), enc.c2w, k)] = True
+        return keep
+
     def _render_samples(self, enc: SourceEncoding, origins: Tensor, dirs: Tensor, depths: Tensor,
-                        near: Tensor, far: Tensor, gather_semantic: bool) -> dict[str, Tensor]:
+                        near: Tensor, far: Tensor, gather_semantic: bool,
+                        keep: Tensor | None = None) -> dict[str, Tensor]:
+        """``keep`` [V] bool: the views that lend colour wherever one of them may
+        (``renderer.max_views``); density and semantics use every view."""
         N, S = depths.shape
         rcfg = self.config.renderer
         pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
@@ -243,7 +256,7 @@ class GSNeRF(nn.Module):
         rgb = sample_maps(enc.image, uv)
         dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
         view_in = torch.cat([vol.to(f2d.dtype), f2d, rgb.to(f2d.dtype)], -1)
-        out = self.volume_renderer(view_in, rgb, dfeat, visible, in_image, depths, near, far)
+        out = self.volume_renderer(view_in, rgb, dfeat, visible, in_image, depths, near, far, keep)
         out["visible"] = visible.reshape(N, S, -1)
         if gather_semantic:
             out["semantic_features"] = semantic_neighbourhood(
@@ -300,8 +313,9 @@ class GSNeRF(nn.Module):
         need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
+        keep = self.render_view_mask(enc, c2w)
         if spec.two_pass:
-            coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False)
+            coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False, keep)
             mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
             bins = torch.cat([nr[:, None], mids, fr[:, None]], -1)
             fine = pdf_depths(bins, coarse["weights"], cfg.sampling.num_fine,
@@ -309,7 +323,7 @@ class GSNeRF(nn.Module):
             depths = merge_sorted(depths, fine)
             out.update({"coarse_rgb": coarse["rgb"], "coarse_depth": coarse["depth"],
                         "coarse_weights": coarse["weights"]})
-        vol = self._render_samples(enc, origins, dirs, depths, nr, fr, need_sem)
+        vol = self._render_samples(enc, origins, dirs, depths, nr, fr, need_sem, keep)
         V = len(enc)
 
         # Surface point at D_T: visibility (for confidence) and, in surface mode, semantics.

@@ -16,7 +16,8 @@ from torch import Tensor, nn
 from gsnerf_ros.model.attention import ViewTransformer, masked_mean_var, mlp
 from gsnerf_ros.model.config import RendererConfig
 
-__all__ = ["composite", "alpha_from_density", "RayDensity", "VolumeRenderer", "colour_mask"]
+__all__ = ["composite", "alpha_from_density", "RayDensity", "VolumeRenderer", "colour_mask",
+           "prefer_views"]
 
 
 def alpha_from_density(sigma: Tensor, depths: Tensor, mode: str) -> Tensor:
@@ -47,6 +48,13 @@ def colour_mask(visible: Tensor, in_image: Tensor) -> Tensor:
     any_vis = visible.any(-1, keepdim=True)
     any_in = in_image.any(-1, keepdim=True)
     return torch.where(any_vis, visible, torch.where(any_in, in_image, torch.ones_like(in_image)))
+
+
+def prefer_views(mask: Tensor, keep: Tensor) -> Tensor:
+    """``mask`` [P, V] bool restricted to the ``keep`` [V] bool views in every row where one of
+    them is set; a row where none is keeps its mask (``renderer.max_views``)."""
+    kept = mask & keep
+    return torch.where(kept.any(-1, keepdim=True), kept, mask)
 
 
 class RayDensity(nn.Module):
@@ -87,10 +95,12 @@ class VolumeRenderer(nn.Module):
         self.colour = mlp([d + dir_ch, d, 16, 1])
 
     def forward(self, view_in: Tensor, rgb: Tensor, dirs: Tensor, visible: Tensor,
-                in_image: Tensor, depths: Tensor, near: Tensor, far: Tensor) -> dict[str, Tensor]:
+                in_image: Tensor, depths: Tensor, near: Tensor, far: Tensor,
+                keep: Tensor | None = None) -> dict[str, Tensor]:
         """Shapes (P = N * S samples): ``view_in`` [P, V, in_ch], ``rgb`` [P, V, 3], ``dirs``
         [P, V, 4], ``visible``/``in_image`` [P, V] bool, ``depths`` [N, S] m, ``near``/``far``
-        [N] m. Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised),
+        [N] m. ``keep`` [V] bool: the views that lend colour wherever one of them may
+        (:func:`prefer_views`, ``renderer.max_views``); the density uses every visible view. Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised),
         ``acc`` [N], ``weights`` [N, S], ``sigma`` [N, S], ``alpha`` [N, S]."""
         N, S = depths.shape
         P, V, _ = view_in.shape
@@ -107,7 +117,10 @@ class VolumeRenderer(nn.Module):
         sigma = self.density(tokens[:, 0].reshape(N, S, -1), pos)            # [N, S]
 
         logits = self.colour(torch.cat([tokens[:, 1:], dirs.to(tokens.dtype)], -1)).squeeze(-1)
-        cm = colour_mask(visible, in_image)
+        if keep is not None:
+            cm = colour_mask(prefer_views(visible, keep), prefer_views(in_image, keep))
+        else:
+            cm = colour_mask(visible, in_image)
         w_view = torch.softmax(logits.float().masked_fill(~cm, float("-inf")), dim=-1)
         colour = (w_view[..., None] * rgb.float()).sum(1).reshape(N, S, 3)
 
