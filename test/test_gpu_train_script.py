@@ -122,6 +122,9 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     for f in ("eval_shipped_test_rgb.json", "eval_finetune_test_novel_rgbd.json",
               "probe_finetune_test.json"):
         assert json.loads((work / f).read_text())["floor_z"] == 0.0, f
+    # every evaluation renders colour as the shipped sidecar does, trained models included
+    for f in ("eval_shipped_test_rgb.json", "eval_finetune_test_novel_rgbd.json"):
+        assert json.loads((work / f).read_text())["colour_views"] == 2, f
 
 
 def _write_eval(folder: Path, name: str, miou: float, psnr: float, depth: float,

@@ -311,7 +311,7 @@ def test_prefer_views_keeps_the_preferred_views_where_one_is_set() -> None:
 
 
 def test_kept_views_alone_lend_colour_where_one_of_them_may() -> None:
-    """``keep`` (renderer.max_views): a sample that a kept view sees takes its colour from the
+    """``keep`` (renderer.colour_views): a sample that a kept view sees takes its colour from the
     kept views only; one that none sees falls back to every view that does; the density does
     not change."""
     torch.manual_seed(0)
@@ -337,28 +337,28 @@ def test_kept_views_alone_lend_colour_where_one_of_them_may() -> None:
     assert not torch.allclose(again["rgb"][0], kept["rgb"][0], atol=1e-3)
 
 
-def test_render_views_change_the_colour_alone(setup) -> None:  # type: ignore[no-untyped-def]
-    """``renderer.max_views = k`` keeps the k sources nearest the target for the colour; the
+def test_colour_views_change_the_colour_alone(setup) -> None:  # type: ignore[no-untyped-def]
+    """``renderer.colour_views = k`` keeps the k sources nearest the target for the colour; the
     depth, D_T and the semantics are those of every source; k = 0 or k >= V is the paper's
     all-view renderer, bit for bit."""
     model, enc, _, K, _, tgt = setup
     cfg = model.config.renderer
-    assert model.render_view_mask(enc, tgt) is None
+    assert model.colour_view_mask(enc, tgt) is None
     every = model.render(enc, K[0], tgt, 12, 16, chunk=64)
     try:
-        cfg.max_views = 2
-        keep = model.render_view_mask(enc, tgt)
+        cfg.colour_views = 2
+        keep = model.colour_view_mask(enc, tgt)
         pref = model.render(enc, K[0], tgt, 12, 16, chunk=64)
-        cfg.max_views = V
-        assert model.render_view_mask(enc, tgt) is None
+        cfg.colour_views = V
+        assert model.colour_view_mask(enc, tgt) is None
     finally:
-        cfg.max_views = 0
+        cfg.colour_views = 0
     assert keep.tolist() == [i in nearest_views(tgt, enc.c2w, 2).tolist() for i in range(V)]
     for f in ("depth", "semantic_logits", "target_depth", "confidence", "acc"):
         assert torch.equal(getattr(pref, f), getattr(every, f)), f
     assert not torch.allclose(pref.rgb, every.rgb, atol=1e-3)
-    with pytest.raises(ValueError, match="max_views"):
-        RendererConfig(max_views=-1)
+    with pytest.raises(ValueError, match="colour_views"):
+        RendererConfig(colour_views=-1)
 
 
 def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]

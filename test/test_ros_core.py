@@ -324,10 +324,10 @@ def test_parameters_have_descriptions_and_validate() -> None:
         {"model.num_neighbors": 4}).model_num_neighbors == 4
     with pytest.raises(ValueError, match="model.num_neighbors"):
         params_from_values({"model.num_neighbors": 0})
-    assert p.model_render_views == -1 and params_from_values(
-        {"model.render_views": 0}).model_render_views == 0
-    with pytest.raises(ValueError, match="model.render_views"):
-        params_from_values({"model.render_views": -2})
+    assert p.model_colour_views == -1 and params_from_values(
+        {"model.colour_views": 0}).model_colour_views == 0
+    with pytest.raises(ValueError, match="model.colour_views"):
+        params_from_values({"model.colour_views": -2})
 
 
 def test_yaml_config_matches_the_declared_parameters() -> None:

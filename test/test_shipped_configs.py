@@ -51,7 +51,7 @@ def test_cpu_recipe_stages_chain_into_the_shipped_checkpoint() -> None:
             node = node.get(name, {})
         if leaf in node:
             node[leaf] = value
-    assert shipped["model_config"]["renderer"]["max_views"] == 2
+    assert shipped["model_config"]["renderer"]["colour_views"] == 2
     assert trained == shipped["model_config"]
     assert shipped["metadata"]["stages"][str(len(stages))]["steps"] == cfgs[-1].optim.steps
     assert shipped["metadata"]["step"] == cfgs[-1].optim.steps

@@ -197,14 +197,14 @@ def test_cli_train_then_eval_writes_schema(rooms, tmp_path):
     common = ["--checkpoint", str(ckpt), "--data", str(rooms / "val"), "--height", str(H),
               "--width", str(W), "--num-sources", "3", "--max-targets", "1", "--device", "cpu",
               "--no-lpips"]
-    assert res["render_views"] == cfg.model.renderer.max_views
+    assert res["colour_views"] == cfg.model.renderer.colour_views
     assert eval_main(common + ["--json", str(out2), "--num-neighbors", "1",
-                               "--consistency-tolerance", "0", "--render-views", "2"]) == 0
+                               "--consistency-tolerance", "0", "--colour-views", "2"]) == 0
     res2 = json.loads(out2.read_text())
     assert res2["num_neighbors"] == 1 and res2["consistency_tolerance"] == 0.0
-    assert res2["render_views"] == 2
+    assert res2["colour_views"] == 2
     for bad in (["--num-neighbors", "0"], ["--consistency-tolerance", "-0.1"],
-                ["--render-views", "-1"]):
+                ["--colour-views", "-1"]):
         with pytest.raises(SystemExit) as exc:
             eval_main(common + bad)
         assert exc.value.code == 2

@@ -52,6 +52,9 @@ EXTRA=${EXTRA:-}      # more gsnerf-train key=value overrides, for every recipe
 FLOOR_Z=${FLOOR_Z:-}  # e.g. 0: every eval and probe bounds depth by that floor (--floor-z,
                       # docs/METHOD.md §10); empty: off, as the target tables
 FLOOR=(); [[ -n $FLOOR_Z ]] && FLOOR=(--floor-z "$FLOOR_Z")
+COLOUR_VIEWS=${COLOUR_VIEWS:-2}  # every eval blends colour from this many nearest sources (the
+                      # shipped sidecar's renderer.colour_views), so the trained models and the
+                      # shipped one render alike; 0: every source (docs/METHOD.md §11)
 mkdir -p "$WORK" "$OUT"
 : > "$WORK/steps.txt"
 
@@ -101,7 +104,7 @@ evaluate() {  # evaluate NAME CKPT: RGB and RGB-D eval and the depth probe on bo
         --checkpoint "$ckpt" --data "$DATA/$split" --json "$WORK/eval_${name}_${split}${tag:-_rgb}.json" \
         --panels "$WORK/panels_${name}_${split}${tag:-_rgb}" --panels-per-scene 1 \
         --max-targets "$TARGETS" --height "$HEIGHT" --width "$WIDTH" --num-sources 8 \
-        --device "$DEVICE" --no-lpips $sd ${FLOOR[@]+"${FLOOR[@]}"}
+        --device "$DEVICE" --no-lpips --colour-views "$COLOUR_VIEWS" $sd ${FLOOR[@]+"${FLOOR[@]}"}
     done
     step "probe_${name}_${split}" "$EVAL_SECONDS" "$PY" -m gsnerf_ros.train.depth_probe \
       --data "$DATA/$split" --checkpoint "$ckpt" --height "$HEIGHT" --width "$WIDTH" \

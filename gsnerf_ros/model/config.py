@@ -144,15 +144,15 @@ class RendererConfig:
     surface inside its sampled band, so opacity the density left unspent is not black. With
     ``false`` (GeoNeRF / released) a ray with accumulated opacity 0.83 comes out 17 % dark; on
     held-out rooms at 320x240 that cost the first CPU stage 5.1 dB (docs/METHOD.md §4)."""
-    max_views: int = 0
-    """Colour blended from the ``max_views`` source views nearest the target (by
+    colour_views: int = 0
+    """Colour blended from the ``colour_views`` source views nearest the target (by
     :func:`geometry.pose_distance`); a farther view lends colour only to samples that none of
     those sees or, failing that, lands in. 0 = every source view (the paper). The density, D_T
     and the semantics always use every view. An inference setting (docs/METHOD.md §11)."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "renderer.d_model must be divisible by num_heads")
-        _check(self.max_views >= 0, "renderer.max_views must be >= 0 (0 = every view)")
+        _check(self.colour_views >= 0, "renderer.colour_views must be >= 0 (0 = every view)")
         _check(self.alpha_mode in ("opacity", "delta"), "renderer.alpha_mode: opacity | delta")
         _check(self.num_layers >= 0 and self.density_blocks >= 0, "renderer layer counts >= 0")
 

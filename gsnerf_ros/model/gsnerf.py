@@ -229,10 +229,10 @@ class GSNeRF(nn.Module):
                                      c2w.to(dev).float(), height, width, near, far,
                                      self.config.target_depth, src_measured=enc.depth_measured)
 
-    def render_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
-        """[V] bool: the ``renderer.max_views`` source views nearest the target ``c2w`` [4, 4]
+    def colour_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
+        """[V] bool: the ``renderer.colour_views`` source views nearest the target ``c2w`` [4, 4]
         (:func:`geometry.nearest_views`), or None when every view renders (0 or >= V)."""
-        k = self.config.renderer.max_views
+        k = self.config.renderer.colour_views
         if k <= 0 or k >= len(enc):
             return None
         keep = torch.zeros(len(enc), dtype=torch.bool, device=enc.c2w.device)
@@ -243,7 +243,7 @@ class GSNeRF(nn.Module):
                         near: Tensor, far: Tensor, gather_semantic: bool,
                         keep: Tensor | None = None) -> dict[str, Tensor]:
         """``keep`` [V] bool: the views that lend colour wherever one of them may
-        (``renderer.max_views``); density and semantics use every view."""
+        (``renderer.colour_views``); density and semantics use every view."""
         N, S = depths.shape
         rcfg = self.config.renderer
         pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
@@ -313,7 +313,7 @@ class GSNeRF(nn.Module):
         need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
-        keep = self.render_view_mask(enc, c2w)
+        keep = self.colour_view_mask(enc, c2w)
         if spec.two_pass:
             coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False, keep)
             mids = 0.5 * (depths[:, 1:] + depths[:, :-1])

@@ -52,7 +52,7 @@ def colour_mask(visible: Tensor, in_image: Tensor) -> Tensor:
 
 def prefer_views(mask: Tensor, keep: Tensor) -> Tensor:
     """``mask`` [P, V] bool restricted to the ``keep`` [V] bool views in every row where one of
-    them is set; a row where none is keeps its mask (``renderer.max_views``)."""
+    them is set; a row where none is keeps its mask (``renderer.colour_views``)."""
     kept = mask & keep
     return torch.where(kept.any(-1, keepdim=True), kept, mask)
 
@@ -100,7 +100,7 @@ class VolumeRenderer(nn.Module):
         """Shapes (P = N * S samples): ``view_in`` [P, V, in_ch], ``rgb`` [P, V, 3], ``dirs``
         [P, V, 4], ``visible``/``in_image`` [P, V] bool, ``depths`` [N, S] m, ``near``/``far``
         [N] m. ``keep`` [V] bool: the views that lend colour wherever one of them may
-        (:func:`prefer_views`, ``renderer.max_views``); the density uses every visible view. Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised),
+        (:func:`prefer_views`, ``renderer.colour_views``); the density uses every visible view. Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised),
         ``acc`` [N], ``weights`` [N, S], ``sigma`` [N, S], ``alpha`` [N, S]."""
         N, S = depths.shape
         P, V, _ = view_in.shape

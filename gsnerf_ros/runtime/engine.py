@@ -69,8 +69,9 @@ class GSNeRFRenderer:
     ``geometry_max_pixels`` >= 0 overrides the checkpoint's ``GSNeRFConfig.geometry_max_pixels``
     (None or -1 keeps it); ``num_neighbors`` >= 1 likewise overrides
     ``cost_volume.num_neighbors`` (the keyframes each keyframe's cost volume matches against; the
-    encoder waits until the buffer holds that many others); ``render_views`` >= 0 likewise
-    overrides ``renderer.max_views`` (0 = every source). Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
+    encoder waits until the buffer holds that many others); ``colour_views`` >= 0 likewise
+    overrides ``renderer.colour_views`` (the colour's nearest sources; 0 = every source).
+    Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
     The stacked source set of the last render is reused (``stack_cache``, a
@@ -85,7 +86,7 @@ class GSNeRFRenderer:
                  max_memory_mb: float = 2048.0, kernel: str = "auto",
                  geometry_max_pixels: int | None = None,
                  num_neighbors: int | None = None, floor_z: float | None = None,
-                 render_views: int | None = None) -> None:
+                 colour_views: int | None = None) -> None:
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
@@ -97,8 +98,8 @@ class GSNeRFRenderer:
             self.model.config.geometry_max_pixels = int(geometry_max_pixels)
         if num_neighbors is not None and num_neighbors >= 1:
             self.model.config.cost_volume.num_neighbors = int(num_neighbors)
-        if render_views is not None and render_views >= 0:
-            self.model.config.renderer.max_views = int(render_views)
+        if colour_views is not None and colour_views >= 0:
+            self.model.config.renderer.colour_views = int(colour_views)
         self.max_memory_mb = float(max_memory_mb)
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
@@ -118,8 +119,8 @@ class GSNeRFRenderer:
                             + (f", geometry <= {model.config.geometry_max_pixels} px"
                                if model.config.geometry_max_pixels else "")
                             + f", {self.num_neighbors} cost-volume neighbours"
-                            + (f", rendered from the {model.config.renderer.max_views} nearest"
-                               if model.config.renderer.max_views else "")
+                            + (f", colour from the {model.config.renderer.colour_views} nearest sources"
+                               if model.config.renderer.colour_views else "")
                             + (f", floor at z = {self.floor_z} m" if self.floor_z is not None
                                else ""))
         self.stack_cache = StackCache()

@@ -140,9 +140,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.num_neighbors", -1, "Keyframes each keyframe's cost volume matches against "
               "(the encoder waits until the buffer holds that many others). -1 = the "
               "checkpoint's own (gsnerf_cpu: 5).", -1, 64, 1),
-    ParamSpec("model.render_views", -1, "The volume renderer's density and colour come from "
-              "this many source keyframes nearest the requested pose; a farther one only where "
-              "none of those sees the sample. -1 = the checkpoint's own (gsnerf_cpu: 4), 0 = "
+    ParamSpec("model.colour_views", -1, "The rendered colour is blended from this many "
+              "source keyframes nearest the requested pose; a farther one only where "
+              "none of those sees the sample. -1 = the checkpoint's own (gsnerf_cpu: 2), 0 = "
               "every source.", -1, 64, 1),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
@@ -213,7 +213,7 @@ class NodeParams:
     model_floor_z: float
     model_geometry_max_pixels: int
     model_num_neighbors: int
-    model_render_views: int
+    model_colour_views: int
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float

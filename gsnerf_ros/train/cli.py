@@ -142,7 +142,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["num_neighbors"] = model.config.cost_volume.num_neighbors
     res["consistency_tolerance"] = model.config.target_depth.consistency_tolerance
-    res["render_views"] = model.config.renderer.max_views
+    res["colour_views"] = model.config.renderer.colour_views
     res["class_mapping"] = {s.name: {s.class_names[i]: (model.class_names[j] if j < len(
         model.class_names) else None) for i, j in m.items()} for s, m in zip(scenes, label_maps)
         if m is not None}

@@ -1,6 +1,7 @@
 """Command-line overrides of a checkpoint's inference settings, shared by ``gsnerf-eval`` and
 the depth probe: ``--geometry-max-pixels``, ``--num-neighbors``, ``--consistency-tolerance``,
-``--render-views`` and ``--floor-z`` (an inference setting of the data, not of the checkpoint: the callers pass it
+``--colour-views`` and ``--floor-z`` (an inference setting of the data, not of the
+checkpoint: the callers pass it
 to ``GSNeRF.render`` / ``with_floor``). (The node has the same five as parameters,
 ``runtime.engine.GSNeRFRenderer``.)"""
 
@@ -23,10 +24,10 @@ def add_inference_overrides(p: argparse.ArgumentParser, neighbours_note: str = "
     p.add_argument("--consistency-tolerance", type=float, default=None, metavar="T",
                    help="relative depth agreement for the multi-view check of D_T (default: "
                         "the checkpoint's target_depth.consistency_tolerance; 0 = off)")
-    p.add_argument("--render-views", type=int, default=None, metavar="K",
-                   help="the volume renderer's density and colour come from the K source views "
-                        "nearest the target, a farther view only where none of those sees the "
-                        "sample (default: the checkpoint's renderer.max_views; 0 = every view)")
+    p.add_argument("--colour-views", type=int, default=None, metavar="K",
+                   help="the colour is blended from the K source views nearest the target, a "
+                        "farther view only where none of those sees the sample (default: the "
+                        "checkpoint's renderer.colour_views; 0 = every view)")
     p.add_argument("--floor-z", type=float, default=None, metavar="M",
                    help="height of the floor plane in the data's z-up world frame (0 for "
                         "gsnerf-synth and tools/independent_rooms.py rooms): every depth is "
@@ -42,8 +43,8 @@ def check_inference_overrides(p: argparse.ArgumentParser, args: argparse.Namespa
         p.error("--num-neighbors must be >= 1")
     if args.consistency_tolerance is not None and args.consistency_tolerance < 0:
         p.error("--consistency-tolerance must be >= 0")
-    if args.render_views is not None and args.render_views < 0:
-        p.error("--render-views must be >= 0 (0 = every view)")
+    if args.colour_views is not None and args.colour_views < 0:
+        p.error("--colour-views must be >= 0 (0 = every view)")
     if args.floor_z is not None:
         from gsnerf_ros.model.encoding import check_floor_z
 
@@ -61,5 +62,5 @@ def apply_inference_overrides(model: Any, args: argparse.Namespace) -> None:
         model.config.cost_volume.num_neighbors = args.num_neighbors
     if args.consistency_tolerance is not None:
         model.config.target_depth.consistency_tolerance = args.consistency_tolerance
-    if args.render_views is not None:
-        model.config.renderer.max_views = args.render_views
+    if args.colour_views is not None:
+        model.config.renderer.colour_views = args.colour_views
