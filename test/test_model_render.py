@@ -395,6 +395,11 @@ def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatc
     det = SyncDetector()
     with det:
         model.render(enc, K[0], tgt, 12, 16, near=0.5, far=5.0, chunk=64)
+        model.config.renderer.colour_views = 2          # the shipped model's colour rule
+        try:
+            model.render(enc, K[0], tgt, 12, 16, near=0.5, far=5.0, chunk=64)
+        finally:
+            model.config.renderer.colour_views = 0
         with torch.no_grad():
             model.encode_view(images[0], K[0], c2w[0], images[1:3], K[1:3], c2w[1:3], 0.5, 5.0)
     assert det.found == []
