@@ -100,8 +100,9 @@ class VolumeRenderer(nn.Module):
         """Shapes (P = N * S samples): ``view_in`` [P, V, in_ch], ``rgb`` [P, V, 3], ``dirs``
         [P, V, 4], ``visible``/``in_image`` [P, V] bool, ``depths`` [N, S] m, ``near``/``far``
         [N] m. ``keep`` [V] bool: the views that lend colour wherever one of them may
-        (:func:`prefer_views`, ``renderer.colour_views``); the density uses every visible view. Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised),
-        ``acc`` [N], ``weights`` [N, S], ``sigma`` [N, S], ``alpha`` [N, S]."""
+        (:func:`prefer_views`, ``renderer.colour_views``); the density uses every visible view.
+        Returns ``rgb`` [N, 3], ``depth`` [N] (expected depth, weights normalised), ``acc``
+        [N], ``weights`` [N, S], ``sigma`` [N, S], ``alpha`` [N, S]."""
         N, S = depths.shape
         P, V, _ = view_in.shape
         mean, var = masked_mean_var(view_in, visible)
@@ -117,10 +118,8 @@ class VolumeRenderer(nn.Module):
         sigma = self.density(tokens[:, 0].reshape(N, S, -1), pos)            # [N, S]
 
         logits = self.colour(torch.cat([tokens[:, 1:], dirs.to(tokens.dtype)], -1)).squeeze(-1)
-        if keep is not None:
-            cm = colour_mask(prefer_views(visible, keep), prefer_views(in_image, keep))
-        else:
-            cm = colour_mask(visible, in_image)
+        cm = (colour_mask(visible, in_image) if keep is None else
+              colour_mask(prefer_views(visible, keep), prefer_views(in_image, keep)))
         w_view = torch.softmax(logits.float().masked_fill(~cm, float("-inf")), dim=-1)
         colour = (w_view[..., None] * rgb.float()).sum(1).reshape(N, S, 3)
 

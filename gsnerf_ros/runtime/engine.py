@@ -119,8 +119,8 @@ class GSNeRFRenderer:
                             + (f", geometry <= {model.config.geometry_max_pixels} px"
                                if model.config.geometry_max_pixels else "")
                             + f", {self.num_neighbors} cost-volume neighbours"
-                            + (f", colour from the {model.config.renderer.colour_views} nearest sources"
-                               if model.config.renderer.colour_views else "")
+                            + (f", colour from the {model.config.renderer.colour_views} "
+                               "nearest sources" if model.config.renderer.colour_views else "")
                             + (f", floor at z = {self.floor_z} m" if self.floor_z is not None
                                else ""))
         self.stack_cache = StackCache()

@@ -1,8 +1,8 @@
 """Command-line overrides of a checkpoint's inference settings, shared by ``gsnerf-eval`` and
 the depth probe: ``--geometry-max-pixels``, ``--num-neighbors``, ``--consistency-tolerance``,
 ``--colour-views`` and ``--floor-z`` (an inference setting of the data, not of the
-checkpoint: the callers pass it to ``GSNeRF.render`` / ``with_floor``). (The node has the same five as parameters,
-``runtime.engine.GSNeRFRenderer``.)"""
+checkpoint: the callers pass it to ``GSNeRF.render`` / ``with_floor``). (The node has the
+same five as parameters, ``runtime.engine.GSNeRFRenderer``.)"""
 
 from __future__ import annotations
 
