@@ -181,18 +181,24 @@ def test_sample_behind_source_surface_is_masked(setup) -> None:  # type: ignore[
     assert not in_img[2].any()
 
 
-def test_masked_view_does_not_influence_renderer() -> None:
-    """Eq. 11: a view masked for a sample contributes nothing (attention key mask, masked
-    mean/variance, colour blend)."""
+def _renderer_inputs(num_layers: int, N: int = 3, S: int = 4, Vv: int = 5):  # type: ignore[no-untyped-def]
+    """A seeded VolumeRenderer (in_ch 10) and random inputs for N rays of S samples, Vv views,
+    every view visible: (renderer, view_in, rgb, dirs, visible, depths, near, far)."""
     torch.manual_seed(0)
-    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=2), in_ch=10).eval()
-    N, S, Vv = 3, 4, 5
+    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=num_layers),
+                       in_ch=10).eval()
     x = torch.randn(N * S, Vv, 10)
     rgb, dirs = torch.rand(N * S, Vv, 3), torch.randn(N * S, Vv, 4)
     vis = torch.ones(N * S, Vv, dtype=torch.bool)
-    vis[:, 2] = False
     depths = torch.linspace(1, 3, S).expand(N, S).contiguous()
-    near, far = torch.full((N,), 0.5), torch.full((N,), 4.0)
+    return r, x, rgb, dirs, vis, depths, torch.full((N,), 0.5), torch.full((N,), 4.0)
+
+
+def test_masked_view_does_not_influence_renderer() -> None:
+    """Eq. 11: a view masked for a sample contributes nothing (attention key mask, masked
+    mean/variance, colour blend)."""
+    r, x, rgb, dirs, vis, depths, near, far = _renderer_inputs(num_layers=2)
+    vis[:, 2] = False
     a = r(x, rgb, dirs, vis, vis, depths, near, far)
     x2, rgb2, dirs2 = x.clone(), rgb.clone(), dirs.clone()
     x2[:, 2] += 5.0
@@ -314,15 +320,9 @@ def test_kept_views_alone_lend_colour_where_one_of_them_may() -> None:
     """``keep`` (renderer.colour_views): a sample that a kept view sees takes its colour from the
     kept views only; one that none sees falls back to every view that does; the density does
     not change."""
-    torch.manual_seed(0)
-    r = VolumeRenderer(RendererConfig(d_model=16, num_heads=2, num_layers=1), in_ch=10).eval()
-    N, S, Vv = 3, 4, 5
-    x = torch.randn(N * S, Vv, 10)
-    rgb, dirs = torch.rand(N * S, Vv, 3), torch.randn(N * S, Vv, 4)
-    vis = torch.ones(N * S, Vv, dtype=torch.bool)
+    r, x, rgb, dirs, vis, depths, near, far = _renderer_inputs(num_layers=1)
+    S = depths.shape[1]
     vis[:S, :2] = False                                   # ray 0: no kept view sees it
-    depths = torch.linspace(1, 3, S).expand(N, S).contiguous()
-    near, far = torch.full((N,), 0.5), torch.full((N,), 4.0)
     keep = torch.tensor([True, True, False, False, False])
     every = r(x, rgb, dirs, vis, vis, depths, near, far)
     kept = r(x, rgb, dirs, vis, vis, depths, near, far, keep)
