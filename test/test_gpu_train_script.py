@@ -19,7 +19,7 @@ from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
 from gsnerf_ros.train.eval_summary import (by_camera, collect, main as summary_main, markdown,
                                            target_checks)
-from helpers.shipped import with_shipped_inference
+from helpers.shipped import shipped_sidecar, with_shipped_inference
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "gpu_train.sh"
@@ -48,7 +48,7 @@ def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -
         cfg = load_config(TrainConfig, ROOT / path, overrides + ["optim.time_limit_s=300"])
         assert cfg.optim.anneal_by_time, name
     ft = load_config(TrainConfig, ROOT / "config" / "train_gpu_finetune.yaml")
-    shipped = json.loads((ROOT / "models" / "gsnerf_cpu.json").read_text())["model_config"]
+    shipped = shipped_sidecar()["model_config"]
     mine = to_dict(ft.model)
     assert mine["geometry_max_pixels"] == 160 * 120 == ft.data.height * ft.data.width
     assert with_shipped_inference(mine) == shipped   # geometry at 80x60, colour_views as shipped

@@ -20,6 +20,7 @@ import torch
 from gsnerf_ros.data.class_mapping import match_classes
 from gsnerf_ros.data.formats import open_scenes
 from gsnerf_ros.geometry import unproject_depth, world_to_pixels
+from helpers.shipped import shipped_sidecar
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "tools" / "independent_rooms.py"
@@ -65,7 +66,7 @@ def test_layout_reads_back(rooms):
 
 
 def test_classes_map_by_name_onto_the_shipped_vocabulary(rooms):
-    model_names = json.loads((ROOT / "models" / "gsnerf_cpu.json").read_text())["class_names"]
+    model_names = shipped_sidecar()["class_names"]
     scene = open_scenes(rooms, "replica")[0]
     remap = match_classes(scene.class_names, model_names)
     assert remap is not None

@@ -3,7 +3,6 @@ shipped checkpoint (models/gsnerf_cpu), so the recipe in its sidecar can be reru
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -13,16 +12,15 @@ import torch
 from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
 from helpers.rooms import SMALL_ROOMS_HW
-from helpers.shipped import with_shipped_inference
+from helpers.shipped import shipped_sidecar, with_shipped_inference
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted((ROOT / "config").glob("train*.yaml"))
-SHIPPED = ROOT / "models" / "gsnerf_cpu.json"
 
 
 def _recipe() -> list[Path]:
     """The stage configs the shipped sidecar names, in order."""
-    recipe = json.loads(SHIPPED.read_text())["metadata"]["recipe"]
+    recipe = shipped_sidecar()["metadata"]["recipe"]
     return [ROOT / re.match(r"(config/\S+\.yaml)", line).group(1) for line in recipe]
 
 
@@ -41,7 +39,7 @@ def test_cpu_recipe_stages_chain_into_the_shipped_checkpoint() -> None:
         # each stage starts from a checkpoint of the stage before it
         assert cur.init_checkpoint.startswith(prev.run_dir.rstrip("/") + "/"), path.name
         assert cur.run_dir != prev.run_dir, path.name
-    shipped = json.loads(SHIPPED.read_text())
+    shipped = shipped_sidecar()
     # the last stage trains exactly the architecture that ships, with the inference settings
     # the sidecar lists (metadata.inference, chosen on validation after training) on top
     assert shipped["model_config"]["renderer"]["colour_views"] == 2

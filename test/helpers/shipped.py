@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from gsnerf_ros.config import apply_overrides
+
 SHIPPED_SIDECAR = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.json"
 
 
@@ -18,15 +20,11 @@ def shipped_sidecar() -> dict[str, Any]:
 def with_shipped_inference(model: dict[str, Any]) -> dict[str, Any]:
     """A copy of a training config's ``model`` section (``to_dict``) with the inference settings
     the shipped sidecar lists in ``metadata.inference`` (dotted keys, chosen on validation after
-    training, e.g. ``renderer.colour_views``) set on top; keys that are not model settings
+    training, e.g. ``renderer.colour_views``) set on top with the training CLI's own
+    :func:`gsnerf_ros.config.apply_overrides`; keys that are not model settings
     (``near_far_m``) are skipped. Equal to the sidecar's ``model_config`` when the config trains
     the shipped architecture."""
-    out = copy.deepcopy(model)
-    for key, value in shipped_sidecar()["metadata"]["inference"].items():
-        *parents, leaf = key.split(".")
-        node = out
-        for name in parents:
-            node = node.get(name, {})
-        if leaf in node:
-            node[leaf] = value
-    return out
+    inference = shipped_sidecar()["metadata"]["inference"]
+    return apply_overrides(copy.deepcopy(model), [f"{key}={json.dumps(value)}"
+                                                  for key, value in inference.items()
+                                                  if key.split(".")[0] in model])
