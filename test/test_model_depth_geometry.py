@@ -24,6 +24,7 @@ from gsnerf_ros.model.pyramid import depth_level, image_level, level_size
 from gsnerf_ros.train.depth_probe import DepthStats, probe_scene_views
 from gsnerf_ros.train.losses import depth_pyramid
 from helpers.rooms import protocol_views
+from helpers.tolerance import assert_close_reordered
 
 H, W = 120, 160
 
@@ -181,16 +182,18 @@ def test_cascade_of_several_views_equals_one_at_a_time(room) -> None:
     assert many[3].depth[0].shape == (16, 24) and many[0].depth[0].shape == (h, w)
     for a, b in zip(many, one):
         for lvl in range(3):
-            torch.testing.assert_close(a.depth[lvl], b.depth[lvl], rtol=1e-4, atol=1e-5)
-            torch.testing.assert_close(a.volume[lvl], b.volume[lvl], rtol=1e-4, atol=1e-5)
+            # 3x3x3 convolutions over <= 8 channels (216 products a sum), stacked in layers.
+            assert_close_reordered(a.depth[lvl], b.depth[lvl], fan_in=256)
+            assert_close_reordered(a.volume[lvl], b.volume[lvl], fan_in=256)
             torch.testing.assert_close(a.plane_start[lvl], b.plane_start[lvl])
         torch.testing.assert_close(a.plane_step, b.plane_step)
-    torch.testing.assert_close(g_many, g_one, rtol=1e-3, atol=1e-4)   # oneDNN vs native sums
+    # The backward pass sums the layers' products again, over every plane and view.
+    assert_close_reordered(g_many, g_one, fan_in=1024)
     # The single-view entry point is the same computation.
     v = inputs(pyr)[1]
     single = cv(v.ref_pyr, v.src_pyr, v.ref_K, v.src_K, v.ref_c2w, v.src_c2w, v.near, v.far,
                 v.ref_image, v.src_images)
-    torch.testing.assert_close(single.depth[0], many[1].depth[0], rtol=1e-4, atol=1e-5)
+    assert_close_reordered(single.depth[0], many[1].depth[0], fan_in=256)
 
 
 @pytest.mark.parametrize("spacing", ["inverse", "linear"])

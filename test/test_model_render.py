@@ -13,6 +13,7 @@ from gsnerf_ros.model import GSNeRF, GSNeRFConfig, RenderResult, SourceEncoding,
 from gsnerf_ros.model.features import occlusion_mask, project_to_views
 from gsnerf_ros.model.volume_renderer import VolumeRenderer, composite, prefer_views
 from gsnerf_ros.model.config import RendererConfig
+from helpers.tolerance import assert_close_reordered
 
 V, H, W, C = 4, 24, 32, 4
 UP = torch.tensor([0.0, -1.0, 0.0])
@@ -66,8 +67,10 @@ def test_encode_view_matches_encode_sources(setup) -> None:  # type: ignore[no-u
         ve = model.encode_view(images[i], K[i], c2w[i], images[nb], K[nb], c2w[nb], 0.5, 5.0)
     assert isinstance(ve, ViewEncoding)
     ref = enc.view(i)
-    torch.testing.assert_close(ve.depth, ref.depth, atol=1e-4, rtol=1e-4)
-    torch.testing.assert_close(ve.volumes[0], ref.volumes[0], atol=1e-4, rtol=1e-4)
+    # One view against a batch of V: the encoder's and cost volume's convolutions (3x3 over
+    # <= 64 channels, 3x3x3 over <= 16) sum in another order.
+    assert_close_reordered(ve.depth, ref.depth, fan_in=1024)
+    assert_close_reordered(ve.volumes[0], ref.volumes[0], fan_in=1024)
     # A keyframe with no neighbours yet still encodes.
     with torch.no_grad():
         lone = model.encode_view(images[0], K[0], c2w[0], images[:0], K[:0], c2w[:0], 0.5, 5.0)
@@ -92,7 +95,8 @@ def test_chunked_equals_unchunked(setup, mode: str) -> None:  # type: ignore[no-
     a = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=97)
     b = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=H * W)
     for f in ("rgb", "depth", "semantic_logits", "confidence", "target_depth"):
-        torch.testing.assert_close(getattr(a, f), getattr(b, f), atol=1e-5, rtol=1e-5)
+        # Chunks of 97 and of H*W rays: the MLPs' matrix products block the rays differently.
+        assert_close_reordered(getattr(a, f), getattr(b, f), fan_in=256, msg=f)
 
 
 def test_padded_chunks_and_reused_output_buffers_give_the_same_view(setup, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -118,7 +122,7 @@ def test_padded_chunks_and_reused_output_buffers_give_the_same_view(setup, monke
     out = model.render(enc, K[0], tgt, H, W, chunk=100, pad_chunks=True)
     assert sizes == [100] * -(-H * W // 100)          # every call has the static chunk shape
     for f in ("rgb", "depth", "semantic_logits", "confidence"):
-        torch.testing.assert_close(getattr(out, f), getattr(ref, f), atol=1e-5, rtol=1e-5)
+        assert_close_reordered(getattr(out, f), getattr(ref, f), fan_in=256, msg=f)
 
 
 def test_chunk_from_the_memory_cap(setup) -> None:  # type: ignore[no-untyped-def]
@@ -302,7 +306,8 @@ def test_render_is_invariant_to_source_order(setup) -> None:  # type: ignore[no-
     a = model.render(enc, K[0], tgt, 12, 16, chunk=64)
     b = model.render(enc.subset([2, 0, 3, 1]), K[0], tgt, 12, 16, chunk=64)
     for f in ("rgb", "depth", "semantic_logits", "confidence", "target_depth"):
-        assert torch.allclose(getattr(a, f), getattr(b, f), atol=1e-5), f
+        # The views' attention and softmax sum over the views in another order.
+        assert_close_reordered(getattr(b, f), getattr(a, f), fan_in=256, msg=f)
     assert torch.equal(a.target_depth_valid, b.target_depth_valid)
 
 
