@@ -1,13 +1,13 @@
 """package.xml and the pip requirement files declare everything the package imports, and every
 package.xml key resolves with rosdep on ROS 2 Jazzy and Kilted.
 
-Third-party imports are found with an AST walk over gsnerf_ros/, launch/ and scripts/ (the
-standard library, gsnerf_ros itself and optional imports -- inside ``try`` with an ``except``
-for ImportError or a base class of it that does something other than re-raise -- are left out). A module is
-declared when, on a robot, package.xml names its rosdep key (ROSDEP_KEY_OF_MODULE), or
-requirements/robot.txt names its distribution, or it is the CUDA torch the README leaves to the
-user; modules imported outside the ROS code (gsnerf_ros/ros, launch, scripts) must also be in
-setup.py, which is what ``pip install .`` reads.
+Third-party imports are found with an AST walk over gsnerf_ros/, launch/ and scripts/. Left out:
+the standard library, gsnerf_ros itself, and optional imports (inside ``try`` with an ``except``
+for ImportError or a base class of it that does more than re-raise). A module is declared when,
+on a robot, package.xml names its rosdep key (ROSDEP_KEY_OF_MODULE), or requirements/robot.txt
+names its distribution, or it is the CUDA torch the README leaves to the user; modules imported
+outside the ROS code (gsnerf_ros/ros, launch, scripts) must also be in setup.py, which is what
+``pip install .`` reads.
 """
 
 from __future__ import annotations
@@ -255,7 +255,8 @@ def test_pip_requirement_files_agree_with_setup_py() -> None:
 
 
 @pytest.mark.parametrize("source, expected", [
-    ("import torch\nfrom rosbags.rosbag2 import Reader\n", {"torch": True, "rosbags.rosbag2": True}),
+    ("import torch\nfrom rosbags.rosbag2 import Reader\n",
+     {"torch": True, "rosbags.rosbag2": True}),
     ("try:\n    import lpips\nexcept ImportError:\n    lpips = None\n", {"lpips": False}),
     ("try:\n    import lpips\nexcept ImportError:\n    raise\n", {"lpips": True}),
     ("try:\n    import a\nexcept (ValueError, ModuleNotFoundError):\n    a = None\n", {"a": False}),
@@ -276,3 +277,15 @@ def test_collector_sees_the_known_imports() -> None:
     assert found["tf2_ros"]["gsnerf_ros/ros/ros_libs.py"] is False      # compat fallback
     assert found["launch_ros"]["launch/gsnerf.launch.py"] is True
     assert not any(m in found for m in ("os", "gsnerf_ros", "typing"))
+
+
+def test_readme_explains_every_dependency_and_the_robot_install() -> None:
+    readme = (ROOT / "README.md").read_text()
+    deps = readme[readme.index("## Dependencies and why"):].lower()
+    base, extras = setup_py_requirements()
+    for dist in [*base, *extras, *requirements(ROBOT_TXT)]:
+        assert dist in deps, f"README's 'Dependencies and why' does not mention {dist}"
+    install = readme[readme.index("## Installing on a robot"):readme.index("## The node")]
+    for step in ("rosdep install --from-paths src", "colcon build", "--system-site-packages",
+                 "pip install -r src/gsnerf_ros/requirements/robot.txt", "pip install torch"):
+        assert step in install, f"README's robot install lacks {step!r}"
