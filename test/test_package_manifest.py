@@ -198,6 +198,13 @@ def test_every_package_xml_key_resolves_on_jazzy_and_kilted() -> None:
         assert len(ks) == len(set(ks)), f"duplicate <{tag}> keys: {ks}"
 
 
+def test_package_xml_is_a_valid_format_3_manifest() -> None:
+    catkin_pkg = pytest.importorskip("catkin_pkg.package")
+    pkg = catkin_pkg.parse_package(str(ROOT / "package.xml"))
+    pkg.validate()                       # raises InvalidPackage
+    assert pkg.package_format == 3 and pkg.name == "gsnerf_ros"
+
+
 def test_every_import_is_declared() -> None:
     apt = _exec_keys()
     robot_pip = set(requirements(ROBOT_TXT))
