@@ -85,3 +85,40 @@ def test_render_view_round_trip_between_processes(ros_domain: int, child_env: di
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def _field_comment(path: Path, field: str) -> str:
+    """The comment block right above ``<type> <field>`` in an interface file (first match)."""
+    lines = path.read_text().splitlines()
+    i = next(i for i, line in enumerate(lines)
+             if not line.startswith("#") and line.split()[1:2] == [field])
+    block = []
+    while i > 0 and lines[i - 1].startswith("#"):
+        i -= 1
+        block.insert(0, lines[i].lstrip("# "))
+    return " ".join(block)
+
+
+@pytest.mark.parametrize("interface", ["srv/RenderView.srv", "msg/RenderedView.msg"])
+def test_interface_comments_name_the_encodings_the_node_publishes(interface: str) -> None:
+    """Each image field's comment starts with the encoding convert.output_to_images gives it
+    (mono16 noted for many classes); depth is documented as metres with NaN where invalid."""
+    import torch
+    from std_msgs.msg import Header
+
+    from gsnerf_ros.ros.convert import output_to_images
+    from gsnerf_ros.ros.render_services import RENDERED_TOPICS
+    from gsnerf_ros.runtime.engine import RenderOutput
+
+    out = RenderOutput(rgb=torch.rand(4, 5, 3), depth=torch.tensor([[0.0, 1.5] * 2 + [2.0]] * 4),
+                       labels=torch.randint(0, 3, (4, 5)), confidence=torch.rand(4, 5))
+    images = output_to_images(out, Header(), torch.randint(0, 255, (3, 3), dtype=torch.uint8), 3)
+    assert set(images) == set(RENDERED_TOPICS)
+    path = Path(__file__).parents[1] / interface
+    for name, image in images.items():
+        comment = _field_comment(path, name)
+        assert comment.split()[0].rstrip(",.;:") == image.encoding, (interface, name, comment)
+    assert "mono16" in _field_comment(path, "semantic")
+    depth = _field_comment(path, "depth")
+    assert "metres" in depth and "NaN" in depth and "0 = invalid" not in depth
+    assert "[0, 1]" in _field_comment(path, "confidence")

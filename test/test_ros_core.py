@@ -343,7 +343,7 @@ def test_yaml_config_matches_the_declared_parameters() -> None:
                 walk(v, prefix + k + ".")
             else:
                 flat[prefix + k] = v
-    walk(data["gsnerf"]["ros__parameters"], "")
+    walk(data["/**/gsnerf"]["ros__parameters"], "")
     assert set(flat) == {s.name for s in PARAMETERS}
     params_from_values(flat)
 

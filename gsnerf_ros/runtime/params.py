@@ -2,7 +2,8 @@
 
 The node declares every entry of :data:`PARAMETERS` with a ``ParameterDescriptor`` (description
 and range) and reads them back into :class:`NodeParams`. ``config/gsnerf.yaml`` sets them under
-``gsnerf: ros__parameters:`` with the same dotted names as nested keys.
+``/**/gsnerf: ros__parameters:`` (the node ``gsnerf`` in any namespace) with the same dotted names
+as nested keys.
 """
 
 from __future__ import annotations

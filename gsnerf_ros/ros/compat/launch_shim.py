@@ -3,10 +3,18 @@
 Only for tests and this PyPI-wheel install: it provides the small part of the launch API that
 ``launch/gsnerf.launch.py`` uses (LaunchDescription, DeclareLaunchArgument, OpaqueFunction,
 IfCondition / UnlessCondition, LaunchConfiguration, PathJoinSubstitution, TextSubstitution,
-launch_ros Node, FindPackageShare), loads the file with those stand-ins, and turns the description into the
-command lines ``ros2 launch`` would start: executable + ``--ros-args`` with the node name, the
-parameter files (the dict overrides written to a temporary YAML file, as launch_ros does) and the
-remappings. :func:`start` runs them as real processes. On a robot use ``ros2 launch``.
+launch_ros Node and LifecycleNode, FindPackageShare), loads the file with those stand-ins, and
+turns the description into the command lines ``ros2 launch`` would start: executable,
+``arguments``, ``--ros-args`` + ``ros_arguments``, then ``--ros-args`` with the node name,
+namespace, the parameter files (a dict written to a temporary YAML file under the node's fully
+qualified name, as launch_ros does) and the remappings. :func:`start` runs them as real
+processes; :func:`autostart` makes the lifecycle transitions launch_ros makes for a
+``LifecycleNode(autostart=True)`` (configure, then activate, through the node's
+``change_state`` service). On a robot use ``ros2 launch``.
+
+Signatures follow launch / launch_ros of ROS 2 Jazzy and Kilted; where those releases are
+stricter than later ones (``LifecycleNode.autostart`` is a bool there, not a substitution), the
+stand-in is as strict, so a launch file that evaluates here also runs there.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +32,8 @@ from typing import Any, Sequence
 
 import yaml
 
-__all__ = ["LaunchedNode", "load_launch_description", "evaluate", "start", "REPO_ROOT"]
+__all__ = ["LaunchedNode", "load_launch_description", "evaluate", "start", "autostart",
+           "REPO_ROOT"]
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -135,13 +145,28 @@ class Node:
     def __init__(self, *, package: str, executable: str, name: str | None = None,
                  namespace: str | None = None, parameters: Sequence[Any] | None = None,
                  remappings: Sequence[tuple[Any, Any]] | None = None,
-                 arguments: Sequence[Any] | None = None, condition: Any = None,
+                 arguments: Sequence[Any] | None = None,
+                 ros_arguments: Sequence[Any] | None = None, condition: Any = None,
                  **_: Any) -> None:
         self.package, self.executable, self.name, self.namespace = package, executable, name, namespace
         self.parameters = list(parameters or [])
         self.remappings = list(remappings or [])
         self.arguments = list(arguments or [])
+        self.ros_arguments = list(ros_arguments or [])
         self.condition = condition
+
+
+class LifecycleNode(Node):
+    """launch_ros.actions.LifecycleNode: ``name`` and ``namespace`` are required; ``autostart``
+    (launch_ros >= 0.26.7 on Jazzy, Kilted) configures and activates the node once started."""
+
+    def __init__(self, *, name: Any, namespace: Any, autostart: bool = False,
+                 **kwargs: Any) -> None:
+        if not isinstance(autostart, bool):
+            raise TypeError("LifecycleNode(autostart=...) takes a bool on Jazzy and Kilted, not "
+                            f"{type(autostart).__name__}; perform the substitution first")
+        super().__init__(name=name, namespace=namespace, **kwargs)
+        self.autostart = autostart
 
 
 def _shim_modules() -> dict[str, types.ModuleType]:
@@ -156,6 +181,7 @@ def _shim_modules() -> dict[str, types.ModuleType]:
     for c in (LaunchConfiguration, PathJoinSubstitution, TextSubstitution):
         setattr(mods["launch.substitutions"], c.__name__, c)
     mods["launch_ros.actions"].Node = Node  # type: ignore[attr-defined]
+    mods["launch_ros.actions"].LifecycleNode = LifecycleNode  # type: ignore[attr-defined]
     mods["launch_ros.substitutions"].FindPackageShare = FindPackageShare  # type: ignore[attr-defined]
     return mods
 
@@ -193,6 +219,17 @@ class LaunchedNode:
     parameter_overrides: dict[str, Any] = field(default_factory=dict)
     remappings: list[tuple[str, str]] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)
+    namespace: str = ""
+    """Absolute namespace ("" = the root)."""
+    ros_arguments: list[str] = field(default_factory=list)
+    lifecycle: bool = False
+    """Started as a launch_ros LifecycleNode."""
+    autostart: bool = False
+    """LifecycleNode(autostart=True): launch configures and activates it (see :func:`autostart`)."""
+
+    @property
+    def fully_qualified_name(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.name else ""
 
 
 def _yaml_value(text: str) -> Any:
@@ -255,24 +292,35 @@ def evaluate(description: LaunchDescription, launch_arguments: dict[str, str] | 
                 files.append(_perform(p, ctx))
         remaps = [(_perform(a, ctx), _perform(b, ctx)) for a, b in ent.remappings]
         args = [_perform(a, ctx) for a in ent.arguments]
+        ros_args = [_perform(a, ctx) for a in ent.ros_arguments]
+        name = _perform(ent.name, ctx) if ent.name is not None else None
+        ns = _perform(ent.namespace, ctx).strip("/") if ent.namespace is not None else ""
+        ns = f"/{ns}" if ns else ""
         base = _find_executable(ent.package, ent.executable)
         cmd = None
         if base is not None:
-            cmd = [*base, *args, "--ros-args"]
-            if ent.name:
-                cmd += ["-r", f"__node:={ent.name}"]
-            if ent.namespace:
-                cmd += ["-r", f"__ns:={ent.namespace}"]
+            cmd = [*base, *args]
+            if ros_args:
+                cmd += ["--ros-args", *ros_args]
+            cmd += ["--ros-args"]
+            if name:
+                cmd += ["-r", f"__node:={name}"]
+            if ns:
+                cmd += ["-r", f"__ns:={ns}"]
             for f in files:
                 cmd += ["--params-file", f]
             if overrides:
+                # launch_ros: under the fully qualified node name when name and namespace are
+                # given (a node-specific section of an earlier file is then overridden), else /**
+                key = f"{ns}/{name}" if name and ent.namespace is not None else "/**"
                 f = tmp / f"launch_params_{i}.yaml"
-                f.write_text(yaml.safe_dump({"/**": {"ros__parameters": overrides}}))
+                f.write_text(yaml.safe_dump({key: {"ros__parameters": overrides}}))
                 cmd += ["--params-file", str(f)]
             for a, b in remaps:
                 cmd += ["-r", f"{a}:={b}"]
-        out.append(LaunchedNode(ent.package, ent.executable, ent.name, cmd, files, overrides,
-                                remaps, args))
+        out.append(LaunchedNode(ent.package, ent.executable, name, cmd, files, overrides,
+                                remaps, args, ns, ros_args, isinstance(ent, LifecycleNode),
+                                bool(getattr(ent, "autostart", False))))
     return out
 
 
@@ -282,3 +330,39 @@ def start(node: LaunchedNode, **popen_kwargs: Any) -> subprocess.Popen:
         raise FileNotFoundError(f"executable {node.executable!r} of package {node.package!r} is "
                                 "not installed here")
     return subprocess.Popen(node.command, **popen_kwargs)
+
+
+def autostart(node: LaunchedNode, ros_node: Any, timeout: float = 60.0) -> str:
+    """What launch_ros does for ``LifecycleNode(autostart=True)`` once the process runs: the
+    ``configure`` transition through ``<node>/change_state``, then ``activate`` after it
+    succeeded. ``ros_node`` is an rclpy node spun by an executor in another thread (as launch's
+    own ROS node is, in launch_ros's ROSAdapter). Returns the label of the state
+    reached; raises RuntimeError when a transition fails (launch_ros logs that as an error) and
+    TimeoutError when the service or an answer does not come within ``timeout`` s."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    if not node.lifecycle or not node.autostart:
+        raise ValueError(f"{node.executable} was not launched as a LifecycleNode with autostart")
+    deadline = time.monotonic() + timeout
+    client = ros_node.create_client(ChangeState, f"{node.fully_qualified_name}/change_state")
+    try:
+        while not client.wait_for_service(timeout_sec=0.2):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {client.srv_name} service within {timeout} s")
+        state = ""
+        for tid, label in ((Transition.TRANSITION_CONFIGURE, "configure"),
+                           (Transition.TRANSITION_ACTIVATE, "activate")):
+            future = client.call_async(ChangeState.Request(transition=Transition(id=tid)))
+            while not future.done() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            if not future.done():
+                raise TimeoutError(f"no answer to {label} from {node.fully_qualified_name} "
+                                   f"within {timeout} s")
+            if not future.result().success:
+                raise RuntimeError(f"Failed to make transition '{label}' for LifecycleNode "
+                                   f"'{node.fully_qualified_name}'")
+            state = {"configure": "inactive", "activate": "active"}[label]
+        return state
+    finally:
+        ros_node.destroy_client(client)
