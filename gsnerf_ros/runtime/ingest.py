@@ -265,10 +265,9 @@ class FrameIngest:
         Shape: ``rgb`` (3, H, W) in [0, 1] at the camera's size; ``c2w`` (4, 4) world <- the
         camera's optical frame. Returns (keyframe, evicted keyframes)."""
         check_image_matches_info(rgb.shape[-1], rgb.shape[-2], camera.width, camera.height)
-        mode = self.camera_input
-        arr = np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
-        rect = self.rectifier.rectify(arr, camera, mode)
-        if rect is not arr:
+        if camera.needs_remap(self.camera_input):
+            arr = np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
+            rect = self.rectifier.rectify(arr, camera, self.camera_input)
             rgb = torch.from_numpy(np.ascontiguousarray(rect)).permute(2, 0, 1).clamp_(0, 1)
         K = self.intrinsics(camera)
         d = self._depth(depth, camera, K) if depth is not None else None

@@ -38,7 +38,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("topics.camera_info", "camera_info", "Input sensor_msgs/CameraInfo topic."),
     ParamSpec("topics.image_transport", "raw", "How the image arrives: raw (sensor_msgs/Image on "
               "topics.image) or compressed (JPEG/PNG sensor_msgs/CompressedImage on "
-              "<topics.image>/compressed, as image_transport names it; decoded with OpenCV).",
+              "<topics.image>/compressed, the image topic resolved and remapped first, as "
+              "image_transport names it; decoded with OpenCV).",
               choices=("raw", "compressed")),
     ParamSpec("topics.depth", "", "Optional depth image topic (16UC1 mm or 32FC1 m); empty = none."),
     ParamSpec("topics.depth_camera_info", "", "Optional CameraInfo topic of the depth image; "
