@@ -2,8 +2,9 @@
 
 Inputs: ``image`` + ``camera_info`` (+ optional ``depth`` and its own ``depth_camera_info``)
 synchronised by approximate time (QoS from ``qos.*``); the image topic is resolved (namespace,
-remapping) before image_transport's ``/compressed`` suffix is added. The camera pose at the image stamp from TF (``frames.world`` -> the image's
-optical frame) or from a PoseStamped/Odometry topic. A frame whose pose is not there yet waits
+remapping) before image_transport's ``/compressed`` suffix is added. The camera pose at the
+image stamp from TF (``frames.world`` -> the image's optical frame) or from a
+PoseStamped/Odometry topic. A frame whose pose is not there yet waits
 in a bounded queue (``frames.pending_frames``, up to ``frames.tf_timeout`` s) retried on every
 frame and on a timer; no callback ever sleeps. Input stamps going back more than
 ``frames.time_jump_threshold`` s for three frames in a row (a bag loop) reset the buffer and the
@@ -19,9 +20,10 @@ a worker thread; the device runs one render/encoding at a time and at most
 
 This module wires the node together and turns camera messages into frames for
 :class:`~gsnerf_ros.runtime.ingest.FrameIngest` (camera model, rectification, depth registration,
-keyframe policy); the other parts live in :mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup`
-(model file), :mod:`~gsnerf_ros.ros.pose_input` (camera poses),
-:mod:`~gsnerf_ros.ros.render_services` (render requests), :mod:`~gsnerf_ros.ros.visualisation`
+keyframe policy); the other parts live in :mod:`~gsnerf_ros.ros.param_declaration`
+(parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup` (model file),
+:mod:`~gsnerf_ros.ros.pose_input` (camera poses), :mod:`~gsnerf_ros.ros.render_services`
+(render requests), :mod:`~gsnerf_ros.ros.visualisation`
 (buffer topics) and :mod:`~gsnerf_ros.ros.diagnostics`.
 """
 
