@@ -92,3 +92,22 @@ def test_the_node_loads_its_renderer_with_the_floor_bound_and_reports_it(tmp_pat
                                 InputStats())
         got = {kv.key: kv.value for kv in st.values}["floor_bound"]
         assert got == ("off" if want is None else "z = -0.25 m")
+
+
+def test_two_instances_in_namespaces_are_told_apart_on_diagnostics() -> None:
+    """The status is named by the node's fully qualified name (real rclpy, two nodes)."""
+    pytest.importorskip("rclpy")
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until
+
+    fast = {"publish.diagnostics_period": 0.1}
+    with InProcessNode(node_kwargs={"namespace": "/robot_a"}, **fast) as a, \
+            InProcessNode(node_kwargs={"namespace": "/robot_b"}, **fast):
+        names: set[str] = set()
+        a.peer.create_subscription(DiagnosticArray, "/diagnostics",
+                                   lambda m: names.update(s.name for s in m.status), 10)
+        wait_until(lambda: {"/robot_a/gsnerf: render node",
+                            "/robot_b/gsnerf: render node"} <= names, 20,
+                   f"both instances' statuses (seen {names})")
+        assert a.node.get_fully_qualified_name() == "/robot_a/gsnerf"

@@ -115,7 +115,7 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
         n = hs.client.node
         hs.diag, hs.state, hs.markers, hs.tf_frames, hs.rendered = {}, None, None, set(), {}
         n.create_subscription(DiagnosticArray, "/diagnostics", lambda m: hs.diag.update(
-            {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf") for kv in s.values}
+            {kv.key: kv.value for s in m.status if s.name.startswith("/gsnerf:") for kv in s.values}
             | {"_message": m.status[0].message}), 10)
         latched = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                              reliability=ReliabilityPolicy.RELIABLE)

@@ -15,6 +15,7 @@ from gsnerf_ros.geometry.camera import (
     unproject_pixels,
     world_to_pixels,
 )
+from gsnerf_ros.geometry.depth import register_depth
 from gsnerf_ros.geometry.pose import (
     lateral_baseline_share,
     look_at,
@@ -33,5 +34,5 @@ __all__ = [
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",
     "nearest_views", "neighbour_lateral_shares", "pose_distance", "quat_to_matrix",
-    "rotation_angle",
+    "rotation_angle", "register_depth",
 ]

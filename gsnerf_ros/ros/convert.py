@@ -16,6 +16,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from gsnerf_ros.geometry import make_pose, matrix_to_quat, quat_to_matrix
 from gsnerf_ros.runtime.engine import RenderOutput
+from gsnerf_ros.runtime.ingest import CameraModel
 from gsnerf_ros.ros.image_conversion import colorize_labels, encode_image, labels_to_array
 from gsnerf_ros.runtime.keyframes import Keyframe
 from gsnerf_ros.runtime.requests import pose_from_components
@@ -23,7 +24,7 @@ from gsnerf_ros.runtime.requests import pose_from_components
 __all__ = [
     "pose_to_c2w", "c2w_to_pose", "transform_to_c2w", "c2w_to_transform", "camera_info_K",
     "make_camera_info", "array_to_image", "output_to_images", "frustum_markers", "stamp_to_sec",
-    "sec_to_stamp", "label_info",
+    "sec_to_stamp", "label_info", "camera_model",
 ]
 
 
@@ -165,3 +166,10 @@ def frustum_markers(keyframes: Sequence[Keyframe], frame_id: str, stamp: TimeMsg
         m.points = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pts]
         arr.markers.append(m)
     return arr
+
+
+def camera_model(info: CameraInfo, frame: str = "") -> CameraModel:
+    """CameraInfo -> :class:`~gsnerf_ros.runtime.ingest.CameraModel` (``frame``: its optical
+    frame, default the info's header frame_id)."""
+    return CameraModel.from_fields(info.width, info.height, info.k, info.d, info.distortion_model,
+                                   info.r, info.p, frame or info.header.frame_id)

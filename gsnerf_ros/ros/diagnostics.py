@@ -61,10 +61,12 @@ def low_parallax_warning(share: float | None, min_share: float) -> str | None:
 
 def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngine,
                        renderer: Any, model_name: str, device_warning: str | None,
-                       inputs: InputStats) -> DiagnosticStatus:
-    """The ``gsnerf: render node`` status with its key/values."""
+                       inputs: InputStats, node_name: str = "/gsnerf") -> DiagnosticStatus:
+    """The ``<node_name>: render node`` status with its key/values. ``node_name`` is the node's
+    fully qualified name (``/ns/gsnerf``), so that two instances are told apart, as
+    diagnostic_updater names its statuses."""
     n, n_enc = len(buffer), buffer.num_encoded()
-    st = DiagnosticStatus(name="gsnerf: render node", hardware_id=str(
+    st = DiagnosticStatus(name=f"{node_name}: render node", hardware_id=str(
         getattr(renderer, "device", p.model_device)))
     level, msgs = DiagnosticStatus.OK, []
     if n_enc < p.render_min_keyframes:

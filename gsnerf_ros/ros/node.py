@@ -1,8 +1,10 @@
 """``gsnerf_node``: keyframe buffer + render-on-demand ROS 2 node (node name ``gsnerf``).
 
-Inputs: ``image`` + ``camera_info`` (+ optional ``depth``) synchronised by approximate time
-(QoS from ``qos.*``); the camera pose at the image stamp from TF (``frames.world`` -> the image's
-optical frame) or from a PoseStamped/Odometry topic. A frame whose pose is not there yet waits
+Inputs: ``image`` + ``camera_info`` (+ optional ``depth`` and its own ``depth_camera_info``)
+synchronised by approximate time (QoS from ``qos.*``); the image topic is resolved (namespace,
+remapping) before image_transport's ``/compressed`` suffix is added. The camera pose at the
+image stamp from TF (``frames.world`` -> the image's optical frame) or from a
+PoseStamped/Odometry topic. A frame whose pose is not there yet waits
 in a bounded queue (``frames.pending_frames``, up to ``frames.tf_timeout`` s) retried on every
 frame and on a timer; no callback ever sleeps. Input stamps going back more than
 ``frames.time_jump_threshold`` s for three frames in a row (a bag loop) reset the buffer and the
@@ -16,10 +18,12 @@ one, requests in another reentrant one, all on a MultiThreadedExecutor; keyframe
 a worker thread; the device runs one render/encoding at a time and at most
 ``render.queue_size`` requests wait (see :class:`~gsnerf_ros.runtime.engine.RenderEngine`).
 
-This module wires the node together and ingests camera frames; the parts live in
-:mod:`~gsnerf_ros.ros.param_declaration` (parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup`
-(model file), :mod:`~gsnerf_ros.ros.pose_input` (camera poses),
-:mod:`~gsnerf_ros.ros.render_services` (render requests), :mod:`~gsnerf_ros.ros.visualisation`
+This module wires the node together and turns camera messages into frames for
+:class:`~gsnerf_ros.runtime.ingest.FrameIngest` (camera model, rectification, depth registration,
+keyframe policy); the other parts live in :mod:`~gsnerf_ros.ros.param_declaration`
+(parameters), :mod:`~gsnerf_ros.runtime.checkpoint_lookup` (model file),
+:mod:`~gsnerf_ros.ros.pose_input` (camera poses), :mod:`~gsnerf_ros.ros.render_services`
+(render requests), :mod:`~gsnerf_ros.ros.visualisation`
 (buffer topics) and :mod:`~gsnerf_ros.ros.diagnostics`.
 """
 
@@ -36,6 +40,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
@@ -43,12 +48,9 @@ from gsnerf_ros.device import device_or_cpu
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
 from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
-from gsnerf_ros.runtime.engine import (
-    GSNeRFRenderer, RenderEngine, Renderer, RenderSettings, resize_frame,
-)
-from gsnerf_ros.ros.image_conversion import (
-    ImageFormatError, to_depth_metres, to_rgb_tensor, undistort, undistort_depth,
-)
+from gsnerf_ros.runtime.engine import GSNeRFRenderer, RenderEngine, Renderer, RenderSettings
+from gsnerf_ros.ros.image_conversion import ImageFormatError, to_depth_metres, to_rgb_tensor
+from gsnerf_ros.runtime.ingest import CameraModel, DepthFrame, FrameIngest
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
 from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
@@ -56,9 +58,7 @@ from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
 from gsnerf_ros.ros.process import spin_node
 from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
-from gsnerf_ros.runtime.requests import (
-    CameraSpec, RequestError, check_image_matches_info, check_intrinsics,
-)
+from gsnerf_ros.runtime.requests import CameraSpec, RequestError, check_image_matches_info
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
 from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher, publish_class_info
 
@@ -75,12 +75,17 @@ _COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
 
 @dataclass
 class _Frame:
-    """A synchronised camera frame waiting for its pose; ``frame`` is its optical frame id."""
+    """A synchronised camera frame waiting for its pose; ``frame`` is its optical frame id,
+    ``camera`` its colour camera model; ``depth_frame`` the depth image's optical frame when it
+    is another one (its TF to ``frame`` is looked up with the pose)."""
 
     image: Image
     info: CameraInfo
     depth: Image | None
     frame: str
+    camera: CameraModel
+    depth_info: CameraInfo | None = None
+    depth_frame: str | None = None
 
 
 class GSNeRFCore(RenderServicesMixin, _NodeBase):
@@ -99,7 +104,6 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._throttle: dict[str, float] = {}
         self.input_stats = InputStats()
         self._latest_cam: CameraSpec | None = None
-        self._kf_size: tuple[int, int] | None = None
         self._bridge = CvBridge()
         self._closing = False
         self._active = False
@@ -145,6 +149,9 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
             encode_min_neighbors=(None if p.keyframes_encode_min_neighbors < 0
                                   else p.keyframes_encode_min_neighbors))
         self.engine.input_problem = self.input_problem
+        self.ingest = FrameIngest(self.buffer, p.camera_input, p.keyframes_width,
+                                  p.keyframes_height)
+        self._rect_hint_given = False
         self.engine.worker.on_encoded = lambda kf: self._publish_buffer()
         self.engine.worker.on_error = lambda kf, exc: self._warn(
             "encode", f"encoding keyframe {kf.id} failed: {exc}")
@@ -170,6 +177,10 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                                            callback_group=self.cb_ingest)]
         if p.topics_depth:
             subs.append(message_filters.Subscriber(self, Image, p.topics_depth,
+                                                   qos_profile=in_qos,
+                                                   callback_group=self.cb_ingest))
+        if p.topics_depth_camera_info:
+            subs.append(message_filters.Subscriber(self, CameraInfo, p.topics_depth_camera_info,
                                                    qos_profile=in_qos,
                                                    callback_group=self.cb_ingest))
         self._input_subs = subs
@@ -201,10 +212,13 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
     def _image_input(self) -> tuple[type, str]:
         """(message class, topic) of the colour image: ``topics.image`` or, with
-        ``topics.image_transport: compressed``, CompressedImage on ``<topics.image>/compressed``."""
+        ``topics.image_transport: compressed``, CompressedImage on ``<resolved image>/compressed``:
+        the base name is resolved first (namespace and remapping, ``image:=/camera/image_raw``),
+        then the transport's suffix is added, as image_transport does."""
         p = self.p
         if p.topics_image_transport == "compressed":
-            return CompressedImage, p.topics_image.rstrip("/") + "/compressed"
+            base = self.resolve_topic_name(p.topics_image, only_expand=False)
+            return CompressedImage, base.rstrip("/") + "/compressed"
         return Image, p.topics_image
 
     def input_problem(self) -> str | None:
@@ -284,7 +298,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
     # ================================================================== ingestion
     def _on_frame(self, image: Image | CompressedImage, info: CameraInfo,
-                  depth: Image | None = None) -> None:
+                  depth: Image | None = None, depth_info: CameraInfo | None = None) -> None:
         """Synchroniser callback: check the frame, then queue it until its pose is known."""
         if not self._active:
             return
@@ -300,19 +314,30 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         if back is not None:
             self._reset_for_time_jump(back, stamp)
         try:
-            frame = self._check_frame(image, info)
+            frame, camera = self._check_frame(image, info)
+            depth_frame = self._depth_frame(image, depth, depth_info, frame)
         except (RequestError, ImageFormatError) as exc:
             self._input_error(type(exc).__name__, str(exc))
             return
-        self.pending.push(_Frame(image, info, depth, frame))
+        self.pending.push(_Frame(image, info, depth, frame, camera, depth_info, depth_frame))
         self._drain_pending()
+
+    def _frame_pose(self, f: _Frame) -> tuple[Any, Any]:
+        """(c2w of the colour optical frame, depth frame -> colour frame or None) at the frame's
+        stamp; RequestError while either TF is missing."""
+        stamp = f.image.header.stamp
+        c2w = self.pose_source.camera_pose(f.frame, stamp)
+        moved = None
+        if f.depth_frame is not None:
+            moved = self.pose_source.lookup(f.frame, f.depth_frame, Time.from_msg(stamp),
+                                            Duration(seconds=0))
+        return c2w, moved
 
     def _drain_pending(self) -> None:
         """Ingest every waiting frame whose pose is available now (never waits)."""
-        for f, c2w in self.pending.ready(
-                lambda f: self.pose_source.camera_pose(f.frame, f.image.header.stamp)):
+        for f, pose in self.pending.ready(self._frame_pose):
             try:
-                self._ingest(f, c2w)
+                self._ingest(f, *pose)
             except (RequestError, ImageFormatError, CvBridgeError) as exc:
                 self._input_error(type(exc).__name__, str(exc))
 
@@ -327,42 +352,65 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
             f"clock reset); reset the keyframe buffer ({n} keyframes), the TF cache and "
             f"{waiting} waiting frame(s)")
 
-    def _check_frame(self, image: Image, info: CameraInfo) -> str:
-        """Validate a frame's encoding, size and intrinsics; returns its optical frame id."""
+    def _check_frame(self, image: Image, info: CameraInfo) -> tuple[str, CameraModel]:
+        """Validate a frame's encoding, size and camera model; returns its optical frame id and
+        camera model (the camera of render requests with all-zero intrinsics from now on)."""
         if image.encoding not in _COLOUR_ENCODINGS:
             raise ImageFormatError(f"image encoding {image.encoding!r} is not supported; publish "
                                    f"one of {list(_COLOUR_ENCODINGS[:5])}")
         check_image_matches_info(image.width, image.height, info.width, info.height)
-        K = convert.camera_info_K(info)
-        check_intrinsics(K, info.width, info.height, "camera_info")
-        self._latest_cam = CameraSpec(K, int(info.width), int(info.height))
         frame = self.p.frames_camera or image.header.frame_id
         if not frame:
             raise RequestError("image header.frame_id is empty; set it to the camera's optical "
                                "frame or set the frames.camera parameter")
-        return frame
+        camera = convert.camera_model(info, frame)
+        K = self.ingest.intrinsics(camera)
+        self._latest_cam = CameraSpec(K, int(info.width), int(info.height))
+        self._hint_rectified_input(camera)
+        return frame, camera
 
-    def _ingest(self, f: "_Frame", c2w: Any) -> None:
-        p = self.p
-        image, info, depth = f.image, f.info, f.depth
-        stamp = convert.stamp_to_sec(image.header.stamp)
-        if not self.buffer.is_new_keyframe(c2w.float(), stamp):
+    def _hint_rectified_input(self, camera: CameraModel) -> None:
+        """Say once when a topic named like ``image_rect`` is about to be undistorted again."""
+        if self._rect_hint_given or self.p.camera_input != "auto" or not camera.distorted:
             return
-        K = convert.camera_info_K(info)
+        topic = self.resolve_topic_name(self._image_input()[1])
+        name = topic.removesuffix("/compressed").rsplit("/", 1)[-1]
+        if "rect" in name:
+            self._rect_hint_given = True
+            self.get_logger().warning(
+                f"'{topic}' looks rectified but its camera_info has distortion coefficients, so "
+                "camera.input: auto undistorts it (again); set camera.input: rectified if it is "
+                "image_proc's image_rect")
+
+    def _depth_frame(self, image: Image | CompressedImage, depth: Image | None,
+                     depth_info: CameraInfo | None, frame: str) -> str | None:
+        """The depth's optical frame when it has its own camera_info and another frame than the
+        colour image (its TF is then needed), else None."""
+        if depth is None or depth_info is None:
+            return None
+        depth_frame = depth.header.frame_id or depth_info.header.frame_id
+        if not depth_frame:
+            raise RequestError("depth header.frame_id is empty; set it to the depth camera's "
+                               "optical frame")
+        return None if depth_frame in (frame, image.header.frame_id) else depth_frame
+
+    def _ingest(self, f: "_Frame", c2w: Any, colour_from_depth: Any = None) -> None:
+        """Decode a frame whose pose is known and hand it to :attr:`ingest` when the keyframe
+        policy wants it."""
+        image, depth = f.image, f.depth
+        stamp = convert.stamp_to_sec(image.header.stamp)
+        if not self.ingest.wants(c2w, f.camera, stamp):
+            return
         arr = self._bridge.imgmsg_to_cv2(image, desired_encoding="passthrough")
-        D = np.asarray(info.d, dtype=np.float64)
-        arr = undistort(arr, K.numpy(), D, info.distortion_model)
         rgb = to_rgb_tensor(arr, image.encoding)
         d = None
         if depth is not None:
-            check_image_matches_info(depth.width, depth.height, info.width, info.height, "depth")
             darr = self._bridge.imgmsg_to_cv2(depth, desired_encoding="passthrough")
-            d = to_depth_metres(undistort_depth(darr, K.numpy(), D, info.distortion_model),
-                                depth.encoding)
-        if self._kf_size is None:
-            self._kf_size = (p.keyframes_width or rgb.shape[-1], p.keyframes_height or rgb.shape[-2])
-        rgb, Kf, d = resize_frame(rgb, K.float(), self._kf_size[0], self._kf_size[1], d)
-        kf, evicted = self.buffer.add(rgb, Kf, c2w.float(), stamp, f.frame, d, force=True)
+            d = DepthFrame(to_depth_metres(darr, depth.encoding),
+                           None if f.depth_info is None
+                           else convert.camera_model(f.depth_info, f.depth_frame or f.frame),
+                           colour_from_depth)
+        kf, evicted = self.ingest.add(rgb, f.camera, c2w, stamp, f.frame, d)
         if kf is not None:
             self.get_logger().debug(f"keyframe {kf.id} added ({len(self.buffer)} in buffer, "
                                     f"{len(evicted)} evicted)")
@@ -380,7 +428,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.input_stats.time_jumps = self.time_jump.jumps
         self.input_stats.problem = self.input_problem() or ""
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
-                                    self.model_name, self.device_warning, self.input_stats)
+                                    self.model_name, self.device_warning, self.input_stats,
+                                    node_name=self.get_fully_qualified_name())
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [status]

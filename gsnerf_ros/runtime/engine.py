@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from gsnerf_ros.geometry import neighbour_lateral_shares, scale_intrinsics
+from gsnerf_ros.geometry import neighbour_lateral_shares
 from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
 from gsnerf_ros.runtime.request_queue import PRIORITY_SERVICE, RequestQueue
 from gsnerf_ros.runtime.requests import RequestError
 
 __all__ = ["RenderOutput", "Renderer", "GSNeRFRenderer", "RenderSettings", "RenderEngine",
-           "EngineResult", "resize_frame", "sources_lateral_share", "DTYPES"]
+           "EngineResult", "sources_lateral_share", "DTYPES"]
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -178,25 +177,6 @@ class GSNeRFRenderer:
                                     guided_sigma=sigma, floor_z=self.floor_z)
         return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
                             confidence=res.confidence.float())
-
-
-def resize_frame(image: Tensor, K: Tensor, width: int, height: int,
-                 depth: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor | None]:
-    """Resize a frame to ``width`` x ``height`` (0 = keep) and scale ``K`` to match.
-
-    Shape: ``image`` [3,H,W], ``K`` [3,3], ``depth`` [H,W] (nearest) -> same at the new size.
-    """
-    H, W = image.shape[-2:]
-    if (width in (0, W)) and (height in (0, H)):
-        return image, K, depth
-    w, h = width or W, height or H
-    img = F.interpolate(image[None], size=(h, w), mode="bilinear", align_corners=False,
-                        antialias=True)[0].clamp_(0, 1)
-    Ks = scale_intrinsics(K, w / W, h / H)
-    d = None
-    if depth is not None:
-        d = F.interpolate(depth[None, None], size=(h, w), mode="nearest")[0, 0]
-    return img, Ks, d
 
 
 @dataclass

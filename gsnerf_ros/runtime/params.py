@@ -13,6 +13,7 @@ from typing import Any
 
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
+from gsnerf_ros.runtime.ingest import CAMERA_INPUTS
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
@@ -38,9 +39,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("topics.camera_info", "camera_info", "Input sensor_msgs/CameraInfo topic."),
     ParamSpec("topics.image_transport", "raw", "How the image arrives: raw (sensor_msgs/Image on "
               "topics.image) or compressed (JPEG/PNG sensor_msgs/CompressedImage on "
-              "<topics.image>/compressed, as image_transport names it; decoded with OpenCV).",
+              "<topics.image>/compressed, the image topic resolved and remapped first, as "
+              "image_transport names it; decoded with OpenCV).",
               choices=("raw", "compressed")),
     ParamSpec("topics.depth", "", "Optional depth image topic (16UC1 mm or 32FC1 m); empty = none."),
+    ParamSpec("topics.depth_camera_info", "", "Optional CameraInfo topic of the depth image; "
+              "empty = the depth is the colour camera's (same size and model). When set and the "
+              "depth camera is another (frame, intrinsics or size), the depth is registered to "
+              "the colour camera through the TF depth frame -> colour frame at the stamp."),
     ParamSpec("topics.pose", "", "Optional camera pose topic instead of TF; empty = use TF."),
     ParamSpec("topics.pose_type", "pose", "Message type of topics.pose.", choices=("pose", "odometry")),
     # frames
@@ -58,6 +64,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.time_jump_threshold", 1.0, "Seconds the input stamps may go backwards "
               "(three frames in a row) before it counts as a time jump (bag loop, clock reset): "
               "the keyframe buffer and TF cache are then reset.", 0.0, 3600.0),
+    # camera model
+    ParamSpec("camera.input", "auto", "How the images relate to their camera_info: raw "
+              "(undistorted and rectified with K, D, R, P as image_proc does), rectified "
+              "(image_rect: used as it is) or auto (rectified when every distortion coefficient "
+              "is zero, raw otherwise). Keyframes get P's 3x3 intrinsics either way; an "
+              "image_rect topic with the camera's own camera_info (D != 0) needs rectified.",
+              choices=CAMERA_INPUTS),
     # input synchronisation
     ParamSpec("sync.slop", 0.05, "Approximate-time slop between image, camera_info and depth (s).",
               0.0, 1.0),
@@ -167,6 +180,7 @@ class NodeParams:
     topics_camera_info: str
     topics_image_transport: str
     topics_depth: str
+    topics_depth_camera_info: str
     topics_pose: str
     topics_pose_type: str
     frames_world: str
@@ -176,6 +190,7 @@ class NodeParams:
     frames_tf_timeout: float
     frames_pending_frames: int
     frames_time_jump_threshold: float
+    camera_input: str
     sync_slop: float
     sync_queue_size: int
     qos_input_reliability: str
@@ -246,6 +261,9 @@ def params_from_values(values: dict[str, Any]) -> NodeParams:
     p = NodeParams(**out)
     if not 0 < p.model_near < p.model_far:
         raise ValueError(f"model.near={p.model_near} must be < model.far={p.model_far}")
+    if p.topics_depth_camera_info and not p.topics_depth:
+        raise ValueError(f"topics.depth_camera_info={p.topics_depth_camera_info!r} needs "
+                         "topics.depth (the depth image it describes)")
     if p.model_num_neighbors == 0:
         raise ValueError("model.num_neighbors=0: a cost volume needs at least 1 neighbour "
                          "(-1 = the checkpoint's)")

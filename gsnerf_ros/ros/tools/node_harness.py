@@ -105,7 +105,7 @@ class NodeHarness:
             self.executor = SingleThreadedExecutor()
             self.executor.add_node(self.client)
             self.client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diag.update(
-                {kv.key: kv.value for s in m.status if s.name.startswith("gsnerf")
+                {kv.key: kv.value for s in m.status if s.name.startswith("/gsnerf:")
                  for kv in s.values}), 10)
             self.render_view = self.client.create_client(RenderView, "/gsnerf/render_view")
         except BaseException:

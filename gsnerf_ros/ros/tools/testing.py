@@ -74,10 +74,12 @@ def spin_until_closed(executor: Any, closing: threading.Event) -> None:
 class InProcessNode:
     """``node_class`` (default ``GSNeRFNode``; with ``renderer``, default a
     :class:`FakeRenderer`) and a ``peer`` node in one fresh context, spun by a
-    MultiThreadedExecutor in a daemon thread. Context manager."""
+    MultiThreadedExecutor in a daemon thread. Context manager. ``node_kwargs`` go to the
+    node's constructor (``namespace``, ``cli_args`` with remappings...)."""
 
     def __init__(self, renderer: Any = None, threads: int | None = None,
-                 node_class: Any = None, **params: Any) -> None:
+                 node_class: Any = None, node_kwargs: dict[str, Any] | None = None,
+                 **params: Any) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
@@ -90,7 +92,8 @@ class InProcessNode:
         self.renderer = renderer if renderer is not None else FakeRenderer()
         self.node = (node_class or GSNeRFNode)(
             renderer=self.renderer, context=self.context,
-            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+            parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
+            **(node_kwargs or {}))
         self.peer = Node("peer", context=self.context)
         self.executor = MultiThreadedExecutor(
             num_threads=threads or executor_threads(self.node.p), context=self.context)
