@@ -94,7 +94,7 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     assert {"synth_train", "synth_val", "synth_test", "synth_test_novel", "train_finetune",
             "eval_shipped_test_rgb", "eval_finetune_test_novel_rgbd",
             "probe_finetune_test"} <= names
-    # the held-out rooms are made by the commands of docs/RESULTS.md §0: seed 0, own frames
+    # the held-out rooms are made by the commands of docs/RESULTS.md: seed 0, own frames
     split = json.loads((tmp_path / "rooms" / "test" / "split.json").read_text())
     assert split["first_seed"] == 0 and split["config"]["frames"] == 10
     summary = json.loads((out / "summary.json").read_text())

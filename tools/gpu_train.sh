@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU training session (issue 11 §4), under 10 minutes in all, written to $OUT:
 #  1. procedural rooms rendered on the GPU: training and validation rooms, and the held-out
-#     rooms of docs/RESULTS.md §0 (test/ and test_novel/, seeds 0-5 at 40 frames: the rooms of
+#     rooms of docs/RESULTS.md (test/ and test_novel/, seeds 0-5 at 40 frames: the rooms of
 #     runs/data/heldout320 and heldout320b, made by the same commands) while training runs;
 #  2. the RECIPES, trained side by side on the one GPU for TRAIN_SECONDS each, the learning rate
 #     decaying by the clock (optim.anneal_by_time):

@@ -1,7 +1,8 @@
 """Command lines: ``gsnerf-train --config FILE key=value ...`` and ``gsnerf-eval ...``.
 
 ``gsnerf-train`` runs single-process, or distributed under ``torchrun --nproc_per_node N``.
-``gsnerf-eval`` writes the JSON of DESIGN.md §4.2, a Markdown summary and PNG panels.
+``gsnerf-eval`` writes the evaluation JSON (:func:`gsnerf_ros.train.evaluate.evaluate`), a
+Markdown summary and PNG panels.
 """
 
 from __future__ import annotations
