@@ -66,6 +66,7 @@ class Stage:
     """The stage this one continues (None: it starts from ``init_checkpoint`` as given); when
     it runs, its start is taken from where that stage actually ended (:func:`stage_start`)."""
     init_from: str = "final"
+    """Which weights of ``previous`` it starts from: ``final`` or ``best`` (:data:`INIT_FROM`)."""
 
 
 def is_recipe(path: str | Path) -> bool:
