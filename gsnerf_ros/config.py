@@ -12,7 +12,7 @@ Example::
         lr: float = 5e-4
         model: ModelConfig = field(default_factory=ModelConfig)
 
-    cfg = load_config(TrainConfig, "config/train.yaml", ["lr=1e-3", "model.num_views=6"])
+    cfg = load_config(TrainConfig, "my_run.yaml", ["lr=1e-3", "model.num_views=6"])
     save_config(cfg, "runs/x/config.yaml")
 """
 

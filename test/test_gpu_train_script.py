@@ -17,6 +17,7 @@ import torch
 
 from gsnerf_ros.config import load_config, to_dict
 from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.recipe import load_stages
 from gsnerf_ros.train.eval_summary import (by_camera, collect, main as summary_main, markdown,
                                            target_checks)
 from helpers.shipped import shipped_sidecar, with_shipped_inference
@@ -37,11 +38,20 @@ def _env(tmp_path: Path, **kw: str) -> dict[str, str]:
     return env
 
 
-def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -> None:
+def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights(
+        tmp_path: Path, capsys) -> None:
     """Every recipe of the script parses with its overrides; the fine-tune's model section is
-    the shipped checkpoint's architecture (a strict load), with its geometry at 160x120."""
+    the shipped checkpoint's architecture (a strict load), with its geometry at 160x120. The
+    renderers recipe is the CPU recipe's stage 7, written out by the script's own command."""
+    from gsnerf_ros.train.cli import train_main
+
     text = SCRIPT.read_text()
-    recipes = {name: (path, rest.split()) for name, path, rest in
+    export = re.search(r'(--config config/recipes/cpu\.yaml --stage stage7 --print-config) \\\n'
+                       r'\s+> "\$WORK/cpu_stage7\.yaml"', text)
+    assert export, "the script writes the CPU recipe's stage 7 out as $WORK/cpu_stage7.yaml"
+    assert train_main(export.group(1).split()) == 0
+    (tmp_path / "cpu_stage7.yaml").write_text(capsys.readouterr().out)
+    recipes = {name: (path.replace("$WORK", str(tmp_path)), rest.split()) for name, path, rest in
                re.findall(r'^\s+(\w+)\) echo "--config (\S+)([^"]*)" ;;$', text, re.M)}
     assert set(recipes) == {"finetune", "finetune80", "finetune_p32", "renderers", "paper"}
     for name, (path, overrides) in recipes.items():
@@ -60,7 +70,8 @@ def test_recipes_are_valid_configs_and_the_finetune_fits_the_shipped_weights() -
     assert with_shipped_inference(to_dict(rd.model)) == shipped
     assert (rd.data.height, rd.data.width) == (240, 320)
     assert set(rd.freeze) == {"encoder", "cost_volume"}
-    assert rd.init_checkpoint == "models/gsnerf_cpu"
+    assert rd.init_checkpoint == "models/gsnerf_cpu" and rd.optim.lr == 1e-3 == load_stages(
+        ROOT / "config" / "recipes" / "cpu.yaml", [], "stage7")[0].config.optim.lr
 
 
 def test_unknown_recipe_is_refused_before_any_work(tmp_path: Path) -> None:
@@ -83,7 +94,7 @@ def test_dry_run_on_cpu_trains_evaluates_and_summarises(tmp_path: Path) -> None:
     assert {"synth_train", "synth_val", "synth_test", "synth_test_novel", "train_finetune",
             "eval_shipped_test_rgb", "eval_finetune_test_novel_rgbd",
             "probe_finetune_test"} <= names
-    # the held-out rooms are made by the commands of docs/RESULTS.md §0: seed 0, own frames
+    # the held-out rooms are made by the commands of docs/RESULTS.md: seed 0, own frames
     split = json.loads((tmp_path / "rooms" / "test" / "split.json").read_text())
     assert split["first_seed"] == 0 and split["config"]["frames"] == 10
     summary = json.loads((out / "summary.json").read_text())

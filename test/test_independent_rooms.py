@@ -1,6 +1,6 @@
 """tools/independent_rooms.py: rooms from a renderer that shares no code with gsnerf-synth.
 
-The evaluation on these rooms (docs/RESULTS.md §0.9) is only meaningful if the project reads
+The evaluation on these rooms (docs/RESULTS.md §5) is only meaningful if the project reads
 them as the renderer meant: these tests check the layout, the camera convention (OpenCV
 camera-to-world, z-depth) through the project's own geometry, and the class mapping by name.
 """

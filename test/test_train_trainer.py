@@ -349,4 +349,17 @@ def test_bench_times_training_steps_of_a_config(rooms, tmp_path):
     assert bench(["--train-config", str(yaml_path), "--train-steps", "0", "--json",
                   str(bad)]) == 2
     assert bench(["--train-config", str(tmp_path / "none.yaml"), "--json", str(bad)]) == 2
+    # a recipe: the stage named, as the recipe resolves it (its start is missing: fresh weights)
+    import yaml
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"base": {**to_dict(cfg), "init_checkpoint": ""},
+                                      "stages": [{"name": "a"}, {"name": "b", "optim": {
+                                          "rays_per_step": 32}}]}))
+    assert bench(["--train-config", str(recipe), "--train-stage", "b", "--train-steps", "1",
+                  "--train-warmup", "0", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["stage"] == "b" and r["rays_per_step"] == 32
+    assert r["init_checkpoint_missing"] == str(
+        tmp_path / "unused" / "a" / "checkpoints" / f"step_{cfg.optim.steps:07d}.safetensors")
+    assert bench(["--train-config", str(recipe), "--json", str(bad)]) == 2   # which stage?
     assert not bad.exists()

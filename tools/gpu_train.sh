@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU training session (issue 11 §4), under 10 minutes in all, written to $OUT:
 #  1. procedural rooms rendered on the GPU: training and validation rooms, and the held-out
-#     rooms of docs/RESULTS.md §0 (test/ and test_novel/, seeds 0-5 at 40 frames: the rooms of
+#     rooms of docs/RESULTS.md (test/ and test_novel/, seeds 0-5 at 40 frames: the rooms of
 #     runs/data/heldout320 and heldout320b, made by the same commands) while training runs;
 #  2. the RECIPES, trained side by side on the one GPU for TRAIN_SECONDS each, the learning rate
 #     decaying by the clock (optim.anneal_by_time):
@@ -9,8 +9,9 @@
 #       finetune80    the same at the CPU recipe's 80x60 (more steps of what the CPU trained)
 #       paper         config/train_gpu.yaml: the paper-sized model from scratch at 320x240
 #     and, when named in RECIPES, finetune_p32: finetune with 32 stage-0 planes, and
-#     renderers: the CPU recipe's stage 7 (config/train_cpu_stage7.yaml, the colour and
-#     semantic renderers alone, encoder and cost volume frozen) continued from the shipped
+#     renderers: the CPU recipe's stage 7 (config/recipes/cpu.yaml --stage stage7, the colour
+#     and semantic renderers alone, encoder and cost volume frozen; written out as a plain
+#     config, $WORK/cpu_stage7.yaml, so it runs in its own folder) continued from the shipped
 #     model on 320x240 rays, the size every evaluation renders, the geometry still at 80x60
 #  3. gsnerf-eval of each result and of the shipped model on the same held-out rooms, with the
 #     reprojection baseline in the same run, from RGB and from RGB-D (--sensor-depth), plus the
@@ -74,7 +75,7 @@ recipe_args() {  # recipe_args NAME: the gsnerf-train arguments of a recipe
     finetune) echo "--config config/train_gpu_finetune.yaml" ;;
     finetune80) echo "--config config/train_gpu_finetune.yaml data.height=60 data.width=80 model.geometry_max_pixels=4800 optim.rays_per_step=1024" ;;
     finetune_p32) echo "--config config/train_gpu_finetune.yaml model.cost_volume.num_planes=[32,8,8]" ;;
-    renderers) echo "--config config/train_cpu_stage7.yaml init_checkpoint=models/gsnerf_cpu data.height=240 data.width=320 data.num_workers=3 optim.steps=20000 optim.warmup_steps=50 optim.rays_per_step=2048 optim.anneal_by_time=true log.val_every=400 log.ckpt_every=400 log.progress=false" ;;
+    renderers) echo "--config $WORK/cpu_stage7.yaml init_checkpoint=models/gsnerf_cpu data.height=240 data.width=320 data.num_workers=3 optim.steps=20000 optim.warmup_steps=50 optim.rays_per_step=2048 optim.anneal_by_time=true log.val_every=400 log.ckpt_every=400 log.progress=false" ;;
     paper) echo "--config config/train_gpu.yaml optim.anneal_by_time=true" ;;
     *) return 1 ;;
   esac
@@ -83,6 +84,11 @@ for r in $RECIPES; do
   recipe_args "$r" > /dev/null || {
     echo "unknown recipe $r (finetune | finetune80 | finetune_p32 | renderers | paper)"; exit 2; }
 done
+
+if [[ " $RECIPES " == *" renderers "* ]]; then   # the CPU recipe's stage 7 as a plain config
+  "$PY" -m gsnerf_ros.train.cli --config config/recipes/cpu.yaml --stage stage7 --print-config \
+    > "$WORK/cpu_stage7.yaml" || { echo "config/recipes/cpu.yaml has no stage7"; exit 2; }
+fi
 
 SYNTH=("$PY" -m gsnerf_ros.data.procedural.cli --height "$HEIGHT" --width "$WIDTH" --seed 0
        --device "$DEVICE")

@@ -5,7 +5,7 @@ Examples::
     gsnerf-bench --device cuda --sweep all --json bench.json --plots docs/img
     gsnerf-bench --device cpu --ray-budget 1024 --repeats 3 --json bench_cpu.json
     gsnerf-bench --tiny --height 24 --width 32 --views 2 --repeats 1 --json /tmp/b.json  # CI
-    gsnerf-bench --train-config config/train_cpu_stage3.yaml --json steps.json  # s a step
+    gsnerf-bench --train-config config/recipes/cpu.yaml --train-stage stage3 --json steps.json
 """
 
 from __future__ import annotations
@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--train-config", default=None, metavar="YAML",
                     help="instead of rendering, time training steps of this config "
                          "(the CPU recipe's budget; gsnerf_ros.bench.train_step)")
+    ap.add_argument("--train-stage", default=None, metavar="NAME",
+                    help="the stage of a recipe --train-config (config/recipes/*.yaml)")
     ap.add_argument("--train-steps", type=int, default=6, help="timed steps (--train-config)")
     ap.add_argument("--train-warmup", type=int, default=2,
                     help="untimed steps first (--train-config)")
@@ -161,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from gsnerf_ros.bench.train_step import time_train_steps
 
             res = _clean(time_train_steps(a.train_config, a.train_overrides, a.train_steps,
-                                          a.train_warmup))
+                                          a.train_warmup, a.train_stage))
         else:
             res = _clean(run_benchmark(config_from_args(a), args))
     except (ValueError, FileNotFoundError) as e:

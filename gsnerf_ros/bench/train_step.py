@@ -24,21 +24,22 @@ __all__ = ["time_train_steps", "format_train_steps"]
 
 
 def time_train_steps(config: str | Path, overrides: Sequence[str] = (), steps: int = 6,
-                     warmup: int = 2) -> dict[str, Any]:
-    """Time ``steps`` training steps of the YAML ``config`` (with ``key=value`` ``overrides``)
-    after ``warmup`` untimed ones. Returns seconds per step (mean, std, min, max), what the
-    step holds (rays, sources, neighbours, size), the device, torch threads and peak RSS (MiB,
-    CPU)."""
-    from gsnerf_ros.config import load_config
+                     warmup: int = 2, stage: str | None = None) -> dict[str, Any]:
+    """Time ``steps`` training steps of the YAML ``config`` (of a recipe, its stage ``stage``;
+    with ``key=value`` ``overrides``) after ``warmup`` untimed ones. Returns seconds per step
+    (mean, std, min, max), what the step holds (rays, sources, neighbours, size), the device,
+    torch threads and peak RSS (MiB, CPU)."""
     from gsnerf_ros.model import GSNeRF
-    from gsnerf_ros.train.config import TrainConfig
+    from gsnerf_ros.train.recipe import is_recipe, load_stages
     from gsnerf_ros.train.trainer import Trainer
 
     if steps < 1 or warmup < 0:
         raise ValueError(f"need steps >= 1 and warmup >= 0, got {steps} and {warmup}")
     if not Path(config).is_file():
         raise FileNotFoundError(f"training config {config} not found")
-    cfg = load_config(TrainConfig, str(config), list(overrides))
+    if is_recipe(config) and stage in (None, "all"):
+        raise ValueError(f"{config} is a recipe: name one of its stages (--train-stage)")
+    cfg = load_stages(config, list(overrides), stage)[0].config
     missing_init = None
     # the weights file GSNeRF.from_checkpoint would read (with or without the suffix)
     if cfg.init_checkpoint and not GSNeRF._ckpt_paths(cfg.init_checkpoint)[0].is_file():
@@ -61,7 +62,8 @@ def time_train_steps(config: str | Path, overrides: Sequence[str] = (), steps: i
                 times.append(time.perf_counter() - t0)
     cv = cfg.model.cost_volume
     return {
-        "config": str(config), "overrides": list(overrides), "steps": steps, "warmup": warmup,
+        "config": str(config), "stage": stage, "overrides": list(overrides), "steps": steps,
+        "warmup": warmup,
         "s_per_step": statistics.fmean(times),
         "s_per_step_std": statistics.stdev(times) if len(times) > 1 else 0.0,
         "s_per_step_min": min(times), "s_per_step_max": max(times),

@@ -1,6 +1,6 @@
 """Pinhole camera math, written once for the model, the data readers and the node.
 
-Conventions (DESIGN.md §3):
+Conventions:
 - OpenCV / ROS optical frame: x right, y down, z forward.
 - Pixel centres sit at integer coordinates: pixel (u=0, v=0) is centred at (0, 0).
 - ``K`` is 3x3 in pixels for the image size it belongs to; ``c2w`` is a 4x4 camera-to-world

@@ -51,7 +51,7 @@ def low_parallax_warning(share: float | None, min_share: float) -> str | None:
     """The status text when the last render's lateral baseline share is below ``min_share``
     (0 disables), else None. A camera that moved along its optical axis leaves its keyframes
     little parallax: on 42 validation rooms those below 0.4 had twice the target-depth abs-rel
-    of the others on average, but most of them were fine (docs/RESULTS.md §0.1b)."""
+    of the others on average, but most of them were fine (docs/history/RESULTS.md §0.1b)."""
     if share is None or min_share <= 0.0 or share >= min_share:
         return None
     return (f"last render's sources lie along the camera's axis (lateral baseline share "
@@ -99,7 +99,7 @@ def render_node_status(p: NodeParams, buffer: KeyframeBuffer, engine: RenderEngi
         "requests_refused_deadline": q.refused_deadline,
         "last_render_latency_ms": f"{lat:.1f}" if lat is not None else "n/a",
         # how sideways the last render's sources are to each other (0 = a camera that drove
-        # along its axis: little parallax, often poor depth; docs/RESULTS.md §0.1b)
+        # along its axis: little parallax, often poor depth; docs/history/RESULTS.md §0.1b)
         "last_render_lateral_baseline_share": f"{share:.2f}" if share is not None else "n/a",
         "renders": engine.renders, "device": str(getattr(renderer, "device", p.model_device)),
         "model": model_name,

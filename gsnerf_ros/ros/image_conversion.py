@@ -4,7 +4,7 @@ ROS-free: everything here works on the raw fields of an Image message (``encodin
 ``width``, ``step``, ``is_bigendian``, ``data``), so it is tested without DDS and shared by the
 in-tree :mod:`gsnerf_ros.ros.compat.cv_bridge` and the node.
 
-Supported encodings (DESIGN.md §3): colour ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, grey
+Supported encodings: colour ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, grey
 ``mono8`` / ``mono16``, generic ``8UC1``, ``8UC3``, ``16UC1`` (depth in millimetres) and ``32FC1``
 (depth in metres / confidence). Rows may be padded: ``step >= width * bytes_per_pixel``.
 """

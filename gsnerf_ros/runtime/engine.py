@@ -247,8 +247,8 @@ class RenderEngine:
     def last_lateral_share(self) -> float | None:
         """Median lateral baseline share of the last render's sources, each against its
         ``num_neighbors`` nearest among them (:func:`sources_lateral_share`): below about 0.4
-        the camera moved mostly along its axis and the depth is often poor (docs/RESULTS.md
-        §0.1b). Computed when read (the diagnostics timer), not on the render path."""
+        the camera moved mostly along its axis and the depth is often poor
+        (docs/history/RESULTS.md §0.1b). Computed when read (the diagnostics timer), not on the render path."""
         poses = self._last_source_poses
         return (sources_lateral_share(poses, self.renderer.num_neighbors)
                 if poses is not None else None)

@@ -166,7 +166,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "render's sources have a lateral baseline share below this (they lie along the "
               "camera's axis, as a robot driving straight leaves them). 0 = never (default): on "
               "42 validation rooms the share was a weak predictor of poor depth, 0.4 flagging "
-              "3 of the 5 bad rooms among 11 (docs/RESULTS.md §0.1b).", 0.0, 1.0),
+              "3 of the 5 bad rooms among 11 (docs/history/RESULTS.md §0.1b).", 0.0, 1.0),
     ParamSpec("log.throttle", 5.0, "Seconds between repeats of the same warning.", 0.0, 3600.0),
 )
 """Every parameter of ``gsnerf_node``."""

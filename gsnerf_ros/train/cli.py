@@ -1,7 +1,8 @@
 """Command lines: ``gsnerf-train --config FILE key=value ...`` and ``gsnerf-eval ...``.
 
 ``gsnerf-train`` runs single-process, or distributed under ``torchrun --nproc_per_node N``.
-``gsnerf-eval`` writes the JSON of DESIGN.md §4.2, a Markdown summary and PNG panels.
+``gsnerf-eval`` writes the evaluation JSON (:func:`gsnerf_ros.train.evaluate.evaluate`), a
+Markdown summary and PNG panels.
 """
 
 from __future__ import annotations
@@ -22,34 +23,91 @@ def train_main(argv: list[str] | None = None) -> int:
     """Entry point of ``gsnerf-train``."""
     from gsnerf_ros.config import load_config, to_dict
     from gsnerf_ros.train.config import TrainConfig
-    from gsnerf_ros.train.trainer import train
+    from gsnerf_ros.train.recipe import Stage, load_stages
 
     p = argparse.ArgumentParser(
         prog="gsnerf-train", description="Train GSNeRF (generalizable semantic NeRF). "
         "Options are fields of TrainConfig given as key=value (e.g. optim.steps=1000 "
         "model.num_classes=17); run under torchrun for multi-GPU/CPU DDP.")
-    p.add_argument("--config", help="YAML file with TrainConfig fields (see config/train_*.yaml)")
-    p.add_argument("--print-config", action="store_true", help="print the resolved config, exit")
+    p.add_argument("--config", help="YAML file: a TrainConfig (config/train_*.yaml) or a recipe "
+                   "of stages (config/recipes/*.yaml)")
+    p.add_argument("--stage", default=None, metavar="NAME",
+                   help="recipes: the stage to run, or all (the default). Each stage runs in "
+                        "<run_dir>/<name> from the previous stage's final checkpoint; a stage "
+                        "that has finished is skipped, so rerunning a recipe resumes it")
+    p.add_argument("--print-config", action="store_true",
+                   help="print the resolved config (of each selected stage), exit")
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4")
     args = p.parse_args(argv)
     try:
-        cfg = load_config(TrainConfig, args.config, args.overrides)
+        if args.config is None:
+            if args.stage is not None:
+                p.error("--stage needs --config RECIPE")
+            stages = [Stage("", load_config(TrainConfig, None, args.overrides))]
+        else:
+            stages = load_stages(args.config, args.overrides, args.stage)
     except (ValueError, FileNotFoundError) as exc:
         p.error(str(exc))
     if args.print_config:
         import yaml
-        print(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+        print("---\n".join(yaml.safe_dump(to_dict(s.config), sort_keys=False) for s in stages),
+              end="")
         return 0
-    try:
-        summary = train(cfg)
-    except (ValueError, FileNotFoundError) as exc:  # data, classes, config: say what to fix
-        p.exit(2, f"gsnerf-train: error: {exc}\n")
-    if int(os.environ.get("RANK", "0")) == 0:
-        best = summary["best_score"]
-        print(json.dumps({"steps": summary["steps"], "wall_s": summary["wall_s"],
-                          "select_metric": summary["select_metric"],
-                          "best_score": best if best != float("-inf") else None}))
+    ended: dict[str, int] = {}      # run folder -> step it ended at, for stages run here
+    for stage in stages:
+        try:
+            summary = _run_stage(stage, ended)
+        except (ValueError, FileNotFoundError) as exc:  # data, classes, config: what to fix
+            p.exit(2, f"gsnerf-train: error: {exc}\n")
+        if summary is None:
+            continue
+        if int(os.environ.get("RANK", "0")) == 0:
+            best = summary["best_score"]
+            print(json.dumps({**({"stage": stage.name} if stage.name else {}),
+                              "steps": summary["steps"], "wall_s": summary["wall_s"],
+                              "select_metric": summary["select_metric"],
+                              "best_score": best if best != float("-inf") else None}))
+        if stage.name and ended.get(stage.config.run_dir) is None:
+            print(f"gsnerf-train: stage {stage.name} stopped at step {summary['steps']} before "
+                  f"its end (time limit); rerun to continue it", file=sys.stderr)
+            return 0
     return 0
+
+
+def _run_stage(stage: "Stage", ended: dict[str, int]) -> dict | None:
+    """Train one stage (or a plain config); None if a recipe stage had already finished.
+
+    A recipe stage resumes from its own run folder (``resume=auto``) and, when it continues
+    another stage, starts from where that one ended (this process's run of it, or its folder).
+    ``ended`` records the end step of every stage that finished here."""
+    from gsnerf_ros.train.recipe import finished_step, planned_steps, stage_start
+    from gsnerf_ros.train.trainer import train
+
+    cfg = stage.config
+    if not stage.name:
+        return train(cfg)
+    done = finished_step(cfg)
+    if done is not None:
+        ended[cfg.run_dir] = done
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"gsnerf-train: stage {stage.name} finished at step {done} ({cfg.run_dir}): "
+                  f"skipped", file=sys.stderr, flush=True)
+        return None
+    if stage.previous is not None:
+        before = stage.previous
+        step = ended.get(before.config.run_dir)
+        if step is None:
+            step = finished_step(before.config)
+        if step is None:
+            raise ValueError(f"stage {stage.name} continues stage {before.name}, which has not "
+                             f"finished in {before.config.run_dir}: run --stage {before.name} "
+                             f"(or all) first, or give init_checkpoint=")
+        cfg.init_checkpoint = stage_start(before.config.run_dir, stage.init_from, step)
+    cfg.resume = "auto"
+    summary = train(cfg)
+    if summary["steps"] >= planned_steps(cfg.optim) or cfg.optim.anneal_by_time:
+        ended[cfg.run_dir] = int(summary["steps"])
+    return summary
 
 
 def eval_main(argv: list[str] | None = None) -> int:

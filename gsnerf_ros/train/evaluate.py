@@ -6,7 +6,7 @@ semantics (per-image-averaged as in the paper and from one accumulated confusion
 colour on valid-depth pixels (PSNR, SSIM, LPIPS or null), depth (abs-rel, RMSE) of the rendered
 depth and of the target-depth estimate D_T. The reprojection baseline
 (:mod:`gsnerf_ros.train.baseline`) is scored on the same views from the same source depths,
-2D labels and D_T. Writes the JSON of DESIGN.md §4.2, a Markdown summary and PNG panels.
+2D labels and D_T. Writes the evaluation JSON, a Markdown summary and PNG panels.
 """
 
 from __future__ import annotations
@@ -136,8 +136,10 @@ def _num(v: Any) -> float | None:
 @torch.no_grad()
 def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None = None,
              device: torch.device | str = "cpu", total: int | None = None) -> dict[str, Any]:
-    """Render and score every view. Returns the DESIGN.md §4.2 dictionary (+ ``baseline``,
-    ``accumulated`` metrics, ``per_scene``, ``lpips_reason``, ``seconds_per_view``)."""
+    """Render and score every view. Returns ``mIoU``, ``acc``, ``class_acc`` (percent),
+    ``psnr``, ``ssim``, ``lpips`` (None without its weights), ``depth_abs_rel``, ``depth_rmse``,
+    ``n_images``, ``per_scene`` (+ ``baseline``, ``accumulated`` metrics, ``lpips_reason``,
+    ``seconds_per_view``)."""
     options = options or EvalOptions()
     C = model.config.num_classes
     lp = LpipsMetric(device) if options.lpips else None
