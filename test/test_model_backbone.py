@@ -1,18 +1,25 @@
 """EfficientNet-Lite0 backbone: the package's ImageNet weights are the real ones, the key map is
-complete, the taps have the documented shapes at any input size."""
+complete, the taps have the documented shapes at any input size; the encoder built on it in a
+GSNeRF encodes, renders and trains, and the scratch encoder's checkpoints load as before."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from skimage import data as skimage_data
 
+from gsnerf_ros.geometry import look_at
+from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.backbones import efficientnet_lite as lite
 from gsnerf_ros.model.backbones.efficientnet_lite import (TAP_CHANNELS, TAP_STRIDES,
                                                           EfficientNetLite0, package_key,
                                                           package_weights_path)
+from gsnerf_ros.model.config import EncoderConfig
+from gsnerf_ros.model.encoder import EfficientNetEncoder, FeatureEncoder, ScratchUNetEncoder
 
-skimage_data = pytest.importorskip("skimage.data")
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +123,6 @@ def test_bad_input_raises() -> None:
 
 
 # ---------------------------------------------------------------- the encoder and the model
-from pathlib import Path  # noqa: E402
-
-from gsnerf_ros.geometry import look_at  # noqa: E402
-from gsnerf_ros.model import GSNeRF, GSNeRFConfig  # noqa: E402
-from gsnerf_ros.model.config import EncoderConfig  # noqa: E402
-from gsnerf_ros.model.encoder import (EfficientNetEncoder, FeatureEncoder,  # noqa: E402
-                                      ScratchUNetEncoder)
-
 ROOT = Path(__file__).resolve().parents[1]
 V, H, W, C = 4, 24, 32, 4
 UP = torch.tensor([0.0, -1.0, 0.0])
