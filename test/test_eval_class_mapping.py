@@ -71,14 +71,14 @@ def _variant(setup: dict, name: str) -> Path:
     return dst
 
 
-def _run_eval(setup: dict, data: Path, out: Path, *extra: str) -> int:
+def _run_eval(setup: dict, data: Path, out: Path, *extra: str, baseline: bool = False) -> int:
     from gsnerf_ros.train.cli import eval_main
 
     torch.set_num_threads(1)
     return eval_main(["--checkpoint", str(setup["ckpt"]), "--data", str(data), "--json", str(out),
                       "--height", str(H), "--width", str(W), "--num-sources", "3",
-                      "--max-targets", "2", "--no-lpips", "--no-baseline", "--device", "cpu",
-                      *extra])
+                      "--max-targets", "2", "--no-lpips", "--device", "cpu",
+                      *([] if baseline else ["--no-baseline"]), *extra])
 
 
 def test_permuted_class_list_is_remapped_and_scores_the_same(setup, tmp_path) -> None:
@@ -100,6 +100,7 @@ def test_permuted_class_list_is_remapped_and_scores_the_same(setup, tmp_path) ->
     assert _run_eval(setup, room, tmp_path / "perm.json") == 0
     res = json.loads((tmp_path / "perm.json").read_text())
     assert res["mIoU"] == pytest.approx(ref["mIoU"]) and res["acc"] == pytest.approx(ref["acc"])
+    assert res["per_class_iou"] == pytest.approx(ref["per_class_iou"])   # by name, not by id
     assert ref["class_mapping"] == {}
     assert res["class_mapping"][meta["name"]]["wall"] == "wall"
 
@@ -140,3 +141,30 @@ def test_scene_json_in_another_schema_is_a_clear_error(setup) -> None:
     msg = str(e.value)
     assert "'K'" in msg and "'class_names'" in msg and "intrinsics" in msg
     assert "NonexNone" not in msg
+
+
+def test_eval_writes_per_class_iou_for_model_and_baseline_and_a_confusion_png(setup,
+                                                                              tmp_path) -> None:
+    from gsnerf_ros.train.confusion_plot import confusion_png_size
+
+    out = tmp_path / "ev.json"
+    assert _run_eval(setup, setup["room"], out, baseline=True) == 0
+    res = json.loads(out.read_text())
+    names = list(PROCEDURAL_CLASSES)
+    assert res["class_names"] == names
+    for r in (res, res["baseline"]):
+        assert list(r["per_class_iou"]) == names
+        pixels = r["class_pixels"]
+        for n, v in r["per_class_iou"].items():
+            if pixels[n]["gt"] == 0 and pixels[n]["pred"] == 0:
+                assert v is None, n                 # no number exists: null, never made up
+            else:
+                assert 0.0 <= v <= 100.0
+        assert sum(p["gt"] for p in pixels.values()) == sum(map(sum, r["confusion_matrix"]))
+        assert any(v is None for v in r["per_class_iou"].values())   # 17 classes, one room
+    png = tmp_path / "ev_confusion.png"
+    assert res["confusion_png"] == png.name and png.is_file()
+    w, h = confusion_png_size(len(names), 2)
+    assert cv2.imread(str(png)).shape == (h, w, 3)
+    md = (tmp_path / "ev.md").read_text()
+    assert "## Per class" in md and "baseline IoU" in md and "ev_confusion.png" in md

@@ -167,6 +167,18 @@ def test_summary_checks_issue_11_targets(tmp_path: Path) -> None:
     assert "3/4 (missed: cost_volume<=0.12)" in md and "2/3 (missed: psnr>=b)" in md
 
 
+def test_summary_tabulates_per_class_iou_with_the_baseline(tmp_path: Path) -> None:
+    _write_eval(tmp_path, "eval_a_test_rgb.json", 40.0, 26.0, 0.11, (29.0, 24.0, 0.2))
+    ev = json.loads((tmp_path / "eval_a_test_rgb.json").read_text())
+    ev["per_class_iou"] = {"wall": 80.0, "sofa": None}
+    ev["baseline"]["per_class_iou"] = {"wall": 70.5, "sofa": 0.0}
+    (tmp_path / "eval_a_test_rgb.json").write_text(json.dumps(ev))
+    _write_eval(tmp_path, "eval_old_test_rgb.json", 30.0, 25.0, 0.12, (29.0, 24.0, 0.2))
+    md = markdown(collect(tmp_path))
+    assert "| class | a test |" in md                  # only evaluations with per-class IoU
+    assert "| wall | 80.0 (70.5) |" in md and "| sofa | – (0.0) |" in md
+
+
 def test_summary_splits_rooms_by_camera_path(tmp_path: Path) -> None:
     """Robot-base and hand-held rooms apart, image-weighted, from each room's scene.json."""
     for name, mode in (("r0", "robot"), ("h0", "handheld"), ("h1", "handheld")):

@@ -2,13 +2,15 @@
 
 import math
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
 
 from gsnerf_ros.train.baseline import reproject_to_target
 from gsnerf_ros.train.metrics import (PSNR_CAP_DB, LpipsMetric, SemanticAccumulator,
-                                      confusion_matrix, depth_errors, psnr,
+                                      confusion_matrix, depth_errors, per_class_iou, psnr,
                                       scores_from_confusion, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
@@ -40,7 +42,79 @@ def test_absent_classes_excluded_from_mean():
     s = scores_from_confusion(cm)
     # IoU0 = 1, IoU2 = 0 (class 1 predicted once but absent -> not averaged)
     assert s["mIoU"] == pytest.approx(50.0)
-    assert math.isnan(s["per_class_iou"][1])
+    assert s["per_class_iou"][1] == 0.0     # predicted, never true: a real 0, not in the mean
+
+
+def test_per_class_iou_of_a_known_confusion_and_none_where_no_number_exists():
+    # rows: ground truth, columns: prediction (+ "no valid class")
+    cm = torch.tensor([[6, 2, 0, 0, 1],     # class 0: TP 6, GT 9, predicted 6 + 0 + 1 = 7
+                       [1, 4, 0, 0, 0],     # class 1: TP 4, GT 5, predicted 2 + 4 = 6
+                       [0, 0, 0, 0, 0],     # class 2: never true, predicted once (row 3)
+                       [0, 0, 1, 0, 0]])    # class 3: true once, never predicted
+    iou = per_class_iou(cm)
+    assert iou[0] == pytest.approx(6 / (9 + 7 - 6) * 100)
+    assert iou[1] == pytest.approx(4 / (5 + 6 - 4) * 100)
+    assert iou[2] == 0.0 and iou[3] == 0.0
+    absent = torch.tensor([[5, 0, 0], [0, 0, 0]])   # class 1 in neither GT nor prediction
+    assert math.isnan(per_class_iou(absent)[1]) and per_class_iou(absent)[0] == 100.0
+    s = scores_from_confusion(cm)
+    assert s["per_class_iou"] == iou
+    assert s["mIoU"] == pytest.approx((iou[0] + iou[1] + iou[3]) / 3)   # class 2 not in GT
+
+
+def test_evaluation_groups_report_per_class_iou_pixels_and_null_for_absent_classes():
+    import json
+
+    from gsnerf_ros.train.evaluate import _Group
+
+    g = _Group(3)
+    g.add({}, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1]))
+    g.add({}, torch.tensor([0, 3]), torch.tensor([0, 0]))      # 3: no valid class (a miss)
+    out = g.summary(["wall", "floor", "sofa"])
+    # confusion [[2, 0, 0, 1], [1, 2, 0, 0], [0, 0, 0, 0]]
+    assert out["per_class_iou"]["wall"] == pytest.approx(2 / (3 + 3 - 2) * 100)
+    assert out["per_class_iou"]["floor"] == pytest.approx(2 / (3 + 2 - 2) * 100)
+    assert out["per_class_iou"]["sofa"] is None
+    assert out["class_pixels"] == {"wall": {"gt": 3, "pred": 3}, "floor": {"gt": 3, "pred": 2},
+                                   "sofa": {"gt": 0, "pred": 0}}
+    assert out["confusion_matrix"] == [[2, 0, 0, 1], [1, 2, 0, 0], [0, 0, 0, 0]]
+    json.dumps(out, allow_nan=False)                             # strict JSON: null, no NaN
+    assert "per_class_iou" not in _Group(3).summary(["a", "b", "c"])   # no labels: no numbers
+    with pytest.raises(ValueError, match="2 class names"):
+        g.summary(["wall", "floor"])
+
+
+def test_markdown_has_a_per_class_table_for_model_and_baseline(tmp_path):
+    from gsnerf_ros.train.evaluate import write_markdown
+
+    res = {"n_images": 2, "per_class_iou": {"wall": 75.0, "sofa": None},
+           "class_pixels": {"wall": {"gt": 3, "pred": 4}, "sofa": {"gt": 1, "pred": 0}},
+           "baseline": {"per_class_iou": {"wall": 50.0, "sofa": 0.0}}}
+    write_markdown(res, tmp_path / "r.md")
+    text = (tmp_path / "r.md").read_text()
+    assert "## Per class" in text
+    assert "| wall | 75.0 | 75.0 | 50.0 |" in text
+    assert "| sofa | 25.0 | — | 0.0 |" in text
+
+
+def test_confusion_png_is_row_normalised_and_of_the_stated_size(tmp_path):
+    from gsnerf_ros.train.confusion_plot import (confusion_png_size, row_normalised,
+                                                 save_confusion_png)
+
+    counts = np.array([[3, 1, 0], [0, 0, 0]])
+    pct = row_normalised(counts)
+    assert pct[0].tolist() == [75.0, 25.0, 0.0] and np.isnan(pct[1]).all()
+    names = ["wall", "floor", "ceiling", "a-very-long-class-name"]
+    cm = np.arange(20).reshape(4, 5)
+    for panels in ([("GSNeRF", cm)], [("GSNeRF", cm), ("baseline", cm[::-1])]):
+        p = save_confusion_png(tmp_path / f"cm{len(panels)}.png", panels, names)
+        img = cv2.imread(str(p))
+        w, h = confusion_png_size(4, len(panels))
+        assert img.shape == (h, w, 3)
+        assert img.std() > 10                                 # something is drawn
+    assert confusion_png_size(17, 2)[0] > confusion_png_size(17, 1)[0] > confusion_png_size(4, 1)[0]
+    with pytest.raises(ValueError, match=r"\(C, C\+1\)"):
+        save_confusion_png(tmp_path / "bad.png", [("x", cm[:, :4])], names)
 
 
 def test_per_image_vs_accumulated():

@@ -21,17 +21,32 @@ __all__ = [
     "GSNeRFConfig",
     "SAMPLING_MODES",
     "NORMS",
+    "BACKBONES",
 ]
 
 NORMS = ("group", "instance", "none")
+BACKBONES = ("scratch", "efficientnet_lite0")
 
 
 @dataclass
 class EncoderConfig:
-    """2D U-Net shared by all source views (feature pyramid + semantic feature + 2D logits)."""
+    """2D encoder-decoder shared by all source views (feature pyramid + semantic feature + 2D
+    logits)."""
 
+    backbone: str = "scratch"
+    """``scratch``: a U-Net of ``channels`` trained from scratch (checkpoints of format
+    gsnerf_ros/1 and /2); ``efficientnet_lite0``: an EfficientNet-Lite0 (ImageNet weights with
+    ``pretrained``) under the paper's MVS feature pyramid and a U-Net semantic decoder of
+    ``decoder_channels`` (model/encoder.py)."""
+    pretrained: bool = False
+    """Initialise the backbone with its ImageNet weights when the model is built (needs the
+    weights package; ``efficientnet_lite0`` only). A checkpoint's weights replace them."""
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
-    """U-Net widths at strides 1, 2, 4, 8 (the input is padded to a multiple of 8 internally)."""
+    """``scratch``: U-Net widths at strides 1, 2, 4, 8 (the input is padded to a multiple of 8
+    internally)."""
+    decoder_channels: list[int] = field(default_factory=lambda: [128, 64, 48, 32, 16])
+    """``efficientnet_lite0``: semantic-decoder widths at strides 16, 8, 4, 2, 1 (the input is
+    padded to a multiple of 32 internally)."""
     fpn_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
     """Feature-pyramid widths at scales 1, 1/2, 1/4 (the cost-volume features)."""
     semantic_channels: int = 0
@@ -41,7 +56,14 @@ class EncoderConfig:
     groups: int = 8
 
     def __post_init__(self) -> None:
+        _check(self.backbone in BACKBONES,
+               f"encoder.backbone must be one of {BACKBONES}, got {self.backbone!r}")
+        _check(not self.pretrained or self.backbone != "scratch",
+               "encoder.pretrained needs a pretrained backbone (encoder.backbone: "
+               "efficientnet_lite0)")
         _check(len(self.channels) == 4, "encoder.channels needs 4 widths (strides 1, 2, 4, 8)")
+        _check(len(self.decoder_channels) == 5 and all(c > 0 for c in self.decoder_channels),
+               "encoder.decoder_channels needs 5 widths > 0 (strides 16, 8, 4, 2, 1)")
         _check(len(self.fpn_channels) == 3, "encoder.fpn_channels needs 3 widths (1, 1/2, 1/4)")
         _check(all(c > 0 for c in self.channels + self.fpn_channels), "encoder widths must be > 0")
         _check(self.semantic_channels >= 0, "encoder.semantic_channels must be >= 0")

@@ -2,9 +2,16 @@
 
 For every source image it gives a feature pyramid at scales 1, 1/2, 1/4 (the cost-volume and
 rendering features), a semantic feature map at full resolution and 2D semantic logits.
-Normalisation is GroupNorm (or per-channel GroupNorm = instance norm): no running statistics,
-so training and evaluation behave identically (the released code ran BatchNorm in train mode at
-evaluation; we do not).
+``FeatureEncoder(cfg, ...)`` builds the one ``cfg.backbone`` names:
+
+- ``scratch`` (:class:`ScratchUNetEncoder`): a small U-Net trained from scratch, GroupNorm (or
+  per-channel GroupNorm = instance norm) throughout;
+- ``efficientnet_lite0`` (:class:`EfficientNetEncoder`): an ImageNet-pretrained EfficientNet-Lite0
+  under the paper's MVS feature pyramid and a U-Net semantic decoder (the paper uses an
+  ImageNet-pretrained MobileNetV3 the same way).
+
+Neither has running statistics that change between training and evaluation (the released code
+ran BatchNorm in train mode at evaluation; we do not).
 """
 
 from __future__ import annotations
@@ -16,9 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from gsnerf_ros.model.backbones.efficientnet_lite import TAP_CHANNELS, EfficientNetLite0
 from gsnerf_ros.model.config import EncoderConfig
 
-__all__ = ["make_norm", "ConvBlock", "FastConv3d", "FeatureEncoder", "EncoderOutput"]
+__all__ = ["make_norm", "ConvBlock", "FastConv3d", "FeatureEncoder", "EncoderOutput",
+           "ScratchUNetEncoder", "EfficientNetEncoder"]
 
 
 class FastConv3d(nn.Conv3d):
@@ -82,6 +91,27 @@ class EncoderOutput:
 
 
 class FeatureEncoder(nn.Module):
+    """Base of the 2D encoders; ``FeatureEncoder(cfg, num_classes, semantic_channels)`` builds
+    the subclass that ``cfg.backbone`` names. ``forward(images)`` takes [B, 3, H, W] in [0, 1]
+    (any H, W) and returns an :class:`EncoderOutput`."""
+
+    def __new__(cls, *args: object, **kwargs: object) -> "FeatureEncoder":
+        if cls is FeatureEncoder:
+            cfg = args[0] if args else kwargs["cfg"]
+            cls = _ENCODERS[cfg.backbone]  # type: ignore[attr-defined]
+        return super().__new__(cls)
+
+    @staticmethod
+    def _check_images(images: Tensor) -> None:
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
+
+    @staticmethod
+    def _pyramid_sizes(H: int, W: int) -> list[tuple[int, int]]:
+        return [(H, W), (-(-H // 2), -(-W // 2)), (-(-H // 4), -(-W // 4))]
+
+
+class ScratchUNetEncoder(FeatureEncoder):
     """U-Net with 3 stride-2 levels; any input size (padded to a multiple of 8, then cropped).
 
     Input: images [B, 3, H, W] in [0, 1] (no ImageNet normalisation, as in the released code).
@@ -110,8 +140,7 @@ class FeatureEncoder(nn.Module):
         return F.interpolate(x, size=like.shape[-2:], mode="nearest")
 
     def forward(self, images: Tensor) -> EncoderOutput:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
+        self._check_images(images)
         H, W = images.shape[-2:]
         ph, pw = (-H) % 8, (-W) % 8
         x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
@@ -122,8 +151,74 @@ class FeatureEncoder(nn.Module):
         d2 = self.up2(torch.cat([self._up(e3, e2), e2], 1))
         d1 = self.up1(torch.cat([self._up(d2, e1), e1], 1))
         d0 = self.up0(torch.cat([self._up(d1, e0), e0], 1))
-        sizes = [(H, W), (-(-H // 2), -(-W // 2)), (-(-H // 4), -(-W // 4))]
         pyr = [self.fpn0(d0), self.fpn1(d1), self.fpn2(d2)]
-        pyr = [p[..., :h, :w] for p, (h, w) in zip(pyr, sizes)]
+        pyr = [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
         sem = self.semantic_head(d0)[..., :H, :W]
         return EncoderOutput(pyramid=pyr, semantic_feature=sem, semantic_logits=self.logit_head(sem))
+
+
+class EfficientNetEncoder(FeatureEncoder):
+    """EfficientNet-Lite0 backbone (taps at strides 2, 4, 8, 16, 32) with the paper's two heads.
+
+    - MVS feature pyramid (``fpn_channels`` f0, f1, f2; no normalisation, no activation): level 2
+      is a 1x1 conv of the stride-4 tap; level 1 adds the bilinearly upsampled (align_corners)
+      level-2 map to a 1x1 lateral of the stride-2 tap and smooths the sum with a 3x3 conv;
+      level 0 does the same with the un-smoothed level-1 sum and a 1x1 lateral of the RGB image.
+    - Semantic decoder: a U-Net from the stride-32 tap up to full resolution, one block per
+      stride 16, 8, 4, 2, 1 (``decoder_channels``): nearest x2 upsampling, concatenation of the
+      tap of that stride (none at stride 1), two 3x3 ConvBlocks (``norm``/``groups``). Then the
+      semantic feature (3x3 conv) and the logits (1x1 conv), as in the scratch encoder.
+
+    Input: images [B, 3, H, W] in [0, 1] (the backbone applies the ImageNet mean/std); any size,
+    padded to a multiple of 32 by edge replication and cropped back. ``cfg.pretrained`` loads
+    the backbone's ImageNet weights here.
+    """
+
+    def __init__(self, cfg: EncoderConfig, num_classes: int, semantic_channels: int) -> None:
+        super().__init__()
+        self.backbone = EfficientNetLite0()
+        if cfg.pretrained:
+            self.backbone.load_package_weights()
+        t2, t4, t8, t16, t32 = TAP_CHANNELS
+        f0, f1, f2 = cfg.fpn_channels
+        self.fpn_lateral2 = nn.Conv2d(t4, f2, 1)
+        self.fpn_lateral1 = nn.Conv2d(t2, f2, 1)
+        self.fpn_lateral0 = nn.Conv2d(3, f2, 1)
+        self.fpn_smooth1 = nn.Conv2d(f2, f1, 3, padding=1)
+        self.fpn_smooth0 = nn.Conv2d(f2, f0, 3, padding=1)
+        n, g = cfg.norm, cfg.groups
+        widths = [t32, *cfg.decoder_channels]
+        skips = [t16, t8, t4, t2, 0]
+        self.decoder = nn.ModuleList(
+            nn.Sequential(ConvBlock(cin + skip, cout, n, g), ConvBlock(cout, cout, n, g))
+            for cin, cout, skip in zip(widths[:-1], widths[1:], skips))
+        self.semantic_head = nn.Conv2d(widths[-1], semantic_channels, 3, padding=1)
+        self.logit_head = nn.Conv2d(semantic_channels, num_classes, 1)
+
+    @staticmethod
+    def _up2(x: Tensor) -> Tensor:
+        return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
+
+    def forward(self, images: Tensor) -> EncoderOutput:
+        self._check_images(images)
+        H, W = images.shape[-2:]
+        ph, pw = (-H) % 32, (-W) % 32
+        x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
+        taps = self.backbone(x)
+        s2 = self.fpn_lateral2(taps[1])
+        s1 = self._up2(s2) + self.fpn_lateral1(taps[0])
+        s0 = self._up2(s1) + self.fpn_lateral0(x)
+        pyr = [self.fpn_smooth0(s0), self.fpn_smooth1(s1), s2]
+        pyr = [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+        d = taps[-1]
+        for block, skip in zip(self.decoder, [*reversed(taps[:-1]), None]):
+            d = F.interpolate(d, scale_factor=2.0, mode="nearest")
+            d = block(d if skip is None else torch.cat([d, skip], 1))
+        sem = self.semantic_head(d)[..., :H, :W]
+        return EncoderOutput(pyramid=pyr, semantic_feature=sem, semantic_logits=self.logit_head(sem))
+
+
+_ENCODERS: dict[str, type[FeatureEncoder]] = {
+    "scratch": ScratchUNetEncoder,
+    "efficientnet_lite0": EfficientNetEncoder,
+}

@@ -1,8 +1,8 @@
 """Command lines: ``gsnerf-train --config FILE key=value ...`` and ``gsnerf-eval ...``.
 
 ``gsnerf-train`` runs single-process, or distributed under ``torchrun --nproc_per_node N``.
-``gsnerf-eval`` writes the evaluation JSON (:func:`gsnerf_ros.train.evaluate.evaluate`), a
-Markdown summary and PNG panels.
+``gsnerf-eval`` writes the evaluation JSON, a Markdown summary, PNG panels and the
+confusion matrices beside the JSON (``<json stem>_confusion.png``).
 """
 
 from __future__ import annotations
@@ -117,7 +117,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.data.rosbag import BagConfig
     from gsnerf_ros.data.bag_discovery import add_layout_arguments
     from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
-    from gsnerf_ros.train.evaluate import EvalOptions, evaluate, write_json, write_markdown
+    from gsnerf_ros.train.evaluate import (EvalOptions, evaluate, write_confusion_png, write_json,
+                                           write_markdown)
     from gsnerf_ros.device import resolve_device
     from gsnerf_ros.train.inference_overrides import (add_inference_overrides,
                                                      apply_inference_overrides,
@@ -211,6 +212,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                        for s in scenes}
     res["command"] = "gsnerf-eval " + " ".join(shlex.quote(a) for a in (
         argv if argv is not None else sys.argv[1:]))
+    png = Path(args.json).with_name(Path(args.json).stem + "_confusion.png")
+    res["confusion_png"] = png.name if write_confusion_png(res, png) is not None else None
     write_json(res, args.json)
     md = args.markdown or str(Path(args.json).with_suffix(".md"))
     write_markdown(res, md, title=f"gsnerf-eval: {Path(args.checkpoint).name}")

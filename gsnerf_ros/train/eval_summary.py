@@ -7,7 +7,8 @@ Reads what ``tools/gpu_train.sh`` writes into FOLDER: ``eval_<model>_<split>_<rg
 (the depth probe: the sources' cost-volume depth) and ``<model>/summary.json`` (a training run:
 steps, seconds, validation history). Prints Markdown: one row per model, split and input with
 the model's metrics, the baseline's, and which targets it meets; then the same by camera path
-(``camera.mode`` of each room's scene.json: hand-held or robot base, where the depth fails).
+(``camera.mode`` of each room's scene.json: hand-held or robot base, where the depth fails) and
+the per-class IoU of the RGB evaluations.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def by_camera(ev: dict[str, Any]) -> dict[str, dict[str, float]]:
 
 def collect(folder: str | Path) -> dict[str, Any]:
     """Rows ``{model, split, input, mIoU, psnr, depth_abs_rel, target_depth_abs_rel,
-    cost_volume_abs_rel, baseline: {...}, n_images}`` and the training runs found in
-    ``folder``."""
+    cost_volume_abs_rel, baseline: {...}, n_images, per_class_iou, baseline_per_class_iou}``
+    and the training runs found in ``folder``."""
     folder = Path(folder)
     probes: dict[tuple[str, str], float | None] = {}
     for p in sorted(folder.glob("probe_*.json")):
@@ -86,7 +87,8 @@ def collect(folder: str | Path) -> dict[str, Any]:
             else None,
             "baseline": {k: _num(base, k) for k in keys},
             "n_images": ev.get("n_images"), "checkpoint": ev.get("checkpoint"),
-            "by_camera": by_camera(ev)})
+            "by_camera": by_camera(ev), "per_class_iou": ev.get("per_class_iou") or {},
+            "baseline_per_class_iou": base.get("per_class_iou") or {}})
     runs = {}
     for p in sorted(folder.glob("*/summary.json")):
         s = json.loads(p.read_text())
@@ -147,6 +149,7 @@ def markdown(summary: dict[str, Any]) -> str:
                 lines.append(f"| {r['model']} | {r['split']} | {mode} | {c['rooms']} | "
                              f"{c['psnr']:.2f} ({c['baseline_psnr']:.2f}) | "
                              f"{c['depth_abs_rel']:.4f} ({c['baseline_depth_abs_rel']:.4f}) |")
+    lines += _per_class_table(summary["rows"], order)
     if summary["runs"]:
         lines += ["", "| training run | steps | seconds | best validation score |",
                   "|---|---|---|---|"]
@@ -154,6 +157,24 @@ def markdown(summary: dict[str, Any]) -> str:
             lines.append(f"| {name} | {s['steps']} | {_f(s['wall_s'], '.0f')} | "
                          f"{_f(s['best_score'], '.3f')} ({s['select_metric']}) |")
     return "\n".join(lines)
+
+
+def _per_class_table(rows: list[dict[str, Any]], order: dict[str, int]) -> list[str]:
+    """Per-class IoU of the RGB rows that have one: a row per class, a column per evaluation,
+    the baseline in brackets, – where the class is in neither ground truth nor prediction."""
+    rows = sorted((r for r in rows if r["input"] == "rgb" and r.get("per_class_iou")),
+                  key=lambda r: (order[r["split"]], r["model"]))
+    if not rows:
+        return []
+    classes = list(dict.fromkeys(c for r in rows for c in r["per_class_iou"]))
+    lines = ["", "Per-class IoU % (RGB, over all images' pixels; baseline in brackets):", "",
+             "| class | " + " | ".join(f"{r['model']} {r['split']}" for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for c in classes:
+        cells = [f"{_f(r['per_class_iou'].get(c), '.1f')} "
+                 f"({_f(r['baseline_per_class_iou'].get(c), '.1f')})" for r in rows]
+        lines.append(f"| {c} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

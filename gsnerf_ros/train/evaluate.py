@@ -25,11 +25,13 @@ from tqdm import tqdm
 
 from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.train.baseline import reproject_to_target
-from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_errors, psnr,
-                                      ssim)
+from gsnerf_ros.train.confusion_plot import save_confusion_png
+from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_errors,
+                                      per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-__all__ = ["EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json"]
+__all__ = ["EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json",
+           "write_confusion_png"]
 
 
 @dataclass
@@ -109,7 +111,9 @@ class _Group:
         return (sum(d["abs_rel_sum"] for d in items) / n,
                 math.sqrt(sum(d["sq_sum"] for d in items) / n))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, class_names: list[str] | None = None) -> dict[str, Any]:
+        """Averages of the group; with ``class_names``, also the per-class results of the
+        accumulated confusion matrix (:meth:`per_class`)."""
         s = self.sem.summary()
         out: dict[str, Any] = {k: _num(s.get(k)) for k in ("mIoU", "acc", "class_acc")}
         out["psnr"] = _num(np.mean(self.psnr)) if self.psnr else None
@@ -123,7 +127,27 @@ class _Group:
         for k in ("mIoU_accumulated", "acc_accumulated", "class_acc_accumulated"):
             if k in s:
                 out[k] = _num(s[k])
+        if class_names is not None:
+            out.update(self.per_class(class_names))
         return out
+
+    def per_class(self, class_names: list[str]) -> dict[str, Any]:
+        """``per_class_iou`` {class: IoU % over all the group's pixels, or None where the class
+        is in neither the ground truth nor the prediction}, ``class_pixels`` {class: {"gt",
+        "pred"}} and ``confusion_matrix`` (C, C+1) counts (rows: ground truth; columns:
+        prediction, the last one "no valid class"). Empty without ground-truth labels."""
+        cm = self.sem.cm
+        if cm is None:
+            return {}
+        if len(class_names) != cm.shape[0]:
+            raise ValueError(f"{len(class_names)} class names for a {cm.shape[0]}-class matrix")
+        C = cm.shape[0]
+        iou = per_class_iou(cm)
+        gt, pred = cm.sum(1).tolist(), cm[:, :C].sum(0).tolist()
+        return {"per_class_iou": {n: _num(v) for n, v in zip(class_names, iou)},
+                "class_pixels": {n: {"gt": int(g), "pred": int(p)}
+                                 for n, g, p in zip(class_names, gt, pred)},
+                "confusion_matrix": cm.tolist()}
 
 
 def _num(v: Any) -> float | None:
@@ -138,8 +162,9 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
              device: torch.device | str = "cpu", total: int | None = None) -> dict[str, Any]:
     """Render and score every view. Returns ``mIoU``, ``acc``, ``class_acc`` (percent),
     ``psnr``, ``ssim``, ``lpips`` (None without its weights), ``depth_abs_rel``, ``depth_rmse``,
-    ``n_images``, ``per_scene`` (+ ``baseline``, ``accumulated`` metrics, ``lpips_reason``,
-    ``seconds_per_view``)."""
+    ``n_images``, ``per_scene`` (+ ``baseline``, ``accumulated`` metrics, ``class_names`` and,
+    for the model and the baseline over all images, ``per_class_iou`` / ``class_pixels`` /
+    ``confusion_matrix``, ``lpips_reason``, ``seconds_per_view``)."""
     options = options or EvalOptions()
     C = model.config.num_classes
     lp = LpipsMetric(device) if options.lpips else None
@@ -222,10 +247,12 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
                          f"{view.scene}_{view.target_index:05d}_baseline.png", bpanel)
     if was_training:
         model.train()
-    out = overall["model"].summary()
+    names = list(model.class_names)
+    out = overall["model"].summary(names)
+    out["class_names"] = names
     out["per_scene"] = {k: g.summary() for k, g in groups["model"].items()}
     if options.baseline:
-        out["baseline"] = overall["baseline"].summary()
+        out["baseline"] = overall["baseline"].summary(names)
         out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
     out["lpips_reason"] = None if (lp is not None and lp.available) else (
         lp.reason if lp is not None else "disabled by --no-lpips")
@@ -280,6 +307,21 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
         lines += ["", f"Target-depth estimate D_T: abs-rel "
                       f"{_fmt(results['target_depth_abs_rel'], 3)}, RMSE "
                       f"{_fmt(results.get('target_depth_rmse'), 3)} m."]
+    if results.get("per_class_iou"):
+        lines += ["", "## Per class", "",
+                  "IoU (%) over all images' pixels; — where a class is in neither the ground "
+                  "truth nor the prediction. Share: the class's part of the labelled pixels.", ""]
+        base = results.get("baseline", {}).get("per_class_iou")
+        pixels = results.get("class_pixels", {})
+        total = sum(p["gt"] for p in pixels.values()) or 1
+        head = "| class | share (%) | GSNeRF IoU |" + (" baseline IoU |" if base else "")
+        lines += [head, "|---|---|---|" + ("---|" if base else "")]
+        for name, v in results["per_class_iou"].items():
+            share = 100.0 * pixels.get(name, {}).get("gt", 0) / total
+            row = f"| {name} | {share:.1f} | {_fmt(v, 1)} |"
+            lines.append(row + (f" {_fmt(base.get(name), 1)} |" if base else ""))
+        if results.get("confusion_png"):
+            lines += ["", f"Confusion matrices (rows normalised): `{results['confusion_png']}`"]
     lines += ["", "## Per scene", "", "| scene | images | mIoU | acc | PSNR | SSIM | depth abs-rel |",
               "|---|---|---|---|---|---|---|"]
     for name, r in sorted(results.get("per_scene", {}).items()):
@@ -288,6 +330,21 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
                      f"{_fmt(r.get('depth_abs_rel'), 3)} |")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def write_confusion_png(results: dict[str, Any], path: str | Path) -> Path | None:
+    """The row-normalised confusion matrices of the model and (if scored) the baseline from
+    :func:`evaluate`'s results, side by side (:mod:`gsnerf_ros.train.confusion_plot`). None
+    (nothing written) when no image had ground-truth labels."""
+    if "confusion_matrix" not in results:
+        return None
+    panels = [(f"GSNeRF (mIoU {_fmt(results.get('mIoU_accumulated'), 1)})",
+               np.asarray(results["confusion_matrix"]))]
+    base = results.get("baseline", {})
+    if "confusion_matrix" in base:
+        panels.append((f"reprojection baseline (mIoU {_fmt(base.get('mIoU_accumulated'), 1)})",
+                       np.asarray(base["confusion_matrix"])))
+    return save_confusion_png(path, panels, results["class_names"])
 
 
 def write_json(results: dict[str, Any], path: str | Path) -> None:

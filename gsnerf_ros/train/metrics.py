@@ -26,7 +26,8 @@ from gsnerf_ros.data.classes import IGNORE_INDEX
 PSNR_CAP_DB = 100.0  # PSNR of an exact reconstruction (MSE = 0) is reported as this cap
 
 __all__ = [
-    "IGNORE_INDEX", "PSNR_CAP_DB", "confusion_matrix", "scores_from_confusion", "psnr",
+    "IGNORE_INDEX", "PSNR_CAP_DB", "confusion_matrix", "per_class_iou", "scores_from_confusion",
+    "psnr",
     "ssim", "depth_errors", "SemanticAccumulator", "LpipsMetric",
 ]
 
@@ -55,11 +56,24 @@ def confusion_matrix(pred: Tensor, gt: Tensor, num_classes: int,
         num_classes, num_classes + 1)
 
 
+def per_class_iou(cm: Tensor) -> list[float]:
+    """IoU of every class (percent) from a (C, C+1) confusion matrix: TP / (GT + predicted -
+    TP). NaN for a class absent from both the ground truth and the prediction (0 / 0: no
+    number exists); a class predicted but absent from the ground truth scores 0."""
+    cm = cm.double()
+    C = cm.shape[0]
+    tp = torch.diagonal(cm[:, :C])
+    union = cm.sum(1) + cm[:, :C].sum(0) - tp
+    return [float(tp[c] / union[c]) * 100 if union[c] > 0 else float("nan") for c in range(C)]
+
+
 def scores_from_confusion(cm: Tensor) -> dict[str, float]:
     """mIoU, total accuracy and class-average accuracy (percent) from a (C, C+1) matrix.
 
     Means are over the classes present in the ground truth (row sum > 0). Returns NaN for all
-    three when the matrix is empty. Also returns ``per_class_iou`` (list, NaN for absent).
+    three when the matrix is empty. Also returns ``per_class_iou`` (:func:`per_class_iou`: NaN
+    for a class absent from both the ground truth and the prediction; a class only predicted
+    scores 0 there but is not in the mean).
     """
     cm = cm.double()
     C = cm.shape[0]
@@ -73,12 +87,11 @@ def scores_from_confusion(cm: Tensor) -> dict[str, float]:
         return {"mIoU": nan, "acc": nan, "class_acc": nan, "per_class_iou": [nan] * C}
     iou = tp / (gt_count + pred_count - tp).clamp(min=1)
     recall = tp / gt_count.clamp(min=1)
-    per_class = [float(iou[c]) * 100 if present[c] else float("nan") for c in range(C)]
     return {
         "mIoU": float(iou[present].mean()) * 100,
         "acc": float(tp.sum()) / total * 100,
         "class_acc": float(recall[present].mean()) * 100,
-        "per_class_iou": per_class,
+        "per_class_iou": per_class_iou(cm),
     }
 
 

@@ -7,14 +7,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gsnerf_ros.config import apply_overrides
+from gsnerf_ros.config import apply_overrides, from_dict, to_dict
+from gsnerf_ros.model.config import GSNeRFConfig
 
 SHIPPED_SIDECAR = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.json"
 
 
 def shipped_sidecar() -> dict[str, Any]:
-    """The whole sidecar: ``model_config``, ``metadata`` and the rest."""
-    return json.loads(SHIPPED_SIDECAR.read_text())
+    """The whole sidecar: ``model_config``, ``metadata`` and the rest; ``model_config`` as
+    ``GSNeRF.from_checkpoint`` reads it (a setting added to the model config after the
+    checkpoint was written, e.g. ``encoder.backbone``, takes its default)."""
+    side = json.loads(SHIPPED_SIDECAR.read_text())
+    side["model_config"] = to_dict(from_dict(GSNeRFConfig, side["model_config"]))
+    return side
 
 
 def with_shipped_inference(model: dict[str, Any]) -> dict[str, Any]:
