@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import torch
 
-from gsnerf_ros.ros.image_conversion import (
-    colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
+from gsnerf_ros.imaging import (
+    colorize_labels, decode_raw, encode_raw, labels_to_array, to_depth_metres, to_rgb_tensor,
     undistort,
 )
 
@@ -24,9 +24,9 @@ def test_image_conversion_colour_order_and_depth_units() -> None:
     assert d.tolist() == [[1.5, 0.0]]
     d = to_depth_metres(np.array([[2.0, np.nan, -1.0]], np.float32), "32FC1")
     assert d.tolist() == [[2.0, 0.0, 0.0]]
-    h, w, step, data = encode_image(np.ones((2, 3), np.float32), "32FC1")
+    h, w, step, data = encode_raw(np.ones((2, 3), np.float32), "32FC1")
     assert (h, w, step) == (2, 3, 12)
-    assert decode_image("32FC1", h, w, step, data).sum() == 6
+    assert decode_raw("32FC1", h, w, step, data).sum() == 6
     lab, enc = labels_to_array(torch.tensor([[0, 300]]), 400)
     assert enc == "mono16" and lab.dtype == np.uint16 and lab[0, 1] == 300
     col = colorize_labels(torch.tensor([[0, 1, 255]]), torch.tensor([[1, 2, 3], [4, 5, 6]]))

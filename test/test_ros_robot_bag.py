@@ -27,9 +27,9 @@ from rclpy.qos import (  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
+from gsnerf_ros.imaging import ImageFormatError  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.node import decompress_image  # noqa: E402
-from gsnerf_ros.ros.image_conversion import ImageFormatError  # noqa: E402
 from gsnerf_ros.ros.tools.demo import DemoError, _parser, run_demo  # noqa: E402
 from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, InProcessNode, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,

@@ -72,9 +72,8 @@ def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None
     """Rendered RGB, semantics, depth and confidence, under the ground truth when there is one
     (its row ends with the class legend; without ground truth the legend ends the one row),
     over a depth colour bar in metres shared by both depth tiles. No empty tile."""
-    from gsnerf_ros.train.panels import (
-        caption_tiles, class_legend, colorize_depth, colorize_labels, depth_colorbar,
-    )
+    from gsnerf_ros.imaging import class_legend, colorize_depth, colorize_labels, depth_colorbar
+    from gsnerf_ros.train.panels import caption_tiles
 
     H, W = rgb.shape[:2]
     scale = max(1, 240 // H)            # small renders are enlarged (nearest) to stay readable
@@ -159,9 +158,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo; returns the summary dict (also written to ``args.out/summary.json``)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+    from gsnerf_ros.imaging import decode_raw
     from gsnerf_ros.msg import KeyframeBufferState
     from gsnerf_ros.ros import convert
-    from gsnerf_ros.ros.image_conversion import decode_image
     from gsnerf_ros.ros.node import resolve_checkpoint
     from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file
     from gsnerf_ros.srv import RenderView
@@ -262,8 +261,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             if not r.success:
                 raise DemoError(f"render at {name} failed: {r.message}")
             lat.append(r.latency_ms)
-            img = lambda m: decode_image(m.encoding, m.height, m.width, m.step, m.data,  # noqa: E731
-                                         bool(m.is_bigendian))
+            img = lambda m: decode_raw(m.encoding, m.height, m.width, m.step, m.data,  # noqa: E731
+                                       bool(m.is_bigendian))
             rgb, lab, labc, dep, conf = (img(r.rgb), img(r.semantic), img(r.semantic_color),
                                          img(r.depth), img(r.confidence))
             view: dict[str, Any] = {"name": name, "latency_ms": round(r.latency_ms, 1),
