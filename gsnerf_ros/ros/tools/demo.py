@@ -30,13 +30,14 @@ from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
-__all__ = ["main", "run_demo", "DemoError"]
+__all__ = ["main", "run_demo", "DemoError", "build_parser", "StallWatch"]
 
 class DemoError(RuntimeError):
     """The demo could not run; the message says why and what to do."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``gsnerf-demo``."""
     ap = argparse.ArgumentParser(prog="gsnerf-demo", description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     ap.add_argument("--bag", default="", help="play this ROS 2 bag instead of a procedural room")
@@ -127,7 +128,7 @@ def _bag_layout(args: argparse.Namespace) -> Any:
                         ) from exc
 
 
-class _Watch:
+class StallWatch:
     """Fails the demo early, with the cause: the player exited with an error, or ``stall`` s
     after the player started the node has no keyframe and its diagnostics say why (nothing
     received on ``topic``, TF missing, frames dropped)."""
@@ -222,7 +223,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         run.wait_for_service()
         print("[demo] starting gsnerf_player ...", flush=True)
         player = run.start_player(player_cmd)
-        run.watch = _Watch(run, player, args.stall_timeout, "/" + image_topic)
+        run.watch = StallWatch(run, player, args.stall_timeout, "/" + image_topic)
         spin_until(lambda: player.poll() is not None, args.timeout, "the player to finish")
         run.watch()
         time.sleep(0.5)
@@ -315,7 +316,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gsnerf-demo``."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     reserved = None
     if "ROS_DOMAIN_ID" not in os.environ:
         try:  # a domain of our own, so other ROS users on this machine do not interfere
