@@ -20,11 +20,12 @@ from gsnerf_ros.data.procedural import (
     scene_seed,
 )
 from gsnerf_ros.data.procedural.cli import main as synth_main
+from gsnerf_ros.data.procedural.distribution import TrajectoryConfig
 from gsnerf_ros.data.procedural.layout import CLASS_ID, sample_room, sample_room_size
 from gsnerf_ros.data.procedural.primitives import SHELL, cast_rays, signed_distance
-from gsnerf_ros.data.procedural.renderer import _FACES, RoomRenderer
+from gsnerf_ros.data.procedural.renderer import CUBE_FACES, RoomRenderer
 from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable, shade_albedo
-from gsnerf_ros.data.procedural.trajectory import TrajectoryConfig, sample_trajectory
+from gsnerf_ros.data.procedural.trajectory import sample_trajectory
 from gsnerf_ros.data.replica import ReplicaScene, find_scene_dirs
 from gsnerf_ros.geometry import camera_rays, pixel_grid, unproject_depth
 from gsnerf_ros.geometry.pose import rotation_angle
@@ -293,7 +294,7 @@ def test_tiled_and_face_culled_casting_match_full_casting() -> None:
     S = 12
     a = (torch.arange(S, dtype=torch.float32) + 0.5) / S * 2 - 1
     vv, uu = torch.meshgrid(a, a, indexing="ij")
-    f = _FACES
+    f = CUBE_FACES
     dirs = f[:, None, None, 0] + uu[None, ..., None] * f[:, None, None, 1] \
         + vv[None, ..., None] * f[:, None, None, 2]
     d = (dirs / dirs.norm(dim=-1, keepdim=True)).reshape(-1, 3)

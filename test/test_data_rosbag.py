@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gsnerf_ros.data.rosbag import BagConfig, BagScene, _interp_pose, _Track, write_bag
+from gsnerf_ros.data.bag_poses import TransformTrack, interpolate_pose
+from gsnerf_ros.data.rosbag import BagConfig, BagScene, write_bag
 from gsnerf_ros.data.scene import InMemoryScene
 from gsnerf_ros.geometry import look_at
 
@@ -91,7 +92,7 @@ def test_wrong_world_frame_and_topic_are_clear_errors(tmp_path, scene) -> None:
 
 
 def test_pose_interpolation_midpoint() -> None:
-    tr = _Track()
+    tr = TransformTrack()
     Ta = look_at(torch.tensor([0.0, 0, 1]), torch.tensor([0.0, 1, 1])).double().numpy()
     Tb = look_at(torch.tensor([1.0, 0, 1]), torch.tensor([1.0, 0, 2]) + torch.tensor([0, 1.0, -1])
                  ).double().numpy()
@@ -102,4 +103,4 @@ def test_pose_interpolation_midpoint() -> None:
     ang = lambda A, B: math.degrees(math.acos(np.clip((np.trace(A[:3, :3].T @ B[:3, :3]) - 1) / 2, -1, 1)))
     assert abs(ang(Ta, mid) - ang(mid, Tb)) < 1e-6
     assert tr.at(1.02, tol=0.01) is None and tr.at(1.005, tol=0.01) is not None
-    assert np.allclose(_interp_pose(Ta, Tb, 0.0), Ta)
+    assert np.allclose(interpolate_pose(Ta, Tb, 0.0), Ta)

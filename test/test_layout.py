@@ -3,7 +3,10 @@
 - only ``gsnerf_ros/ros/`` imports rclpy or ROS message packages;
 - ``gsnerf_ros/runtime/`` (the node's ROS-free runtime) imports nothing from ``gsnerf_ros.ros``;
 - ``gsnerf_ros/bench/`` does not import ``gsnerf_ros.ros`` at import time (only inside functions);
-- ``gsnerf_ros/ros/`` never imports ``gsnerf_ros.bench``.
+- ``gsnerf_ros/ros/`` never imports ``gsnerf_ros.bench``;
+- ``gsnerf_ros/imaging/`` (the image codec and colouring) imports no ROS and no other package
+  part but itself; the node's modules (``gsnerf_ros/ros/`` outside ``tools/``) import nothing
+  from ``gsnerf_ros.train`` or ``gsnerf_ros.data`` (images go through ``gsnerf_ros.imaging``).
 """
 
 from __future__ import annotations
@@ -60,3 +63,14 @@ def test_bench_does_not_import_ros_at_import_time() -> None:
 
 def test_ros_does_not_import_bench() -> None:
     assert not _violations("ros", ("gsnerf_ros.bench",))
+
+
+def test_imaging_stands_alone() -> None:
+    parts = tuple(f"gsnerf_ros.{p}" for p in ("ros", "runtime", "data", "train", "model", "bench"))
+    assert not _violations("imaging", ROS_MODULES + parts)
+
+
+def test_node_modules_do_not_reach_into_training_or_data() -> None:
+    bad = [v for v in _violations("ros", ("gsnerf_ros.train", "gsnerf_ros.data"))
+           if not v.startswith("gsnerf_ros/ros/tools/")]
+    assert not bad, bad

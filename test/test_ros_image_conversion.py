@@ -1,15 +1,13 @@
 """Image conversion of the node's topics (ROS-free): colour order, depth units, label and
-float encodings, undistortion."""
+float encodings (the camera model and undistortion: test_runtime_ingest.py)."""
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
-from gsnerf_ros.ros.image_conversion import (
-    colorize_labels, decode_image, encode_image, labels_to_array, to_depth_metres, to_rgb_tensor,
-    undistort,
+from gsnerf_ros.imaging import (
+    colorize_labels, decode_raw, encode_raw, labels_to_array, to_depth_metres, to_rgb_tensor,
 )
 
 
@@ -24,26 +22,12 @@ def test_image_conversion_colour_order_and_depth_units() -> None:
     assert d.tolist() == [[1.5, 0.0]]
     d = to_depth_metres(np.array([[2.0, np.nan, -1.0]], np.float32), "32FC1")
     assert d.tolist() == [[2.0, 0.0, 0.0]]
-    h, w, step, data = encode_image(np.ones((2, 3), np.float32), "32FC1")
+    h, w, step, data = encode_raw(np.ones((2, 3), np.float32), "32FC1")
     assert (h, w, step) == (2, 3, 12)
-    assert decode_image("32FC1", h, w, step, data).sum() == 6
+    assert decode_raw("32FC1", h, w, step, data).sum() == 6
     lab, enc = labels_to_array(torch.tensor([[0, 300]]), 400)
     assert enc == "mono16" and lab.dtype == np.uint16 and lab[0, 1] == 300
     col = colorize_labels(torch.tensor([[0, 1, 255]]), torch.tensor([[1, 2, 3], [4, 5, 6]]))
     assert col.tolist() == [[[1, 2, 3], [4, 5, 6], [0, 0, 0]]]
 
 
-def test_undistort_inverts_radial_distortion() -> None:
-    Kn = np.array([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
-    D = np.array([-0.2, 0.05, 0, 0, 0])
-    v, u = np.mgrid[0:60, 0:80].astype(np.float64)
-    img = (127 + 100 * np.sin(u / 5.0) * np.cos(v / 6.0)).astype(np.uint8)     # smooth texture
-    assert undistort(img, Kn, np.zeros(5)) is img                       # zero D: untouched
-    # distort an ideal grid: each distorted pixel samples the undistorted point it images
-    uv = np.stack(np.meshgrid(np.arange(80.0), np.arange(60.0)), -1).reshape(-1, 1, 2)
-    und = cv2.undistortPoints(uv, Kn, D, P=Kn).reshape(60, 80, 2).astype(np.float32)
-    distorted = cv2.remap(img, und[..., 0], und[..., 1], cv2.INTER_LINEAR)
-    restored = undistort(distorted, Kn, D)
-    c = (slice(15, 45), slice(20, 60))
-    assert np.abs(restored[c].astype(int) - img[c].astype(int)).mean() < \
-        0.5 * np.abs(distorted[c].astype(int) - img[c].astype(int)).mean()

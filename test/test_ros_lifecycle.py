@@ -18,8 +18,8 @@ from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import LabelInfo  # noqa: E402
 
+from gsnerf_ros.imaging import decode_raw  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
 from gsnerf_ros.ros.lifecycle_node import GSNeRFLifecycleNode  # noqa: E402
 from gsnerf_ros.ros.node import warn_undeclared_overrides  # noqa: E402
 from gsnerf_ros.ros.tools.testing import FakeRenderer, InProcessNode, wait_until  # noqa: E402
@@ -82,7 +82,7 @@ def test_label_info_and_legend_are_latched_for_late_subscribers() -> None:
     info = got["info"]
     assert [(c.class_id, c.class_name) for c in info.class_map] == [(0, "a"), (1, "b")]
     legend = got["legend"]
-    arr = decode_image(legend.encoding, legend.height, legend.width, legend.step, legend.data,
+    arr = decode_raw(legend.encoding, legend.height, legend.width, legend.step, legend.data,
                        bool(legend.is_bigendian))
     colours = {tuple(int(v) for v in px) for px in arr.reshape(-1, 3)}
     assert (255, 0, 0) in colours and (0, 255, 0) in colours        # both class swatches
@@ -94,7 +94,7 @@ def test_invalid_depth_is_nan_in_the_published_image() -> None:
                        torch.ones(2, 2))
     imgs = convert.output_to_images(out, Header(frame_id="v"), torch.zeros(2, 3, dtype=torch.uint8), 2)
     d = imgs["depth"]
-    arr = decode_image(d.encoding, d.height, d.width, d.step, d.data, bool(d.is_bigendian))
+    arr = decode_raw(d.encoding, d.height, d.width, d.step, d.data, bool(d.is_bigendian))
     assert d.encoding == "32FC1" and arr[0, 0] == pytest.approx(1.5) and arr[1, 1] == 2.0
     assert math.isnan(arr[0, 1]) and math.isnan(arr[1, 0])
     assert not np.any(arr == 0.0)

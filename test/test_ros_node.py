@@ -33,9 +33,9 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 from visualization_msgs.msg import MarkerArray  # noqa: E402
 
 from gsnerf_ros.action import RenderViews  # noqa: E402
+from gsnerf_ros.imaging import decode_raw  # noqa: E402
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
@@ -162,7 +162,7 @@ def _expected_keyframes(scene: Any, published: list[int]) -> list[int]:
 
 
 def _img(m: Image) -> np.ndarray:
-    return decode_image(m.encoding, m.height, m.width, m.step, m.data, bool(m.is_bigendian))
+    return decode_raw(m.encoding, m.height, m.width, m.step, m.data, bool(m.is_bigendian))
 
 
 def test_request_before_enough_keyframes_is_refused(ros: Harness) -> None:

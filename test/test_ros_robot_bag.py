@@ -27,10 +27,10 @@ from rclpy.qos import (  # noqa: E402
 from sensor_msgs.msg import CameraInfo, CompressedImage  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
+from gsnerf_ros.imaging import ImageFormatError  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.node import decompress_image  # noqa: E402
-from gsnerf_ros.ros.image_conversion import ImageFormatError  # noqa: E402
-from gsnerf_ros.ros.tools.demo import DemoError, _parser, run_demo  # noqa: E402
+from gsnerf_ros.ros.tools.demo import DemoError, build_parser, run_demo  # noqa: E402
 from gsnerf_ros.ros.tools.testing import (  # noqa: E402
     ROOT, InProcessNode, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
 )
@@ -61,7 +61,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 def _demo_args(bag: Path, ckpt: Path, out: Path, *extra: str) -> argparse.Namespace:
-    return _parser().parse_args(["--bag", str(bag), "--checkpoint", str(ckpt), "--out", str(out),
+    return build_parser().parse_args(["--bag", str(bag), "--checkpoint", str(ckpt), "--out", str(out),
                                  "--device", "cpu", "--height", str(H), "--width", str(W),
                                  "--min-translation", "0", "--min-rotation-deg", "0",
                                  "--timeout", "240", *extra])
@@ -200,17 +200,17 @@ def test_demo_watch_reports_a_player_crash_and_a_silent_node(tmp_path) -> None:
     lines; a node that received nothing by the stall timeout fails it with that cause."""
     from types import SimpleNamespace
 
-    from gsnerf_ros.ros.tools.demo import _Watch
+    from gsnerf_ros.ros.tools.demo import StallWatch
 
     (tmp_path / "player.log").write_text("starting\ngsnerf_player: error: bag has no /tf\n")
     run = SimpleNamespace(log_dir=tmp_path, node_log=tmp_path / "node.log", diag={})
     crashed = subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
     crashed.wait(30)
     with pytest.raises(DemoError, match=r"player failed \(exit 2\).*bag has no /tf"):
-        _Watch(run, crashed, 30.0, "/image")()
+        StallWatch(run, crashed, 30.0, "/image")()
     ok = subprocess.Popen([sys.executable, "-c", "pass"])
     ok.wait(30)
-    watch = _Watch(run, ok, 0.0, "/image")
+    watch = StallWatch(run, ok, 0.0, "/image")
     run.diag.update(buffer_size="3", frames_received="40", input_problem="")
     watch()                                   # keyframes arrive: no failure
     run.diag.update(buffer_size="0", frames_received="0",

@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gsnerf_ros.data.bag_messages import _CIMAGE, _IMAGE, _INFO, _POSE, _ODOM
-from gsnerf_ros.data.bag_poses import StaticTransform, _TfTree
+from gsnerf_ros.data.bag_messages import (
+    CAMERA_INFO, COMPRESSED_IMAGE, IMAGE, ODOMETRY, POSE_STAMPED,
+)
+from gsnerf_ros.data.bag_poses import StaticTransform, TfTree
 from gsnerf_ros.data.io import natural_key
 
 __all__ = ["BagLayout", "StaticTransform", "BagDiscoveryError", "find_bags", "pick_topics",
@@ -124,8 +126,8 @@ def pick_topics(topics: dict[str, str], image_topic: str | None = None,
     Given names are checked; a missing one is picked when exactly one candidate fits (rules in
     the module docstring). Raises :class:`BagDiscoveryError` listing the candidates otherwise.
     """
-    for t, role, types in ((image_topic, "image", (_IMAGE, _CIMAGE)),
-                           (camera_info_topic, "camera_info", (_INFO,))):
+    for t, role, types in ((image_topic, "image", (IMAGE, COMPRESSED_IMAGE)),
+                           (camera_info_topic, "camera_info", (CAMERA_INFO,))):
         if t is not None and t not in topics:
             raise BagDiscoveryError(f"{where}: {role} topic {t!r} not found; topics: "
                                     f"{sorted(topics)}")
@@ -133,18 +135,18 @@ def pick_topics(topics: dict[str, str], image_topic: str | None = None,
             raise BagDiscoveryError(f"{where}: {role} topic {t!r} has type {topics[t]}, not "
                                     f"{' or '.join(types)}")
     if image_topic is None:
-        cands = [t for t, ty in topics.items() if ty in (_IMAGE, _CIMAGE)
+        cands = [t for t, ty in topics.items() if ty in (IMAGE, COMPRESSED_IMAGE)
                  and not any(w in t.lower() for w in _NOT_COLOUR)]
-        raw = {t for t in cands if topics[t] == _IMAGE}
-        cands = [t for t in cands if not (topics[t] == _CIMAGE and _stream_base(t) in raw)]
+        raw = {t for t in cands if topics[t] == IMAGE}
+        cands = [t for t in cands if not (topics[t] == COMPRESSED_IMAGE and _stream_base(t) in raw)]
         image_topic = _only(cands, "colour image (Image/CompressedImage)", topics, where)
     if camera_info_topic is None:
-        infos = sorted(t for t, ty in topics.items() if ty == _INFO)
+        infos = sorted(t for t, ty in topics.items() if ty == CAMERA_INFO)
         if len(infos) > 1:
             ns = _stream_base(image_topic).rsplit("/", 1)[0]
             infos = [t for t in infos if t.rsplit("/", 1)[0] == ns] or infos
         camera_info_topic = _only(infos, f"CameraInfo (for {image_topic})", topics, where)
-    return image_topic, camera_info_topic, topics[image_topic] == _CIMAGE
+    return image_topic, camera_info_topic, topics[image_topic] == COMPRESSED_IMAGE
 
 
 def tf_world_frame(parents: dict[str, set[str]], camera_frame: str, where: str = "bag") -> str:
@@ -205,7 +207,7 @@ def discover(path: str | Path, world_frame: str | None = None, image_topic: str 
     with AnyReader([bag], default_typestore=get_typestore(Stores.ROS2_HUMBLE)) as reader:
         topics = {c.topic: c.msgtype for c in reader.connections}
         img, info, compressed = pick_topics(topics, image_topic, camera_info_topic, str(bag))
-        tf = _TfTree()
+        tf = TfTree()
         camera_frame = pose_frame = None
         for c, _t, raw in reader.messages(connections=[c for c in reader.connections
                                                        if c.topic == img]):
@@ -215,7 +217,7 @@ def discover(path: str | Path, world_frame: str | None = None, image_topic: str 
         for c, _t, raw in reader.messages(connections=want):
             msg = reader.deserialize(raw, c.msgtype)
             if c.topic == pose_topic:
-                if c.msgtype not in (_POSE, _ODOM):
+                if c.msgtype not in (POSE_STAMPED, ODOMETRY):
                     raise BagDiscoveryError(f"{bag}: pose topic {pose_topic!r} has type "
                                             f"{c.msgtype}; use PoseStamped or Odometry")
                 pose_frame = pose_frame or msg.header.frame_id.lstrip("/")

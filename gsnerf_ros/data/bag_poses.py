@@ -1,7 +1,7 @@
 """Camera poses from bag messages: translation + quaternion to 4x4 matrices, interpolation of
 rigid transforms (linear translation, slerp rotation), time series of one transform
-(:class:`_Track`) and the ``/tf`` + ``/tf_static`` tree (:class:`_TfTree`) with lookups at a
-stamp. Every ``/tf_static`` message is kept: the tree holds their union (the latest transform per
+(:class:`TransformTrack`) and the ``/tf`` + ``/tf_static`` tree (:class:`TfTree`) with lookups at
+a stamp. Every ``/tf_static`` message is kept: the tree holds their union (the latest transform per
 child frame), as a late-joining tf2 listener of a latched ``/tf_static`` would.
 """
 
@@ -14,20 +14,21 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from gsnerf_ros.data.bag_messages import _stamp
+from gsnerf_ros.data.bag_messages import stamp_seconds
 from gsnerf_ros.geometry import matrix_to_quat, quat_to_matrix
 
-__all__ = ["StaticTransform"]
+__all__ = ["StaticTransform", "TfTree", "TransformTrack", "interpolate_pose", "tq_to_matrix"]
 
 
-def _tq_to_matrix(t, q) -> np.ndarray:
+def tq_to_matrix(t, q) -> np.ndarray:
+    """A message's translation ``t`` (x, y, z) and quaternion ``q`` (x, y, z, w) -> 4x4."""
     T = np.eye(4)
     T[:3, :3] = quat_to_matrix(torch.tensor([q.x, q.y, q.z, q.w], dtype=torch.float64)).numpy()
     T[:3, 3] = [t.x, t.y, t.z]
     return T
 
 
-def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, a: float) -> np.ndarray:
+def interpolate_pose(Ta: np.ndarray, Tb: np.ndarray, a: float) -> np.ndarray:
     """Interpolate rigid transforms: linear translation, slerp rotation (a in [0,1])."""
     qa = matrix_to_quat(torch.from_numpy(Ta[:3, :3])).numpy()
     qb = matrix_to_quat(torch.from_numpy(Tb[:3, :3])).numpy()
@@ -45,7 +46,7 @@ def _interp_pose(Ta: np.ndarray, Tb: np.ndarray, a: float) -> np.ndarray:
     return T
 
 
-class _Track:
+class TransformTrack:
     """Time series of one transform (parent <- child), interpolated at query times."""
 
     def __init__(self) -> None:
@@ -65,7 +66,7 @@ class _Track:
             return self.T[i]
         if 0 < i < len(self.t):
             a = (t - self.t[i - 1]) / (self.t[i] - self.t[i - 1])
-            return _interp_pose(self.T[i - 1], self.T[i], a)
+            return interpolate_pose(self.T[i - 1], self.T[i], a)
         j = 0 if i == 0 else len(self.t) - 1
         return self.T[j] if abs(self.t[j] - t) <= tol else None
 
@@ -93,13 +94,13 @@ class StaticTransform:
         return tuple(float(v) for v in q)  # type: ignore[return-value]
 
 
-class _TfTree:
+class TfTree:
     """/tf and /tf_static as a tree (each child has one parent); static transforms are the union
     of every /tf_static message."""
 
     def __init__(self) -> None:
         self.static: dict[str, tuple[str, np.ndarray]] = {}
-        self.dynamic: dict[str, tuple[str, _Track]] = {}
+        self.dynamic: dict[str, tuple[str, TransformTrack]] = {}
         self._parents: dict[str, set[str]] = {}
 
     def parents(self) -> dict[str, set[str]]:
@@ -119,13 +120,13 @@ class _TfTree:
             parent = tr.header.frame_id.lstrip("/")
             child = tr.child_frame_id.lstrip("/")
             self._parents.setdefault(child, set()).add(parent)
-            T = _tq_to_matrix(tr.transform.translation, tr.transform.rotation)
+            T = tq_to_matrix(tr.transform.translation, tr.transform.rotation)
             if static:
                 self.static[child] = (parent, T)
             else:
                 if child not in self.dynamic:
-                    self.dynamic[child] = (parent, _Track())
-                self.dynamic[child][1].add(_stamp(tr), T)
+                    self.dynamic[child] = (parent, TransformTrack())
+                self.dynamic[child][1].add(stamp_seconds(tr), T)
 
     def lookup(self, target: str, source: str, t: float, tol: float) -> np.ndarray | None:
         """Pose of ``source`` in ``target`` (maps source coordinates to target) at time t."""

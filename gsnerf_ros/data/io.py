@@ -18,8 +18,7 @@ from torch import Tensor
 
 __all__ = [
     "read_rgb", "write_rgb", "read_depth_png", "write_depth_png", "read_label_png",
-    "write_label_png", "read_matrix", "read_traj", "write_traj", "natural_key", "colorize_labels",
-    "label_colors", "colorize_depth",
+    "write_label_png", "read_matrix", "read_traj", "write_traj", "natural_key",
 ]
 
 
@@ -124,37 +123,3 @@ def write_traj(path: str | Path, c2w: Tensor) -> None:
 def natural_key(name: str) -> list[int | str]:
     """Sort key with numbers compared numerically (``rgb_2`` before ``rgb_10``)."""
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
-
-
-def label_colors(labels: Tensor, palette: Tensor | np.ndarray) -> np.ndarray:
-    """Class ids to RGB with a palette: (H, W) ids, (C, 3) uint8 -> (H, W, 3) uint8.
-
-    Ids outside the palette (e.g. 255 = ignore) become black. The one label colouring of the
-    package: previews, evaluation panels and the node's ``semantic_color`` image use it.
-    """
-    pal = torch.as_tensor(palette, dtype=torch.uint8).cpu()
-    pal = torch.cat([pal, torch.zeros(1, 3, dtype=torch.uint8)])
-    lab = labels.detach().to("cpu").long()
-    lab = torch.where((lab >= 0) & (lab < pal.shape[0] - 1), lab,
-                      torch.full_like(lab, pal.shape[0] - 1))
-    return pal[lab].numpy()
-
-
-def colorize_labels(labels: Tensor, palette: Tensor) -> Tensor:
-    """Label ids [H,W] -> RGB float [3,H,W]; ignored / out-of-range ids are black."""
-    rgb = torch.from_numpy(label_colors(labels, palette)).to(torch.float32) / 255.0
-    return rgb.permute(2, 0, 1).contiguous()
-
-
-def colorize_depth(depth: Tensor, near: float | None = None, far: float | None = None) -> Tensor:
-    """Depth [H,W] m -> RGB float [3,H,W] (turbo colour map on inverse depth; 0 = black)."""
-    d = depth.detach().float().cpu().numpy()
-    valid = d > 0
-    if not valid.any():
-        return torch.zeros(3, *d.shape)
-    lo = near if near is not None else float(d[valid].min())
-    hi = far if far is not None else float(d[valid].max())
-    inv = (1.0 / np.clip(d, lo, hi) - 1.0 / hi) / max(1.0 / lo - 1.0 / hi, 1e-9)
-    col = cv2.applyColorMap((np.clip(inv, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    col[~valid] = 0
-    return torch.from_numpy(col[..., ::-1].astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()

@@ -2,7 +2,8 @@
 
 Reading (:class:`BagScene`) turns a recording into keyframes of a :class:`Scene`:
 
-- colour: ``sensor_msgs/Image`` (rgb8, bgr8, rgba8, bgra8, mono8, mono16) or
+- colour: ``sensor_msgs/Image`` (8- or 16-bit colour or grey: rgb8, bgr8, rgba8, bgra8, mono8,
+  mono16, rgb16, ...; a generic 8UC3 is taken in its stored order) or
   ``sensor_msgs/CompressedImage`` (jpeg/png); intrinsics from ``sensor_msgs/CameraInfo``
   (``k``, rescaled if the image size differs);
 - topics and world frame named in :class:`BagConfig` or found by the rules of
@@ -41,13 +42,10 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.data.bag_discovery import find_bags, pick_topics, tf_world_frame
-from gsnerf_ros.data.bag_messages import _ODOM, _POSE, _stamp, decode_image, encode_image
-from gsnerf_ros.data.bag_poses import (  # noqa: F401 - _interp_pose is re-exported (tests use it)
-    _TfTree,
-    _Track,
-    _interp_pose,
-    _tq_to_matrix,
+from gsnerf_ros.data.bag_messages import (
+    ODOMETRY, POSE_STAMPED, decode_image, encode_image, stamp_seconds,
 )
+from gsnerf_ros.data.bag_poses import TfTree, TransformTrack, tq_to_matrix
 from gsnerf_ros.data.bag_writer import write_bag
 from gsnerf_ros.data.classes import IGNORE_INDEX, make_palette
 from gsnerf_ros.data.scene import Frame, Scene
@@ -130,8 +128,8 @@ class BagScene(Scene):
                 if t is not None and t not in conns:
                     raise ValueError(f"bag {p}: topic {t!r} not found; topics: {sorted(conns)}")
             # pass 1: stamps, camera info, poses
-            tf = _TfTree()
-            pose_track = _Track()
+            tf = TfTree()
+            pose_track = TransformTrack()
             pose_body = None
             infos: list[tuple[float, np.ndarray, int, int]] = []
             img_meta: list[tuple[float, str, int]] = []  # (stamp, frame_id, log time)
@@ -143,25 +141,27 @@ class BagScene(Scene):
             for c, logt, raw in reader.messages(connections=want):
                 msg = reader.deserialize(raw, c.msgtype)
                 if c.topic == img_topic:
-                    img_meta.append((_stamp(msg), msg.header.frame_id.lstrip("/"), logt))
+                    img_meta.append((stamp_seconds(msg), msg.header.frame_id.lstrip("/"), logt))
                 elif c.topic == info_topic:
-                    infos.append((_stamp(msg), np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
+                    infos.append((stamp_seconds(msg),
+                                  np.asarray(msg.k, dtype=np.float64).reshape(3, 3),
                                   int(msg.height), int(msg.width)))
                 elif c.topic in ("/tf", "/tf_static"):
                     tf.add(msg, static=c.topic == "/tf_static")
                 elif c.topic == cfg.pose_topic:
-                    if c.msgtype == _ODOM:
+                    if c.msgtype == ODOMETRY:
                         pose = msg.pose.pose
-                    elif c.msgtype == _POSE:
+                    elif c.msgtype == POSE_STAMPED:
                         pose = msg.pose
                     else:
                         raise ValueError(f"pose topic {c.topic!r} has type {c.msgtype}; "
                                          "use PoseStamped or Odometry")
                     pose_body = msg.header.frame_id
-                    pose_track.add(_stamp(msg), _tq_to_matrix(pose.position, pose.orientation))
+                    pose_track.add(stamp_seconds(msg),
+                                   tq_to_matrix(pose.position, pose.orientation))
                 for k, t in side_topics.items():
                     if t is not None and c.topic == t:
-                        side[k].append((_stamp(msg), logt))
+                        side[k].append((stamp_seconds(msg), logt))
             if not img_meta:
                 raise ValueError(f"bag {p}: no messages on image topic {img_topic!r}")
             if not infos:
@@ -263,7 +263,7 @@ class BagScene(Scene):
         out = cv2.resize(a, (W, H), interpolation=cv2.INTER_NEAREST)
         return out.astype(arr.dtype)
 
-    def _world_frame(self, tf: _TfTree, pose_body: str | None,
+    def _world_frame(self, tf: TfTree, pose_body: str | None,
                      img_meta: list[tuple[float, str, int]], p: Path) -> str:
         """The configured world frame, else the pose topic's frame, else the TF tree's root."""
         cfg = self.cfg

@@ -3,8 +3,9 @@
 The node (``gsnerf_node``): :mod:`node` wires it together and ingests camera frames;
 :mod:`param_declaration` (declaring :mod:`gsnerf_ros.runtime.params` on the node),
 :mod:`pose_input` (camera poses from TF or a topic), :mod:`render_services` (render service,
-topic and action), :mod:`convert` and :mod:`image_conversion` (messages <-> plain data),
-:mod:`visualisation` (keyframe frusta and buffer state), :mod:`diagnostics`, and
+topic and action), :mod:`convert` (messages <-> plain data; image bytes through
+:mod:`gsnerf_ros.imaging`), :mod:`visualisation` (keyframe frusta and buffer state),
+:mod:`diagnostics`, and
 :mod:`ros_libs` (the real tf2_ros / message_filters / cv_bridge, or the in-tree ones).
 
 Sub-packages: :mod:`compat` (in-tree tf2_ros, message_filters, cv_bridge and the launch shim

@@ -15,9 +15,9 @@ from vision_msgs.msg import LabelInfo, VisionClass
 from visualization_msgs.msg import Marker, MarkerArray
 
 from gsnerf_ros.geometry import make_pose, matrix_to_quat, quat_to_matrix
+from gsnerf_ros.imaging import colorize_labels, encode_raw, labels_to_array
 from gsnerf_ros.runtime.engine import RenderOutput
 from gsnerf_ros.runtime.ingest import CameraModel
-from gsnerf_ros.ros.image_conversion import colorize_labels, encode_image, labels_to_array
 from gsnerf_ros.runtime.keyframes import Keyframe
 from gsnerf_ros.runtime.requests import pose_from_components
 
@@ -100,7 +100,7 @@ def make_header(frame_id: str, t: float = 0.0) -> Header:
 
 def array_to_image(array: np.ndarray, encoding: str, header: Header) -> Image:
     """Array -> sensor_msgs/Image (no row padding, little-endian)."""
-    h, w, step, data = encode_image(array, encoding)
+    h, w, step, data = encode_raw(array, encoding)
     msg = Image()
     msg.header = header
     msg.height, msg.width, msg.step, msg.encoding, msg.is_bigendian = h, w, step, encoding, 0

@@ -45,11 +45,14 @@ from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 
 from gsnerf_ros.device import device_or_cpu
+from gsnerf_ros.imaging import (
+    ImageFormatError, check_camera_encoding, decode_compressed, to_depth_metres, to_rgb_array,
+    to_rgb_tensor,
+)
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
 from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
 from gsnerf_ros.runtime.engine import GSNeRFRenderer, RenderEngine, Renderer, RenderSettings
-from gsnerf_ros.ros.image_conversion import ImageFormatError, to_depth_metres, to_rgb_tensor
 from gsnerf_ros.runtime.ingest import CameraModel, DepthFrame, FrameIngest
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
@@ -69,8 +72,6 @@ if TYPE_CHECKING:
     from rclpy.node import Node as _NodeBase
 else:
     _NodeBase = object
-
-_COLOUR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1")
 
 
 @dataclass
@@ -355,9 +356,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
     def _check_frame(self, image: Image, info: CameraInfo) -> tuple[str, CameraModel]:
         """Validate a frame's encoding, size and camera model; returns its optical frame id and
         camera model (the camera of render requests with all-zero intrinsics from now on)."""
-        if image.encoding not in _COLOUR_ENCODINGS:
-            raise ImageFormatError(f"image encoding {image.encoding!r} is not supported; publish "
-                                   f"one of {list(_COLOUR_ENCODINGS[:5])}")
+        check_camera_encoding(image.encoding)
         check_image_matches_info(image.width, image.height, info.width, info.height)
         frame = self.p.frames_camera or image.header.frame_id
         if not frame:
@@ -460,18 +459,15 @@ def decompress_image(msg: CompressedImage) -> Image:
     """A JPEG/PNG ``CompressedImage`` decoded with OpenCV to an ``rgb8`` Image (same header).
 
     Raises :class:`ImageFormatError` naming the format when the data cannot be decoded."""
-    from types import SimpleNamespace
-
-    from gsnerf_ros.data.bag_messages import decode_image as decode_bag_image
-
-    data = np.frombuffer(bytes(msg.data), dtype=np.uint8)
-    if data.size == 0:
-        raise ImageFormatError(f"empty CompressedImage (format {msg.format!r})")
+    data = bytes(msg.data)
     try:
-        rgb = decode_bag_image(SimpleNamespace(format=msg.format, data=data), "rgb")
-    except ValueError as exc:
-        raise ImageFormatError(f"{exc} ({data.size} bytes); publish JPEG or PNG data "
+        arr, encoding = decode_compressed(data, msg.format)
+    except ImageFormatError as exc:
+        if not data:
+            raise
+        raise ImageFormatError(f"{exc} ({len(data)} bytes); publish JPEG or PNG data "
                                "(image_transport 'compressed')") from exc
+    rgb = to_rgb_array(arr, encoding)
     if rgb.dtype != np.uint8:
         raise ImageFormatError(f"CompressedImage decodes to {rgb.dtype}, not 8-bit colour")
     return convert.array_to_image(rgb, "rgb8", msg.header)

@@ -20,6 +20,7 @@ from std_msgs.msg import Header
 from vision_msgs.msg import LabelInfo
 from visualization_msgs.msg import MarkerArray
 
+from gsnerf_ros.imaging import class_legend
 from gsnerf_ros.msg import Keyframe as KeyframeMsg
 from gsnerf_ros.msg import KeyframeBufferState
 from gsnerf_ros.ros import convert
@@ -37,8 +38,6 @@ def publish_class_info(node: Node, class_names: Sequence[str], palette: Any,
                        header: Header) -> tuple[Any, Any]:
     """Create and publish (once, latched) ``~/label_info`` and ``~/semantic_legend``; returns
     the two publishers (keep them alive)."""
-    from gsnerf_ros.train.panels import class_legend
-
     pub_info = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
     pub_info.publish(convert.label_info(class_names, header))
     rows = max(1, len(class_names))                 # 24 px a row, 20 rows a 320 px column

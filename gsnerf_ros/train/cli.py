@@ -13,8 +13,12 @@ import os
 import shlex
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from gsnerf_ros.train.recipe import Stage
 
 __all__ = ["train_main", "eval_main"]
 

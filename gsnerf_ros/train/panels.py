@@ -16,10 +16,9 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.data.classes import IGNORE_INDEX
-from gsnerf_ros.data.io import label_colors as colorize_labels
+from gsnerf_ros.imaging import class_legend, colorize_depth, colorize_labels, depth_colorbar
 
-__all__ = ["to_uint8_rgb", "colorize_labels", "colorize_depth", "colorize_error", "make_panel",
-           "save_png", "depth_colorbar", "class_legend"]
+__all__ = ["to_uint8_rgb", "colorize_error", "make_panel", "caption_tiles", "save_png"]
 
 
 def to_uint8_rgb(img: Tensor) -> np.ndarray:
@@ -28,75 +27,6 @@ def to_uint8_rgb(img: Tensor) -> np.ndarray:
     if t.ndim == 3 and t.shape[0] == 3 and t.shape[-1] != 3:
         t = t.permute(1, 2, 0)
     return (t.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-
-
-def colorize_depth(depth: Tensor, vmin: float | None = None, vmax: float | None = None
-                   ) -> np.ndarray:
-    """(H,W) metres -> (H,W,3) uint8 turbo colour map; invalid (<=0 or NaN) pixels black."""
-    d = depth.detach().float().cpu().numpy()
-    valid = np.isfinite(d) & (d > 0)
-    d = np.where(valid, d, 0.0)
-    if vmin is None:
-        vmin = float(d[valid].min()) if valid.any() else 0.0
-    if vmax is None:
-        vmax = float(d[valid].max()) if valid.any() else 1.0
-    x = np.clip((d - vmin) / max(vmax - vmin, 1e-6), 0, 1)
-    bgr = cv2.applyColorMap((x * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
-    rgb = bgr[..., ::-1].copy()
-    rgb[~valid] = 0
-    return rgb
-
-
-def _put_text(img: np.ndarray, text: str, x: int, y: int, scale: float) -> None:
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1,
-                cv2.LINE_AA)
-
-
-def depth_colorbar(vmin: float, vmax: float, height: int, width: int, ticks: int = 5
-                   ) -> np.ndarray:
-    """A horizontal colour bar of :func:`colorize_depth`'s map from ``vmin`` to ``vmax`` metres,
-    labelled in metres below the bar. Shape: (height, width, 3) uint8."""
-    out = np.zeros((height, width, 3), np.uint8)
-    bar_h = max(4, height // 2)
-    ramp = torch.linspace(max(vmin, 1e-6), vmax, width)[None].expand(bar_h, width)
-    out[:bar_h] = colorize_depth(ramp, max(vmin, 1e-6), vmax)
-    (tw1, th1), _ = cv2.getTextSize(f"{max(abs(vmin), abs(vmax)):.1f} m",
-                                    cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
-    # as large as the space under the bar allows, but every label within its share of the width
-    scale = max(0.3, min((height - bar_h - 6) / max(th1, 1) * 0.8,
-                         0.7 * width / ticks / max(tw1, 1)))
-    for i in range(ticks):
-        x = int(round(i * (width - 1) / (ticks - 1)))
-        out[bar_h:bar_h + 3, max(0, x - 1):x + 1] = 255
-        label = f"{vmin + (vmax - vmin) * i / (ticks - 1):.1f} m"
-        (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-        _put_text(out, label, int(np.clip(x - tw // 2, 0, width - tw)), min(height - 2, bar_h + 4 + th),
-                  scale)
-    return out
-
-
-def class_legend(names: list[str], palette: Tensor | np.ndarray, height: int, width: int,
-                 ids: list[int] | None = None) -> np.ndarray:
-    """Colour swatch + name of each class id in ``ids`` (default all), in columns filling a
-    (height, width, 3) uint8 image; the palette is the one of :func:`colorize_labels`."""
-    pal = np.asarray(palette.cpu() if isinstance(palette, Tensor) else palette, np.uint8)
-    ids = list(range(len(names))) if ids is None else [i for i in ids if 0 <= i < len(names)]
-    out = np.zeros((height, width, 3), np.uint8)
-    if not ids:
-        return out
-    row_h = max(10, min(24, height // max(1, min(len(ids), height // 10))))
-    rows = max(1, height // row_h)
-    cols = -(-len(ids) // rows)
-    col_w = width // cols
-    scale = row_h / 32.0
-    for k, cid in enumerate(ids):
-        r, c = k % rows, k // rows
-        y, x = r * row_h, c * col_w
-        sw = max(4, row_h - 4)
-        out[y + 2:y + 2 + sw, x + 2:x + 2 + sw] = pal[cid]
-        _put_text(out, f"{cid} {names[cid]}"[: max(1, col_w // max(4, int(18 * scale)))],
-                  x + sw + 5, y + row_h - 5, scale)
-    return out
 
 
 def colorize_error(err: Tensor, vmax: float) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Floor occupancy grid (:class:`_Floor`, 5 cm cells) the room sampler uses to place furniture,
-doors and windows without overlapping footprints.
+"""Floor occupancy grid (:class:`FloorOccupancy`, 5 cm cells) the room sampler uses to place
+furniture, doors and windows without overlapping footprints.
 """
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import math
 
 import numpy as np
 
-__all__: list[str] = []
+__all__ = ["FloorOccupancy"]
 
 
-class _Floor:
+class FloorOccupancy:
     """Occupancy grid of the floor (5 cm cells) for placing footprints without overlap."""
 
     def __init__(self, lx: float, ly: float, res: float = 0.05) -> None:

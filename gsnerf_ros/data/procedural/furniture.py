@@ -1,22 +1,23 @@
 """Furniture builders for procedural rooms: tables, chairs, sofas, beds, cabinets, shelves,
 lamps, plants, TVs and small objects (cups, balls, boxes, vases, books).
 
-Each builder adds primitives to a :class:`~gsnerf_ros.data.procedural.room_builder._Builder`
+Each builder adds primitives to a :class:`~gsnerf_ros.data.procedural.room_builder.RoomBuilder`
 in the current piece's own frame (x across, y towards the room, z up, origin on the floor at its
 footprint centre), drawing sizes, colours and materials from the builder's generator; the room
-sampler places the piece with ``_Builder.begin_piece``.
+sampler places the piece with ``RoomBuilder.begin_piece``.
 """
 
 from __future__ import annotations
 
 import math
 
-from gsnerf_ros.data.procedural.room_builder import _Builder, _hsv, _rz
+from gsnerf_ros.data.procedural.room_builder import RoomBuilder, hsv_color, rot_z
 
-__all__: list[str] = []
+__all__ = ["add_table", "add_chair", "add_sofa", "add_bed", "add_cabinet", "add_shelf", "add_lamp",
+           "add_plant", "add_tv", "add_small_objects"]
 
 
-def _small_objects(b: _Builder, top_z: float, w: float, d: float, n: int) -> None:
+def add_small_objects(b: RoomBuilder, top_z: float, w: float, d: float, n: int) -> None:
     """Cups, balls, boxes, vases and books on a surface of size w x d at height top_z."""
     rng = b.rng
     for _ in range(n):
@@ -24,8 +25,8 @@ def _small_objects(b: _Builder, top_z: float, w: float, d: float, n: int) -> Non
         y = rng.uniform(-0.35, 0.35) * d
         k = int(rng.integers(0, 4))
         m = b.mat("plaster" if rng.uniform() < 0.5 else "speckle",
-                  _hsv(rng.uniform(), rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.95)),
-                  _hsv(rng.uniform(), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)),
+                  hsv_color(rng.uniform(), rng.uniform(0.4, 0.9), rng.uniform(0.5, 0.95)),
+                  hsv_color(rng.uniform(), rng.uniform(0.2, 0.6), rng.uniform(0.3, 0.8)),
                   rng.uniform(0.03, 0.1))
         if k == 0:
             r, h = rng.uniform(0.03, 0.06), rng.uniform(0.05, 0.09)
@@ -35,14 +36,14 @@ def _small_objects(b: _Builder, top_z: float, w: float, d: float, n: int) -> Non
             b.ell([x, y, top_z + r], [r, r, r], "object", m)
         elif k == 2:
             hx, hy, hz = rng.uniform(0.05, 0.14), rng.uniform(0.04, 0.1), rng.uniform(0.02, 0.08)
-            b.box([x, y, top_z + hz], [hx, hy, hz], "object", m, R=_rz(rng.uniform(0, math.pi)))
+            b.box([x, y, top_z + hz], [hx, hy, hz], "object", m, R=rot_z(rng.uniform(0, math.pi)))
         else:
             r, h = rng.uniform(0.04, 0.07), rng.uniform(0.08, 0.15)
             b.cyl([x, y, top_z + h], r, h, "object", m)
             b.ell([x, y, top_z + 2 * h + 0.6 * r], [r * 1.2, r * 1.2, r], "object", m)
 
 
-def _table(b: _Builder, w: float, d: float, h: float) -> dict:
+def add_table(b: RoomBuilder, w: float, d: float, h: float) -> dict:
     rng = b.rng
     top = b.wood() if rng.uniform() < 0.75 else b.painted()
     legm = top if rng.uniform() < 0.6 else b.metal()
@@ -58,11 +59,11 @@ def _table(b: _Builder, w: float, d: float, h: float) -> dict:
             else:
                 b.box(c, [lr, lr, (h - 2 * t) / 2], "table", legm)
     n_obj = int(rng.integers(0, 4))
-    _small_objects(b, h, w, d, n_obj)
+    add_small_objects(b, h, w, d, n_obj)
     return {"top": h}
 
 
-def _chair(b: _Builder) -> None:
+def add_chair(b: RoomBuilder) -> None:
     rng = b.rng
     s = rng.uniform(0.2, 0.25)
     sh = rng.uniform(0.42, 0.48)
@@ -77,7 +78,7 @@ def _chair(b: _Builder) -> None:
                   "chair", frame)
 
 
-def _sofa(b: _Builder, w: float) -> None:
+def add_sofa(b: RoomBuilder, w: float) -> None:
     rng = b.rng
     fab = b.fabric(0.6)
     d = rng.uniform(0.8, 0.95)
@@ -94,10 +95,10 @@ def _sofa(b: _Builder, w: float) -> None:
     if rng.uniform() < 0.7:
         pm = b.fabric(0.8)
         b.ell([-w / 2 + 0.35, -d / 2 + 0.28, 0.68], [0.18, 0.07, 0.15], "sofa", pm,
-              R=_rz(rng.uniform(-0.3, 0.3)))
+              R=rot_z(rng.uniform(-0.3, 0.3)))
 
 
-def _bed(b: _Builder, w: float, length: float) -> None:
+def add_bed(b: RoomBuilder, w: float, length: float) -> None:
     rng = b.rng
     frame = b.wood()
     b.box([0, 0, 0.15], [w / 2, length / 2, 0.15], "bed", frame)
@@ -113,7 +114,7 @@ def _bed(b: _Builder, w: float, length: float) -> None:
         b.ell([x, -length / 2 + 0.3, 0.56], [min(0.3, w / (2 * n) - 0.05), 0.18, 0.07], "bed", pil)
 
 
-def _cabinet(b: _Builder, w: float, d: float, h: float) -> dict:
+def add_cabinet(b: RoomBuilder, w: float, d: float, h: float) -> dict:
     rng = b.rng
     body = b.wood() if rng.uniform() < 0.5 else b.painted()
     front = b.painted() if rng.uniform() < 0.5 else body
@@ -132,7 +133,7 @@ def _cabinet(b: _Builder, w: float, d: float, h: float) -> dict:
     return {"top": h}
 
 
-def _shelf(b: _Builder, w: float, d: float, h: float) -> None:
+def add_shelf(b: RoomBuilder, w: float, d: float, h: float) -> None:
     rng = b.rng
     m = b.wood() if rng.uniform() < 0.7 else b.painted()
     t = 0.02
@@ -148,16 +149,16 @@ def _shelf(b: _Builder, w: float, d: float, h: float) -> None:
             bh = gap * rng.uniform(0.5, 0.85) / 2
             bw = (w / 2 - 2 * t) * rng.uniform(0.4, 0.95)
             x0 = rng.uniform(-(w / 2 - 2 * t - bw), (w / 2 - 2 * t - bw) + 1e-6)
-            books = b.mat("stripes", _hsv(rng.uniform(), 0.7, 0.7), _hsv(rng.uniform(), 0.5, 0.9),
-                          rng.uniform(0.03, 0.07))
+            books = b.mat("stripes", hsv_color(rng.uniform(), 0.7, 0.7),
+                          hsv_color(rng.uniform(), 0.5, 0.9), rng.uniform(0.03, 0.07))
             b.box([x0, 0.0, z + t + bh], [bw, d / 2 - 0.04, bh], "object", books)
 
 
-def _lamp(b: _Builder, floor: bool, base_z: float = 0.0) -> float:
+def add_lamp(b: RoomBuilder, floor: bool, base_z: float = 0.0) -> float:
     """A lamp; returns the height of its shade top."""
     rng = b.rng
     metal = b.metal()
-    shade = b.mat("fabric", _hsv(rng.uniform(0.05, 0.15), 0.3, 0.95), [1.0, 0.95, 0.85], 0.05,
+    shade = b.mat("fabric", hsv_color(rng.uniform(0.05, 0.15), 0.3, 0.95), [1.0, 0.95, 0.85], 0.05,
                   emissive=True)
     pole = rng.uniform(1.3, 1.6) if floor else rng.uniform(0.25, 0.4)
     b.cyl([0, 0, base_z + 0.015], 0.12 if floor else 0.07, 0.015, "lamp", metal)
@@ -168,11 +169,11 @@ def _lamp(b: _Builder, floor: bool, base_z: float = 0.0) -> float:
     return base_z + 0.03 + pole + hh * 1.6
 
 
-def _plant(b: _Builder) -> None:
+def add_plant(b: RoomBuilder) -> None:
     rng = b.rng
-    pot = b.mat("speckle", _hsv(rng.uniform(0.02, 0.08), 0.6, 0.6), [0.3, 0.2, 0.15], 0.1)
-    leaf = b.mat("speckle", _hsv(rng.uniform(0.25, 0.38), 0.6, 0.45),
-                 _hsv(rng.uniform(0.2, 0.33), 0.7, 0.7), rng.uniform(0.04, 0.1))
+    pot = b.mat("speckle", hsv_color(rng.uniform(0.02, 0.08), 0.6, 0.6), [0.3, 0.2, 0.15], 0.1)
+    leaf = b.mat("speckle", hsv_color(rng.uniform(0.25, 0.38), 0.6, 0.45),
+                 hsv_color(rng.uniform(0.2, 0.33), 0.7, 0.7), rng.uniform(0.04, 0.1))
     r = rng.uniform(0.12, 0.2)
     ph = rng.uniform(0.15, 0.25)
     b.cyl([0, 0, ph], r, ph, "plant", pot)
@@ -182,13 +183,13 @@ def _plant(b: _Builder) -> None:
               [rr, rr, rr * rng.uniform(0.9, 1.4)], "plant", leaf)
 
 
-def _tv(b: _Builder, z: float) -> None:
+def add_tv(b: RoomBuilder, z: float) -> None:
     rng = b.rng
     w = rng.uniform(0.8, 1.3)
     h = w * 9 / 16
     frame = b.mat("speckle", [0.08, 0.08, 0.09], [0.2, 0.2, 0.22], 0.05)
-    screen = b.mat("painting", _hsv(rng.uniform(), 0.5, 0.4), _hsv(rng.uniform(), 0.4, 0.3),
-                   rng.uniform(0.3, 0.6), emissive=True)
+    screen = b.mat("painting", hsv_color(rng.uniform(), 0.5, 0.4),
+                   hsv_color(rng.uniform(), 0.4, 0.3), rng.uniform(0.3, 0.6), emissive=True)
     b.box([0, 0, z + 0.05], [0.12, 0.06, 0.05], "tv", frame)
     b.box([0, 0, z + 0.1 + h / 2], [w / 2, 0.025, h / 2], "tv", frame)
     b.box([0, 0.026, z + 0.1 + h / 2], [w / 2 - 0.02, 0.003, h / 2 - 0.02], "tv", screen)

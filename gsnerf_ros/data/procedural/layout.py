@@ -19,22 +19,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gsnerf_ros.data.procedural.distribution import SceneDistribution
-from gsnerf_ros.data.procedural.floor_occupancy import _Floor
+from gsnerf_ros.data.procedural.floor_occupancy import FloorOccupancy
 from gsnerf_ros.data.procedural.furniture import (
-    _bed,
-    _cabinet,
-    _chair,
-    _lamp,
-    _plant,
-    _shelf,
-    _small_objects,
-    _sofa,
-    _table,
-    _tv,
+    add_bed,
+    add_cabinet,
+    add_chair,
+    add_lamp,
+    add_plant,
+    add_shelf,
+    add_small_objects,
+    add_sofa,
+    add_table,
+    add_tv,
 )
 from gsnerf_ros.data.procedural.primitives import SHELL, PrimitiveSet
 from gsnerf_ros.data.procedural.lighting import Light, WindowSpot, sample_lights
-from gsnerf_ros.data.procedural.room_builder import CLASS_ID, _Builder, _hsv, _rz
+from gsnerf_ros.data.procedural.room_builder import CLASS_ID, RoomBuilder, hsv_color, rot_z
 from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable
 
 __all__ = ["Light", "Room", "sample_room", "sample_room_size", "CLASS_ID"]
@@ -85,7 +85,7 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
     setting); deterministic."""
     dist = dist or SceneDistribution()
     rng = np.random.default_rng(seed)
-    b = _Builder(rng, dist.materials)
+    b = RoomBuilder(rng, dist.materials)
     lx, ly, hz = sample_room_size(rng, dist)
     # shell materials
     wall = b.surface("wall", (0.05, 0.4), (0.55, 0.95))
@@ -94,7 +94,7 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
     surfaces = {k: TEXTURES[b.mats[m][0]] for k, m in (("wall", wall), ("floor", floor),
                                                        ("ceiling", ceil))}
     b._add(SHELL, [0, 0, hz / 2], [lx / 2, ly / 2, hz / 2], "wall", wall, world=True)
-    fl = _Floor(lx, ly)
+    fl = FloorOccupancy(lx, ly)
     pieces: list[dict] = []
     focus: list[np.ndarray] = []
     blocked: list[tuple[float, float, float, float]] = []
@@ -153,8 +153,8 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
             break
     # windows
     frame_m = b.mat("plaster", [0.95, 0.95, 0.93], [0.85, 0.85, 0.82], 0.2)
-    sky = b.mat("sky", _hsv(rng.uniform(0.53, 0.62), rng.uniform(0.3, 0.6), 1.0), [1.0, 1.0, 1.0],
-                rng.uniform(0.8, 2.0), emissive=True)
+    sky = b.mat("sky", hsv_color(rng.uniform(0.53, 0.62), rng.uniform(0.3, 0.6), 1.0),
+                [1.0, 1.0, 1.0], rng.uniform(0.8, 2.0), emissive=True)
     for _ in range(int(rng.integers(1, 3))):
         for _try in range(20):
             side = int(rng.integers(0, 4))
@@ -231,8 +231,8 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
                 fm = b.wood()
                 b.box([0, 0.015, z], [pw / 2, 0.015, ph / 2], "picture", fm)
                 b.box([0, 0.032, z], [pw / 2 - 0.04, 0.003, ph / 2 - 0.04], "picture",
-                      b.mat("painting", _hsv(rng.uniform(), 0.6, 0.8), _hsv(rng.uniform(), 0.5, 0.6),
-                            rng.uniform(0.15, 0.5)))
+                      b.mat("painting", hsv_color(rng.uniform(), 0.6, 0.8),
+                            hsv_color(rng.uniform(), 0.5, 0.6), rng.uniform(0.15, 0.5)))
                 reserved.append((side, a - pw / 2, a + pw / 2))
                 pieces.append({"type": "picture"})
                 focus.append(np.array([pos[0], pos[1], z]))
@@ -268,7 +268,7 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
                 k = int(rng.integers(0, 4))
                 off = [(0, -(td / 2 + 0.3)), (0, td / 2 + 0.3), (-(tw / 2 + 0.3), 0), (tw / 2 + 0.3, 0)][k]
                 yaw_c = tyaw + [0.0, math.pi, -math.pi / 2, math.pi / 2][k] + rng.uniform(-0.3, 0.3)
-                p = tp + _rz(tyaw)[:2, :2] @ np.array(off)
+                p = tp + rot_z(tyaw)[:2, :2] @ np.array(off)
                 if fl.free(p, yaw_c, w, d, 0.02):
                     pose = (p, yaw_c)
                     break
@@ -282,37 +282,37 @@ def sample_room(seed: int, dist: SceneDistribution | None = None) -> Room:
         top = None
         if kind in ("table", "desk", "table_low"):
             h = rng.uniform(0.4, 0.5) if kind == "table_low" else rng.uniform(0.72, 0.78)
-            top = _table(b, w, d, h)["top"]
+            top = add_table(b, w, d, h)["top"]
             table_pos.append((pos, yaw, w, d))
         elif kind == "chair":
-            _chair(b)
+            add_chair(b)
         elif kind == "sofa":
-            _sofa(b, w)
+            add_sofa(b, w)
         elif kind == "bed":
-            _bed(b, w, d)
+            add_bed(b, w, d)
         elif kind in ("cabinet", "cabinet_tv", "cabinet_small"):
             h = {"cabinet": rng.uniform(0.8, min(1.9, hz - 0.5)), "cabinet_tv": rng.uniform(0.45, 0.6),
                  "cabinet_small": rng.uniform(0.45, 0.6)}[kind]
-            top = _cabinet(b, w, d, h)["top"]
+            top = add_cabinet(b, w, d, h)["top"]
             if kind == "cabinet_tv":
-                _tv(b, top)
+                add_tv(b, top)
             elif kind == "cabinet_small" and rng.uniform() < 0.7:
                 b.begin_piece(np.array([pos[0], pos[1], 0.0]), yaw)
-                ztop = _lamp(b, floor=False, base_z=top)
+                ztop = add_lamp(b, floor=False, base_z=top)
                 lamps.append(Light(np.array([pos[0], pos[1], ztop + 0.25]),
                                    np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.3, 0.6))))
             elif h < 1.3 and rng.uniform() < 0.6:
-                _small_objects(b, top, w, d, int(rng.integers(1, 3)))
+                add_small_objects(b, top, w, d, int(rng.integers(1, 3)))
         elif kind == "shelf":
-            _shelf(b, w, d, rng.uniform(1.5, min(2.1, hz - 0.3)))
+            add_shelf(b, w, d, rng.uniform(1.5, min(2.1, hz - 0.3)))
         elif kind == "lamp":
-            ztop = _lamp(b, floor=True)
+            ztop = add_lamp(b, floor=True)
             lamps.append(Light(np.array([pos[0], pos[1], min(ztop + 0.3, hz - 0.15)]),
                                np.array([1.0, 0.85, 0.65]), float(rng.uniform(0.5, 1.0))))
         elif kind == "plant":
-            _plant(b)
+            add_plant(b)
         elif kind == "objects":
-            _small_objects(b, 0.0, w, d, int(rng.integers(1, 3)))
+            add_small_objects(b, 0.0, w, d, int(rng.integers(1, 3)))
         pieces.append({"type": kind, "pos": [float(pos[0]), float(pos[1])], "yaw": float(yaw)})
         focus.append(np.array([pos[0], pos[1], (top or 0.5)]))
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsnerf_ros.data.procedural.distribution import LightConfig
-from gsnerf_ros.data.procedural.room_builder import _hsv
+from gsnerf_ros.data.procedural.room_builder import hsv_color
 
 __all__ = ["Light", "WindowSpot", "sample_lights"]
 
@@ -92,6 +92,6 @@ def sample_lights(rng: np.random.Generator, cfg: LightConfig, size: tuple[float,
         color = _DAYLIGHT if placed == "window" else _warm_color(warmth)
         lights.append(Light(p, color.copy(), float(power * (1.5 if placed == "window" else 1.0)),
                             placed))
-    ambient = np.array(_hsv(rng.uniform(0.5, 0.65), rng.uniform(0.0, 0.2),
+    ambient = np.array(hsv_color(rng.uniform(0.5, 0.65), rng.uniform(0.0, 0.2),
                             rng.uniform(*cfg.ambient)))
     return lights, ambient

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from gsnerf_ros.data.classes import PROCEDURAL_PALETTE
-from gsnerf_ros.data.io import colorize_depth, colorize_labels, write_rgb
+from gsnerf_ros.data.io import write_rgb
 from gsnerf_ros.data.procedural.generator import (
     SynthConfig,
     intrinsics_from_fov,
@@ -25,6 +25,7 @@ from gsnerf_ros.data.procedural.generator import (
 from gsnerf_ros.data.procedural.layout import sample_room
 from gsnerf_ros.data.procedural.renderer import RoomRenderer
 from gsnerf_ros.data.procedural.trajectory import sample_trajectory
+from gsnerf_ros.imaging import colorize_depth, colorize_labels, uint8_to_float_rgb
 
 __all__ = ["preview_grid", "main"]
 
@@ -66,8 +67,8 @@ def preview_grid(cfg: SynthConfig, splits: list[str], seeds: list[int],
                                           f"{room.surfaces['floor']}")
             tiles[2] = _caption(tiles[2], f"{path.mode} {path.speed:.2f}m/fr "
                                           f"{len(room.lights)} lights")
-            tiles += [colorize_labels(mid.labels.cpu(), PROCEDURAL_PALETTE),
-                      colorize_depth(mid.depth.cpu())]
+            tiles += [uint8_to_float_rgb(colorize_labels(mid.labels.cpu(), PROCEDURAL_PALETTE)),
+                      uint8_to_float_rgb(colorize_depth(mid.depth.cpu(), scale="inverse"))]
             rows.append(torch.cat(tiles, 2))
     return torch.cat(rows, 1)
 

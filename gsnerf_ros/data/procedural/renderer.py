@@ -20,14 +20,15 @@ from gsnerf_ros.data.procedural.layout import Room
 from gsnerf_ros.data.procedural.primitives import SHELL, cast_rays, local_normals
 from gsnerf_ros.data.procedural.textures import shade_albedo
 
-__all__ = ["RenderOutput", "RoomRenderer"]
+__all__ = ["RenderOutput", "RoomRenderer", "CUBE_FACES"]
 
-# cube faces: forward, right, down (image axes of each face)
-_FACES = torch.tensor([
+CUBE_FACES = torch.tensor([
     [[1, 0, 0], [0, 0, -1], [0, -1, 0]], [[-1, 0, 0], [0, 0, 1], [0, -1, 0]],
     [[0, 1, 0], [1, 0, 0], [0, 0, 1]], [[0, -1, 0], [1, 0, 0], [0, 0, -1]],
     [[0, 0, 1], [1, 0, 0], [0, -1, 0]], [[0, 0, -1], [-1, 0, 0], [0, -1, 0]],
 ], dtype=torch.float32)
+"""The six faces of a cube map (shadow maps): per face its forward, right and down axes. Shape:
+(6, 3, 3)."""
 
 
 @dataclass
@@ -71,7 +72,7 @@ class RoomRenderer:
     def _shadow_map(self, light: Tensor) -> Tensor:
         """Distance to the nearest solid per cube texel, [6,S,S] m."""
         S = self.shadow_res
-        f = _FACES.to(self.device)
+        f = CUBE_FACES.to(self.device)
         a = (torch.arange(S, device=self.device, dtype=torch.float32) + 0.5) / S * 2 - 1
         vv, uu = torch.meshgrid(a, a, indexing="ij")
         dirs = (f[:, None, None, 0] + uu[None, ..., None] * f[:, None, None, 1]
@@ -94,7 +95,7 @@ class RoomRenderer:
     def _visibility(self, li: int, p: Tensor) -> Tensor:
         """Fraction of light ``li`` reaching points ``p`` [N,3] (bilinear PCF). -> [N]."""
         S = self.shadow_res
-        f = _FACES.to(self.device)
+        f = CUBE_FACES.to(self.device)
         v = p - self.light_pos[li]
         dist = v.norm(dim=-1)
         face = torch.where(v[:, 0].abs() >= v[:, 1].abs(),

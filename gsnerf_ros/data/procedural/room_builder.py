@@ -1,7 +1,7 @@
-"""The collector a procedural room is built with: :class:`_Builder` gathers primitives and
+"""The collector a procedural room is built with: :class:`RoomBuilder` gathers primitives and
 materials into a ``PrimitiveSet`` / ``MaterialTable``; also the semantic class ids primitives are
-labelled with (``CLASS_ID``) and small rotation / colour helpers shared by the furniture builders
-and the room sampler.
+labelled with (``CLASS_ID``) and the rotation / colour helpers (:func:`rot_z`, :func:`hsv_color`)
+shared by the furniture builders, the lights and the room sampler.
 """
 
 from __future__ import annotations
@@ -17,23 +17,20 @@ from gsnerf_ros.data.procedural.distribution import MaterialConfig
 from gsnerf_ros.data.procedural.primitives import BOX, CYLINDER, ELLIPSOID, PrimitiveSet
 from gsnerf_ros.data.procedural.textures import TEXTURES, MaterialTable
 
-__all__ = ["CLASS_ID"]
+__all__ = ["CLASS_ID", "RoomBuilder", "rot_z", "hsv_color"]
 
 CLASS_ID = {n: i for i, n in enumerate(PROCEDURAL_CLASSES)}
 _TEX = {n: i for i, n in enumerate(TEXTURES)}
 
 
-def _rz(yaw: float) -> np.ndarray:
+def rot_z(yaw: float) -> np.ndarray:
+    """Rotation about the world z axis (up) by ``yaw`` radians. Shape: (3, 3)."""
     c, s = math.cos(yaw), math.sin(yaw)
     return np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def _rx(a: float) -> np.ndarray:
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
-
-
-def _hsv(h: float, s: float, v: float) -> list[float]:
+def hsv_color(h: float, s: float, v: float) -> list[float]:
+    """An RGB colour in [0, 1] from hue (wrapped), saturation and value (clamped to [0, 1])."""
     return list(colorsys.hsv_to_rgb(h % 1.0, min(max(s, 0.0), 1.0), min(max(v, 0.0), 1.0)))
 
 
@@ -44,7 +41,7 @@ _SCALE = {  # pattern size range (m) per texture family
 }
 
 
-class _Builder:
+class RoomBuilder:
     """Collects primitives and materials; ``materials`` (a ``MaterialConfig``) names the texture
     families each kind of surface draws from (``None``: the defaults)."""
 
@@ -71,8 +68,8 @@ class _Builder:
     def wood(self) -> int:
         h = self.rng.uniform(0.04, 0.11)
         v = self.rng.uniform(0.3, 0.75)
-        a = _hsv(h, self.rng.uniform(0.45, 0.75), v * 0.6)
-        b = _hsv(h + 0.01, self.rng.uniform(0.35, 0.6), v)
+        a = hsv_color(h, self.rng.uniform(0.45, 0.75), v * 0.6)
+        b = hsv_color(h + 0.01, self.rng.uniform(0.35, 0.6), v)
         return self.mat("wood", a, b, self.rng.uniform(0.3, 0.8))
 
     def surface(self, role: str, sat: tuple[float, float] = (0.05, 0.5),
@@ -85,8 +82,8 @@ class _Builder:
         if tex == "wood":
             return self.wood()
         h = self.rng.uniform()
-        a = _hsv(h, self.rng.uniform(*sat), self.rng.uniform(*val))
-        b = _hsv(h + self.rng.uniform(-0.1, 0.1), self.rng.uniform(sat[0], sat[1] * 0.8),
+        a = hsv_color(h, self.rng.uniform(*sat), self.rng.uniform(*val))
+        b = hsv_color(h + self.rng.uniform(-0.1, 0.1), self.rng.uniform(sat[0], sat[1] * 0.8),
                  self.rng.uniform(val[0] * 0.7, val[1] * 0.9))
         return self.mat(tex, a, b, self.rng.uniform(*_SCALE[tex]))
 
@@ -104,7 +101,7 @@ class _Builder:
     # primitives --------------------------------------------------------------------------
     def begin_piece(self, pos: np.ndarray, yaw: float) -> None:
         self.piece_id += 1
-        self.frame = (np.asarray(pos, dtype=np.float64), _rz(yaw))
+        self.frame = (np.asarray(pos, dtype=np.float64), rot_z(yaw))
 
     def _add(self, kind: int, c, half, label: str, mat: int, R: np.ndarray | None = None,
              world: bool = False) -> None:

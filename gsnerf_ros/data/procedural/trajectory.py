@@ -25,56 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsnerf_ros.config import check
 from gsnerf_ros.geometry import look_at
+from gsnerf_ros.data.procedural.distribution import TrajectoryConfig
 from gsnerf_ros.data.procedural.primitives import signed_distance
 
 if TYPE_CHECKING:
     from gsnerf_ros.data.procedural.layout import Room
 
-__all__ = ["TrajectoryConfig", "CameraPath", "sample_trajectory", "limit_turn_rate"]
-
-
-@dataclass
-class TrajectoryConfig:
-    """Camera path parameters (metres, degrees, per frame)."""
-
-    robot_prob: float = 0.4
-    """Probability that a path is a robot base's rather than a hand-held camera's."""
-    handheld_height: tuple[float, float] = (1.2, 1.7)
-    handheld_bob: float = 0.06
-    """Amplitude (m) of the slow height drift of a hand-held camera."""
-    robot_height: tuple[float, float] = (0.3, 0.6)
-    robot_pitch_deg: tuple[float, float] = (-5.0, 20.0)
-    """Upward tilt of the robot camera (fixed per path)."""
-    clearance: float = 0.3
-    """Minimum distance from the camera centre to any surface (m); with the 90 deg field of
-    view it keeps nearly every pixel beyond the 0.25 m near plane."""
-    speed: tuple[float, float] = (0.10, 0.20)
-    """Path length per frame (m), drawn per path."""
-    max_turn_deg: float = 10.0
-    """Largest change of the viewing direction between consecutive frames."""
-    turn_smoothing: float = 4.0
-    """Gaussian low-pass (sigma, frames) of the wanted yaw and pitch before the turn limit."""
-    leg: tuple[float, float] = (0.8, 2.5)
-    """Length range of the straight legs between waypoints (m)."""
-    look_around_deg: float = 25.0
-    """Amplitude of the yaw oscillation around the look target (hand-held) or heading (robot)."""
-    closeup_prob: float = 0.3
-    """Probability that a hand-held waypoint is a close-up of a piece of furniture."""
-    max_pitch_deg: float = 35.0
-    attempts: int = 30
-
-    def __post_init__(self) -> None:
-        check(0.0 <= self.robot_prob <= 1.0, "camera.robot_prob must lie in [0, 1]")
-        for name in ("handheld_height", "robot_height", "speed", "leg"):
-            r = getattr(self, name)
-            check(0.0 < r[0] <= r[1], f"camera.{name} must be an ordered positive range, got {r}")
-        check(self.robot_pitch_deg[0] <= self.robot_pitch_deg[1],
-              "camera.robot_pitch_deg must be an ordered range")
-        check(0.0 < self.max_turn_deg <= 180.0, "camera.max_turn_deg must lie in (0, 180]")
-        check(self.clearance > 0.0 and self.attempts >= 1,
-              "camera.clearance must be > 0 and camera.attempts >= 1")
+__all__ = ["CameraPath", "sample_trajectory", "limit_turn_rate"]
 
 
 @dataclass

@@ -6,7 +6,7 @@ Same API as ROS 2 cv_bridge for the parts this package uses::
     arr = bridge.imgmsg_to_cv2(msg, desired_encoding="passthrough")   # or "rgb8", "bgr8", ...
     msg = bridge.cv2_to_imgmsg(arr, encoding="rgb8", header=header)
 
-Encodings and row padding follow :mod:`gsnerf_ros.ros.image_conversion`.
+Encodings and row padding follow the codec of :mod:`gsnerf_ros.imaging`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from gsnerf_ros.ros.image_conversion import (
-    CV_DEPTHS, ENCODINGS, ImageFormatError, convert_color, decode_image, encode_image,
+from gsnerf_ros.imaging import (
+    CV_DEPTHS, ENCODINGS, ImageFormatError, convert_color, cv_type_name, decode_raw, encode_raw,
 )
 
 __all__ = ["CvBridge", "CvBridgeError"]
@@ -32,8 +32,8 @@ class CvBridge:
     def imgmsg_to_cv2(self, img_msg: Any, desired_encoding: str = "passthrough") -> np.ndarray:
         """Image message to an array (H, W) or (H, W, C), optionally converting colour order."""
         try:
-            arr = decode_image(img_msg.encoding, img_msg.height, img_msg.width, img_msg.step,
-                               img_msg.data, bool(img_msg.is_bigendian))
+            arr = decode_raw(img_msg.encoding, img_msg.height, img_msg.width, img_msg.step,
+                             img_msg.data, bool(img_msg.is_bigendian))
             if desired_encoding in ("passthrough", img_msg.encoding):
                 return arr
             return convert_color(arr, img_msg.encoding, desired_encoding)
@@ -52,11 +52,11 @@ class CvBridge:
         cv_type = _infer_encoding(cvim)
         if encoding == "passthrough":
             encoding = cv_type
-        elif encoding in ENCODINGS and _cv_type_of(encoding) != cv_type:
+        elif encoding in ENCODINGS and cv_type_name(encoding) != cv_type:
             raise CvBridgeError(f"encoding specified as {encoding}, but image has incompatible "
                                 f"type {cv_type}")
         try:
-            h, w, step, data = encode_image(cvim, encoding)
+            h, w, step, data = encode_raw(cvim, encoding)
         except ImageFormatError as exc:
             raise CvBridgeError(str(exc)) from exc
         msg = Image()
@@ -66,13 +66,6 @@ class CvBridge:
         msg.is_bigendian = 0
         msg.data = data
         return msg
-
-
-def _cv_type_of(encoding: str) -> str:
-    """The OpenCV type name (``8UC3``) of an encoding (``rgb8``)."""
-    info = ENCODINGS[encoding]
-    code = next(c for c, dt in CV_DEPTHS.items() if np.dtype(dt) == np.dtype(info.dtype))
-    return f"{code}C{info.channels}"
 
 
 def _infer_encoding(a: np.ndarray) -> str:

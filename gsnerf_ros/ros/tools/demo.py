@@ -30,13 +30,14 @@ from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
-__all__ = ["main", "run_demo", "DemoError"]
+__all__ = ["main", "run_demo", "DemoError", "build_parser", "StallWatch"]
 
 class DemoError(RuntimeError):
     """The demo could not run; the message says why and what to do."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``gsnerf-demo``."""
     ap = argparse.ArgumentParser(prog="gsnerf-demo", description=__doc__.split("\n")[0])
     ap.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     ap.add_argument("--bag", default="", help="play this ROS 2 bag instead of a procedural room")
@@ -72,9 +73,8 @@ def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None
     """Rendered RGB, semantics, depth and confidence, under the ground truth when there is one
     (its row ends with the class legend; without ground truth the legend ends the one row),
     over a depth colour bar in metres shared by both depth tiles. No empty tile."""
-    from gsnerf_ros.train.panels import (
-        caption_tiles, class_legend, colorize_depth, colorize_labels, depth_colorbar,
-    )
+    from gsnerf_ros.imaging import class_legend, colorize_depth, colorize_labels, depth_colorbar
+    from gsnerf_ros.train.panels import caption_tiles
 
     H, W = rgb.shape[:2]
     scale = max(1, 240 // H)            # small renders are enlarged (nearest) to stay readable
@@ -128,7 +128,7 @@ def _bag_layout(args: argparse.Namespace) -> Any:
                         ) from exc
 
 
-class _Watch:
+class StallWatch:
     """Fails the demo early, with the cause: the player exited with an error, or ``stall`` s
     after the player started the node has no keyframe and its diagnostics say why (nothing
     received on ``topic``, TF missing, frames dropped)."""
@@ -159,9 +159,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     """Run the demo; returns the summary dict (also written to ``args.out/summary.json``)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
+    from gsnerf_ros.imaging import decode_raw
     from gsnerf_ros.msg import KeyframeBufferState
     from gsnerf_ros.ros import convert
-    from gsnerf_ros.ros.image_conversion import decode_image
     from gsnerf_ros.ros.node import resolve_checkpoint
     from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file
     from gsnerf_ros.srv import RenderView
@@ -223,7 +223,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         run.wait_for_service()
         print("[demo] starting gsnerf_player ...", flush=True)
         player = run.start_player(player_cmd)
-        run.watch = _Watch(run, player, args.stall_timeout, "/" + image_topic)
+        run.watch = StallWatch(run, player, args.stall_timeout, "/" + image_topic)
         spin_until(lambda: player.poll() is not None, args.timeout, "the player to finish")
         run.watch()
         time.sleep(0.5)
@@ -262,8 +262,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             if not r.success:
                 raise DemoError(f"render at {name} failed: {r.message}")
             lat.append(r.latency_ms)
-            img = lambda m: decode_image(m.encoding, m.height, m.width, m.step, m.data,  # noqa: E731
-                                         bool(m.is_bigendian))
+            img = lambda m: decode_raw(m.encoding, m.height, m.width, m.step, m.data,  # noqa: E731
+                                       bool(m.is_bigendian))
             rgb, lab, labc, dep, conf = (img(r.rgb), img(r.semantic), img(r.semantic_color),
                                          img(r.depth), img(r.confidence))
             view: dict[str, Any] = {"name": name, "latency_ms": round(r.latency_ms, 1),
@@ -316,7 +316,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gsnerf-demo``."""
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     reserved = None
     if "ROS_DOMAIN_ID" not in os.environ:
         try:  # a domain of our own, so other ROS users on this machine do not interfere
