@@ -10,8 +10,6 @@ Usage (INTERFACES.md ``gsnerf_ros.model``)::
 
 from __future__ import annotations
 
-import colorsys
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,9 +17,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.geometry import (camera_rays, floor_depth, level_intrinsics, nearest_views,
                                  pixel_grid)
+from gsnerf_ros.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
@@ -35,6 +33,7 @@ from gsnerf_ros.model.features import (
     sample_volumes,
     semantic_neighbourhood,
 )
+from gsnerf_ros.model.palette import default_palette
 from gsnerf_ros.model.pyramid import geometry_level, image_level
 from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
@@ -43,22 +42,6 @@ from gsnerf_ros.model.target_depth import estimate_target_depth
 from gsnerf_ros.model.volume_renderer import VolumeRenderer
 
 __all__ = ["GSNeRF", "RenderResult", "default_palette", "CHECKPOINT_FORMAT"]
-
-CHECKPOINT_FORMAT = "gsnerf_ros/2"
-# Cost-volume options that checkpoints of an older format were trained with, where their sidecar
-# predates the option (format 1: linear planes, dot-product correlation, no photometric cost).
-_LEGACY_COST_VOLUME = {"gsnerf_ros/1": {"spacing": "linear", "correlation": "dot",
-                                        "photometric": False}}
-
-
-def default_palette(num_classes: int) -> Tensor:
-    """Distinct deterministic colours (golden-ratio hues). -> uint8 [C, 3]."""
-    cols = []
-    for i in range(num_classes):
-        r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65 + 0.35 * (i % 2),
-                                      0.95 - 0.3 * ((i // 2) % 2))
-        cols.append([int(r * 255), int(g * 255), int(b * 255)])
-    return torch.tensor(cols, dtype=torch.uint8).reshape(num_classes, 3)
 
 
 @dataclass
@@ -427,46 +410,15 @@ class GSNeRF(nn.Module):
                             acc=out["acc"].reshape(height, width))
 
     # ------------------------------------------------------------------ checkpoints
-    @staticmethod
-    def _ckpt_paths(path: str | Path) -> tuple[Path, Path]:
-        p = Path(path)
-        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-        return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
-
     def save_checkpoint(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (model config, class names,
-        palette, free ``metadata``). Returns the weights path. Never pickles."""
-        from safetensors.torch import save_file
-
-        wpath, jpath = self._ckpt_paths(path)
-        wpath.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(wpath), metadata={"format": CHECKPOINT_FORMAT})
-        sidecar = {"format": CHECKPOINT_FORMAT, "model_config": to_dict(self.config),
-                   "class_names": self.class_names, "palette": self.palette.tolist(),
-                   "num_parameters": self.num_parameters(), "metadata": metadata or {}}
-        jpath.write_text(json.dumps(sidecar, indent=2))
-        return wpath
+        palette, free ``metadata``). Returns the weights path. Never pickles
+        (:func:`gsnerf_ros.model.checkpoint.save_checkpoint`)."""
+        return save_checkpoint(self, path, metadata)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "GSNeRF":
         """Load a checkpoint written by :meth:`save_checkpoint` (either file's path or the stem);
-        the model is returned in eval mode with ``.metadata`` from the sidecar."""
-        from safetensors.torch import load_file
-
-        wpath, jpath = cls._ckpt_paths(path)
-        if not wpath.is_file() or not jpath.is_file():
-            raise FileNotFoundError(f"checkpoint needs both {wpath} and {jpath}")
-        side = json.loads(jpath.read_text())
-        if "model_config" not in side:
-            raise ValueError(f"{jpath} has no 'model_config'; not a gsnerf_ros checkpoint")
-        cfg_dict = side["model_config"]
-        legacy = _LEGACY_COST_VOLUME.get(side.get("format", CHECKPOINT_FORMAT), {})
-        if legacy:
-            cv = dict(cfg_dict.get("cost_volume", {}))
-            cfg_dict = {**cfg_dict, "cost_volume": {**legacy, **cv}}
-        config = from_dict(GSNeRFConfig, cfg_dict)
-        model = cls(config, class_names=side.get("class_names"), palette=side.get("palette"))
-        model.load_state_dict(load_file(str(wpath), device="cpu"), strict=True)
-        model.metadata = side.get("metadata", {})  # type: ignore[assignment]
-        return model.to(device).eval()
+        the model is returned in eval mode with ``.metadata`` from the sidecar
+        (:func:`gsnerf_ros.model.checkpoint.load_checkpoint`)."""
+        return load_checkpoint(cls, path, device)
