@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.model.config import GSNeRFConfig, InferenceConfig, apply_inference
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from gsnerf_ros.model.gsnerf import GSNeRF
 
 __all__ = ["CHECKPOINT_FORMAT", "LEGACY_COST_VOLUME", "checkpoint_paths", "read_sidecar",
-           "sidecar_config", "save_checkpoint", "load_checkpoint"]
+           "sidecar_config", "sidecar_inference", "save_checkpoint", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "gsnerf_ros/2"
 LEGACY_COST_VOLUME: dict[str, dict[str, Any]] = {
@@ -60,6 +60,12 @@ def sidecar_config(side: dict[str, Any]) -> GSNeRFConfig:
     return from_dict(GSNeRFConfig, cfg_dict)
 
 
+def sidecar_inference(side: dict[str, Any]) -> InferenceConfig:
+    """The inference settings a sidecar lists in ``metadata.inference`` (chosen for the weights
+    after training; an empty :class:`InferenceConfig` where there are none)."""
+    return InferenceConfig.from_sidecar((side.get("metadata") or {}).get("inference") or {})
+
+
 def save_checkpoint(model: "GSNeRF", path: str | Path,
                     metadata: dict[str, Any] | None = None) -> Path:
     """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (model config, class names,
@@ -80,12 +86,17 @@ def save_checkpoint(model: "GSNeRF", path: str | Path,
 def load_checkpoint(cls: type["GSNeRF"], path: str | Path,
                     device: "str | torch.device" = "cpu") -> "GSNeRF":
     """A ``cls`` model with the checkpoint's config, classes, palette and weights (strict), in
-    eval mode on ``device``, with ``.metadata`` from the sidecar."""
+    eval mode on ``device``, with ``.metadata`` from the sidecar. The sidecar's
+    ``metadata.inference`` settings (:func:`sidecar_inference`) are applied to the config, so the
+    model renders with them wherever it is loaded; ``.inference`` keeps them (with the depth
+    range ``near_far_m`` they were chosen at, which the caller passes to the render calls)."""
     from safetensors.torch import load_file
 
     side = read_sidecar(path)
-    model = cls(sidecar_config(side), class_names=side.get("class_names"),
-                palette=side.get("palette"))
+    inference = sidecar_inference(side)
+    config = apply_inference(sidecar_config(side), inference)
+    model = cls(config, class_names=side.get("class_names"), palette=side.get("palette"))
     model.load_state_dict(load_file(str(checkpoint_paths(path)[0]), device="cpu"), strict=True)
     model.metadata = side.get("metadata", {})  # type: ignore[assignment]
+    model.inference = inference  # type: ignore[assignment]
     return model.to(device).eval()
