@@ -103,17 +103,17 @@ def test_measure_statistics_and_slope() -> None:
 
 
 def test_stage_recorder_covers_render_and_restores() -> None:
-    import gsnerf_ros.model.gsnerf as gs
+    import gsnerf_ros.model.volume_renderer as vr
 
     torch.manual_seed(0)
     model = GSNeRF(GSNeRFConfig.tiny()).eval()
     scene = make_bench_scene(12, 16, 2)
     with torch.no_grad():
         enc = model.encode_sources(scene.images, scene.K, scene.c2w, scene.near, scene.far)
-    orig = gs.sample_maps
+    orig = vr.sample_maps
     with StageRecorder(model, "cpu") as rec:
         model.render(enc, scene.target_K, scene.target_c2w, 12, 16)
-    assert gs.sample_maps is orig and "target_depth" not in vars(model)
+    assert vr.sample_maps is orig and "target_depth" not in vars(model)
     bd = rec.breakdown(total_ms=1e9)
     for k in ("target_depth", "sampling_gathering", "volume_renderer", "semantic_renderer"):
         assert bd[k] > 0, k

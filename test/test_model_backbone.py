@@ -202,13 +202,20 @@ def test_gsnerf_with_the_efficientnet_encoder_encodes_renders_and_trains() -> No
     assert torch.isfinite(r.semantic_logits).all() and r.labels.shape == (H, W)
 
 
-def test_efficientnet_checkpoint_round_trip_keeps_its_own_weights(tmp_path: Path) -> None:
-    """A checkpoint carries the backbone: its weights, not the package's, are the ones loaded."""
+def test_efficientnet_checkpoint_round_trip_keeps_its_own_weights(tmp_path: Path,
+                                                                  monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A checkpoint carries the backbone: its weights, not the package's, are the ones loaded,
+    and loading it never reads the package's weights file."""
     torch.manual_seed(0)
     model = GSNeRF(_lite_config(pretrained=True)).eval()
     with torch.no_grad():
         model.encoder.backbone.blocks[3].depthwise_conv.weight.mul_(0.5)
     model.save_checkpoint(tmp_path / "lite")
+
+    def no_package(*_a, **_k):  # type: ignore[no-untyped-def]
+        raise AssertionError("from_checkpoint read the package weights")
+
+    monkeypatch.setattr(lite.EfficientNetLite0, "load_package_weights", no_package)
     loaded = GSNeRF.from_checkpoint(tmp_path / "lite")
     assert loaded.config == model.config
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),

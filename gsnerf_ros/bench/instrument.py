@@ -1,8 +1,8 @@
 """Per-stage timing inside one real ``GSNeRF.render_rays`` call.
 
 The breakdown runs the model's own code path (no re-implementation of the renderer): while a
-:class:`StageRecorder` is active it wraps the module-level helpers that ``gsnerf_ros.model.gsnerf``
-calls for sampling and feature gathering, hooks the forward of ``volume_renderer`` and
+:class:`StageRecorder` is active it wraps the module-level helpers that the model's stage modules
+(:data:`GATHER_MODULES`) call for sampling and feature gathering, hooks the forward of ``volume_renderer`` and
 ``semantic_renderer``, and wraps ``model.target_depth``. Each wrapped call is bracketed by device
 synchronisation (so on CUDA the numbers add up to the wall time of the instrumented call; the
 un-instrumented render is timed separately and is the number to quote). Whatever is not inside a
@@ -23,12 +23,17 @@ from torch import nn
 
 from gsnerf_ros.bench.timing import synchronize
 
-__all__ = ["StageRecorder", "GATHER_FUNCTIONS", "STAGE_NAMES"]
+__all__ = ["StageRecorder", "GATHER_FUNCTIONS", "GATHER_MODULES", "STAGE_NAMES"]
 
-GATHER_FUNCTIONS = ("camera_rays", "sample_along_rays", "pdf_depths", "merge_sorted",
-                    "project_to_views", "occlusion_mask", "sample_volumes", "sample_maps",
-                    "direction_features", "semantic_neighbourhood")
-"""Names in ``gsnerf_ros.model.gsnerf`` whose time counts as 'sampling + feature gathering'."""
+GATHER_FUNCTIONS = ("camera_rays", "sample_along_rays", "fine_depths", "pdf_depths",
+                    "merge_sorted", "project_to_views", "occlusion_mask", "sample_volumes",
+                    "sample_maps", "direction_features", "semantic_neighbourhood")
+"""Names whose time counts as 'sampling + feature gathering', wrapped wherever one of
+:data:`GATHER_MODULES` calls them."""
+
+GATHER_MODULES = ("gsnerf_ros.model.gsnerf", "gsnerf_ros.model.sampling",
+                  "gsnerf_ros.model.volume_renderer", "gsnerf_ros.model.semantic_renderer")
+"""The modules of the render path (the orchestrator and the stages that gather their inputs)."""
 
 STAGE_NAMES = ("target_depth", "sampling_gathering", "volume_renderer", "semantic_renderer",
                "other")
@@ -83,10 +88,12 @@ class StageRecorder:
         self._patched.append((owner, name, orig, had_own))
 
     def __enter__(self) -> "StageRecorder":
-        import gsnerf_ros.model.gsnerf as gs
+        import importlib
 
-        for name in GATHER_FUNCTIONS:
-            self._patch(gs, name, "sampling_gathering")
+        for module in GATHER_MODULES:
+            mod = importlib.import_module(module)
+            for name in GATHER_FUNCTIONS:
+                self._patch(mod, name, "sampling_gathering")
         self._patch(self.model, "target_depth", "target_depth")
         for attr in ("volume_renderer", "semantic_renderer"):
             mod = getattr(self.model, attr, None)

@@ -29,7 +29,7 @@ def time_train_steps(config: str | Path, overrides: Sequence[str] = (), steps: i
     with ``key=value`` ``overrides``) after ``warmup`` untimed ones. Returns seconds per step
     (mean, std, min, max), what the step holds (rays, sources, neighbours, size), the device,
     torch threads and peak RSS (MiB, CPU)."""
-    from gsnerf_ros.model import GSNeRF
+    from gsnerf_ros.model.checkpoint import checkpoint_paths
     from gsnerf_ros.train.recipe import is_recipe, load_stages
     from gsnerf_ros.train.trainer import Trainer
 
@@ -42,7 +42,7 @@ def time_train_steps(config: str | Path, overrides: Sequence[str] = (), steps: i
     cfg = load_stages(config, list(overrides), stage)[0].config
     missing_init = None
     # the weights file GSNeRF.from_checkpoint would read (with or without the suffix)
-    if cfg.init_checkpoint and not GSNeRF._ckpt_paths(cfg.init_checkpoint)[0].is_file():
+    if cfg.init_checkpoint and not checkpoint_paths(cfg.init_checkpoint)[0].is_file():
         missing_init, cfg.init_checkpoint = cfg.init_checkpoint, ""
     root = Path(cfg.data.train_root)
     if not cfg.data.finetune_scene and not root.is_dir():

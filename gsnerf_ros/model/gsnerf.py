@@ -1,6 +1,16 @@
-"""GSNeRF: Semantic Geo-Reasoner + target depth + depth-guided volume and semantic rendering.
+"""GSNeRF: the model, its stages called in the paper's order (one file per stage).
 
-Usage (INTERFACES.md ``gsnerf_ros.model``)::
+1. Semantic Geo-Reasoner (:mod:`.geo_reasoner`: :mod:`.encoder`, :mod:`.cost_volume`): each source
+   view's features, depth and semantic features, cached as a :class:`SourceEncoding`.
+2. Target depth D_T (:mod:`.target_depth`): the sources' depths reprojected into the target
+   (z-buffer), optionally bounded by the floor.
+3. Depth-guided sampling (:mod:`.sampling`, modes in :mod:`.sampling_modes`), with the
+   hierarchical mode's fine pass.
+4. Volume rendering (:mod:`.volume_renderer`): RGB and depth.
+5. Semantic rendering (:mod:`.semantic_renderer`): class logits at the surface, and the
+   confidence (:mod:`.confidence`).
+
+Checkpoints: :mod:`.checkpoint`. Usage (docs/INTERFACES.md, ``gsnerf_ros.model``)::
 
     model = GSNeRF(GSNeRFConfig.tiny(4))
     enc = model.encode_sources(images, K, c2w, near, far)       # cache and reuse
@@ -10,8 +20,6 @@ Usage (INTERFACES.md ``gsnerf_ros.model``)::
 
 from __future__ import annotations
 
-import colorsys
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -19,46 +27,23 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.geometry import (camera_rays, floor_depth, level_intrinsics, nearest_views,
-                                 pixel_grid)
+from gsnerf_ros.geometry import camera_rays, pixel_grid
+from gsnerf_ros.model.checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_checkpoint
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.confidence import semantic_confidence
-from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
-from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
-from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding, check_floor_z
-from gsnerf_ros.model.features import (
-    direction_features,
-    occlusion_mask,
-    project_to_views,
-    sample_maps,
-    sample_volumes,
-    semantic_neighbourhood,
-)
-from gsnerf_ros.model.pyramid import geometry_level, image_level
-from gsnerf_ros.model.sampling import merge_sorted, pdf_depths, sample_along_rays
+from gsnerf_ros.model.cost_volume import CascadeCostVolume
+from gsnerf_ros.model.encoder import FeatureEncoder
+from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.geo_reasoner import encode_sources, encode_view
+from gsnerf_ros.model.palette import default_palette
+from gsnerf_ros.model.sampling import fine_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
-from gsnerf_ros.model.semantic_renderer import SemanticRenderer
-from gsnerf_ros.model.target_depth import estimate_target_depth
-from gsnerf_ros.model.volume_renderer import VolumeRenderer
+from gsnerf_ros.model.semantic_renderer import (SEMANTIC_MODES, SemanticRenderer,
+                                                render_semantics, surface_visibility)
+from gsnerf_ros.model.target_depth import estimate_target_depth, floor_bound
+from gsnerf_ros.model.volume_renderer import VolumeRenderer, colour_view_mask, render_samples
 
 __all__ = ["GSNeRF", "RenderResult", "default_palette", "CHECKPOINT_FORMAT"]
-
-CHECKPOINT_FORMAT = "gsnerf_ros/2"
-# Cost-volume options that checkpoints of an older format were trained with, where their sidecar
-# predates the option (format 1: linear planes, dot-product correlation, no photometric cost).
-_LEGACY_COST_VOLUME = {"gsnerf_ros/1": {"spacing": "linear", "correlation": "dot",
-                                        "photometric": False}}
-
-
-def default_palette(num_classes: int) -> Tensor:
-    """Distinct deterministic colours (golden-ratio hues). -> uint8 [C, 3]."""
-    cols = []
-    for i in range(num_classes):
-        r, g, b = colorsys.hsv_to_rgb((i * 0.618033988749895) % 1.0, 0.65 + 0.35 * (i % 2),
-                                      0.95 - 0.3 * ((i // 2) % 2))
-        cols.append([int(r * 255), int(g * 255), int(b * 255)])
-    return torch.tensor(cols, dtype=torch.uint8).reshape(num_classes, 3)
 
 
 @dataclass
@@ -76,15 +61,6 @@ class RenderResult:
     target_depth_valid: Tensor
     confidence: Tensor
     acc: Tensor
-
-
-def _range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
-    t = torch.as_tensor(x, dtype=torch.float32, device=device).reshape(-1)
-    if t.numel() == 1:
-        t = t.expand(V)
-    if t.numel() != V:
-        raise ValueError(f"near/far must be a float or have one value per view ({V}), got {t.numel()}")
-    return t.clone()
 
 
 class GSNeRF(nn.Module):
@@ -129,83 +105,23 @@ class GSNeRF(nn.Module):
     def kernel(self) -> str:
         return self.volume_renderer.transformer.kernel
 
-    # ------------------------------------------------------------------ encoding
-    @staticmethod
-    def _check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"{what} images must be [V,3,H,W], got {tuple(images.shape)}")
-        V = images.shape[0]
-        if K.shape != (V, 3, 3) or c2w.shape != (V, 4, 4):
-            raise ValueError(f"{what}: K must be [{V},3,3] and c2w [{V},4,4], got "
-                             f"{tuple(K.shape)} and {tuple(c2w.shape)}")
-
-    def _geometry_inputs(self, images: Tensor, K: Tensor) -> tuple[Tensor, Tensor]:
-        """Images [V, 3, h_g, w_g] and intrinsics [V, 3, 3] the Geo-Reasoner works on: pyramid
-        level ``geometry_level(H, W, config.geometry_max_pixels)`` of ``images`` [V, 3, H, W]
-        (anti-aliased, on the network's own pixel grid) and ``K`` [V, 3, 3] scaled to it."""
-        H, W = images.shape[-2:]
-        g = geometry_level(int(H), int(W), self.config.geometry_max_pixels)
-        if g == 0:
-            return images, K
-        return image_level(images, g), level_intrinsics(K, g)
-
-    def _encode_views(self, feats: EncoderOutput, nbrs: list[Tensor], images: Tensor, K: Tensor,
-                      c2w: Tensor, near: Tensor, far: Tensor, near_m: list[float],
-                      far_m: list[float], geo_images: Tensor, geo_K: Tensor) -> list[ViewEncoding]:
-        """View i against views ``nbrs[i]`` ([M] indices), for the first ``len(nbrs)`` views;
-        ``near``/``far`` [V] tensors (stored in the encoding) and ``near_m``/``far_m`` the same
-        ranges as Python floats (m), so the plane sweep needs no host-device synchronisation.
-        ``images``/``K`` at full resolution (kept for rendering), ``geo_images``/``geo_K`` the
-        Geo-Reasoner's inputs (:meth:`_geometry_inputs`). The views' cost volumes are
-        regularised as one batch (:meth:`CascadeCostVolume.forward_views`)."""
-        inputs = [CascadeInput([p[i] for p in feats.pyramid],
-                               [p.index_select(0, nb) for p in feats.pyramid], geo_K[i],
-                               geo_K.index_select(0, nb), c2w[i], c2w.index_select(0, nb),
-                               near_m[i], far_m[i], geo_images[i], geo_images.index_select(0, nb))
-                  for i, nb in enumerate(nbrs)]
-        return [ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
-                             feature=feats.pyramid[0][i],
-                             semantic_feature=feats.semantic_feature[i],
-                             semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
-                             volumes=cv.volume, plane_start=cv.plane_start,
-                             plane_step=cv.plane_step,
-                             depth_measured=torch.zeros_like(cv.depth[0], dtype=torch.bool))
-                for i, cv in enumerate(self.cost_volume.forward_views(inputs))]
-
+    # ------------------------------------------------------------------ 1. Geo-Reasoner
     def encode_view(self, image: Tensor, K: Tensor, c2w: Tensor, nbr_images: Tensor, nbr_K: Tensor,
                     nbr_c2w: Tensor, near: float, far: float) -> ViewEncoding:
         """Encode one keyframe against M given neighbour views (its cost volume partners).
 
         ``image`` [3, H, W], ``K`` [3, 3], ``c2w`` [4, 4]; ``nbr_*`` [M, ...] (M may be 0).
         """
-        images = torch.cat([image[None], nbr_images.to(image)], 0)
-        Ks = torch.cat([K[None], nbr_K.to(K)], 0).float()
-        c2ws = torch.cat([c2w[None], nbr_c2w.to(c2w)], 0).float()
-        self._check_views(images, Ks, c2ws, "encode_view")
-        V = images.shape[0]
-        nr, fr = _range(near, V, images.device), _range(far, V, images.device)
-        geo_images, geo_K = self._geometry_inputs(images, Ks)
-        feats = self.encoder(geo_images)
-        nbrs = torch.arange(1, V, device=images.device)
-        return self._encode_views(feats, [nbrs], images, Ks, c2ws, nr, fr, [float(near)],
-                                  [float(far)], geo_images, geo_K)[0]
+        return encode_view(self.encoder, self.cost_volume, self.config, image, K, c2w,
+                           nbr_images, nbr_K, nbr_c2w, near, far)
 
     def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                        far: float | Tensor) -> SourceEncoding:
         """Encode V source views; each one's cost volume uses its ``num_neighbors`` nearest views
         among them (``geometry.nearest_views``). ``images`` [V, 3, H, W] in [0, 1], ``K``
         [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
-        self._check_views(images, K, c2w, "encode_sources")
-        V = images.shape[0]
-        K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
-        nr, fr = _range(near, V, images.device), _range(far, V, images.device)
-        geo_images, geo_K = self._geometry_inputs(images, K)
-        feats = self.encoder(geo_images)
-        near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
-        nbrs = [nearest_views(c2w[i], c2w, self.config.cost_volume.num_neighbors,
-                              exclude=[i]).to(images.device) for i in range(V)]
-        return SourceEncoding.stack(self._encode_views(feats, nbrs, images, K, c2w, nr, fr, near_m,
-                                                       far_m, geo_images, geo_K))
+        return encode_sources(self.encoder, self.cost_volume, self.config, images, K, c2w, near,
+                              far)
 
     # ------------------------------------------------------------------ rendering
     @staticmethod
@@ -222,7 +138,7 @@ class GSNeRF(nn.Module):
 
     def target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
                      near: float | None = None, far: float | None = None) -> tuple[Tensor, Tensor]:
-        """D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
+        """2. D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
         near, far = self.depth_range(enc, near, far)
         dev = enc.image.device
         return estimate_target_depth(enc.depth, enc.geometry_K, enc.c2w, K.to(dev).float(),
@@ -232,39 +148,7 @@ class GSNeRF(nn.Module):
     def colour_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
         """[V] bool: the ``renderer.colour_views`` source views nearest the target ``c2w`` [4, 4]
         (:func:`geometry.nearest_views`), or None when every view renders (0 or >= V)."""
-        k = self.config.renderer.colour_views
-        if k <= 0 or k >= len(enc):
-            return None
-        keep = torch.zeros(len(enc), dtype=torch.bool, device=enc.c2w.device)
-        keep[nearest_views(c2w.to(enc.c2w).float(), enc.c2w, k)] = True
-        return keep
-
-    def _render_samples(self, enc: SourceEncoding, origins: Tensor, dirs: Tensor, depths: Tensor,
-                        near: Tensor, far: Tensor, gather_semantic: bool,
-                        keep: Tensor | None = None) -> dict[str, Tensor]:
-        """``keep`` [V] bool: the views that lend colour wherever one of them may
-        (``renderer.colour_views``); density and semantics use every view."""
-        N, S = depths.shape
-        rcfg = self.config.renderer
-        pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
-        uv, z, in_image = project_to_views(pts, enc)
-        visible = in_image & ~occlusion_mask(enc, uv, z, rcfg.occlusion_threshold, rcfg.occlusion_min,
-                                            self.cost_volume.spacing)
-        vol = sample_volumes(enc, uv, z, self.cost_volume.spacing)
-        g = enc.geometry_level
-        f2d = sample_maps(enc.feature, uv, g)
-        rgb = sample_maps(enc.image, uv)
-        dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
-        view_in = torch.cat([vol.to(f2d.dtype), f2d, rgb.to(f2d.dtype)], -1)
-        out = self.volume_renderer(view_in, rgb, dfeat, visible, in_image, depths, near, far, keep)
-        out["visible"] = visible.reshape(N, S, -1)
-        if gather_semantic:
-            out["semantic_features"] = semantic_neighbourhood(
-                enc, uv, self.config.semantic.neighbourhood).reshape(N, S, len(enc), -1)
-            if self.config.semantic.label_skip:
-                out["semantic_logits_2d"] = sample_maps(enc.semantic_logits, uv, g).reshape(
-                    N, S, len(enc), -1)
-        return out
+        return colour_view_mask(enc, c2w, self.config.renderer.colour_views)
 
     def render_rays(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, uv: Tensor, height: int,
                     width: int, mode: str | None = None, num_samples: int | None = None,
@@ -290,7 +174,7 @@ class GSNeRF(nn.Module):
         mode = mode or cfg.sampling.mode
         sem_mode = semantic_mode or cfg.semantic.mode
         spec = mode_spec(mode)
-        if sem_mode not in ("surface", "volume"):
+        if sem_mode not in SEMANTIC_MODES:
             raise ValueError(f"semantic_mode must be surface | volume, got {sem_mode!r}")
         if uv.dim() != 2 or uv.shape[-1] != 2:
             raise ValueError(f"uv must be [N,2] pixel coordinates, got {tuple(uv.shape)}")
@@ -298,6 +182,7 @@ class GSNeRF(nn.Module):
         dev = enc.image.device
         K, c2w, uv = K.to(dev).float(), c2w.to(dev).float(), uv.to(dev).float()
         near, far = self.depth_range(enc, near, far)
+        # 2. target depth D_T at the rays' pixels
         if target_depth is None:
             target_depth = self.target_depth(enc, K, c2w, height, width, near, far)
         td_map, td_valid = target_depth
@@ -308,47 +193,28 @@ class GSNeRF(nn.Module):
         origins, dirs = camera_rays(uv, K, c2w)
         nr = torch.full((N,), near, device=dev)
         fr = torch.full((N,), far, device=dev)
+        # 3. samples along the rays
         samples = sample_along_rays(mode, nr, fr, td, cfg.sampling, training, num_samples, step,
                                     generator, sigma=guided_sigma)
-        need_sem = spec.semantics_at_samples or sem_mode == "volume"
         out: dict[str, Tensor] = {}
         depths = samples.depths
+        # 4. volume rendering (hierarchical: a coarse pass, then the fine samples)
+        rcfg, spacing = cfg.renderer, self.cost_volume.spacing
         keep = self.colour_view_mask(enc, c2w)
         if spec.two_pass:
-            coarse = self._render_samples(enc, origins, dirs, depths, nr, fr, False, keep)
-            mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
-            bins = torch.cat([nr[:, None], mids, fr[:, None]], -1)
-            fine = pdf_depths(bins, coarse["weights"], cfg.sampling.num_fine,
-                              deterministic=not training, generator=generator)
-            depths = merge_sorted(depths, fine)
+            coarse = render_samples(self.volume_renderer, enc, origins, dirs, depths, nr, fr,
+                                    rcfg, spacing, keep)
+            depths = fine_depths(depths, coarse["weights"], nr, fr, cfg.sampling.num_fine,
+                                 deterministic=not training, generator=generator)
             out.update({"coarse_rgb": coarse["rgb"], "coarse_depth": coarse["depth"],
                         "coarse_weights": coarse["weights"]})
-        vol = self._render_samples(enc, origins, dirs, depths, nr, fr, need_sem, keep)
-        V = len(enc)
-
-        # Surface point at D_T: visibility (for confidence) and, in surface mode, semantics.
-        surf = origins + td[:, None] * dirs
-        uv_s, z_s, in_s = project_to_views(surf, enc)
-        rcfg = self.config.renderer
-        vis_s = in_s & ~occlusion_mask(enc, uv_s, z_s, rcfg.occlusion_threshold,
-                                          rcfg.occlusion_min, self.cost_volume.spacing)
-        skip = cfg.semantic.label_skip
-        if sem_mode == "volume":
-            S = depths.shape[1]
-            l2d = vol["semantic_logits_2d"].reshape(N * S, V, -1) if skip else None
-            lg = self.semantic_renderer(vol["semantic_features"].reshape(N * S, V, -1),
-                                        vol["visible"].reshape(N * S, V), l2d).reshape(N, S, -1)
-            logits = (vol["weights"][..., None] * lg.float()).sum(1)
-        elif spec.semantics_at_samples:
-            idx = samples.surface_index
-            rows = torch.arange(N, device=dev)
-            l2d = vol["semantic_logits_2d"][rows, idx] if skip else None
-            logits = self.semantic_renderer(vol["semantic_features"][rows, idx],
-                                            vol["visible"][rows, idx], l2d)
-        else:
-            sf = semantic_neighbourhood(enc, uv_s, cfg.semantic.neighbourhood)
-            l2d = sample_maps(enc.semantic_logits, uv_s, enc.geometry_level) if skip else None
-            logits = self.semantic_renderer(sf, vis_s, l2d)
+        vol = render_samples(self.volume_renderer, enc, origins, dirs, depths, nr, fr, rcfg,
+                             spacing, keep)
+        # 5. semantic rendering; the surface point's visibility also gives the confidence
+        uv_s, vis_s = surface_visibility(enc, origins, dirs, td, rcfg, spacing)
+        logits = render_semantics(self.semantic_renderer, enc, cfg.semantic, sem_mode,
+                                  spec.semantics_at_samples, uv_s, vis_s, vol,
+                                  samples.surface_index)
         n_vis = vis_s.sum(-1)
         out.update({
             "rgb": vol["rgb"], "depth": vol["depth"], "acc": vol["acc"],
@@ -387,10 +253,7 @@ class GSNeRF(nn.Module):
         near, far = self.depth_range(enc, near, far)
         floor = None
         if floor_z is not None:
-            z = check_floor_z(floor_z)
-            enc = enc.with_floor(z)
-            floor = floor_depth(K.to(enc.image.device).float(),
-                                c2w.to(enc.image.device).float(), height, width, z)
+            enc, floor = floor_bound(enc, K, c2w, height, width, floor_z)
         td = self.target_depth(enc, K, c2w, height, width, near, far)
         if floor is not None:
             td = (torch.minimum(td[0], floor), td[1])
@@ -427,46 +290,15 @@ class GSNeRF(nn.Module):
                             acc=out["acc"].reshape(height, width))
 
     # ------------------------------------------------------------------ checkpoints
-    @staticmethod
-    def _ckpt_paths(path: str | Path) -> tuple[Path, Path]:
-        p = Path(path)
-        base = p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
-        return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
-
     def save_checkpoint(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (model config, class names,
-        palette, free ``metadata``). Returns the weights path. Never pickles."""
-        from safetensors.torch import save_file
-
-        wpath, jpath = self._ckpt_paths(path)
-        wpath.parent.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        save_file(state, str(wpath), metadata={"format": CHECKPOINT_FORMAT})
-        sidecar = {"format": CHECKPOINT_FORMAT, "model_config": to_dict(self.config),
-                   "class_names": self.class_names, "palette": self.palette.tolist(),
-                   "num_parameters": self.num_parameters(), "metadata": metadata or {}}
-        jpath.write_text(json.dumps(sidecar, indent=2))
-        return wpath
+        palette, free ``metadata``). Returns the weights path. Never pickles
+        (:func:`gsnerf_ros.model.checkpoint.save_checkpoint`)."""
+        return save_checkpoint(self, path, metadata)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str | torch.device = "cpu") -> "GSNeRF":
         """Load a checkpoint written by :meth:`save_checkpoint` (either file's path or the stem);
-        the model is returned in eval mode with ``.metadata`` from the sidecar."""
-        from safetensors.torch import load_file
-
-        wpath, jpath = cls._ckpt_paths(path)
-        if not wpath.is_file() or not jpath.is_file():
-            raise FileNotFoundError(f"checkpoint needs both {wpath} and {jpath}")
-        side = json.loads(jpath.read_text())
-        if "model_config" not in side:
-            raise ValueError(f"{jpath} has no 'model_config'; not a gsnerf_ros checkpoint")
-        cfg_dict = side["model_config"]
-        legacy = _LEGACY_COST_VOLUME.get(side.get("format", CHECKPOINT_FORMAT), {})
-        if legacy:
-            cv = dict(cfg_dict.get("cost_volume", {}))
-            cfg_dict = {**cfg_dict, "cost_volume": {**legacy, **cv}}
-        config = from_dict(GSNeRFConfig, cfg_dict)
-        model = cls(config, class_names=side.get("class_names"), palette=side.get("palette"))
-        model.load_state_dict(load_file(str(wpath), device="cpu"), strict=True)
-        model.metadata = side.get("metadata", {})  # type: ignore[assignment]
-        return model.to(device).eval()
+        the model is returned in eval mode with ``.metadata`` from the sidecar
+        (:func:`gsnerf_ros.model.checkpoint.load_checkpoint`)."""
+        return load_checkpoint(cls, path, device)

@@ -10,8 +10,9 @@ Modes (``SamplingConfig.mode``):
 - ``mixed`` (paper A.4): a fixed total S; before ``mixed_switch_step`` a fraction (half) is
   uniform and the rest guided, then all guided. Without a step (inference) the final phase is used.
 - ``uniform``: GeoNeRF-style evenly spaced, stratified (jittered in each bin) in training.
-- ``hierarchical``: S-Ray/NeRF-style coarse uniform pass; :func:`pdf_depths` then draws fine
-  samples from the coarse weights (the renderer runs both passes).
+- ``hierarchical``: S-Ray/NeRF-style coarse uniform pass; :func:`fine_depths` then draws fine
+  samples from the coarse weights (:func:`pdf_depths`) and merges them with the coarse ones
+  (the renderer runs both passes).
 - ``released``: the released code's 96 uniform + 31 Gaussian (sigma 0.5 m) + 1 surface sample.
 """
 
@@ -27,7 +28,7 @@ from gsnerf_ros.model.config import SamplingConfig
 from gsnerf_ros.model.sampling_modes import mode_spec, sample_counts
 
 __all__ = ["RaySamples", "uniform_depths", "guided_depths", "pdf_depths", "sample_along_rays",
-           "mixed_uniform_count", "merge_sorted"]
+           "mixed_uniform_count", "merge_sorted", "fine_depths"]
 
 
 @dataclass
@@ -98,6 +99,18 @@ def pdf_depths(bins: Tensor, weights: Tensor, n: int, deterministic: bool,
 def merge_sorted(a: Tensor, b: Tensor) -> Tensor:
     """Union of two depth sets per ray, sorted. [N, A], [N, B] -> [N, A + B]."""
     return torch.sort(torch.cat([a, b], -1), -1).values
+
+
+def fine_depths(depths: Tensor, weights: Tensor, near: Tensor, far: Tensor, n: int,
+                deterministic: bool, generator: torch.Generator | None = None) -> Tensor:
+    """The hierarchical mode's fine pass: ``n`` depths drawn from the coarse pass's compositing
+    ``weights`` [N, S] (bins between the midpoints of the coarse ``depths`` [N, S], closed by
+    ``near``/``far`` [N] m; :func:`pdf_depths`), merged with the coarse depths -> [N, S + n]
+    sorted. ``deterministic``: the pdf's evenly spaced quantiles (inference)."""
+    mids = 0.5 * (depths[:, 1:] + depths[:, :-1])
+    bins = torch.cat([near[:, None], mids, far[:, None]], -1)
+    fine = pdf_depths(bins, weights, n, deterministic=deterministic, generator=generator)
+    return merge_sorted(depths, fine)
 
 
 def mixed_uniform_count(total: int, cfg: SamplingConfig, step: int | None) -> int:

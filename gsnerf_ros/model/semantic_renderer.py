@@ -12,7 +12,13 @@ log-probabilities at the point's projection is added to the logits, so the rende
 correction to the vote of the 2D segmenter instead of the whole class decision.
 
 ``volume`` mode (ablation, paper Table A3 model C): the same network predicts logits at every
-sample and the logits are composited with the volume-rendering weights.
+sample and the logits are composited with the volume-rendering weights. The ``released``
+sampling mode (``ModeSpec.semantics_at_samples``) gathers the features at every sample and uses
+the one on D_T.
+
+:func:`render_semantics` gathers what the network consumes (the surface point at D_T, its
+occlusion test in every view, the semantic features and 2D logits at the chosen points;
+:mod:`.features`), picks the mode and runs it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,16 @@ import torch
 from torch import Tensor, nn
 
 from gsnerf_ros.model.attention import ViewTransformer, masked_mean_var, mlp
-from gsnerf_ros.model.config import SemanticConfig
+from gsnerf_ros.model.config import RendererConfig, SemanticConfig
+from gsnerf_ros.model.cost_volume import PlaneSpacing
+from gsnerf_ros.model.encoding import SourceEncoding
+from gsnerf_ros.model.features import (occlusion_mask, project_to_views, sample_maps,
+                                       semantic_neighbourhood)
 
-__all__ = ["SemanticRenderer"]
+__all__ = ["SemanticRenderer", "SEMANTIC_MODES", "surface_visibility", "render_semantics"]
+
+SEMANTIC_MODES = ("surface", "volume")
+"""``semantic.mode`` / ``render(semantic_mode=...)``: one point at D_T, or composited samples."""
 
 
 class SemanticRenderer(nn.Module):
@@ -56,3 +69,48 @@ class SemanticRenderer(nn.Module):
         logp = torch.log_softmax(logits_2d.float(), -1)
         vote = (logp * m.float()).sum(1) / m.float().sum(1).clamp(min=1.0)
         return logits + vote.to(logits.dtype)
+
+
+def surface_visibility(enc: SourceEncoding, origins: Tensor, dirs: Tensor, depth: Tensor,
+                       cfg: RendererConfig, spacing: PlaneSpacing) -> tuple[Tensor, Tensor]:
+    """The surface point at ``depth`` [N] m (D_T) of each ray (``origins``/``dirs`` [N, 3]) in
+    every source view: ``uv`` [V, N, 2] px and ``visible`` [N, V] bool (inside the image and
+    not behind the view's surface: ``cfg.occlusion_threshold``/``occlusion_min``)."""
+    surf = origins + depth[:, None] * dirs
+    uv, z, inside = project_to_views(surf, enc)
+    return uv, inside & ~occlusion_mask(enc, uv, z, cfg.occlusion_threshold, cfg.occlusion_min,
+                                        spacing)
+
+
+def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: SemanticConfig,
+                     mode: str, at_samples: bool, surface_uv: Tensor, surface_visible: Tensor,
+                     samples: dict[str, Tensor], surface_index: Tensor) -> Tensor:
+    """Class logits [N, C] of N rays (paper Eq. 12-14).
+
+    ``mode``: ``surface`` (the point at D_T: ``surface_uv`` [V, N, 2] and ``surface_visible``
+    [N, V] from :func:`surface_visibility`) or ``volume`` (every sample, composited with the
+    volume weights). ``at_samples`` (``ModeSpec.semantics_at_samples``, surface mode): the
+    features are gathered at every sample and the one at ``surface_index`` [N] (the sample on
+    D_T) is used. ``samples``: :func:`.volume_renderer.render_samples`' output (``uv``
+    [V, N * S, 2], ``visible`` [N, S, V], ``weights`` [N, S])."""
+    if mode not in SEMANTIC_MODES:
+        raise ValueError(f"semantic_mode must be surface | volume, got {mode!r}")
+    skip = cfg.label_skip
+    V = len(enc)
+    if mode == "volume" or at_samples:
+        N, S = samples["weights"].shape
+        uv = samples["uv"]
+        feats = semantic_neighbourhood(enc, uv, cfg.neighbourhood).reshape(N, S, V, -1)
+        l2d = (sample_maps(enc.semantic_logits, uv, enc.geometry_level).reshape(N, S, V, -1)
+               if skip else None)
+        if mode == "volume":
+            lg = renderer(feats.reshape(N * S, V, -1), samples["visible"].reshape(N * S, V),
+                          l2d.reshape(N * S, V, -1) if l2d is not None else None).reshape(N, S, -1)
+            return (samples["weights"][..., None] * lg.float()).sum(1)
+        rows = torch.arange(N, device=surface_index.device)
+        idx = surface_index
+        return renderer(feats[rows, idx], samples["visible"][rows, idx],
+                        l2d[rows, idx] if l2d is not None else None)
+    sf = semantic_neighbourhood(enc, surface_uv, cfg.neighbourhood)
+    l2d = sample_maps(enc.semantic_logits, surface_uv, enc.geometry_level) if skip else None
+    return renderer(sf, surface_visible, l2d)

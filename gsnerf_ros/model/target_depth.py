@@ -8,6 +8,9 @@ inside [near, far] when given) count. Background points that leak through gaps o
 foreground are removed by a 3x3 majority test, holes are filled by a few rounds of 3x3 masked
 means, and an edge-preserving 3x3 bilateral filter smooths the result. Everything is
 deterministic, runs in float32 and carries no gradient.
+
+:func:`floor_bound` bounds the depths by a known floor plane (a ground robot's): the sources'
+depth maps before the z-buffer, and D_T and the rendered depth after it.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsnerf_ros.geometry import unproject_depth, world_to_pixels
+from gsnerf_ros.geometry import floor_depth, unproject_depth, world_to_pixels
 from gsnerf_ros.model.config import TargetDepthConfig
+from gsnerf_ros.model.encoding import SourceEncoding, check_floor_z
 
-__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth", "target_depth_tiers"]
+__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth", "target_depth_tiers",
+           "floor_bound"]
 
 
 def _neighbours(x: Tensor) -> Tensor:
@@ -273,3 +278,16 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
         if near is not None or far is not None:
             depth = depth.clamp(min=near, max=far)
     return depth, valid
+
+
+def floor_bound(enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
+                floor_z: float) -> tuple[SourceEncoding, Tensor]:
+    """Bound every depth by the floor plane ``z = floor_z`` (m) of a z-up world frame: the
+    sources' (:meth:`SourceEncoding.with_floor`, so D_T and the occlusion test) and the target's
+    ``floor`` [H, W] m (``geometry.floor_depth`` of ``K`` [3, 3] for ``height`` x ``width``,
+    ``c2w`` [4, 4]; ``inf`` where a ray does not meet the floor), which bounds D_T and the
+    rendered depth (``torch.minimum``). ``ValueError`` for a non-finite ``floor_z``."""
+    z = check_floor_z(floor_z)
+    enc = enc.with_floor(z)
+    dev = enc.image.device
+    return enc, floor_depth(K.to(dev).float(), c2w.to(dev).float(), height, width, z)

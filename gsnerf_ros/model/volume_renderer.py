@@ -6,6 +6,11 @@ a key mask (outside the image or behind the view's surface -> masked; global tok
 density from the global tokens along the ray with a ray-wise 1D conv (works for any sample count);
 colour as a softmax blend of the source colours; alpha compositing (fp32) to RGB and depth, both
 normalised by the accumulated opacity (``renderer.normalise_colour``).
+
+:func:`render_samples` gathers what the network consumes (each sample projected into the
+sources, the occlusion test, the cost-volume and 2D features, the colours and the view
+directions; :mod:`.features`) and runs it; :func:`colour_view_mask` picks the sources that lend
+colour (``renderer.colour_views``).
 """
 
 from __future__ import annotations
@@ -13,11 +18,16 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gsnerf_ros.geometry import nearest_views
 from gsnerf_ros.model.attention import ViewTransformer, masked_mean_var, mlp
 from gsnerf_ros.model.config import RendererConfig
+from gsnerf_ros.model.cost_volume import PlaneSpacing
+from gsnerf_ros.model.encoding import SourceEncoding
+from gsnerf_ros.model.features import (direction_features, occlusion_mask, project_to_views,
+                                       sample_maps, sample_volumes)
 
 __all__ = ["composite", "alpha_from_density", "RayDensity", "VolumeRenderer", "colour_mask",
-           "prefer_views"]
+           "prefer_views", "colour_view_mask", "render_samples"]
 
 
 def alpha_from_density(sigma: Tensor, depths: Tensor, mode: str) -> Tensor:
@@ -134,3 +144,41 @@ class VolumeRenderer(nn.Module):
         depth = torch.where(acc > 1e-6, depth, depths.float()[:, -1])
         return {"rgb": rgb_out, "depth": depth, "acc": acc, "weights": weights,
                 "sigma": sigma.float(), "alpha": alpha}
+
+
+def colour_view_mask(enc: SourceEncoding, c2w: Tensor, k: int) -> Tensor | None:
+    """[V] bool: the ``k`` source views nearest the target ``c2w`` [4, 4]
+    (:func:`geometry.nearest_views`), or None when every view lends colour (``k`` 0 or >= V)."""
+    if k <= 0 or k >= len(enc):
+        return None
+    keep = torch.zeros(len(enc), dtype=torch.bool, device=enc.c2w.device)
+    keep[nearest_views(c2w.to(enc.c2w).float(), enc.c2w, k)] = True
+    return keep
+
+
+def render_samples(renderer: VolumeRenderer, enc: SourceEncoding, origins: Tensor, dirs: Tensor,
+                   depths: Tensor, near: Tensor, far: Tensor, cfg: RendererConfig,
+                   spacing: PlaneSpacing, keep: Tensor | None = None) -> dict[str, Tensor]:
+    """Gather the view tokens of every sample and run ``renderer`` (paper Eq. 9-11).
+
+    Rays ``origins``/``dirs`` [N, 3] (``geometry.camera_rays``: ``t`` is z-depth), sample
+    ``depths`` [N, S] m, ``near``/``far`` [N] m; ``cfg`` the occlusion test's thresholds,
+    ``spacing`` the cost volume's plane spacing; ``keep`` [V] bool: the views that lend colour
+    wherever one of them may (:func:`colour_view_mask`); density and visibility use every view.
+    Returns :meth:`VolumeRenderer.forward`'s dict plus ``visible`` [N, S, V] bool (in the image
+    and not occluded) and ``uv`` [V, N * S, 2] (the samples' pixels in each view, full
+    resolution)."""
+    N, S = depths.shape
+    pts = (origins[:, None] + depths[..., None] * dirs[:, None]).reshape(N * S, 3)
+    uv, z, in_image = project_to_views(pts, enc)
+    visible = in_image & ~occlusion_mask(enc, uv, z, cfg.occlusion_threshold, cfg.occlusion_min,
+                                        spacing)
+    vol = sample_volumes(enc, uv, z, spacing)
+    f2d = sample_maps(enc.feature, uv, enc.geometry_level)
+    rgb = sample_maps(enc.image, uv)
+    dfeat = direction_features(pts, dirs.repeat_interleave(S, 0), enc)
+    view_in = torch.cat([vol.to(f2d.dtype), f2d, rgb.to(f2d.dtype)], -1)
+    out = renderer(view_in, rgb, dfeat, visible, in_image, depths, near, far, keep)
+    out["visible"] = visible.reshape(N, S, -1)
+    out["uv"] = uv
+    return out

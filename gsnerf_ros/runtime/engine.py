@@ -65,11 +65,13 @@ class GSNeRFRenderer:
     ``chunk`` None or 0: rays per chunk from the memory cap ``max_memory_mb``
     (:func:`gsnerf_ros.model.memory.auto_chunk`; never from the free memory of a shared GPU).
     ``kernel``: view-transformer implementation (``auto`` | ``eager`` | ``triton``).
-    ``geometry_max_pixels`` >= 0 overrides the checkpoint's ``GSNeRFConfig.geometry_max_pixels``
-    (None or -1 keeps it); ``num_neighbors`` >= 1 likewise overrides
-    ``cost_volume.num_neighbors`` (the keyframes each keyframe's cost volume matches against; the
-    encoder waits until the buffer holds that many others); ``colour_views`` >= 0 likewise
-    overrides ``renderer.colour_views`` (the colour's nearest sources; 0 = every source).
+    Inference settings of the checkpoint (:class:`gsnerf_ros.model.config.InferenceConfig`,
+    set on ``model.config`` by ``apply_inference``; None or -1 keeps the checkpoint's):
+    ``geometry_max_pixels`` >= 0 (``GSNeRFConfig.geometry_max_pixels``), ``num_neighbors`` >= 1
+    (``cost_volume.num_neighbors``: the keyframes each keyframe's cost volume matches against;
+    the encoder waits until the buffer holds that many others), ``consistency_tolerance`` >= 0
+    (``target_depth.consistency_tolerance``; 0 = off) and ``colour_views`` >= 0
+    (``renderer.colour_views``: the colour's nearest sources; 0 = every source).
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
@@ -85,26 +87,27 @@ class GSNeRFRenderer:
                  max_memory_mb: float = 2048.0, kernel: str = "auto",
                  geometry_max_pixels: int | None = None,
                  num_neighbors: int | None = None, floor_z: float | None = None,
-                 colour_views: int | None = None) -> None:
+                 colour_views: int | None = None,
+                 consistency_tolerance: float | None = None) -> None:
+        from gsnerf_ros.model import StackCache
+        from gsnerf_ros.model.config import InferenceConfig, apply_inference
+
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}, got {dtype!r}")
         if max_memory_mb <= 0:
             raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}")
+        inference = InferenceConfig.from_sentinels(
+            geometry_max_pixels=geometry_max_pixels, num_neighbors=num_neighbors,
+            consistency_tolerance=consistency_tolerance, colour_views=colour_views)
         self.model = model.eval().set_kernel(kernel)
-        if geometry_max_pixels is not None and geometry_max_pixels >= 0:
-            self.model.config.geometry_max_pixels = int(geometry_max_pixels)
-        if num_neighbors is not None and num_neighbors >= 1:
-            self.model.config.cost_volume.num_neighbors = int(num_neighbors)
-        if colour_views is not None and colour_views >= 0:
-            self.model.config.renderer.colour_views = int(colour_views)
+        apply_inference(self.model.config, inference)
         self.max_memory_mb = float(max_memory_mb)
         self.near, self.far = float(near), float(far)
         self.mode, self.num_samples, self.chunk = mode, num_samples or None, chunk or None
         self.dtype = dtype
         self.use_sensor_depth = use_sensor_depth
-        from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.encoding import check_floor_z
 
         self.floor_z = None if floor_z is None else check_floor_z(floor_z)

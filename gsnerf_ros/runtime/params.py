@@ -158,6 +158,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "source keyframes nearest the requested pose; a farther one only where "
               "none of those sees the sample. -1 = the checkpoint's own (gsnerf_cpu: 2), 0 = "
               "every source.", -1, 64, 1),
+    ParamSpec("model.consistency_tolerance", -1.0, "Relative depth agreement of the "
+              "multi-view check of the target depth: points of a keyframe's depth that another "
+              "keyframe confirms within it are splatted first. -1 = the checkpoint's own "
+              "(gsnerf_cpu: 0.02), 0 = off.", -1.0, 1.0),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
@@ -230,6 +234,7 @@ class NodeParams:
     model_geometry_max_pixels: int
     model_num_neighbors: int
     model_colour_views: int
+    model_consistency_tolerance: float
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float
@@ -267,4 +272,7 @@ def params_from_values(values: dict[str, Any]) -> NodeParams:
     if p.model_num_neighbors == 0:
         raise ValueError("model.num_neighbors=0: a cost volume needs at least 1 neighbour "
                          "(-1 = the checkpoint's)")
+    if p.model_consistency_tolerance < 0 and p.model_consistency_tolerance != -1:
+        raise ValueError(f"model.consistency_tolerance={p.model_consistency_tolerance} must be "
+                         f">= 0 (0 = off) or -1 (the checkpoint's)")
     return p

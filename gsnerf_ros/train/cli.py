@@ -124,9 +124,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.train.evaluate import (EvalOptions, evaluate, write_confusion_png, write_json,
                                            write_markdown)
     from gsnerf_ros.device import resolve_device
-    from gsnerf_ros.train.inference_overrides import (add_inference_overrides,
-                                                     apply_inference_overrides,
-                                                     check_inference_overrides)
+    from gsnerf_ros.model.config import (add_inference_arguments, apply_inference,
+                                         inference_from_args)
 
     p = argparse.ArgumentParser(prog="gsnerf-eval",
                                 description="Evaluate a GSNeRF checkpoint on held-out scenes "
@@ -161,13 +160,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     add_layout_arguments(bag)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch threads on CPU (0 = default)")
-    p.add_argument("--near", type=float, default=None,
-                   help="depth range (m) for every scene instead of the data's own (e.g. the "
-                        "range the checkpoint was trained with)")
-    p.add_argument("--far", type=float, default=None)
-    add_inference_overrides(p)
+    add_inference_arguments(p)
     args = p.parse_args(argv)
-    check_inference_overrides(p, args)
+    inference = inference_from_args(p, args)
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
 
@@ -175,7 +170,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
-    apply_inference_overrides(model, args)
+    apply_inference(model.config, inference)
     bag_cfg = BagConfig(world_frame=args.world_frame, image_topic=args.image_topic,
                         camera_info_topic=args.camera_info_topic)
     try:
@@ -190,18 +185,18 @@ def eval_main(argv: list[str] | None = None) -> int:
     if args.num_samples:
         sampling["num_samples"] = args.num_samples
     views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets,
-                       near=args.near, far=args.far, label_maps=label_maps)
+                       near=inference.near, far=inference.far, label_maps=label_maps)
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
-        sensor_depth=args.sensor_depth, floor_z=args.floor_z), device=device,
+        sensor_depth=args.sensor_depth, floor_z=inference.floor_z), device=device,
         total=len(views))
     res["checkpoint"] = str(args.checkpoint)
     res["data"] = str(args.data)
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
-    res["floor_z"] = args.floor_z
+    res["floor_z"] = inference.floor_z
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["num_neighbors"] = model.config.cost_volume.num_neighbors
     res["consistency_tolerance"] = model.config.target_depth.consistency_tolerance

@@ -45,8 +45,7 @@ from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photome
                                           plane_sweep_planes)
 from gsnerf_ros.model.pyramid import depth_level, image_level
 from gsnerf_ros.model.target_depth import estimate_target_depth, target_depth_tiers
-from gsnerf_ros.train.inference_overrides import (add_inference_overrides, apply_inference_overrides,
-                                                 check_inference_overrides)
+from gsnerf_ros.model.config import add_inference_arguments, apply_inference, inference_from_args
 
 __all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
            "probe_scene_views", "main"]
@@ -279,19 +278,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "else inverse)")
     ap.add_argument("--planes", type=int, default=0, help="stage-0 planes (default: the "
                     "model's, else 32)")
-    ap.add_argument("--near", type=float, default=None)
-    ap.add_argument("--far", type=float, default=None)
     ap.add_argument("--num-sources", type=int, default=8)
     ap.add_argument("--max-targets", type=int, default=2, help="source sets per scene")
     ap.add_argument("--swap-neighbours", action="store_true", help="also encode each view "
                     "against neighbours showing another source set's images (does the learned "
                     "depth use matching?)")
-    add_inference_overrides(ap, neighbours_note="; the fixed sweep uses it too, else 2")
+    add_inference_arguments(ap, neighbours_note="; the fixed sweep uses it too, else 2")
     ap.add_argument("--device", default="cpu", help="the model's device (cpu | cuda | cuda:N | "
                     "auto); the fixed sweep runs on the CPU")
     ap.add_argument("--json", default="")
     args = ap.parse_args(argv)
-    check_inference_overrides(ap, args)
+    inference = inference_from_args(ap, args)
 
     model = None
     if args.checkpoint:
@@ -303,13 +300,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DeviceError as exc:
             ap.error(str(exc))
         model = GSNeRF.from_checkpoint(args.checkpoint, device=device)
-        apply_inference_overrides(model, args)
+        apply_inference(model.config, inference)
     cv = model.config.cost_volume if model is not None else None
     spacing = PlaneSpacing.named(args.spacing or (cv.spacing if cv else "inverse"))
     planes = args.planes or (cv.num_planes[0] if cv else 32)
-    nn_ = args.num_neighbors or (cv.num_neighbors if cv else 2)
+    nn_ = inference.num_neighbors or (cv.num_neighbors if cv else 2)
     ds = GSNeRFDataset(open_scenes(args.data, "replica"), DatasetConfig(
-        mode="eval", height=args.height, width=args.width, near=args.near, far=args.far,
+        mode="eval", height=args.height, width=args.width, near=inference.near, far=inference.far,
         eval_protocol=EvalProtocol(num_sources=args.num_sources, max_targets=args.max_targets)))
     stats = DepthStats()
     items = list(ds)
@@ -328,11 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                           target=(item["K"][V], item["c2w"][V], item["depths"][V])
                           if item["images"].shape[0] > V else None,
                           scene_stats=scene_stats.setdefault(name, DepthStats()),
-                          floor_z=args.floor_z)
+                          floor_z=inference.floor_z)
         shares.setdefault(name, []).append(neighbour_lateral_shares(item["c2w"][:V].float(), nn_))
     out = {"data": args.data, "checkpoint": args.checkpoint, "spacing": spacing.inverse and
            "inverse" or "linear", "planes": planes, "size": [args.height, args.width],
-           "num_neighbors": nn_, "floor_z": args.floor_z,
+           "num_neighbors": nn_, "floor_z": inference.floor_z,
            "consistency_tolerance": (model.config.target_depth.consistency_tolerance
                                      if model is not None else None),
            "results": stats.summary(), "per_scene": {}}

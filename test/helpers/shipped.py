@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gsnerf_ros.config import apply_overrides, from_dict, to_dict
-from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.config import from_dict, to_dict
+from gsnerf_ros.model.checkpoint import sidecar_inference
+from gsnerf_ros.model.config import GSNeRFConfig, apply_inference
 
 SHIPPED_SIDECAR = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.json"
 
@@ -23,13 +24,10 @@ def shipped_sidecar() -> dict[str, Any]:
 
 
 def with_shipped_inference(model: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a training config's ``model`` section (``to_dict``) with the inference settings
-    the shipped sidecar lists in ``metadata.inference`` (dotted keys, chosen on validation after
-    training, e.g. ``renderer.colour_views``) set on top with the training CLI's own
-    :func:`gsnerf_ros.config.apply_overrides`; keys that are not model settings
-    (``near_far_m``) are skipped. Equal to the sidecar's ``model_config`` when the config trains
-    the shipped architecture."""
-    inference = shipped_sidecar()["metadata"]["inference"]
-    return apply_overrides(copy.deepcopy(model), [f"{key}={json.dumps(value)}"
-                                                  for key, value in inference.items()
-                                                  if key.split(".")[0] in model])
+    """A training config's ``model`` section (``to_dict``) with the inference settings of the
+    shipped sidecar's ``metadata.inference`` (chosen on validation after training, e.g.
+    ``renderer.colour_views``) applied as ``GSNeRF.from_checkpoint`` applies them
+    (``sidecar_inference`` + ``apply_inference``). Equal to the sidecar's ``model_config`` when
+    the config trains the shipped architecture."""
+    config = from_dict(GSNeRFConfig, copy.deepcopy(model))
+    return to_dict(apply_inference(config, sidecar_inference(shipped_sidecar())))

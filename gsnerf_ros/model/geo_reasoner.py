@@ -1,0 +1,124 @@
+"""Semantic Geo-Reasoner (paper §3.1): encode source views into a cacheable encoding.
+
+Each view goes through the 2D encoder (feature pyramid, semantic feature map, 2D semantic
+logits) and the cascade cost volume against its neighbour views (depth per level and the
+regularised 3D volume features); both work on the pyramid level of the images that
+``GSNeRFConfig.geometry_max_pixels`` allows, while the encoding keeps the full-resolution images
+and intrinsics for rendering. The views' cost volumes are regularised as one batch.
+
+Usage (what :meth:`GSNeRF.encode_sources` / :meth:`GSNeRF.encode_view` call)::
+
+    enc = encode_sources(model.encoder, model.cost_volume, model.config, images, K, c2w, near, far)
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from gsnerf_ros.geometry import level_intrinsics, nearest_views
+from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
+from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
+from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
+from gsnerf_ros.model.pyramid import geometry_level, image_level
+
+__all__ = ["check_views", "per_view_range", "geometry_inputs", "encode_views", "encode_view",
+           "encode_sources"]
+
+
+def check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
+    """``ValueError`` unless ``images`` [V, 3, H, W], ``K`` [V, 3, 3] and ``c2w`` [V, 4, 4]."""
+    if images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"{what} images must be [V,3,H,W], got {tuple(images.shape)}")
+    V = images.shape[0]
+    if K.shape != (V, 3, 3) or c2w.shape != (V, 4, 4):
+        raise ValueError(f"{what}: K must be [{V},3,3] and c2w [{V},4,4], got "
+                         f"{tuple(K.shape)} and {tuple(c2w.shape)}")
+
+
+def per_view_range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
+    """A depth bound (m) as a [V] float32 tensor: a float for every view or one value each."""
+    t = torch.as_tensor(x, dtype=torch.float32, device=device).reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(V)
+    if t.numel() != V:
+        raise ValueError(f"near/far must be a float or have one value per view ({V}), got {t.numel()}")
+    return t.clone()
+
+
+def geometry_inputs(images: Tensor, K: Tensor, max_pixels: int) -> tuple[Tensor, Tensor]:
+    """Images [V, 3, h_g, w_g] and intrinsics [V, 3, 3] the Geo-Reasoner works on: pyramid
+    level ``geometry_level(H, W, max_pixels)`` of ``images`` [V, 3, H, W] (anti-aliased, on the
+    network's own pixel grid) and ``K`` [V, 3, 3] scaled to it."""
+    H, W = images.shape[-2:]
+    g = geometry_level(int(H), int(W), max_pixels)
+    if g == 0:
+        return images, K
+    return image_level(images, g), level_intrinsics(K, g)
+
+
+def encode_views(cost_volume: CascadeCostVolume, feats: EncoderOutput, nbrs: list[Tensor],
+                 images: Tensor, K: Tensor, c2w: Tensor, near: Tensor, far: Tensor,
+                 near_m: list[float], far_m: list[float], geo_images: Tensor,
+                 geo_K: Tensor) -> list[ViewEncoding]:
+    """View i against views ``nbrs[i]`` ([M] indices), for the first ``len(nbrs)`` views;
+    ``feats`` the encoder's output for all V views' ``geo_images``; ``near``/``far`` [V] tensors
+    (stored in the encoding) and ``near_m``/``far_m`` the same ranges as Python floats (m), so
+    the plane sweep needs no host-device synchronisation. ``images``/``K`` at full resolution
+    (kept for rendering), ``geo_images``/``geo_K`` the Geo-Reasoner's inputs
+    (:func:`geometry_inputs`). The views' cost volumes are regularised as one batch
+    (:meth:`CascadeCostVolume.forward_views`)."""
+    inputs = [CascadeInput([p[i] for p in feats.pyramid],
+                           [p.index_select(0, nb) for p in feats.pyramid], geo_K[i],
+                           geo_K.index_select(0, nb), c2w[i], c2w.index_select(0, nb),
+                           near_m[i], far_m[i], geo_images[i], geo_images.index_select(0, nb))
+              for i, nb in enumerate(nbrs)]
+    return [ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
+                         feature=feats.pyramid[0][i],
+                         semantic_feature=feats.semantic_feature[i],
+                         semantic_logits=feats.semantic_logits[i], depth_levels=cv.depth,
+                         volumes=cv.volume, plane_start=cv.plane_start,
+                         plane_step=cv.plane_step,
+                         depth_measured=torch.zeros_like(cv.depth[0], dtype=torch.bool))
+            for i, cv in enumerate(cost_volume.forward_views(inputs))]
+
+
+def encode_view(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config: GSNeRFConfig,
+                image: Tensor, K: Tensor, c2w: Tensor, nbr_images: Tensor, nbr_K: Tensor,
+                nbr_c2w: Tensor, near: float, far: float) -> ViewEncoding:
+    """Encode one keyframe against M given neighbour views (its cost volume partners).
+
+    ``image`` [3, H, W], ``K`` [3, 3], ``c2w`` [4, 4]; ``nbr_*`` [M, ...] (M may be 0);
+    ``near``/``far`` m.
+    """
+    images = torch.cat([image[None], nbr_images.to(image)], 0)
+    Ks = torch.cat([K[None], nbr_K.to(K)], 0).float()
+    c2ws = torch.cat([c2w[None], nbr_c2w.to(c2w)], 0).float()
+    check_views(images, Ks, c2ws, "encode_view")
+    V = images.shape[0]
+    nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
+    geo_images, geo_K = geometry_inputs(images, Ks, config.geometry_max_pixels)
+    feats = encoder(geo_images)
+    nbrs = torch.arange(1, V, device=images.device)
+    return encode_views(cost_volume, feats, [nbrs], images, Ks, c2ws, nr, fr, [float(near)],
+                        [float(far)], geo_images, geo_K)[0]
+
+
+def encode_sources(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config: GSNeRFConfig,
+                   images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
+                   far: float | Tensor) -> SourceEncoding:
+    """Encode V source views; each one's cost volume uses its ``cost_volume.num_neighbors``
+    nearest views among them (``geometry.nearest_views``). ``images`` [V, 3, H, W] in [0, 1],
+    ``K`` [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
+    check_views(images, K, c2w, "encode_sources")
+    V = images.shape[0]
+    K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
+    nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
+    geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
+    feats = encoder(geo_images)
+    near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
+    nbrs = [nearest_views(c2w[i], c2w, config.cost_volume.num_neighbors,
+                          exclude=[i]).to(images.device) for i in range(V)]
+    return SourceEncoding.stack(encode_views(cost_volume, feats, nbrs, images, K, c2w, nr, fr,
+                                             near_m, far_m, geo_images, geo_K))
