@@ -102,8 +102,10 @@ def test_capped_maps_are_read_where_a_full_resolution_pixel_looks(room) -> None:
     model = _model(H * W // 16)
     with torch.no_grad():
         enc = model.encode_sources(images[:V], K[:V], c2w[:V], near, far)
-    enc = enc.with_sensor_depth(depths[:V])              # image size in, level 2 kept
-    assert torch.equal(enc.depth, depth_level(depths[:V], 2))
+    # True depth at the geometry level (level 2; an image-size map would be kept at its own
+    # size, test_model_semantic_level.py), so the maps are read on the level's grid.
+    enc = enc.with_sensor_depth(depth_level(depths[:V], 2))
+    assert torch.equal(enc.depth, depth_level(depths[:V], 2)) and enc.depth_map_level == 2
     gt = depths[V]
     td, valid = model.target_depth(enc, K[V], c2w[V], H, W, near, far)
     ok = valid & (gt > 0)
@@ -135,8 +137,12 @@ def test_capped_model_renders_full_resolution_targets(room) -> None:
     res = model.render(enc, K[V], c2w[V], H, W, chunk=2048)
     assert res.rgb.shape == (H, W, 3) and res.depth.shape == (H, W)
     assert res.labels.shape == (H, W) and torch.isfinite(res.rgb).all()
-    # sensor depth at the level's own size is taken as it is; any other size is refused
+    # sensor depth at the level's own size is taken as it is, at the image size at the image
+    # size; any other size is refused
     half = enc.with_sensor_depth(depth_level(depths[:V], 1))
     assert torch.equal(half.depth, depth_level(depths[:V], 1))
+    full = enc.with_sensor_depth(depths[:V])
+    ok = depths[:V] > 0
+    assert full.depth_map_level == 0 and torch.equal(full.depth[ok], depths[:V][ok])
     with pytest.raises(ValueError, match="shape of the image-size depth map"):
         enc.with_sensor_depth(depths[:V, :50, :70])

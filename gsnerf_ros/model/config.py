@@ -283,10 +283,19 @@ class GSNeRFConfig:
     full-resolution source colours. A checkpoint trained at 80x60 sets 4800: its matching and
     3D regularisation have learned receptive fields of that scale, and at 320x240 the same
     weights see a quarter of the context (docs/METHOD.md §9)."""
+    semantic_max_pixels: int = -1
+    """Largest image (H x W pixels) the 2D semantic features and logits are computed at: the
+    first pyramid level that fits (``model.pyramid.semantic_level``), never coarser than the
+    geometry level; 0 = the input size; -1 = the geometry level (one encoder pass for both, the
+    behaviour of checkpoints without this key). A finer level runs the 2D encoder a second time
+    on that level's image for the semantic maps only; the feature pyramid, cost volumes and
+    depths stay at the geometry level (docs/METHOD.md §9)."""
 
     def __post_init__(self) -> None:
         _check(self.num_classes >= 1, "num_classes must be >= 1")
         _check(self.geometry_max_pixels >= 0, "geometry_max_pixels must be >= 0 (0 = input size)")
+        _check(self.semantic_max_pixels >= -1,
+               "semantic_max_pixels must be >= -1 (-1 = the geometry level, 0 = input size)")
         for c in self.encoder.fpn_channels:
             _check(c % self.cost_volume.groups == 0,
                    f"cost_volume.groups={self.cost_volume.groups} must divide every "
@@ -344,6 +353,11 @@ class InferenceConfig:
         "geometry_max_pixels", "--geometry-max-pixels",
         "largest image (pixels) the encoder and cost volume work at (default: the "
         "checkpoint's model.geometry_max_pixels; 0 = the render size)", "N")
+    semantic_max_pixels: int | None = _setting(
+        "semantic_max_pixels", "--semantic-max-pixels",
+        "largest image (pixels) the 2D semantic features and logits are computed at, never "
+        "coarser than the geometry level (default: the checkpoint's model.semantic_max_pixels; "
+        "0 = the render size; -1 = the geometry level)", "N")
     num_neighbors: int | None = _setting(
         "cost_volume.num_neighbors", "--num-neighbors",
         "views each source's cost volume matches against (default: the checkpoint's "
@@ -374,6 +388,8 @@ class InferenceConfig:
     def __post_init__(self) -> None:
         _check(self.geometry_max_pixels is None or self.geometry_max_pixels >= 0,
                "geometry_max_pixels must be >= 0 (0 = the render size)")
+        _check(self.semantic_max_pixels is None or self.semantic_max_pixels >= -1,
+               "semantic_max_pixels must be >= -1 (-1 = the geometry level, 0 = the render size)")
         _check(self.num_neighbors is None or self.num_neighbors >= 1,
                "num_neighbors must be >= 1 (a cost volume needs a neighbour)")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,

@@ -93,7 +93,10 @@ class EncoderOutput:
 class FeatureEncoder(nn.Module):
     """Base of the 2D encoders; ``FeatureEncoder(cfg, num_classes, semantic_channels)`` builds
     the subclass that ``cfg.backbone`` names. ``forward(images)`` takes [B, 3, H, W] in [0, 1]
-    (any H, W) and returns an :class:`EncoderOutput`."""
+    (any H, W) and returns an :class:`EncoderOutput`; :meth:`feature_pyramid` and
+    :meth:`semantic_maps` return one half of it (the same values), for a Geo-Reasoner whose
+    semantic maps are at another pyramid level than its cost volumes
+    (``GSNeRFConfig.semantic_max_pixels``)."""
 
     def __new__(cls, *args: object, **kwargs: object) -> "FeatureEncoder":
         if cls is FeatureEncoder:
@@ -109,6 +112,15 @@ class FeatureEncoder(nn.Module):
     @staticmethod
     def _pyramid_sizes(H: int, W: int) -> list[tuple[int, int]]:
         return [(H, W), (-(-H // 2), -(-W // 2)), (-(-H // 4), -(-W // 4))]
+
+    def feature_pyramid(self, images: Tensor) -> list[Tensor]:
+        """``forward(images).pyramid`` without the semantic head(s)."""
+        raise NotImplementedError
+
+    def semantic_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """``(semantic_feature, semantic_logits)`` of ``forward(images)`` without the feature
+        pyramid."""
+        raise NotImplementedError
 
 
 class ScratchUNetEncoder(FeatureEncoder):
@@ -139,7 +151,8 @@ class ScratchUNetEncoder(FeatureEncoder):
     def _up(x: Tensor, like: Tensor) -> Tensor:
         return F.interpolate(x, size=like.shape[-2:], mode="nearest")
 
-    def forward(self, images: Tensor) -> EncoderOutput:
+    def _decode(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Decoder maps (d0, d1, d2) at strides 1, 2, 4 of the padded input."""
         self._check_images(images)
         H, W = images.shape[-2:]
         ph, pw = (-H) % 8, (-W) % 8
@@ -151,10 +164,28 @@ class ScratchUNetEncoder(FeatureEncoder):
         d2 = self.up2(torch.cat([self._up(e3, e2), e2], 1))
         d1 = self.up1(torch.cat([self._up(d2, e1), e1], 1))
         d0 = self.up0(torch.cat([self._up(d1, e0), e0], 1))
-        pyr = [self.fpn0(d0), self.fpn1(d1), self.fpn2(d2)]
-        pyr = [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+        return d0, d1, d2
+
+    def _pyramid(self, d: tuple[Tensor, Tensor, Tensor], H: int, W: int) -> list[Tensor]:
+        pyr = [self.fpn0(d[0]), self.fpn1(d[1]), self.fpn2(d[2])]
+        return [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+
+    def _semantics(self, d0: Tensor, H: int, W: int) -> tuple[Tensor, Tensor]:
         sem = self.semantic_head(d0)[..., :H, :W]
-        return EncoderOutput(pyramid=pyr, semantic_feature=sem, semantic_logits=self.logit_head(sem))
+        return sem, self.logit_head(sem)
+
+    def forward(self, images: Tensor) -> EncoderOutput:
+        d = self._decode(images)
+        H, W = images.shape[-2:]
+        sem, logits = self._semantics(d[0], H, W)
+        return EncoderOutput(pyramid=self._pyramid(d, H, W), semantic_feature=sem,
+                             semantic_logits=logits)
+
+    def feature_pyramid(self, images: Tensor) -> list[Tensor]:
+        return self._pyramid(self._decode(images), *images.shape[-2:])
+
+    def semantic_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        return self._semantics(self._decode(images)[0], *images.shape[-2:])
 
 
 class EfficientNetEncoder(FeatureEncoder):
@@ -199,23 +230,43 @@ class EfficientNetEncoder(FeatureEncoder):
     def _up2(x: Tensor) -> Tensor:
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=True)
 
-    def forward(self, images: Tensor) -> EncoderOutput:
+    def _taps(self, images: Tensor, num_taps: int = 5) -> tuple[Tensor, list[Tensor]]:
+        """The padded input and the backbone's first ``num_taps`` taps (strides 2, 4, 8, 16,
+        32)."""
         self._check_images(images)
         H, W = images.shape[-2:]
         ph, pw = (-H) % 32, (-W) % 32
         x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
-        taps = self.backbone(x)
+        return x, self.backbone(x, num_taps)
+
+    def _pyramid(self, x: Tensor, taps: list[Tensor], H: int, W: int) -> list[Tensor]:
         s2 = self.fpn_lateral2(taps[1])
         s1 = self._up2(s2) + self.fpn_lateral1(taps[0])
         s0 = self._up2(s1) + self.fpn_lateral0(x)
         pyr = [self.fpn_smooth0(s0), self.fpn_smooth1(s1), s2]
-        pyr = [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+        return [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+
+    def _semantics(self, taps: list[Tensor], H: int, W: int) -> tuple[Tensor, Tensor]:
         d = taps[-1]
         for block, skip in zip(self.decoder, [*reversed(taps[:-1]), None]):
             d = F.interpolate(d, scale_factor=2.0, mode="nearest")
             d = block(d if skip is None else torch.cat([d, skip], 1))
         sem = self.semantic_head(d)[..., :H, :W]
-        return EncoderOutput(pyramid=pyr, semantic_feature=sem, semantic_logits=self.logit_head(sem))
+        return sem, self.logit_head(sem)
+
+    def forward(self, images: Tensor) -> EncoderOutput:
+        x, taps = self._taps(images)
+        H, W = images.shape[-2:]
+        sem, logits = self._semantics(taps, H, W)
+        return EncoderOutput(pyramid=self._pyramid(x, taps, H, W), semantic_feature=sem,
+                             semantic_logits=logits)
+
+    def feature_pyramid(self, images: Tensor) -> list[Tensor]:
+        x, taps = self._taps(images, num_taps=2)          # the pyramid reads strides 2 and 4
+        return self._pyramid(x, taps, *images.shape[-2:])
+
+    def semantic_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        return self._semantics(self._taps(images)[1], *images.shape[-2:])
 
 
 _ENCODERS: dict[str, type[FeatureEncoder]] = {

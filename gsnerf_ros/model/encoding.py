@@ -15,10 +15,10 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.geometry import bound_by_floor, level_intrinsics
-from gsnerf_ros.model.pyramid import depth_level, level_of_size
+from gsnerf_ros.model.pyramid import level_of_size, level_size, level_to_full
 
 __all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "with_sensor_depth",
-           "with_floor", "check_floor_z"]
+           "depth_at_level", "with_floor", "check_floor_z"]
 
 _LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
 
@@ -37,50 +37,77 @@ def volume_layout(vol: Tensor) -> Tensor:
     return vol
 
 
-def _geometry_level(image: Tensor, feature: Tensor) -> int:
+def _map_level(image: Tensor, m: Tensor, what: str) -> int:
+    """Pyramid level of the image ([..., H, W]) that the map ``m`` ([..., h, w]) is at."""
     H, W = image.shape[-2:]
-    lvl = level_of_size(int(H), int(W), tuple(feature.shape[-2:]))
+    lvl = level_of_size(int(H), int(W), tuple(m.shape[-2:]))
     if lvl is None:
-        raise ValueError(f"feature map {tuple(feature.shape[-2:])} is no pyramid level of the "
-                         f"image {(int(H), int(W))}")
+        raise ValueError(f"{what} {tuple(m.shape[-2:])} is no pyramid level of the image "
+                         f"{(int(H), int(W))}")
     return lvl
 
 
-class _GeometryLevel:
-    """Where the Geo-Reasoner's maps of an encoding are (shared by both encodings)."""
+class _MapLevels:
+    """Where the maps of an encoding are (shared by both encodings). Each level is read from
+    the map's shape (level l of an H x W image has ceil(H/2^l) x ceil(W/2^l) pixels), so it
+    travels with the map through ``stack``, ``subset``, ``view`` and every copy."""
 
     image: Tensor
     feature: Tensor
+    semantic_feature: Tensor
+    depth_levels: list[Tensor]
     K: Tensor
 
     @property
     def geometry_level(self) -> int:
-        """Pyramid level of the image that the features, depths and volumes are at (0: full
-        resolution)."""
-        return _geometry_level(self.image, self.feature)
+        """Pyramid level of the image that the features, the cost volumes and their depths are
+        at (0: full resolution; ``GSNeRFConfig.geometry_max_pixels``)."""
+        return _map_level(self.image, self.feature, "feature map")
 
     @property
     def geometry_K(self) -> Tensor:
-        """Intrinsics of the depth map :attr:`depth` (``K`` at :attr:`geometry_level`)."""
+        """Intrinsics of the Geo-Reasoner's maps (``K`` at :attr:`geometry_level`)."""
         return level_intrinsics(self.K, self.geometry_level)
+
+    @property
+    def semantic_level(self) -> int:
+        """Pyramid level of the image that ``semantic_feature`` and ``semantic_logits`` are at
+        (:attr:`geometry_level` or finer; ``GSNeRFConfig.semantic_max_pixels``)."""
+        return _map_level(self.image, self.semantic_feature, "semantic map")
+
+    @property
+    def depth_map_level(self) -> int:
+        """Pyramid level of the image that the finest depth ``depth_levels[0]`` is at: the
+        geometry level, or finer where a sensor depth of that size replaced it
+        (:func:`with_sensor_depth`: 0 for a depth camera at the image size)."""
+        return _map_level(self.image, self.depth_levels[0], "depth map")
+
+    @property
+    def depth_K(self) -> Tensor:
+        """Intrinsics of the finest depth map ``depth_levels[0]`` (``K`` at
+        :attr:`depth_map_level`)."""
+        return level_intrinsics(self.K, self.depth_map_level)
 
 
 @dataclass
-class ViewEncoding(_GeometryLevel):
+class ViewEncoding(_MapLevels):
     """One source view. Shapes (H, W = image size; level l has size ceil(H/2^l) x ceil(W/2^l);
     g = :attr:`geometry_level`, 0 unless ``GSNeRFConfig.geometry_max_pixels`` made the
-    Geo-Reasoner work on a smaller pyramid level of the image):
+    Geo-Reasoner work on a smaller pyramid level of the image; s = :attr:`semantic_level` <= g,
+    g unless ``GSNeRFConfig.semantic_max_pixels`` asks for finer semantic maps; r =
+    :attr:`depth_map_level` <= g, g unless a finer sensor depth replaced the estimate):
 
     - ``image`` [3, H, W] in [0, 1]; ``K`` [3, 3] px (for H x W); ``c2w`` [4, 4] m;
       ``near``/``far`` [] m
     - ``feature`` [F0, h_g, w_g]: 2D feature
-    - ``semantic_feature`` [Cs, h_g, w_g]; ``semantic_logits`` [C, h_g, w_g] (2D segmentation)
-    - ``depth_levels[l]`` [h_{g+l}, w_{g+l}] m: cost-volume depth per level (l = 0 is the
-      finest; full resolution when g = 0)
+    - ``semantic_feature`` [Cs, h_s, w_s]; ``semantic_logits`` [C, h_s, w_s] (2D segmentation)
+    - ``depth_levels[l]`` m: depth per cascade level, [h_{g+l}, w_{g+l}] for l = 1, 2 (the cost
+      volume's) and [h_r, w_r] for l = 0, the finest: the depth that D_T and the occlusion
+      test use (the cost volume's, or measured where :meth:`with_sensor_depth` gave one)
     - ``volumes[l]`` [Fv, D_l, h_{g+l}, w_{g+l}]: regularised 3D volume features
     - ``plane_start[l]`` [h_l, w_l]: plane coordinate of the first (nearest) plane, 1/m for
       inverse spacing or m for linear (``cost_volume.PlaneSpacing``); ``plane_step`` [3], signed
-    - ``depth_measured`` [h_g, w_g] bool: pixels of ``depth_levels[0]`` that hold a sensor
+    - ``depth_measured`` [h_r, w_r] bool: pixels of ``depth_levels[0]`` that hold a sensor
       measurement (:meth:`with_sensor_depth`) rather than the cost-volume estimate
     """
 
@@ -100,7 +127,7 @@ class ViewEncoding(_GeometryLevel):
 
     @property
     def depth(self) -> Tensor:
-        """Finest cost-volume depth [h_g, w_g] m (full resolution when g = 0)."""
+        """Finest depth ``depth_levels[0]`` [h_r, w_r] m (:attr:`depth_map_level` r)."""
         return self.depth_levels[0]
 
     def with_sensor_depth(self, depth: Tensor) -> "ViewEncoding":
@@ -121,7 +148,7 @@ class ViewEncoding(_GeometryLevel):
 
 
 @dataclass
-class SourceEncoding(_GeometryLevel):
+class SourceEncoding(_MapLevels):
     """A set of V source views: every :class:`ViewEncoding` field with a leading V axis."""
 
     image: Tensor
@@ -143,12 +170,13 @@ class SourceEncoding(_GeometryLevel):
 
     @property
     def depth(self) -> Tensor:
-        """Finest cost-volume depths [V, h_g, w_g] m (full resolution when g = 0)."""
+        """Finest depths ``depth_levels[0]`` [V, h_r, w_r] m (:attr:`depth_map_level` r)."""
         return self.depth_levels[0]
 
     @property
     def semantic_logits_2d(self) -> Tensor:
-        """2D semantic logits of the source views [V, C, H, W] (for the 2D cross-entropy)."""
+        """2D semantic logits of the source views [V, C, h_s, w_s] (for the 2D cross-entropy;
+        :attr:`semantic_level` s)."""
         return self.semantic_logits
 
     @property
@@ -161,7 +189,9 @@ class SourceEncoding(_GeometryLevel):
 
     @staticmethod
     def stack(views: Sequence[ViewEncoding]) -> "SourceEncoding":
-        """Stack view encodings (all of the same image size and model) into one set."""
+        """Stack view encodings (all of the same image size and model) into one set. Views
+        whose finest depth is at different levels (some with a sensor depth at the image size,
+        some without) are stacked at the finest of them (:func:`depth_at_level`)."""
         if len(views) == 0:
             raise ValueError("SourceEncoding.stack needs at least one ViewEncoding")
         ref = views[0]
@@ -171,6 +201,12 @@ class SourceEncoding(_GeometryLevel):
                 raise ValueError(f"view {i} has image/volume shapes {tuple(v.image.shape)} "
                                  f"unlike view 0 {tuple(ref.image.shape)}; encode all views at "
                                  "one image size with one model")
+            if v.semantic_feature.shape != ref.semantic_feature.shape:
+                raise ValueError(f"view {i} has semantic maps of {tuple(v.semantic_feature.shape)}"
+                                 f" unlike view 0 {tuple(ref.semantic_feature.shape)}; encode all "
+                                 "views with one semantic_max_pixels")
+        r = min(v.depth_map_level for v in views)
+        views = [depth_at_level(v, r) for v in views]
         kw = {}
         for f in fields(SourceEncoding):
             vals = [getattr(v, f.name) for v in views]
@@ -223,12 +259,37 @@ class SourceEncoding(_GeometryLevel):
 _Enc = TypeVar("_Enc", ViewEncoding, SourceEncoding)
 
 
+def depth_at_level(enc: _Enc, level: int) -> _Enc:
+    """Copy of an encoding whose finest depth ``depth_levels[0]`` and ``depth_measured`` are at
+    pyramid level ``level`` of the image, from a coarser level by nearest lookup on the
+    network's grid (:func:`model.pyramid.level_to_full`: no depth is invented between a
+    foreground and a background pixel). The encoding itself when it is there already; a finer
+    map is not coarsened (``ValueError``)."""
+    r = enc.depth_map_level
+    if r == level:
+        return enc
+    if level > r:
+        raise ValueError(f"depth map at level {r} cannot be taken to the coarser level {level}")
+    h, w = level_size(int(enc.image.shape[-2]), int(enc.image.shape[-1]), level)
+    kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
+    kw["depth_levels"] = [level_to_full(enc.depth_levels[0], r - level, h, w),
+                          *enc.depth_levels[1:]]
+    kw["depth_measured"] = level_to_full(enc.depth_measured, r - level, h, w)
+    return type(enc)(**kw)
+
+
 def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     """Copy of a :class:`ViewEncoding` / :class:`SourceEncoding` whose finest depth
-    (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m, at the image size
-    or at the geometry level's size; an image-size map is taken at the geometry level's pixels,
-    :func:`model.pyramid.depth_level`) where it is valid (finite and > 0), and the cost-volume
-    estimate elsewhere; ``depth_measured`` marks the measured pixels.
+    (``depth_levels[0]``) is the measured ``depth`` ([H, W] or [V, H, W] m) where it is valid
+    (finite and > 0), and the cost-volume estimate elsewhere; ``depth_measured`` marks the
+    measured pixels.
+
+    The measurement is kept at its own resolution: a map of the image size makes
+    ``depth_levels[0]`` an image-size map (:attr:`depth_map_level` 0), with the cost-volume
+    estimate, taken up from the geometry level by nearest lookup (:func:`depth_at_level`), where
+    the sensor has no value; a map of a pyramid level's size (e.g. the geometry level's) is
+    taken at that level. So D_T and the occlusion test see the depth camera's edges, whatever
+    size the cost volume works at.
 
     That depth is what the geometry uses at render time: the target-depth estimate D_T
     (Algorithm 1, so the depth-guided samples and the surface point for semantics) and the
@@ -236,13 +297,17 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     with an RGB-D camera; the model itself is trained on RGB only.
     """
     d0 = enc.depth_levels[0]
-    g = enc.geometry_level
-    if g and depth.shape[-2:] == enc.image.shape[-2:] and depth.shape[:-2] == d0.shape[:-2]:
-        depth = depth_level(depth, g)
-    if depth.shape != d0.shape:
+    H, W = (int(x) for x in enc.image.shape[-2:])
+    level = level_of_size(H, W, tuple(depth.shape[-2:]))
+    if level is None or level > enc.geometry_level or depth.shape[:-2] != d0.shape[:-2]:
         raise ValueError(f"sensor depth must have the shape of the image-size depth map "
-                         f"{tuple(enc.image.shape[:-3]) + tuple(enc.image.shape[-2:])}, "
-                         f"got {tuple(depth.shape)}")
+                         f"{tuple(enc.image.shape[:-3]) + (H, W)} (or of a pyramid level down to "
+                         f"the geometry level's {tuple(d0.shape[:-2]) + tuple(enc.feature.shape[-2:])}"
+                         f"), got {tuple(depth.shape)}")
+    enc = depth_at_level(enc, min(level, enc.depth_map_level))
+    d0 = enc.depth_levels[0]
+    if level > enc.depth_map_level:                 # a coarser measurement over a finer map
+        depth = level_to_full(depth, level - enc.depth_map_level, *d0.shape[-2:])
     depth = depth.to(device=d0.device, dtype=d0.dtype)
     ok = torch.isfinite(depth) & (depth > 0)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
@@ -277,7 +342,7 @@ def with_floor(enc: _Enc, floor_z: float) -> _Enc:
     """
     z = check_floor_z(floor_z)
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
-    kw["depth_levels"] = [bound_by_floor(enc.depth_levels[0], enc.geometry_K, enc.c2w, z),
+    kw["depth_levels"] = [bound_by_floor(enc.depth_levels[0], enc.depth_K, enc.c2w, z),
                           *enc.depth_levels[1:]]
     return type(enc)(**kw)
 

@@ -4,8 +4,10 @@ For P points and V views: pixel positions and z in each view, the in-image mask,
 occlusion mask (the point lies behind the view's estimated surface), bilinear samples of 2D maps
 (features, colour, semantic features on a k x k neighbourhood), trilinear samples of the
 cost-volume features at every level, and view-direction features.
-All outputs are ``[P, V, ...]``. Pixel positions are always full-resolution ones; maps of the
-Geo-Reasoner are read at the encoding's ``geometry_level`` (plus the cascade level).
+All outputs are ``[P, V, ...]``. Pixel positions are always full-resolution ones; each map is
+read at its own pyramid level: the features and volumes at the encoding's ``geometry_level``
+(plus the cascade level), the semantic maps at ``semantic_level``, the finest depth at
+``depth_map_level``.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def occlusion_mask(enc: SourceEncoding, uv: Tensor, z: Tensor, threshold: float,
     """True where a point lies behind a view's estimated surface. ``uv`` [V, P, 2],
     ``z`` [V, P] -> [P, V] bool. Tolerance per view and point: max(``threshold`` x the finest
     cost-volume band in metres at the view's depth there, ``min_tolerance`` m)."""
-    d_src = sample_maps(enc.depth[:, None].float(), uv, enc.geometry_level)[..., 0]  # [P, V]
+    d_src = sample_maps(enc.depth[:, None].float(), uv, enc.depth_map_level)[..., 0]  # [P, V]
     D0 = enc.volumes[0].shape[2]
     band = ((D0 - 1) * enc.plane_step[:, 0]).abs()[None]                      # [1, V]
     tol = (threshold * spacing.band_metres(d_src, band)).clamp(min=min_tolerance)
@@ -94,11 +96,12 @@ def direction_features(points: Tensor, ray_dirs: Tensor, enc: SourceEncoding) ->
 
 
 def semantic_neighbourhood(enc: SourceEncoding, uv: Tensor, k: int) -> Tensor:
-    """Semantic features on a k x k neighbourhood (offsets of 1 px of the semantic map) around
-    each projection.
+    """Semantic features on a k x k neighbourhood (offsets of 1 px of the semantic map, at its
+    own :attr:`~SourceEncoding.semantic_level` s: 2^s full-resolution pixels) around each
+    projection.
 
-    ``uv`` [V, P, 2] -> [P, V, k*k*Cs]."""
-    g = enc.geometry_level
+    ``uv`` [V, P, 2] full-resolution px -> [P, V, k*k*Cs]."""
+    g = enc.semantic_level
     if k == 1:
         return sample_maps(enc.semantic_feature, uv, g)
     r = (torch.arange(k, device=uv.device, dtype=uv.dtype) - (k - 1) / 2) * 2 ** g

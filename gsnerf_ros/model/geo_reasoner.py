@@ -4,7 +4,9 @@ Each view goes through the 2D encoder (feature pyramid, semantic feature map, 2D
 logits) and the cascade cost volume against its neighbour views (depth per level and the
 regularised 3D volume features); both work on the pyramid level of the images that
 ``GSNeRFConfig.geometry_max_pixels`` allows, while the encoding keeps the full-resolution images
-and intrinsics for rendering. The views' cost volumes are regularised as one batch.
+and intrinsics for rendering. The semantic maps may be at a finer level
+(``GSNeRFConfig.semantic_max_pixels``: :func:`encoder_outputs`). The views' cost volumes are
+regularised as one batch.
 
 Usage (what :meth:`GSNeRF.encode_sources` / :meth:`GSNeRF.encode_view` call)::
 
@@ -21,10 +23,10 @@ from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
-from gsnerf_ros.model.pyramid import geometry_level, image_level
+from gsnerf_ros.model.pyramid import geometry_level, image_level, semantic_level
 
-__all__ = ["check_views", "per_view_range", "geometry_inputs", "encode_views", "encode_view",
-           "encode_sources"]
+__all__ = ["check_views", "per_view_range", "geometry_inputs", "encoder_outputs", "encode_views",
+           "encode_view", "encode_sources"]
 
 
 def check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
@@ -47,6 +49,30 @@ def per_view_range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
     return t.clone()
 
 
+def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor, K: Tensor,
+                    semantic_views: int | None = None) -> tuple[EncoderOutput, Tensor, Tensor]:
+    """The 2D encoder's maps of ``images`` [V, 3, H, W] with ``K`` [V, 3, 3]: the feature pyramid
+    at the geometry level g (:func:`geometry_inputs`) and the semantic feature and logits at the
+    semantic level s (``model.pyramid.semantic_level``, s <= g), of the first
+    ``semantic_views`` views (default all). One encoder pass on the level-g images when s = g;
+    otherwise a pyramid pass on them and a semantic pass on the level-s images (the level-g
+    images are the level-s ones taken g - s levels further, the same values as directly).
+    Returns the maps, the level-g images [V, 3, h_g, w_g] and their intrinsics [V, 3, 3]."""
+    H, W = (int(x) for x in images.shape[-2:])
+    g = geometry_level(H, W, config.geometry_max_pixels)
+    s = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
+    if s == g and semantic_views is None:
+        geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
+        return encoder(geo_images), geo_images, geo_K
+    sem_images = image_level(images, s) if s else images
+    geo_images = image_level(sem_images, g - s) if g > s else sem_images
+    geo_K = level_intrinsics(K, g) if g else K
+    sem_feature, sem_logits = encoder.semantic_maps(sem_images[:semantic_views])
+    return (EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
+                          semantic_feature=sem_feature, semantic_logits=sem_logits),
+            geo_images, geo_K)
+
+
 def geometry_inputs(images: Tensor, K: Tensor, max_pixels: int) -> tuple[Tensor, Tensor]:
     """Images [V, 3, h_g, w_g] and intrinsics [V, 3, 3] the Geo-Reasoner works on: pyramid
     level ``geometry_level(H, W, max_pixels)`` of ``images`` [V, 3, H, W] (anti-aliased, on the
@@ -63,7 +89,9 @@ def encode_views(cost_volume: CascadeCostVolume, feats: EncoderOutput, nbrs: lis
                  near_m: list[float], far_m: list[float], geo_images: Tensor,
                  geo_K: Tensor) -> list[ViewEncoding]:
     """View i against views ``nbrs[i]`` ([M] indices), for the first ``len(nbrs)`` views;
-    ``feats`` the encoder's output for all V views' ``geo_images``; ``near``/``far`` [V] tensors
+    ``feats`` the encoder's output for all V views (:func:`encoder_outputs`: the pyramid of
+    ``geo_images``, the semantic maps of at least the first ``len(nbrs)`` views, at the
+    semantic level); ``near``/``far`` [V] tensors
     (stored in the encoding) and ``near_m``/``far_m`` the same ranges as Python floats (m), so
     the plane sweep needs no host-device synchronisation. ``images``/``K`` at full resolution
     (kept for rendering), ``geo_images``/``geo_K`` the Geo-Reasoner's inputs
@@ -98,8 +126,13 @@ def encode_view(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config:
     check_views(images, Ks, c2ws, "encode_view")
     V = images.shape[0]
     nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
-    geo_images, geo_K = geometry_inputs(images, Ks, config.geometry_max_pixels)
-    feats = encoder(geo_images)
+    H, W = (int(x) for x in images.shape[-2:])
+    one_pass = (semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
+                == geometry_level(H, W, config.geometry_max_pixels))
+    # Only the keyframe's own semantic maps are kept: a separate semantic pass skips the
+    # neighbours.
+    feats, geo_images, geo_K = encoder_outputs(encoder, config, images, Ks,
+                                               None if one_pass else 1)
     nbrs = torch.arange(1, V, device=images.device)
     return encode_views(cost_volume, feats, [nbrs], images, Ks, c2ws, nr, fr, [float(near)],
                         [float(far)], geo_images, geo_K)[0]
@@ -115,8 +148,7 @@ def encode_sources(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, conf
     V = images.shape[0]
     K, c2w = K.to(images.device).float(), c2w.to(images.device).float()
     nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
-    geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
-    feats = encoder(geo_images)
+    feats, geo_images, geo_K = encoder_outputs(encoder, config, images, K)
     near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
     nbrs = [nearest_views(c2w[i], c2w, config.cost_volume.num_neighbors,
                           exclude=[i]).to(images.device) for i in range(V)]

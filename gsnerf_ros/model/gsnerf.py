@@ -141,7 +141,7 @@ class GSNeRF(nn.Module):
         """2. D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
         near, far = self.depth_range(enc, near, far)
         dev = enc.image.device
-        return estimate_target_depth(enc.depth, enc.geometry_K, enc.c2w, K.to(dev).float(),
+        return estimate_target_depth(enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
                                      self.config.target_depth, src_measured=enc.depth_measured)
 

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["level_size", "level_of_size", "geometry_level", "depth_level", "level_to_full",
+__all__ = ["level_size", "level_of_size", "geometry_level", "semantic_level", "depth_level",
+           "level_to_full",
            "image_level", "image_pyramid"]
 
 
@@ -45,6 +46,18 @@ def geometry_level(height: int, width: int, max_pixels: int, max_level: int = 8)
             break
         lvl += 1
     return lvl
+
+
+def semantic_level(height: int, width: int, semantic_max_pixels: int,
+                   geometry_max_pixels: int) -> int:
+    """The pyramid level of an ``height x width`` image that the 2D semantic maps are computed
+    at: the geometry level (:func:`geometry_level` of ``geometry_max_pixels``) when
+    ``semantic_max_pixels`` is -1, else the first level with at most ``semantic_max_pixels``
+    pixels (0: the image size), never coarser than the geometry level."""
+    g = geometry_level(height, width, geometry_max_pixels)
+    if semantic_max_pixels < 0:
+        return g
+    return min(g, geometry_level(height, width, semantic_max_pixels))
 
 
 def depth_level(depth: Tensor, level: int) -> Tensor:

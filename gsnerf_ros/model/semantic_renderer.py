@@ -101,7 +101,7 @@ def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: Seman
         N, S = samples["weights"].shape
         uv = samples["uv"]
         feats = semantic_neighbourhood(enc, uv, cfg.neighbourhood).reshape(N, S, V, -1)
-        l2d = (sample_maps(enc.semantic_logits, uv, enc.geometry_level).reshape(N, S, V, -1)
+        l2d = (sample_maps(enc.semantic_logits, uv, enc.semantic_level).reshape(N, S, V, -1)
                if skip else None)
         if mode == "volume":
             lg = renderer(feats.reshape(N * S, V, -1), samples["visible"].reshape(N * S, V),
@@ -112,5 +112,5 @@ def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: Seman
         return renderer(feats[rows, idx], samples["visible"][rows, idx],
                         l2d[rows, idx] if l2d is not None else None)
     sf = semantic_neighbourhood(enc, surface_uv, cfg.neighbourhood)
-    l2d = sample_maps(enc.semantic_logits, surface_uv, enc.geometry_level) if skip else None
+    l2d = sample_maps(enc.semantic_logits, surface_uv, enc.semantic_level) if skip else None
     return renderer(sf, surface_visible, l2d)

@@ -208,7 +208,7 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
             dt, _ = model.target_depth(enc, tK, tc2w, H, W, near, far)
             if floor_z is not None:
                 dt = bound_by_floor(dt, tK, tc2w, floor_z)
-            tier = target_depth_tiers(enc.depth, enc.geometry_K, enc.c2w, tK.to(enc.depth.device),
+            tier = target_depth_tiers(enc.depth, enc.depth_K, enc.c2w, tK.to(enc.depth.device),
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth, enc.depth_measured).cpu()
         dt = dt.float().cpu()
@@ -245,7 +245,7 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
                 tex_m = texture_mask(images[i], g + 2, texture_threshold) & all_m
             d2 = enc.depth_levels[2][i].float().cpu()
             d0 = enc.depth_levels[0][i].float().cpu()
-            gt0 = depth_level(depths[i], g)
+            gt0 = depth_level(depths[i], enc.depth_map_level)
             stats.add("model_stage0/textured", *plane_metrics(d2, gt_m, tex_m, spacing, q0, step))
             stats.add("model_stage0/all", *plane_metrics(d2, gt_m, all_m, spacing, q0, step))
             m_final = plane_metrics(d0, gt0, gt0 > 0, spacing, q0, step)

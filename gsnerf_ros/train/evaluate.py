@@ -214,11 +214,11 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
 
         base = None
         if options.baseline:
-            # The Geo-Reasoner's maps (level g of the image) at full resolution, each pixel
-            # from the level pixel centred nearest to it (the network's grid).
-            g = enc.geometry_level
-            src_depth = level_to_full(enc.depth.float(), g, H, W)
-            src_lab = level_to_full(enc.semantic_logits_2d.argmax(1), g, H, W)
+            # The Geo-Reasoner's maps (each at its own level of the image) at full
+            # resolution, each pixel from the level pixel centred nearest to it (the network's
+            # grid).
+            src_depth = level_to_full(enc.depth.float(), enc.depth_map_level, H, W)
+            src_lab = level_to_full(enc.semantic_logits_2d.argmax(1), enc.semantic_level, H, W)
             base = reproject_to_target(imgs[:V], src_lab, src_depth, K[:V], c2w[:V], K[V],
                                        c2w[V], res.target_depth.float(), C)
             brgb = base.rgb.cpu()

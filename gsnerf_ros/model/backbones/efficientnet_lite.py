@@ -169,7 +169,7 @@ class EfficientNetLite0(nn.Module):
             self.bn1 = FrozenBatchNorm2d(1280)
             self.fc = nn.Linear(1280, 1000)
 
-    def _trunk(self, images: Tensor) -> list[Tensor]:
+    def _trunk(self, images: Tensor, num_taps: int = len(_TAP_BLOCKS)) -> list[Tensor]:
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
         x = F.relu6(self.bn0(self.conv_stem((images - self.mean) / self.std)))
@@ -178,11 +178,14 @@ class EfficientNetLite0(nn.Module):
             x = block(x)
             if i in _TAP_BLOCKS:
                 taps.append(x)
+                if len(taps) == num_taps:
+                    break
         return taps
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """Taps [B, c, ceil(H/s), ceil(W/s)] for s, c in zip(TAP_STRIDES, TAP_CHANNELS)."""
-        return self._trunk(images)
+    def forward(self, images: Tensor, num_taps: int = len(_TAP_BLOCKS)) -> list[Tensor]:
+        """Taps [B, c, ceil(H/s), ceil(W/s)] for s, c in zip(TAP_STRIDES, TAP_CHANNELS); the
+        first ``num_taps`` of them (the blocks after the last one asked for are not run)."""
+        return self._trunk(images, num_taps)
 
     def classify(self, images: Tensor) -> Tensor:
         """ImageNet logits [B, 1000] (needs ``with_head``)."""
