@@ -21,7 +21,8 @@ from gsnerf_ros.model.config import (InferenceConfig, add_inference_arguments, a
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "gsnerf_cpu"
 MODEL_FIELDS = [f.name for f in fields(InferenceConfig) if f.metadata["config_key"]]
-SOME = InferenceConfig(geometry_max_pixels=1200, num_neighbors=1, consistency_tolerance=0.05,
+SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, num_neighbors=1,
+                       consistency_tolerance=0.05,
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1)
 
 

@@ -353,11 +353,10 @@ class InferenceConfig:
         "geometry_max_pixels", "--geometry-max-pixels",
         "largest image (pixels) the encoder and cost volume work at (default: the "
         "checkpoint's model.geometry_max_pixels; 0 = the render size)", "N")
-    semantic_max_pixels: int | None = _setting(
-        "semantic_max_pixels", "--semantic-max-pixels",
-        "largest image (pixels) the 2D semantic features and logits are computed at, never "
-        "coarser than the geometry level (default: the checkpoint's model.semantic_max_pixels; "
-        "0 = the render size; -1 = the geometry level)", "N")
+    semantic_max_pixels: int | None = _setting("semantic_max_pixels", "", "", "")
+    """Largest image (pixels) the 2D semantic maps are computed at (``semantic_max_pixels``:
+    0 = the render size, -1 = the geometry level); sidecar only, no CLI option or node
+    parameter yet."""
     num_neighbors: int | None = _setting(
         "cost_volume.num_neighbors", "--num-neighbors",
         "views each source's cost volume matches against (default: the checkpoint's "
