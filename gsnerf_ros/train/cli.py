@@ -198,6 +198,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["sensor_depth"] = bool(args.sensor_depth)
     res["floor_z"] = inference.floor_z
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
+    res["semantic_max_pixels"] = model.config.semantic_max_pixels
     res["num_neighbors"] = model.config.cost_volume.num_neighbors
     res["consistency_tolerance"] = model.config.target_depth.consistency_tolerance
     res["colour_views"] = model.config.renderer.colour_views
