@@ -197,11 +197,17 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
         # Two tiers: points that other sources confirm first; the rest only where no
         # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
         # a surface that the others agree on, and nothing is left empty that was covered).
-        n_agree = consistent_views(d, src_K.detach().float(), src_c2w.detach().float(),
-                                   cfg.consistency_tolerance).reshape(-1)
-        trusted = n_agree >= cfg.consistency_min_views
-        if src_measured is not None:
-            trusted = trusted | src_measured.reshape(-1)
+        measured = src_measured.reshape(-1) if src_measured is not None else None
+        if measured is not None and not sync_free and not bool((ok & ~measured).any()):
+            # Every valid point is measured (RGB-D) and so trusted: the check would change
+            # nothing, and at the camera's resolution it is most of D_T's time on the CPU.
+            trusted = measured
+        else:
+            n_agree = consistent_views(d, src_K.detach().float(), src_c2w.detach().float(),
+                                       cfg.consistency_tolerance).reshape(-1)
+            trusted = n_agree >= cfg.consistency_min_views
+            if measured is not None:
+                trusted = trusted | measured
         confirmed = splat_filled(ok & trusted)
         first = torch.isfinite(confirmed)
         if not sync_free and not bool((ok & ~trusted).any()):
