@@ -30,7 +30,10 @@ from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_er
                                       per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-__all__ = ["EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json",
+SEMANTIC_SOURCES = ("model", "labels")
+"""Where rendered classes come from: the model's, or a 2D segmenter's labels voted across views."""
+
+__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json",
            "write_confusion_png"]
 
 
@@ -48,6 +51,9 @@ class EvalView:
     labels: Tensor | None  # (V+1, H, W) int64 or None
     near: float
     far: float
+    source_label_maps: list[Tensor] | None = None
+    """A 2D segmenter's labels of the V sources ([h, w] int64 each at its own size, -1
+    unknown, in the ids of ``labels``), for ``EvalOptions.semantic_source == "labels"``."""
 
 
 @dataclass
@@ -76,6 +82,13 @@ class EvalOptions:
     """Height (m) of the floor plane in the data's z-up world frame: the sources' depths, D_T
     and the rendered depth are bounded by it (:func:`gsnerf_ros.model.encoding.with_floor`), so
     the baseline, which reprojects with the same depths, gets the same bound. None: off."""
+    semantic_source: str = "model"
+    """``model``: the classes of ``semantics``; ``labels``: the vote of the sources' segmenter
+    labels (``EvalView.source_label_maps``) at the surface point
+    (:func:`gsnerf_ros.model.label_vote.vote_labels`); the segmenter itself is scored on the
+    source views (``segmenter`` in the results)."""
+    label_angle_sigma: float = 0.0
+    """View weight of the label vote (degrees; 0 = off), see ``vote_labels``."""
 
 
 class _Group:
@@ -168,8 +181,12 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     options = options or EvalOptions()
     C = model.config.num_classes
     lp = LpipsMetric(device) if options.lpips else None
-    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}}
-    overall = {"model": _Group(C), "baseline": _Group(C)}
+    if options.semantic_source not in SEMANTIC_SOURCES:
+        raise ValueError(f"EvalOptions.semantic_source must be one of {SEMANTIC_SOURCES}, got "
+                         f"{options.semantic_source!r}")
+    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}, "segmenter": {}}
+    overall = {"model": _Group(C), "baseline": _Group(C), "segmenter": _Group(C)}
+    scored_sources: set[tuple[str, int]] = set()
     panels_written: dict[str, int] = {}
     t_render = 0.0
     n_views = 0
@@ -208,7 +225,13 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
         if gt_depth is not None:
             rec["depth"] = depth_errors(res.depth.float().cpu(), gt_depth)
             rec["target_depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
-        pred_labels = _labels_for(model, enc, res, view, options).cpu()
+        if options.semantic_source == "labels":
+            pred_labels = _label_vote(model, enc, res, view, options)
+            _score_segmenter(view, overall["segmenter"],
+                             groups["segmenter"].setdefault(view.scene, _Group(C)),
+                             scored_sources)
+        else:
+            pred_labels = _labels_for(model, enc, res, view, options).cpu()
         for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
             g.add(rec, pred_labels, gt_labels)
 
@@ -254,11 +277,51 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.baseline:
         out["baseline"] = overall["baseline"].summary(names)
         out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
+    if options.semantic_source == "labels":
+        out["segmenter"] = overall["segmenter"].summary(names)
+        out["segmenter"]["per_scene"] = {k: g.summary() for k, g in groups["segmenter"].items()}
+    out["semantic_source"] = options.semantic_source
     out["lpips_reason"] = None if (lp is not None and lp.available) else (
         lp.reason if lp is not None else "disabled by --no-lpips")
     out["seconds_per_view"] = t_render / max(n_views, 1)
     out["sampling"] = dict(options.sampling)
     return out
+
+
+def _label_vote(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions) -> Tensor:
+    """The sources' segmenter labels voted at the surface point D_T [H, W] (-1: no vote);
+    ``enc`` is the render's (floor-bounded with ``floor_z``), so is the occlusion test."""
+    from gsnerf_ros.model.label_vote import vote_labels
+
+    if view.source_label_maps is None:
+        raise ValueError(f"semantic_source 'labels' needs the sources' segmenter labels; scene "
+                         f"{view.scene} has none (gsnerf-eval --labels-from DIR)")
+    V = view.images.shape[0] - 1
+    dev = enc.image.device
+    vote = vote_labels(enc, view.source_label_maps, None, view.K[V].to(dev),
+                       view.c2w[V].to(dev), res.target_depth, res.target_depth_valid,
+                       model.config.renderer, model.cost_volume.spacing,
+                       angle_sigma_deg=options.label_angle_sigma)
+    return vote.labels.cpu()
+
+
+def _score_segmenter(view: EvalView, overall: "_Group", scene: "_Group",
+                     done: set[tuple[str, int]]) -> None:
+    """Score the segmenter's labels of each source view (once per frame) against its ground
+    truth: what the segmenter scores on the views the camera did see."""
+    if view.labels is None or view.source_label_maps is None:
+        return
+    H, W = view.labels.shape[-2:]
+    for v, idx in enumerate(view.source_indices):
+        if (view.scene, idx) in done:
+            continue
+        done.add((view.scene, idx))
+        seg = view.source_label_maps[v]
+        if seg.shape[-2:] != (H, W):
+            seg = torch.nn.functional.interpolate(seg[None, None].float(), size=(H, W),
+                                                  mode="nearest")[0, 0].long()
+        for g in (overall, scene):
+            g.add({}, seg, view.labels[v])
 
 
 def _labels_for(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions) -> Tensor:
@@ -285,9 +348,12 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Evaluation") -> None:
     """A Markdown summary of :func:`evaluate` results (model vs baseline, then per scene)."""
-    rows = [("GSNeRF", results)]
+    labels = results.get("semantic_source") == "labels"
+    rows = [("GSNeRF (classes: segmenter label vote)" if labels else "GSNeRF", results)]
     if "baseline" in results:
         rows.append(("reprojection baseline", results["baseline"]))
+    if "segmenter" in results:
+        rows.append(("2D segmenter on the source views", results["segmenter"]))
     lines = [f"# {title}", ""]
     for k in ("checkpoint", "data", "command"):
         if k in results:
