@@ -150,3 +150,33 @@ def test_view_weight_favours_sources_whose_ray_is_near_the_targets(wall) -> None
     assert w.tolist() == pytest.approx(expect, rel=1e-4)
     assert (view_angle_weight(point, ray, enc, 0.0) == 1).all()
     assert np.argmax(w.tolist()) in (1, 2)
+
+
+def test_depth_search_finds_the_depth_the_views_agree_on(wall) -> None:
+    """D_T 20 % too deep: the views' labels of the true wall disagree at D_T near a label edge
+    and agree again at the true depth, which the search (range 25 %) finds."""
+    from gsnerf_ros.model.label_vote import depth_scales
+
+    model, enc = wall
+    maps = []
+    for x in (-0.2, 0.0, 0.2):
+        u_edge = K[0, 0] * (0.1 - x) / 2.0 + K[0, 2]
+        cols = torch.arange(W).float()[None].expand(H, W)
+        maps.append(torch.where(cols < u_edge, 1, 2).long())
+    wrong = torch.full((H, W), 2.4)
+    tdv = torch.ones(H, W, dtype=torch.bool)
+
+    def vote(search: float):
+        return vote_labels(enc, maps, None, K, _pose(0.1), wrong, tdv, model.config.renderer,
+                           model.cost_volume.spacing, depth_search=search)
+
+    expect = torch.where(torch.arange(W) <= int(K[0, 2]), 1, 2)[None].expand(H, W)
+    cols = slice(4, W - 4)
+    off = vote(0.0)
+    assert (off.labels[:, cols] != expect[:, cols]).any()
+    on = vote(0.25)
+    assert torch.equal(on.labels[:, cols], expect[:, cols])
+    scales = depth_scales(0.25)
+    assert scales[0] == 1.0 and len(scales) == 9
+    assert min(scales) == pytest.approx(1 / 1.25) and max(scales) == pytest.approx(1.25)
+    assert depth_scales(0.0) == [1.0]

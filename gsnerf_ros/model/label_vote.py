@@ -12,6 +12,14 @@ angle ``theta`` between the target ray and the view's ray to the point (``angle_
 weight wins (ties: the smallest id); its share of the summed weight is the confidence (1 when
 the views agree, 0 where no view votes, and then the label is -1).
 
+D_T is least reliable on thin and small objects (a table leg whose depth the cost volume missed
+puts the point on the wall behind it). With ``depth_search`` > 0 the vote is also taken at the
+depths ``D_T x s`` for scales ``s`` spread geometrically over ``[1 / (1 + r), 1 + r]``
+(:func:`depth_scales`), and each pixel keeps the hypothesis whose winning class gathers the most
+weight: the depth at which the views that see the point agree on its label, as a photo-
+consistency test does with colours. D_T is tried first and is left only for a strictly larger
+agreement, so where the views agree at D_T nothing changes.
+
 Ids are the segmenter's own (any non-negative integers): the vote compares ids between views,
 it never needs the number of classes.
 """
@@ -33,7 +41,7 @@ from gsnerf_ros.model.encoding import SourceEncoding
 from gsnerf_ros.model.semantic_renderer import surface_visibility
 
 __all__ = ["LabelVote", "lookup_labels", "tally_votes", "view_angle_weight", "vote_labels",
-           "UNKNOWN"]
+           "depth_scales", "UNKNOWN"]
 
 UNKNOWN = -1
 """Label of a pixel no view votes for (and of unknown pixels in a source's label map)."""
@@ -110,11 +118,27 @@ def tally_votes(ids: Tensor, weights: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     return label, share.clamp(0, 1), (w > 0).sum(-1)
 
 
+def depth_scales(search: float, steps: int = 9) -> list[float]:
+    """Depth hypotheses of the vote as scales of D_T: 1 first, then ``steps - 1`` more spread
+    geometrically over ``[1 / (1 + search), 1 + search]``, nearest to 1 first; ``[1.0]`` for
+    ``search`` 0."""
+    if search < 0:
+        raise ValueError(f"depth search must be >= 0, got {search}")
+    if search == 0 or steps < 2:
+        return [1.0]
+    half = max(1, (steps - 1) // 2)
+    logs = [math.log1p(search) * k / half for k in range(1, half + 1)]
+    out = [1.0]
+    for lg in logs:
+        out += [math.exp(-lg), math.exp(lg)]
+    return out
+
+
 def vote_labels(enc: SourceEncoding, label_maps: Sequence[Tensor | None],
                 confidences: Sequence[Tensor | None] | None, K: Tensor, c2w: Tensor,
                 target_depth: Tensor, target_valid: Tensor, cfg: RendererConfig,
                 spacing: PlaneSpacing, angle_sigma_deg: float = 0.0,
-                chunk: int = 65536) -> LabelVote:
+                depth_search: float = 0.0, chunk: int = 65536) -> LabelVote:
     """The sources' labels voted at the surface point of every pixel of a target view.
 
     ``enc``: V source views (encoding size H_s x W_s); ``label_maps`` V maps [h_v, w_v] int
@@ -123,7 +147,9 @@ def vote_labels(enc: SourceEncoding, label_maps: Sequence[Tensor | None],
     ``K`` [3, 3] px, ``c2w`` [4, 4] of the target; ``target_depth`` / ``target_valid`` [H, W]
     D_T in metres and its validity (pixels without a valid D_T get no vote).
     ``cfg`` / ``spacing``: the occlusion test's settings (``RendererConfig.occlusion_*``, the
-    cost volume's plane spacing)."""
+    cost volume's plane spacing); ``angle_sigma_deg``: the view weight (0 = off);
+    ``depth_search``: relative range of the depth hypotheses around D_T (0 = D_T alone;
+    module docstring)."""
     V = len(enc)
     if len(label_maps) != V:
         raise ValueError(f"{len(label_maps)} label maps for {V} source views")
@@ -138,26 +164,49 @@ def vote_labels(enc: SourceEncoding, label_maps: Sequence[Tensor | None],
     uv_all = pixel_grid(H, W, dev).reshape(-1, 2)
     td_all, tdv_all = target_depth.to(dev).reshape(-1).float(), target_valid.to(dev).reshape(-1)
     labels, shares, voters = [], [], []
+    scales = depth_scales(depth_search)
     for s in range(0, uv_all.shape[0], chunk):
         uv, td, tdv = uv_all[s:s + chunk], td_all[s:s + chunk], tdv_all[s:s + chunk]
         origins, dirs = camera_rays(uv, K, c2w)
-        uv_s, vis = surface_visibility(enc, origins, dirs, td, cfg, spacing)   # [V,P,2], [P,V]
-        vis = vis & tdv[:, None]
-        P = uv.shape[0]
-        ids = torch.full((P, V), UNKNOWN, dtype=torch.int64, device=dev)
-        w = torch.zeros(P, V, device=dev)
-        for v in range(V):
-            if maps[v] is None:
+        best: tuple[Tensor, Tensor, Tensor, Tensor] | None = None
+        for scale in scales:
+            lab, share, n, won = _vote_at(enc, maps, confs, origins, dirs, td * scale, tdv, cfg,
+                                          spacing, angle_sigma_deg)
+            if best is None:
+                best = (lab, share, n, won)
                 continue
-            ids[:, v], w[:, v] = lookup_labels(maps[v], confs[v], uv_s[v], enc.height,
-                                               enc.width)
-        w = w * vis.float()
-        if angle_sigma_deg > 0:
-            w = w * view_angle_weight(origins + td[:, None] * dirs, dirs, enc, angle_sigma_deg)
-        lab, share, n = tally_votes(ids, w)
-        labels.append(lab)
-        shares.append(share)
-        voters.append(n)
+            better = won > best[3] * (1 + 1e-6) + 1e-9
+            best = tuple(torch.where(better, new, old)                     # type: ignore
+                         for new, old in zip((lab, share, n, won), best))
+        assert best is not None
+        labels.append(best[0])
+        shares.append(best[1])
+        voters.append(best[2])
     return LabelVote(labels=torch.cat(labels).reshape(H, W),
                      confidence=torch.cat(shares).reshape(H, W),
                      voters=torch.cat(voters).reshape(H, W))
+
+
+def _vote_at(enc: SourceEncoding, maps: list[Tensor | None], confs: list[Tensor | None],
+             origins: Tensor, dirs: Tensor, depth: Tensor, valid: Tensor, cfg: RendererConfig,
+             spacing: PlaneSpacing, angle_sigma_deg: float
+             ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The vote at the points ``origins + depth * dirs`` ([P, 3], ``depth`` [P] m, ``valid``
+    [P] bool): (label [P], share [P], voters [P], the winner's weight [P])."""
+    V = len(enc)
+    dev = origins.device
+    uv_s, vis = surface_visibility(enc, origins, dirs, depth, cfg, spacing)     # [V,P,2], [P,V]
+    vis = vis & valid[:, None]
+    P = origins.shape[0]
+    ids = torch.full((P, V), UNKNOWN, dtype=torch.int64, device=dev)
+    w = torch.zeros(P, V, device=dev)
+    for v in range(V):
+        if maps[v] is None:
+            continue
+        ids[:, v], w[:, v] = lookup_labels(maps[v], confs[v], uv_s[v], enc.height, enc.width)
+    w = w * vis.float()
+    if angle_sigma_deg > 0:
+        w = w * view_angle_weight(origins + depth[:, None] * dirs, dirs, enc, angle_sigma_deg)
+    lab, share, n = tally_votes(ids, w)
+    total = torch.where(ids >= 0, w, torch.zeros_like(w)).sum(-1)
+    return lab, share, n, share * total

@@ -135,6 +135,7 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                 max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel,
                 semantic_source=p.semantic_source,
                 label_angle_sigma=p.semantic_label_angle_sigma,
+                label_depth_search=p.semantic_label_depth_search,
                 geometry_max_pixels=p.model_geometry_max_pixels,
                 num_neighbors=p.model_num_neighbors, colour_views=p.model_colour_views,
                 consistency_tolerance=p.model_consistency_tolerance,

@@ -89,7 +89,8 @@ class GSNeRFRenderer:
                  num_neighbors: int | None = None, floor_z: float | None = None,
                  colour_views: int | None = None,
                  consistency_tolerance: float | None = None,
-                 semantic_source: str = "model", label_angle_sigma: float = 0.0) -> None:
+                 semantic_source: str = "model", label_angle_sigma: float = 0.0,
+                 label_depth_search: float = 0.0) -> None:
         from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.config import InferenceConfig, apply_inference
 
@@ -138,12 +139,17 @@ class GSNeRFRenderer:
         """``model``: the model's classes; ``labels``: the vote of the sources' segmenter labels
         (:meth:`vote_labels`), in the segmenter's ids (:attr:`label_space`)."""
         self.label_angle_sigma = float(label_angle_sigma)
+        if label_depth_search < 0:
+            raise ValueError(f"label_depth_search must be >= 0, got {label_depth_search}")
+        self.label_depth_search = float(label_depth_search)
         self.label_space = LabelSpace()
         """The segmenter's class names (the node feeds its LabelInfo in)."""
         if semantic_source == "labels":
             self.description += (", classes: the sources' segmenter labels voted at the surface"
                                  + (f" (view weight sigma {label_angle_sigma} deg)"
-                                    if label_angle_sigma else ""))
+                                    if label_angle_sigma else "")
+                                 + (f", depth search +-{label_depth_search:.0%}"
+                                    if label_depth_search else ""))
 
     @classmethod
     def from_checkpoint(cls, path: str, device: str | torch.device, **kw: Any) -> "GSNeRFRenderer":
@@ -220,7 +226,8 @@ class GSNeRFRenderer:
         vote = vote_labels(enc, maps, confs, K.float().to(self.device),
                            c2w.float().to(self.device), res.target_depth, res.target_depth_valid,
                            self.model.config.renderer, self.model.cost_volume.spacing,
-                           angle_sigma_deg=self.label_angle_sigma)
+                           angle_sigma_deg=self.label_angle_sigma,
+                           depth_search=self.label_depth_search)
         labels = vote.labels.cpu()
         labels = torch.where(labels < 0, torch.full_like(labels, self.label_space.unknown_value),
                              labels)

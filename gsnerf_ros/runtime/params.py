@@ -183,6 +183,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "keyframe's vote by exp(-theta^2 / 2 sigma^2) of the angle theta between the "
               "requested ray and the keyframe's ray to the surface point (degrees; 0 = every "
               "visible keyframe weighs the same).", 0.0, 180.0),
+    ParamSpec("semantic.label_depth_search", 0.25, "With semantic.source: labels, the vote is "
+              "also taken at depths D_T/(1+r) .. D_T*(1+r) (9 hypotheses) and each pixel keeps "
+              "the one its keyframes agree on most: recovers thin objects whose depth the "
+              "estimate missed (0 = D_T alone; 0.25 chosen on validation rooms, docs/RESULTS.md).",
+              0.0, 2.0),
     ParamSpec("semantic.label_stamp_tolerance", 0.001, "Seconds the stamp of a label (or "
               "confidence) image may differ from the image's it is synchronised with; labels "
               "further away are refused (the keyframe is kept without them).", 0.0, 1.0),
@@ -264,6 +269,7 @@ class NodeParams:
     model_consistency_tolerance: float
     semantic_source: str
     semantic_label_angle_sigma: float
+    semantic_label_depth_search: float
     semantic_label_stamp_tolerance: float
     publish_markers: bool
     publish_frustum_scale: float

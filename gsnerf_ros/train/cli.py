@@ -158,17 +158,22 @@ def eval_main(argv: list[str] | None = None) -> int:
                         "that class unscored); classes are otherwise matched by name and a "
                         "mismatch is refused")
     seg = p.add_argument_group("a 2D segmenter's labels (semantic source 'labels')")
-    seg.add_argument("--labels-from", default=None, metavar="DIR",
+    seg.add_argument("--labels-from", default=None, nargs="+", metavar="DIR",
                      help="render the vote of the sources' segmenter labels instead of the "
                           "model's classes: DIR mirrors --data with "
                           "<scene>/semantic_class/semantic_class_<i>.png class-id images (255 / "
                           "65535 = unknown), e.g. --data itself (ground truth as the segmenter) "
                           "or a copy from python -m gsnerf_ros.data.label_corruption; the "
-                          "segmenter is scored on the source views too")
+                          "segmenter is scored on the source views too; more DIRs are voted "
+                          "and scored beside the first from the same renders (label_sources)")
     seg.add_argument("--label-angle-sigma", type=float, default=0.0, metavar="DEG",
                      help="view weight of the vote: exp(-theta^2/2 sigma^2) of the angle between "
                           "the target ray and the source's ray (0 = off, the node's "
                           "semantic.label_angle_sigma)")
+    seg.add_argument("--label-depth-search", type=float, default=0.25, metavar="R",
+                     help="depth hypotheses of the vote over [D_T/(1+R), D_T*(1+R)], the one the "
+                          "views agree on most kept (0 = D_T alone; the node's "
+                          "semantic.label_depth_search)")
     bag = p.add_argument_group("bags (--format bag)")
     add_layout_arguments(bag)
     p.add_argument("--device", default="auto")
@@ -201,7 +206,8 @@ def eval_main(argv: list[str] | None = None) -> int:
                        near=inference.near, far=inference.far, label_maps=label_maps)
     if args.labels_from:
         try:
-            attach_segmenter_labels(views, scenes, args.data, args.labels_from, label_maps)
+            for d in args.labels_from:
+                attach_segmenter_labels(views, scenes, args.data, d, label_maps)
         except (ValueError, FileNotFoundError) as exc:
             p.exit(2, f"gsnerf-eval: error: {exc}\n")
     res = evaluate(model, views, EvalOptions(
@@ -209,7 +215,8 @@ def eval_main(argv: list[str] | None = None) -> int:
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
         sensor_depth=args.sensor_depth, floor_z=inference.floor_z,
         semantic_source="labels" if args.labels_from else "model",
-        label_angle_sigma=args.label_angle_sigma), device=device,
+        label_angle_sigma=args.label_angle_sigma,
+        label_depth_search=args.label_depth_search), device=device,
         total=len(views))
     res["checkpoint"] = str(args.checkpoint)
     res["data"] = str(args.data)
@@ -218,6 +225,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["sensor_depth"] = bool(args.sensor_depth)
     res["labels_from"] = args.labels_from
     res["label_angle_sigma"] = args.label_angle_sigma
+    res["label_depth_search"] = args.label_depth_search
     res["floor_z"] = inference.floor_z
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["num_neighbors"] = model.config.cost_volume.num_neighbors
@@ -242,9 +250,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: res.get(k) for k in keys}))
     if "baseline" in res:
         print("baseline:", json.dumps({k: res["baseline"].get(k) for k in keys}))
-    if "segmenter" in res:
-        print("segmenter on the source views:",
-              json.dumps({k: res["segmenter"].get(k) for k in keys}))
+    for name, r in res.get("label_sources", {}).items():
+        print(f"labels from {name}: vote mIoU {r['mIoU']}, segmenter on the source views mIoU "
+              f"{r['segmenter']['mIoU']}")
     return 0
 
 

@@ -124,8 +124,10 @@ def build_val_views(cfg: TrainConfig) -> list[EvalView]:
 
 def attach_segmenter_labels(views: list[EvalView], scenes: list[Any], data_root: str | Path,
                             labels_dir: str | Path,
-                            label_maps: list[dict[int, int] | None] | None = None) -> None:
-    """Give every view its sources' segmenter labels from ``labels_dir``
+                            label_maps: list[dict[int, int] | None] | None = None,
+                            name: str | None = None) -> None:
+    """Give every view its sources' segmenter labels from ``labels_dir`` (under ``name``, by
+    default the folder as given; views keep the labels of other segmenters attached before)
     (:mod:`gsnerf_ros.data.segmenter_labels`: the dataset's layout, ids of the dataset's
     classes, remapped like its ground truth by ``label_maps``; unknown = -1), read at the
     files' own size. Raises FileNotFoundError / ValueError naming the file that is missing or
@@ -146,7 +148,7 @@ def attach_segmenter_labels(views: list[EvalView], scenes: list[Any], data_root:
         mapping = label_maps[si] if label_maps else None
         maps = []
         for i in view.source_indices:
-            key = (view.scene, i)
+            key = (view.scene, int(i))
             if key not in cache:
                 lab = read_segmenter_png(segmenter_label_path(labels_dir, rel,
                                                               scene.frame_index(i)))
@@ -155,4 +157,6 @@ def attach_segmenter_labels(views: list[EvalView], scenes: list[Any], data_root:
                     lab = torch.where(known, remap_labels(lab.clamp(min=0), mapping, -1), lab)
                 cache[key] = lab
             maps.append(cache[key])
-        view.source_label_maps = maps
+        if view.source_label_maps is None:
+            view.source_label_maps = {}
+        view.source_label_maps[str(labels_dir) if name is None else name] = maps

@@ -51,9 +51,11 @@ class EvalView:
     labels: Tensor | None  # (V+1, H, W) int64 or None
     near: float
     far: float
-    source_label_maps: list[Tensor] | None = None
-    """A 2D segmenter's labels of the V sources ([h, w] int64 each at its own size, -1
-    unknown, in the ids of ``labels``), for ``EvalOptions.semantic_source == "labels"``."""
+    source_label_maps: dict[str, list[Tensor]] | None = None
+    """2D segmenters' labels of the V sources by segmenter name ([h, w] int64 each at its own
+    size, -1 unknown, in the ids of ``labels``), for ``EvalOptions.semantic_source ==
+    "labels"``: the first is the one the results are of, the others are scored beside it
+    (``label_sources``), from the same renders."""
 
 
 @dataclass
@@ -89,6 +91,8 @@ class EvalOptions:
     source views (``segmenter`` in the results)."""
     label_angle_sigma: float = 0.0
     """View weight of the label vote (degrees; 0 = off), see ``vote_labels``."""
+    label_depth_search: float = 0.0
+    """Relative range of the label vote's depth hypotheses around D_T (0 = D_T alone)."""
 
 
 class _Group:
@@ -184,9 +188,10 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.semantic_source not in SEMANTIC_SOURCES:
         raise ValueError(f"EvalOptions.semantic_source must be one of {SEMANTIC_SOURCES}, got "
                          f"{options.semantic_source!r}")
-    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}, "segmenter": {}}
-    overall = {"model": _Group(C), "baseline": _Group(C), "segmenter": _Group(C)}
-    scored_sources: set[tuple[str, int]] = set()
+    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}}
+    overall = {"model": _Group(C), "baseline": _Group(C)}
+    scored_sources: set[tuple[str, str, int]] = set()
+    label_names: list[str] = []
     panels_written: dict[str, int] = {}
     t_render = 0.0
     n_views = 0
@@ -226,10 +231,23 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
             rec["depth"] = depth_errors(res.depth.float().cpu(), gt_depth)
             rec["target_depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
         if options.semantic_source == "labels":
-            pred_labels = _label_vote(model, enc, res, view, options)
-            _score_segmenter(view, overall["segmenter"],
-                             groups["segmenter"].setdefault(view.scene, _Group(C)),
-                             scored_sources)
+            if view.source_label_maps is None:
+                raise ValueError(f"semantic_source 'labels' needs the sources' segmenter "
+                                 f"labels; scene {view.scene} has none (gsnerf-eval "
+                                 "--labels-from DIR)")
+            for i, name in enumerate(view.source_label_maps):
+                if name not in label_names:
+                    label_names.append(name)
+                pred = _label_vote(model, enc, res, view, options, name)
+                if i == 0:
+                    pred_labels = pred
+                for key, lab in ((f"vote:{name}", pred), (f"segmenter:{name}", None)):
+                    overall.setdefault(key, _Group(C))
+                    groups.setdefault(key, {}).setdefault(view.scene, _Group(C))
+                groups[f"vote:{name}"][view.scene].add({}, pred, gt_labels)
+                overall[f"vote:{name}"].add({}, pred, gt_labels)
+                _score_segmenter(view, name, overall[f"segmenter:{name}"],
+                                 groups[f"segmenter:{name}"][view.scene], scored_sources)
         else:
             pred_labels = _labels_for(model, enc, res, view, options).cpu()
         for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
@@ -277,9 +295,21 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.baseline:
         out["baseline"] = overall["baseline"].summary(names)
         out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
-    if options.semantic_source == "labels":
-        out["segmenter"] = overall["segmenter"].summary(names)
-        out["segmenter"]["per_scene"] = {k: g.summary() for k, g in groups["segmenter"].items()}
+    if options.semantic_source == "labels" and label_names:
+        sem_keys = ("mIoU", "acc", "class_acc", "mIoU_accumulated", "n_images")
+        out["label_sources"] = {}
+        for name in label_names:
+            seg = overall[f"segmenter:{name}"].summary(names)
+            seg["per_scene"] = {k: g.summary() for k, g in groups[f"segmenter:{name}"].items()}
+            vote = overall[f"vote:{name}"].summary()
+            out["label_sources"][name] = {
+                **{k: vote.get(k) for k in sem_keys},
+                "per_scene": {k: {m: g.summary().get(m) for m in sem_keys}
+                              for k, g in groups[f"vote:{name}"].items()},
+                "segmenter": {k: seg.get(k) for k in (*sem_keys, "per_scene")}}
+        out["segmenter"] = overall[f"segmenter:{label_names[0]}"].summary(names)
+        out["segmenter"]["per_scene"] = out["label_sources"][label_names[0]]["segmenter"][
+            "per_scene"]
     out["semantic_source"] = options.semantic_source
     out["lpips_reason"] = None if (lp is not None and lp.available) else (
         lp.reason if lp is not None else "disabled by --no-lpips")
@@ -288,35 +318,36 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     return out
 
 
-def _label_vote(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions) -> Tensor:
-    """The sources' segmenter labels voted at the surface point D_T [H, W] (-1: no vote);
-    ``enc`` is the render's (floor-bounded with ``floor_z``), so is the occlusion test."""
+def _label_vote(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions,
+                name: str) -> Tensor:
+    """Segmenter ``name``'s labels of the sources voted at the surface point D_T [H, W] (-1: no
+    vote); ``enc`` is the render's (floor-bounded with ``floor_z``), so is the occlusion
+    test."""
     from gsnerf_ros.model.label_vote import vote_labels
 
-    if view.source_label_maps is None:
-        raise ValueError(f"semantic_source 'labels' needs the sources' segmenter labels; scene "
-                         f"{view.scene} has none (gsnerf-eval --labels-from DIR)")
+    assert view.source_label_maps is not None
     V = view.images.shape[0] - 1
     dev = enc.image.device
-    vote = vote_labels(enc, view.source_label_maps, None, view.K[V].to(dev),
+    vote = vote_labels(enc, view.source_label_maps[name], None, view.K[V].to(dev),
                        view.c2w[V].to(dev), res.target_depth, res.target_depth_valid,
                        model.config.renderer, model.cost_volume.spacing,
-                       angle_sigma_deg=options.label_angle_sigma)
+                       angle_sigma_deg=options.label_angle_sigma,
+                       depth_search=options.label_depth_search)
     return vote.labels.cpu()
 
 
-def _score_segmenter(view: EvalView, overall: "_Group", scene: "_Group",
-                     done: set[tuple[str, int]]) -> None:
-    """Score the segmenter's labels of each source view (once per frame) against its ground
-    truth: what the segmenter scores on the views the camera did see."""
+def _score_segmenter(view: EvalView, name: str, overall: "_Group", scene: "_Group",
+                     done: set[tuple[str, str, int]]) -> None:
+    """Score segmenter ``name``'s labels of each source view (once per frame) against its
+    ground truth: what the segmenter scores on the views the camera did see."""
     if view.labels is None or view.source_label_maps is None:
         return
     H, W = view.labels.shape[-2:]
     for v, idx in enumerate(view.source_indices):
-        if (view.scene, idx) in done:
+        if (name, view.scene, idx) in done:
             continue
-        done.add((view.scene, idx))
-        seg = view.source_label_maps[v]
+        done.add((name, view.scene, idx))
+        seg = view.source_label_maps[name][v]
         if seg.shape[-2:] != (H, W):
             seg = torch.nn.functional.interpolate(seg[None, None].float(), size=(H, W),
                                                   mode="nearest")[0, 0].long()
@@ -354,6 +385,7 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
         rows.append(("reprojection baseline", results["baseline"]))
     if "segmenter" in results:
         rows.append(("2D segmenter on the source views", results["segmenter"]))
+    extra_sources = list(results.get("label_sources", {}).items())
     lines = [f"# {title}", ""]
     for k in ("checkpoint", "data", "command"):
         if k in results:
@@ -369,6 +401,14 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
                      f"{_fmt(r.get('psnr'))} | {_fmt(r.get('ssim'), 3)} | "
                      f"{_fmt(r.get('lpips'), 3)} | {_fmt(r.get('depth_abs_rel'), 3)} | "
                      f"{_fmt(r.get('depth_rmse'), 3)} |")
+    if extra_sources:
+        lines += ["", "## Segmenters (label vote vs the segmenter on the source views)", "",
+                  "| labels from | vote mIoU | vote acc | segmenter mIoU | segmenter acc |",
+                  "|---|---|---|---|---|"]
+        for name, r in extra_sources:
+            sg = r.get("segmenter", {})
+            lines.append(f"| `{name}` | {_fmt(r.get('mIoU'))} | {_fmt(r.get('acc'))} | "
+                         f"{_fmt(sg.get('mIoU'))} | {_fmt(sg.get('acc'))} |")
     if results.get("target_depth_abs_rel") is not None:
         lines += ["", f"Target-depth estimate D_T: abs-rel "
                       f"{_fmt(results['target_depth_abs_rel'], 3)}, RMSE "
