@@ -193,6 +193,14 @@ def test_bad_labels_are_refused_and_the_keyframes_kept() -> None:
         wait_until(lambda: len(run.node.buffer) == 4, 10, "four keyframes")
         wait_until(lambda: seg().refused == 3, 10, "confidence refusal")
         assert "[0, 1]" in seg().last_refusal[1]
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+        diags: list = []
+        sub = run.peer.create_subscription(DiagnosticArray, "/diagnostics", diags.append, 10)
+        st = wait_until(lambda: next((d.status[0] for d in diags if "segmenter labels refused"
+                                      in d.status[0].message), None), 10, "a WARN")
+        run.peer.destroy_subscription(sub)
+        assert st.level == DiagnosticStatus.WARN and "[0, 1]" in st.message
+        assert {v.key: v.value for v in st.values}["labels_refused"] == "3"
         kfs = run.node.buffer.keyframes()                       # nothing lost: all kept
         assert [k.labels is None for k in kfs] == [True, True, False, True]
         assert seg().unnamed == {77}

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, KeyValue
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -52,7 +52,8 @@ from gsnerf_ros.imaging import (
 )
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
-from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
+from gsnerf_ros.ros.diagnostics import (INPUT_ERROR_WARN_S, InputStats, render_node_status,
+                                        throttle_key)
 from gsnerf_ros.runtime.engine import GSNeRFRenderer, RenderEngine, Renderer, RenderSettings
 from gsnerf_ros.runtime.ingest import CameraModel, DepthFrame, FrameIngest
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
@@ -500,6 +501,10 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         if self.segmenter is not None:
             status.values.extend(KeyValue(key=k, value=v)
                                  for k, v in self.segmenter.diagnostics().items())
+            why = self.segmenter.recent_problem(INPUT_ERROR_WARN_S)
+            if why:
+                status.level = max(status.level, DiagnosticStatus.WARN)
+                status.message = why if status.message == "ok" else f"{status.message}; {why}"
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [status]

@@ -153,6 +153,12 @@ class SegmenterInput:
             self.last_refusal = (time.monotonic(), why)
             self.warn("labels-refused", f"keyframe kept without its segmenter labels: {why}")
 
+    def recent_problem(self, within_s: float) -> str | None:
+        """The last label refusal when it is under ``within_s`` s old (a WARN), else None."""
+        if self.last_refusal is None or time.monotonic() - self.last_refusal[0] > within_s:
+            return None
+        return f"segmenter labels refused: {self.last_refusal[1]}"
+
     def diagnostics(self) -> dict[str, str]:
         """Key/values for /diagnostics."""
         out = {"labels_keyframes": str(self.labelled), "labels_refused": str(self.refused),
