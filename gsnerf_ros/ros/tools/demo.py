@@ -378,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"max {fmt(lat.get('max'), '{:.0f}')} ms")
     print(f"mIoU        : {fmt(s['mIoU'], '{:.1f}')} %   PSNR: {fmt(s['psnr'], '{:.2f}')} dB   "
           f"depth AbsRel: {fmt(s['depth_abs_rel'], '{:.3f}')}")
+    if s.get("semantic_source") == "labels":
+        print(f"classes     : the player's segmenter labels (noise {s['label_noise']:.0%}) voted "
+              f"across the keyframes; {s['label_info_classes']} names on ~/label_info")
     print(f"outputs     : {args.out}/summary.json and {s['views']} panel PNGs")
     return 0
 
