@@ -25,8 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsnerf_ros.data.segmenter_labels import (read_segmenter_png, segmenter_label_path,
-                                              write_segmenter_png)
+from gsnerf_ros.data.segmenter_labels import read_segmenter_png, write_segmenter_png
 
 __all__ = ["corrupt_blobs", "corrupt_dataset", "main"]
 

@@ -41,7 +41,11 @@ from gsnerf_ros.model.encoding import SourceEncoding
 from gsnerf_ros.model.semantic_renderer import surface_visibility
 
 __all__ = ["LabelVote", "lookup_labels", "tally_votes", "view_angle_weight", "vote_labels",
-           "depth_scales", "UNKNOWN"]
+           "depth_scales", "UNKNOWN", "SEMANTIC_SOURCES"]
+
+SEMANTIC_SOURCES = ("model", "labels")
+"""Where rendered classes come from (``semantic.source``, gsnerf-eval): the model's, or a 2D
+segmenter's labels voted across the source views."""
 
 UNKNOWN = -1
 """Label of a pixel no view votes for (and of unknown pixels in a source's label map)."""

@@ -14,6 +14,7 @@ from typing import Any
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 from gsnerf_ros.runtime.ingest import CAMERA_INPUTS
+from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
@@ -178,7 +179,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "checkpoint's classes) or labels (the segmenter of topics.labels: its labels of the "
               "source keyframes voted at the surface point, weighted by visibility and "
               "confidence, in its own class ids; confidence = the winning share of the vote; "
-              "~/label_info republishes its names).", choices=("model", "labels")),
+              "~/label_info republishes its names).", choices=SEMANTIC_SOURCES),
     ParamSpec("semantic.label_angle_sigma", 0.0, "With semantic.source: labels, weigh each "
               "keyframe's vote by exp(-theta^2 / 2 sigma^2) of the angle theta between the "
               "requested ray and the keyframe's ray to the surface point (degrees; 0 = every "

@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
+
 __all__ = ["LABEL_ENCODINGS", "CONFIDENCE_ENCODINGS", "UNKNOWN", "LabelError",
            "KeyframeLabels", "decode_labels", "decode_confidence", "check_label_header",
            "LabelSpace", "LabelInfoChange", "id_palette", "SEMANTIC_SOURCES"]
 
-SEMANTIC_SOURCES = ("model", "labels")
-"""Values of ``semantic.source``: the model's classes, or the segmenter's labels voted."""
 
 LABEL_ENCODINGS = {"mono8": 255, "8UC1": 255, "mono16": 65535, "16UC1": 65535}
 """Class-id image encodings and their 'unknown' value."""

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
 from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.train.baseline import reproject_to_target
 from gsnerf_ros.train.confusion_plot import save_confusion_png
@@ -30,11 +31,8 @@ from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_er
                                       per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-SEMANTIC_SOURCES = ("model", "labels")
-"""Where rendered classes come from: the model's, or a 2D segmenter's labels voted across views."""
-
-__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json",
-           "write_confusion_png"]
+__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "write_markdown",
+           "write_json", "write_confusion_png"]
 
 
 @dataclass
