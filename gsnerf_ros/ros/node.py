@@ -1,6 +1,7 @@
 """``gsnerf_node``: keyframe buffer + render-on-demand ROS 2 node (node name ``gsnerf``).
 
-Inputs: ``image`` + ``camera_info`` (+ optional ``depth`` and its own ``depth_camera_info``)
+Inputs: ``image`` + ``camera_info`` (+ optional ``depth`` and its own ``depth_camera_info``,
++ optional segmenter ``labels`` and their confidence, :mod:`~gsnerf_ros.ros.segmenter_input`)
 synchronised by approximate time (QoS from ``qos.*``); the image topic is resolved (namespace,
 remapping) before image_transport's ``/compressed`` suffix is added. The camera pose at the
 image stamp from TF (``frames.world`` -> the image's optical frame) or from a
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
@@ -51,13 +52,16 @@ from gsnerf_ros.imaging import (
 )
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.checkpoint_lookup import resolve_checkpoint
-from gsnerf_ros.ros.diagnostics import InputStats, render_node_status, throttle_key
+from gsnerf_ros.ros.diagnostics import (INPUT_ERROR_WARN_S, InputStats, render_node_status,
+                                        throttle_key)
 from gsnerf_ros.runtime.engine import GSNeRFRenderer, RenderEngine, Renderer, RenderSettings
 from gsnerf_ros.runtime.ingest import CameraModel, DepthFrame, FrameIngest
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
 from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
+from gsnerf_ros.runtime.segmenter_labels import KeyframeLabels, LabelError, LabelSpace, id_palette
+from gsnerf_ros.ros.segmenter_input import SegmenterInput
 from gsnerf_ros.ros.process import spin_node
 from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_type
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
@@ -87,6 +91,8 @@ class _Frame:
     camera: CameraModel
     depth_info: CameraInfo | None = None
     depth_frame: str | None = None
+    labels: Image | None = None
+    label_confidence: Image | None = None
 
 
 class GSNeRFCore(RenderServicesMixin, _NodeBase):
@@ -128,6 +134,9 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                 chunk=p.render_chunk, dtype=p.model_dtype,
                 use_sensor_depth=p.model_use_sensor_depth,
                 max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel,
+                semantic_source=p.semantic_source,
+                label_angle_sigma=p.semantic_label_angle_sigma,
+                label_depth_search=p.semantic_label_depth_search,
                 geometry_max_pixels=p.model_geometry_max_pixels,
                 num_neighbors=p.model_num_neighbors, colour_views=p.model_colour_views,
                 consistency_tolerance=p.model_consistency_tolerance,
@@ -136,6 +145,10 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         else:
             self.model_name = type(renderer).__name__
         self.renderer = renderer
+        if (p.semantic_source == "labels"
+                and getattr(renderer, "semantic_source", "model") != "labels"):
+            raise ValueError(f"semantic.source: labels, but the renderer "
+                             f"{type(renderer).__name__} does not vote segmenter labels")
 
     def _build(self) -> None:
         """Buffer, engine, TF, inputs, outputs and request endpoints (nothing runs yet)."""
@@ -185,9 +198,20 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
             subs.append(message_filters.Subscriber(self, CameraInfo, p.topics_depth_camera_info,
                                                    qos_profile=in_qos,
                                                    callback_group=self.cb_ingest))
+        for topic in (p.topics_labels, p.topics_label_confidence):
+            if topic:
+                subs.append(message_filters.Subscriber(self, Image, topic, qos_profile=in_qos,
+                                                       callback_group=self.cb_ingest))
         self._input_subs = subs
         self.sync = message_filters.ApproximateTimeSynchronizer(subs, p.sync_queue_size, p.sync_slop)
-        self.sync.registerCallback(self._on_frame)
+        self.sync.registerCallback(self._on_synced)
+        self.segmenter = None
+        if p.topics_labels:
+            space = getattr(renderer, "label_space", None)
+            self.segmenter = SegmenterInput(
+                self, p, space if space is not None else LabelSpace(),
+                relay=p.semantic_source == "labels", warn=self._warn,
+                callback_group=self.cb_tf)
         self.pose_source = CameraPoseSource(self.tf_buffer, p, self._input_error)
         self.pending: PendingFrames[_Frame] = PendingFrames(
             p.frames_pending_frames, p.frames_tf_timeout, RequestError,
@@ -201,9 +225,13 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
         # --- outputs and requests -----------------------------------------------------------
         self.buffer_outputs = KeyframeBufferPublisher(self, p)
-        self.class_info_pubs = publish_class_info(
-            self, renderer.class_names, renderer.palette,
-            Header(stamp=self.get_clock().now().to_msg(), frame_id=p.frames_virtual_camera))
+        if p.semantic_source == "labels":      # the segmenter's names, once it sends them
+            assert self.segmenter is not None
+            self.segmenter.publish_names()
+        else:
+            self.class_info_pubs = publish_class_info(
+                self, renderer.class_names, renderer.palette,
+                Header(stamp=self.get_clock().now().to_msg(), frame_id=p.frames_virtual_camera))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._create_render_endpoints()
         self.create_timer(p.publish_diagnostics_period, self._publish_diagnostics,
@@ -298,9 +326,34 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.input_stats.record_error(text)
         self._warn(throttle_key("input:" + key, text), f"dropping camera frame: {text}")
 
+    # ================================================================== semantic output
+    def semantic_output(self) -> tuple[Any, int]:
+        """(palette, number of ids) of ``semantic`` / ``semantic_color``: the model's classes,
+        or with ``semantic.source: labels`` the segmenter's ids (mono8, or mono16 for 16-bit
+        labels or ids above 254) with a palette keyed by id (a class keeps its colour when
+        others appear; the unknown id is black)."""
+        if self.p.semantic_source != "labels":
+            return self.renderer.palette, len(self.renderer.class_names)
+        n = self.renderer.label_space.unknown_value
+        return id_palette(n), n
+
     # ================================================================== ingestion
+    def _on_synced(self, *msgs: Any) -> None:
+        """Synchroniser callback: the messages in the order of the subscribers of
+        :meth:`_build` (image, camera_info, [depth], [depth camera_info], [labels],
+        [label confidence])."""
+        p = self.p
+        it = iter(msgs)
+        image, info = next(it), next(it)
+        depth = next(it) if p.topics_depth else None
+        depth_info = next(it) if p.topics_depth_camera_info else None
+        labels = next(it) if p.topics_labels else None
+        conf = next(it) if p.topics_label_confidence else None
+        self._on_frame(image, info, depth, depth_info, labels, conf)
+
     def _on_frame(self, image: Image | CompressedImage, info: CameraInfo,
-                  depth: Image | None = None, depth_info: CameraInfo | None = None) -> None:
+                  depth: Image | None = None, depth_info: CameraInfo | None = None,
+                  labels: Image | None = None, label_confidence: Image | None = None) -> None:
         """Synchroniser callback: check the frame, then queue it until its pose is known."""
         if not self._active:
             return
@@ -321,7 +374,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         except (RequestError, ImageFormatError) as exc:
             self._input_error(type(exc).__name__, str(exc))
             return
-        self.pending.push(_Frame(image, info, depth, frame, camera, depth_info, depth_frame))
+        self.pending.push(_Frame(image, info, depth, frame, camera, depth_info, depth_frame,
+                                 labels, label_confidence))
         self._drain_pending()
 
     def _frame_pose(self, f: _Frame) -> tuple[Any, Any]:
@@ -410,11 +464,25 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                            None if f.depth_info is None
                            else convert.camera_model(f.depth_info, f.depth_frame or f.frame),
                            colour_from_depth)
-        kf, evicted = self.ingest.add(rgb, f.camera, c2w, stamp, f.frame, d)
+        kf, evicted = self.ingest.add(rgb, f.camera, c2w, stamp, f.frame, d,
+                                      self._frame_labels(f))
         if kf is not None:
             self.get_logger().debug(f"keyframe {kf.id} added ({len(self.buffer)} in buffer, "
                                     f"{len(evicted)} evicted)")
             self._publish_buffer()
+
+    def _frame_labels(self, f: "_Frame") -> KeyframeLabels | None:
+        """The segmenter's labels of a frame that becomes a keyframe, or None (none sent, or
+        refused: counted and logged, the keyframe is kept)."""
+        if self.segmenter is None or f.labels is None:
+            return None
+        try:
+            labels = self.segmenter.decode(f.image, f.labels, f.label_confidence, self._bridge)
+        except (LabelError, CvBridgeError) as exc:
+            self.segmenter.record(False, str(exc))
+            return None
+        self.segmenter.record(True)
+        return labels
 
     # ================================================================== buffer outputs
     def _publish_buffer(self) -> None:
@@ -430,6 +498,13 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         status = render_node_status(self.p, self.buffer, self.engine, self.renderer,
                                     self.model_name, self.device_warning, self.input_stats,
                                     node_name=self.get_fully_qualified_name())
+        if self.segmenter is not None:
+            status.values.extend(KeyValue(key=k, value=v)
+                                 for k, v in self.segmenter.diagnostics().items())
+            why = self.segmenter.recent_problem(INPUT_ERROR_WARN_S)
+            if why:
+                status.level = max(status.level, DiagnosticStatus.WARN)
+                status.message = why if status.message == "ok" else f"{status.message}; {why}"
         arr = DiagnosticArray()
         arr.header.stamp = self.get_clock().now().to_msg()
         arr.status = [status]

@@ -60,6 +60,7 @@ class RenderServicesMixin(_NodeBase):
     p: NodeParams
     engine: RenderEngine
     renderer: Renderer
+    semantic_output: Callable[[], tuple[Any, int]]
     pose_source: CameraPoseSource
     tf_broadcaster: Any
     cb_render: Any
@@ -134,8 +135,7 @@ class RenderServicesMixin(_NodeBase):
         view.source_keyframe_ids = [int(i) for i in res.source_ids]
         view.mean_confidence = float(res.output.confidence.float().mean())
         if with_images or publish:
-            imgs = convert.output_to_images(res.output, header, self.renderer.palette,
-                                            len(self.renderer.class_names))
+            imgs = convert.output_to_images(res.output, header, *self.semantic_output())
             if with_images:
                 for k, m in imgs.items():
                     setattr(view, k, m)

@@ -88,7 +88,9 @@ class GSNeRFRenderer:
                  geometry_max_pixels: int | None = None,
                  num_neighbors: int | None = None, floor_z: float | None = None,
                  colour_views: int | None = None,
-                 consistency_tolerance: float | None = None) -> None:
+                 consistency_tolerance: float | None = None,
+                 semantic_source: str = "model", label_angle_sigma: float = 0.0,
+                 label_depth_search: float = 0.0) -> None:
         from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.config import InferenceConfig, apply_inference
 
@@ -126,6 +128,28 @@ class GSNeRFRenderer:
                             + (f", floor at z = {self.floor_z} m" if self.floor_z is not None
                                else ""))
         self.stack_cache = StackCache()
+        from gsnerf_ros.runtime.segmenter_labels import SEMANTIC_SOURCES, LabelSpace
+
+        if semantic_source not in SEMANTIC_SOURCES:
+            raise ValueError(f"semantic_source must be one of {SEMANTIC_SOURCES}, got "
+                             f"{semantic_source!r}")
+        if label_angle_sigma < 0:
+            raise ValueError(f"label_angle_sigma must be >= 0 deg, got {label_angle_sigma}")
+        self.semantic_source = semantic_source
+        """``model``: the model's classes; ``labels``: the vote of the sources' segmenter labels
+        (:meth:`vote_labels`), in the segmenter's ids (:attr:`label_space`)."""
+        self.label_angle_sigma = float(label_angle_sigma)
+        if label_depth_search < 0:
+            raise ValueError(f"label_depth_search must be >= 0, got {label_depth_search}")
+        self.label_depth_search = float(label_depth_search)
+        self.label_space = LabelSpace()
+        """The segmenter's class names (the node feeds its LabelInfo in)."""
+        if semantic_source == "labels":
+            self.description += (", classes: the sources' segmenter labels voted at the surface"
+                                 + (f" (view weight sigma {label_angle_sigma} deg)"
+                                    if label_angle_sigma else "")
+                                 + (f", depth search +-{label_depth_search:.0%}"
+                                    if label_depth_search else ""))
 
     @classmethod
     def from_checkpoint(cls, path: str, device: str | torch.device, **kw: Any) -> "GSNeRFRenderer":
@@ -178,8 +202,36 @@ class GSNeRFRenderer:
                                     height, width, mode=self.mode, num_samples=self.num_samples,
                                     chunk=chunk, near=self.near, far=self.far,
                                     guided_sigma=sigma, floor_z=self.floor_z)
+        if self.semantic_source == "labels":
+            labels, conf = self.vote_labels(enc, sources, K, c2w, res)
+            return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=labels,
+                                confidence=conf)
         return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=res.labels,
                             confidence=res.confidence.float())
+
+    def vote_labels(self, enc: Any, sources: list[Keyframe], K: Tensor, c2w: Tensor,
+                    res: Any) -> tuple[Tensor, Tensor]:
+        """The sources' segmenter labels voted at the render's surface point
+        (:func:`gsnerf_ros.model.label_vote.vote_labels`, D_T of ``res``), in the ids of the
+        current LabelInfo: (labels [H, W] int64 with :attr:`LabelSpace.unknown_value` where no
+        keyframe votes, confidence [H, W] = the winner's share)."""
+        from gsnerf_ros.model.label_vote import vote_labels
+
+        ordered = sorted(sources, key=lambda s: s.id)          # the order of stacked()
+        maps = [None if s.labels is None else self.label_space.to_current(s.labels)
+                for s in ordered]
+        confs = [None if s.labels is None else s.labels.confidence for s in ordered]
+        if self.floor_z is not None:                            # the render's occlusion depths
+            enc = enc.with_floor(self.floor_z)
+        vote = vote_labels(enc, maps, confs, K.float().to(self.device),
+                           c2w.float().to(self.device), res.target_depth, res.target_depth_valid,
+                           self.model.config.renderer, self.model.cost_volume.spacing,
+                           angle_sigma_deg=self.label_angle_sigma,
+                           depth_search=self.label_depth_search)
+        labels = vote.labels.cpu()
+        labels = torch.where(labels < 0, torch.full_like(labels, self.label_space.unknown_value),
+                             labels)
+        return labels, vote.confidence.float()
 
 
 @dataclass

@@ -41,6 +41,7 @@ from torch import Tensor
 from gsnerf_ros.geometry import register_depth, scale_intrinsics
 from gsnerf_ros.runtime.keyframes import Keyframe, KeyframeBuffer
 from gsnerf_ros.runtime.requests import RequestError, check_image_matches_info, check_intrinsics
+from gsnerf_ros.runtime.segmenter_labels import KeyframeLabels
 
 __all__ = ["CAMERA_INPUTS", "DISTORTION_MODELS", "CameraModel", "Rectifier", "DepthFrame",
            "FrameIngest", "resize_frame", "pose_of_rectified"]
@@ -259,11 +260,14 @@ class FrameIngest:
         return self.buffer.is_new_keyframe(pose_of_rectified(c2w, camera).float(), stamp)
 
     def add(self, rgb: Tensor, camera: CameraModel, c2w: Tensor, stamp: float, frame: str,
-            depth: DepthFrame | None = None) -> tuple[Keyframe | None, list[Keyframe]]:
+            depth: DepthFrame | None = None, labels: KeyframeLabels | None = None
+            ) -> tuple[Keyframe | None, list[Keyframe]]:
         """Rectify, register, resize and add one frame (no policy check: see :meth:`wants`).
 
         Shape: ``rgb`` (3, H, W) in [0, 1] at the camera's size; ``c2w`` (4, 4) world <- the
-        camera's optical frame. Returns (keyframe, evicted keyframes)."""
+        camera's optical frame. ``labels``: a segmenter's labels of the image (same size),
+        rectified like it (nearest neighbour) and kept at the camera's resolution.
+        Returns (keyframe, evicted keyframes)."""
         check_image_matches_info(rgb.shape[-1], rgb.shape[-2], camera.width, camera.height)
         if camera.needs_remap(self.camera_input):
             arr = np.ascontiguousarray(rgb.permute(1, 2, 0).numpy())
@@ -274,8 +278,26 @@ class FrameIngest:
         if self._size is None:
             self._size = (self.width or rgb.shape[-1], self.height or rgb.shape[-2])
         rgb, Kf, d = resize_frame(rgb, K.float(), self._size[0], self._size[1], d)
+        if labels is not None:
+            labels = self._labels(labels, camera)
         return self.buffer.add(rgb, Kf, pose_of_rectified(c2w, camera).float(), stamp, frame,
-                               d, force=True)
+                               d, force=True, labels=labels)
+
+    def _labels(self, labels: KeyframeLabels, camera: CameraModel) -> KeyframeLabels:
+        """The labels (and confidence) rectified like the colour image, nearest neighbour;
+        pixels from outside the raw image are unknown (confidence 0)."""
+        check_image_matches_info(labels.ids.shape[-1], labels.ids.shape[-2], camera.width,
+                                 camera.height, "labels")
+        if not camera.needs_remap(self.camera_input):
+            return labels
+        shifted = (labels.ids + 1).numpy().astype(np.float32)      # 0 = unknown = the border
+        rect = self.rectifier.rectify(shifted, camera, self.camera_input, nearest=True)
+        ids = torch.from_numpy(np.rint(rect).astype(np.int32) - 1)
+        conf = labels.confidence
+        if conf is not None:
+            conf = torch.from_numpy(np.ascontiguousarray(self.rectifier.rectify(
+                conf.numpy(), camera, self.camera_input, nearest=True)))
+        return KeyframeLabels(ids, conf, labels.generation, labels.wide)
 
     def _depth(self, depth: DepthFrame, colour: CameraModel, K_colour: Tensor) -> Tensor:
         """The depth (H, W) m in the colour camera's rectified image."""

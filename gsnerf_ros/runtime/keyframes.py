@@ -57,7 +57,9 @@ _FAILED = _Failed()
 @dataclass
 class Keyframe:
     """One buffered keyframe. ``image`` [3,H,W] float32 in [0,1]; ``K`` [3,3] px for that size;
-    ``c2w`` [4,4] m (world <- optical frame); ``depth`` [H,W] m or None; ``stamp`` s."""
+    ``c2w`` [4,4] m (world <- optical frame); ``depth`` [H,W] m or None; ``stamp`` s;
+    ``labels`` a 2D segmenter's labels at the camera's resolution
+    (:class:`~gsnerf_ros.runtime.segmenter_labels.KeyframeLabels`) or None."""
 
     id: int
     stamp: float
@@ -70,6 +72,7 @@ class Keyframe:
     encode_ms: float = 0.0
     encoded_with: int = 0
     """Neighbours its current encoding was computed against."""
+    labels: Any = None
 
     @property
     def encoded(self) -> bool:
@@ -176,15 +179,17 @@ class KeyframeBuffer:
         return True
 
     def add(self, image: Tensor, K: Tensor, c2w: Tensor, stamp: float = 0.0, frame_id: str = "",
-            depth: Tensor | None = None, force: bool = False) -> tuple[Keyframe | None, list[Keyframe]]:
-        """Add a frame if the policy accepts it (or ``force``). Returns (keyframe or None, evicted)."""
+            depth: Tensor | None = None, force: bool = False,
+            labels: Any = None) -> tuple[Keyframe | None, list[Keyframe]]:
+        """Add a frame if the policy accepts it (or ``force``); ``labels``: its segmenter labels
+        (:class:`Keyframe`). Returns (keyframe or None, evicted)."""
         if image.ndim != 3 or image.shape[0] != 3:
             raise ValueError(f"keyframe image must be [3,H,W], got {tuple(image.shape)}")
         if not force and not self.is_new_keyframe(c2w, stamp):
             return None, []
         with self._cond:
             kf = Keyframe(id=self._next_id, stamp=float(stamp), frame_id=frame_id, image=image,
-                          K=K.float(), c2w=c2w.float(), depth=depth)
+                          K=K.float(), c2w=c2w.float(), depth=depth, labels=labels)
             self._next_id += 1
             self._frames.append(kf)
             self._last_c2w, self._last_stamp = kf.c2w, kf.stamp

@@ -14,6 +14,7 @@ from typing import Any
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 from gsnerf_ros.runtime.ingest import CAMERA_INPUTS
+from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
@@ -47,6 +48,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "empty = the depth is the colour camera's (same size and model). When set and the "
               "depth camera is another (frame, intrinsics or size), the depth is registered to "
               "the colour camera through the TF depth frame -> colour frame at the stamp."),
+    ParamSpec("topics.labels", "", "Optional class-id image of a 2D segmenter the robot runs "
+              "(sensor_msgs/Image mono8 or mono16; 255 / 65535 = unknown) at the colour camera's "
+              "size, stamped like the image it labels; synchronised with the image like depth. "
+              "Each keyframe keeps its labels; semantic.source: labels renders them. Empty = "
+              "none."),
+    ParamSpec("topics.label_confidence", "", "Optional per-pixel confidence of topics.labels "
+              "(32FC1 in [0, 1] or mono8 0-255), synchronised too; it weighs each keyframe's "
+              "vote. Empty = every label weighs 1."),
+    ParamSpec("topics.label_info", "", "Optional vision_msgs/LabelInfo of the segmenter "
+              "(transient local): its class names, republished on ~/label_info with "
+              "semantic.source: labels. Empty = ids without names."),
     ParamSpec("topics.pose", "", "Optional camera pose topic instead of TF; empty = use TF."),
     ParamSpec("topics.pose_type", "pose", "Message type of topics.pose.", choices=("pose", "odometry")),
     # frames
@@ -162,6 +174,24 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "multi-view check of the target depth: points of a keyframe's depth that another "
               "keyframe confirms within it are splatted first. -1 = the checkpoint's own "
               "(gsnerf_cpu: 0.02), 0 = off.", -1.0, 1.0),
+    # semantics
+    ParamSpec("semantic.source", "model", "Classes of the rendered semantic image: model (the "
+              "checkpoint's classes) or labels (the segmenter of topics.labels: its labels of the "
+              "source keyframes voted at the surface point, weighted by visibility and "
+              "confidence, in its own class ids; confidence = the winning share of the vote; "
+              "~/label_info republishes its names).", choices=SEMANTIC_SOURCES),
+    ParamSpec("semantic.label_angle_sigma", 0.0, "With semantic.source: labels, weigh each "
+              "keyframe's vote by exp(-theta^2 / 2 sigma^2) of the angle theta between the "
+              "requested ray and the keyframe's ray to the surface point (degrees; 0 = every "
+              "visible keyframe weighs the same).", 0.0, 180.0),
+    ParamSpec("semantic.label_depth_search", 0.25, "With semantic.source: labels, the vote is "
+              "also taken at depths D_T/(1+r) .. D_T*(1+r) (9 hypotheses) and each pixel keeps "
+              "the one its keyframes agree on most: recovers thin objects whose depth the "
+              "estimate missed (0 = D_T alone; 0.25 chosen on validation rooms, docs/RESULTS.md).",
+              0.0, 2.0),
+    ParamSpec("semantic.label_stamp_tolerance", 0.001, "Seconds the stamp of a label (or "
+              "confidence) image may differ from the image's it is synchronised with; labels "
+              "further away are refused (the keyframe is kept without them).", 0.0, 1.0),
     # outputs
     ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
     ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
@@ -185,6 +215,9 @@ class NodeParams:
     topics_image_transport: str
     topics_depth: str
     topics_depth_camera_info: str
+    topics_labels: str
+    topics_label_confidence: str
+    topics_label_info: str
     topics_pose: str
     topics_pose_type: str
     frames_world: str
@@ -235,6 +268,10 @@ class NodeParams:
     model_num_neighbors: int
     model_colour_views: int
     model_consistency_tolerance: float
+    semantic_source: str
+    semantic_label_angle_sigma: float
+    semantic_label_depth_search: float
+    semantic_label_stamp_tolerance: float
     publish_markers: bool
     publish_frustum_scale: float
     publish_diagnostics_period: float
@@ -269,6 +306,12 @@ def params_from_values(values: dict[str, Any]) -> NodeParams:
     if p.topics_depth_camera_info and not p.topics_depth:
         raise ValueError(f"topics.depth_camera_info={p.topics_depth_camera_info!r} needs "
                          "topics.depth (the depth image it describes)")
+    if p.topics_label_confidence and not p.topics_labels:
+        raise ValueError(f"topics.label_confidence={p.topics_label_confidence!r} needs "
+                         "topics.labels (the label image it weighs)")
+    if p.semantic_source == "labels" and not p.topics_labels:
+        raise ValueError("semantic.source: labels needs topics.labels (a 2D segmenter's "
+                         "class-id image topic)")
     if p.model_num_neighbors == 0:
         raise ValueError("model.num_neighbors=0: a cost volume needs at least 1 neighbour "
                          "(-1 = the checkpoint's)")

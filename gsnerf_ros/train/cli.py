@@ -120,7 +120,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.data.class_mapping import load_class_map
     from gsnerf_ros.data.rosbag import BagConfig
     from gsnerf_ros.data.bag_discovery import add_layout_arguments
-    from gsnerf_ros.train.data_setup import class_label_maps, eval_views, load_scenes
+    from gsnerf_ros.train.data_setup import (attach_segmenter_labels, class_label_maps,
+                                             eval_views, load_scenes)
     from gsnerf_ros.train.evaluate import (EvalOptions, evaluate, write_confusion_png, write_json,
                                            write_markdown)
     from gsnerf_ros.device import resolve_device
@@ -156,6 +157,23 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
                         "that class unscored); classes are otherwise matched by name and a "
                         "mismatch is refused")
+    seg = p.add_argument_group("a 2D segmenter's labels (semantic source 'labels')")
+    seg.add_argument("--labels-from", default=None, nargs="+", metavar="DIR",
+                     help="render the vote of the sources' segmenter labels instead of the "
+                          "model's classes: DIR mirrors --data with "
+                          "<scene>/semantic_class/semantic_class_<i>.png class-id images (255 / "
+                          "65535 = unknown), e.g. --data itself (ground truth as the segmenter) "
+                          "or a copy from python -m gsnerf_ros.data.label_corruption; the "
+                          "segmenter is scored on the source views too; more DIRs are voted "
+                          "and scored beside the first from the same renders (label_sources)")
+    seg.add_argument("--label-angle-sigma", type=float, default=0.0, metavar="DEG",
+                     help="view weight of the vote: exp(-theta^2/2 sigma^2) of the angle between "
+                          "the target ray and the source's ray (0 = off, the node's "
+                          "semantic.label_angle_sigma)")
+    seg.add_argument("--label-depth-search", type=float, default=0.25, metavar="R",
+                     help="depth hypotheses of the vote over [D_T/(1+R), D_T*(1+R)], the one the "
+                          "views agree on most kept (0 = D_T alone; the node's "
+                          "semantic.label_depth_search)")
     bag = p.add_argument_group("bags (--format bag)")
     add_layout_arguments(bag)
     p.add_argument("--device", default="auto")
@@ -186,16 +204,28 @@ def eval_main(argv: list[str] | None = None) -> int:
         sampling["num_samples"] = args.num_samples
     views = eval_views(scenes, args.num_sources, args.height, args.width, args.max_targets,
                        near=inference.near, far=inference.far, label_maps=label_maps)
+    if args.labels_from:
+        try:
+            for d in args.labels_from:
+                attach_segmenter_labels(views, scenes, args.data, d, label_maps)
+        except (ValueError, FileNotFoundError) as exc:
+            p.exit(2, f"gsnerf-eval: error: {exc}\n")
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
-        sensor_depth=args.sensor_depth, floor_z=inference.floor_z), device=device,
+        sensor_depth=args.sensor_depth, floor_z=inference.floor_z,
+        semantic_source="labels" if args.labels_from else "model",
+        label_angle_sigma=args.label_angle_sigma,
+        label_depth_search=args.label_depth_search), device=device,
         total=len(views))
     res["checkpoint"] = str(args.checkpoint)
     res["data"] = str(args.data)
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
+    res["labels_from"] = args.labels_from
+    res["label_angle_sigma"] = args.label_angle_sigma
+    res["label_depth_search"] = args.label_depth_search
     res["floor_z"] = inference.floor_z
     res["geometry_max_pixels"] = model.config.geometry_max_pixels
     res["semantic_max_pixels"] = model.config.semantic_max_pixels
@@ -221,6 +251,9 @@ def eval_main(argv: list[str] | None = None) -> int:
     print(json.dumps({k: res.get(k) for k in keys}))
     if "baseline" in res:
         print("baseline:", json.dumps({k: res["baseline"].get(k) for k in keys}))
+    for name, r in res.get("label_sources", {}).items():
+        print(f"labels from {name}: vote mIoU {r['mIoU']}, segmenter on the source views mIoU "
+              f"{r['segmenter']['mIoU']}")
     return 0
 
 

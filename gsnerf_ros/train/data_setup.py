@@ -9,13 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from gsnerf_ros.data.formats import open_scenes
 from gsnerf_ros.data.rosbag import BagConfig
 from gsnerf_ros.train.config import DataConfig, TrainConfig
 from gsnerf_ros.train.evaluate import EvalView
 
 __all__ = ["load_scenes", "bag_config", "build_train_set", "build_val_views", "eval_views",
-           "class_label_maps"]
+           "class_label_maps", "attach_segmenter_labels"]
 
 
 def load_scenes(root: str | Path, fmt: str = "replica", names: list[str] | None = None,
@@ -118,3 +120,43 @@ def build_val_views(cfg: TrainConfig) -> list[EvalView]:
         scenes = load_scenes(d.val_root, d.format, d.val_scenes or None, bag_config(d))
     return eval_views(scenes, d.num_sources, d.height, d.width, d.val_images_per_scene,
                       d.near or None, d.far or None)
+
+
+def attach_segmenter_labels(views: list[EvalView], scenes: list[Any], data_root: str | Path,
+                            labels_dir: str | Path,
+                            label_maps: list[dict[int, int] | None] | None = None,
+                            name: str | None = None) -> None:
+    """Give every view its sources' segmenter labels from ``labels_dir`` (under ``name``, by
+    default the folder as given; views keep the labels of other segmenters attached before)
+    (:mod:`gsnerf_ros.data.segmenter_labels`: the dataset's layout, ids of the dataset's
+    classes, remapped like its ground truth by ``label_maps``; unknown = -1), read at the
+    files' own size. Raises FileNotFoundError / ValueError naming the file that is missing or
+    wrong; a scene must be a folder (Replica layout)."""
+    from gsnerf_ros.data.classes import remap_labels
+    from gsnerf_ros.data.segmenter_labels import (read_segmenter_png, scene_relative_dir,
+                                                  segmenter_label_path)
+
+    by_name = {s.name: (i, s) for i, s in enumerate(scenes)}
+    cache: dict[tuple[str, int], Any] = {}
+    for view in views:
+        si, scene = by_name[view.scene]
+        root = getattr(scene, "root", None)
+        if root is None or not Path(root).is_dir():
+            raise ValueError(f"scene {view.scene}: segmenter labels need a scene folder "
+                             "(Replica layout), not a bag")
+        rel = scene_relative_dir(root, data_root)
+        mapping = label_maps[si] if label_maps else None
+        maps = []
+        for i in view.source_indices:
+            key = (view.scene, int(i))
+            if key not in cache:
+                lab = read_segmenter_png(segmenter_label_path(labels_dir, rel,
+                                                              scene.frame_index(i)))
+                if mapping is not None:
+                    known = lab >= 0
+                    lab = torch.where(known, remap_labels(lab.clamp(min=0), mapping, -1), lab)
+                cache[key] = lab
+            maps.append(cache[key])
+        if view.source_label_maps is None:
+            view.source_label_maps = {}
+        view.source_label_maps[str(labels_dir) if name is None else name] = maps

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
 from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.train.baseline import reproject_to_target
 from gsnerf_ros.train.confusion_plot import save_confusion_png
@@ -30,8 +31,8 @@ from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_er
                                       per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-__all__ = ["EvalView", "EvalOptions", "evaluate", "write_markdown", "write_json",
-           "write_confusion_png"]
+__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "write_markdown",
+           "write_json", "write_confusion_png"]
 
 
 @dataclass
@@ -48,6 +49,11 @@ class EvalView:
     labels: Tensor | None  # (V+1, H, W) int64 or None
     near: float
     far: float
+    source_label_maps: dict[str, list[Tensor]] | None = None
+    """2D segmenters' labels of the V sources by segmenter name ([h, w] int64 each at its own
+    size, -1 unknown, in the ids of ``labels``), for ``EvalOptions.semantic_source ==
+    "labels"``: the first is the one the results are of, the others are scored beside it
+    (``label_sources``), from the same renders."""
 
 
 @dataclass
@@ -76,6 +82,15 @@ class EvalOptions:
     """Height (m) of the floor plane in the data's z-up world frame: the sources' depths, D_T
     and the rendered depth are bounded by it (:func:`gsnerf_ros.model.encoding.with_floor`), so
     the baseline, which reprojects with the same depths, gets the same bound. None: off."""
+    semantic_source: str = "model"
+    """``model``: the classes of ``semantics``; ``labels``: the vote of the sources' segmenter
+    labels (``EvalView.source_label_maps``) at the surface point
+    (:func:`gsnerf_ros.model.label_vote.vote_labels`); the segmenter itself is scored on the
+    source views (``segmenter`` in the results)."""
+    label_angle_sigma: float = 0.0
+    """View weight of the label vote (degrees; 0 = off), see ``vote_labels``."""
+    label_depth_search: float = 0.0
+    """Relative range of the label vote's depth hypotheses around D_T (0 = D_T alone)."""
 
 
 class _Group:
@@ -168,8 +183,13 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     options = options or EvalOptions()
     C = model.config.num_classes
     lp = LpipsMetric(device) if options.lpips else None
+    if options.semantic_source not in SEMANTIC_SOURCES:
+        raise ValueError(f"EvalOptions.semantic_source must be one of {SEMANTIC_SOURCES}, got "
+                         f"{options.semantic_source!r}")
     groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}}
     overall = {"model": _Group(C), "baseline": _Group(C)}
+    scored_sources: set[tuple[str, str, int]] = set()
+    label_names: list[str] = []
     panels_written: dict[str, int] = {}
     t_render = 0.0
     n_views = 0
@@ -208,7 +228,26 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
         if gt_depth is not None:
             rec["depth"] = depth_errors(res.depth.float().cpu(), gt_depth)
             rec["target_depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
-        pred_labels = _labels_for(model, enc, res, view, options).cpu()
+        if options.semantic_source == "labels":
+            if view.source_label_maps is None:
+                raise ValueError(f"semantic_source 'labels' needs the sources' segmenter "
+                                 f"labels; scene {view.scene} has none (gsnerf-eval "
+                                 "--labels-from DIR)")
+            for i, name in enumerate(view.source_label_maps):
+                if name not in label_names:
+                    label_names.append(name)
+                pred = _label_vote(model, enc, res, view, options, name)
+                if i == 0:
+                    pred_labels = pred
+                for key, lab in ((f"vote:{name}", pred), (f"segmenter:{name}", None)):
+                    overall.setdefault(key, _Group(C))
+                    groups.setdefault(key, {}).setdefault(view.scene, _Group(C))
+                groups[f"vote:{name}"][view.scene].add({}, pred, gt_labels)
+                overall[f"vote:{name}"].add({}, pred, gt_labels)
+                _score_segmenter(view, name, overall[f"segmenter:{name}"],
+                                 groups[f"segmenter:{name}"][view.scene], scored_sources)
+        else:
+            pred_labels = _labels_for(model, enc, res, view, options).cpu()
         for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
             g.add(rec, pred_labels, gt_labels)
 
@@ -254,11 +293,64 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.baseline:
         out["baseline"] = overall["baseline"].summary(names)
         out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
+    if options.semantic_source == "labels" and label_names:
+        sem_keys = ("mIoU", "acc", "class_acc", "mIoU_accumulated", "n_images")
+        out["label_sources"] = {}
+        for name in label_names:
+            seg = overall[f"segmenter:{name}"].summary(names)
+            seg["per_scene"] = {k: g.summary() for k, g in groups[f"segmenter:{name}"].items()}
+            vote = overall[f"vote:{name}"].summary()
+            out["label_sources"][name] = {
+                **{k: vote.get(k) for k in sem_keys},
+                "per_scene": {k: {m: g.summary().get(m) for m in sem_keys}
+                              for k, g in groups[f"vote:{name}"].items()},
+                "segmenter": {k: seg.get(k) for k in (*sem_keys, "per_scene")}}
+        out["segmenter"] = overall[f"segmenter:{label_names[0]}"].summary(names)
+        out["segmenter"]["per_scene"] = out["label_sources"][label_names[0]]["segmenter"][
+            "per_scene"]
+    out["semantic_source"] = options.semantic_source
     out["lpips_reason"] = None if (lp is not None and lp.available) else (
         lp.reason if lp is not None else "disabled by --no-lpips")
     out["seconds_per_view"] = t_render / max(n_views, 1)
     out["sampling"] = dict(options.sampling)
     return out
+
+
+def _label_vote(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions,
+                name: str) -> Tensor:
+    """Segmenter ``name``'s labels of the sources voted at the surface point D_T [H, W] (-1: no
+    vote); ``enc`` is the render's (floor-bounded with ``floor_z``), so is the occlusion
+    test."""
+    from gsnerf_ros.model.label_vote import vote_labels
+
+    assert view.source_label_maps is not None
+    V = view.images.shape[0] - 1
+    dev = enc.image.device
+    vote = vote_labels(enc, view.source_label_maps[name], None, view.K[V].to(dev),
+                       view.c2w[V].to(dev), res.target_depth, res.target_depth_valid,
+                       model.config.renderer, model.cost_volume.spacing,
+                       angle_sigma_deg=options.label_angle_sigma,
+                       depth_search=options.label_depth_search)
+    return vote.labels.cpu()
+
+
+def _score_segmenter(view: EvalView, name: str, overall: "_Group", scene: "_Group",
+                     done: set[tuple[str, str, int]]) -> None:
+    """Score segmenter ``name``'s labels of each source view (once per frame) against its
+    ground truth: what the segmenter scores on the views the camera did see."""
+    if view.labels is None or view.source_label_maps is None:
+        return
+    H, W = view.labels.shape[-2:]
+    for v, idx in enumerate(view.source_indices):
+        if (name, view.scene, idx) in done:
+            continue
+        done.add((name, view.scene, idx))
+        seg = view.source_label_maps[name][v]
+        if seg.shape[-2:] != (H, W):
+            seg = torch.nn.functional.interpolate(seg[None, None].float(), size=(H, W),
+                                                  mode="nearest")[0, 0].long()
+        for g in (overall, scene):
+            g.add({}, seg, view.labels[v])
 
 
 def _labels_for(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOptions) -> Tensor:
@@ -285,9 +377,13 @@ def _fmt(v: Any, nd: int = 2) -> str:
 
 def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Evaluation") -> None:
     """A Markdown summary of :func:`evaluate` results (model vs baseline, then per scene)."""
-    rows = [("GSNeRF", results)]
+    labels = results.get("semantic_source") == "labels"
+    rows = [("GSNeRF (classes: segmenter label vote)" if labels else "GSNeRF", results)]
     if "baseline" in results:
         rows.append(("reprojection baseline", results["baseline"]))
+    if "segmenter" in results:
+        rows.append(("2D segmenter on the source views", results["segmenter"]))
+    extra_sources = list(results.get("label_sources", {}).items())
     lines = [f"# {title}", ""]
     for k in ("checkpoint", "data", "command"):
         if k in results:
@@ -303,6 +399,14 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
                      f"{_fmt(r.get('psnr'))} | {_fmt(r.get('ssim'), 3)} | "
                      f"{_fmt(r.get('lpips'), 3)} | {_fmt(r.get('depth_abs_rel'), 3)} | "
                      f"{_fmt(r.get('depth_rmse'), 3)} |")
+    if extra_sources:
+        lines += ["", "## Segmenters (label vote vs the segmenter on the source views)", "",
+                  "| labels from | vote mIoU | vote acc | segmenter mIoU | segmenter acc |",
+                  "|---|---|---|---|---|"]
+        for name, r in extra_sources:
+            sg = r.get("segmenter", {})
+            lines.append(f"| `{name}` | {_fmt(r.get('mIoU'))} | {_fmt(r.get('acc'))} | "
+                         f"{_fmt(sg.get('mIoU'))} | {_fmt(sg.get('acc'))} |")
     if results.get("target_depth_abs_rel") is not None:
         lines += ["", f"Target-depth estimate D_T: abs-rel "
                       f"{_fmt(results['target_depth_abs_rel'], 3)}, RMSE "

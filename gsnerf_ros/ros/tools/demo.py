@@ -8,6 +8,9 @@
 4. waits until the buffer holds the keyframes and all are encoded (``/diagnostics``);
 5. calls ``~/render_view`` at the held-out poses the camera never visited (for a bag: poses
    between keyframes, shifted sideways), and compares with ground truth where it exists;
+   With ``--labels`` the player also publishes the room's labels as a 2D segmenter would
+   (``--label-noise F``: F of each map wrong, in blobs) and the node renders their vote
+   (``semantic.source: labels``) instead of the model's classes;
 6. writes PNG panels and ``summary.json`` (latency, mIoU, PSNR, depth error) to ``--out``,
    prints a short summary, stops every child process and exits.
 """
@@ -61,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--min-translation", type=float, default=0.15)
     ap.add_argument("--min-rotation-deg", type=float, default=10.0)
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole demo")
+    ap.add_argument("--labels", action="store_true",
+                    help="the player publishes the room's labels as a 2D segmenter's (class ids "
+                         "+ LabelInfo) and the node renders their vote across the keyframes "
+                         "(semantic.source: labels)")
+    ap.add_argument("--label-noise", type=float, default=0.0,
+                    help="with --labels: this share of each label map wrong, in blobs")
     ap.add_argument("--rgbd", action="store_true",
                     help="the player also publishes depth (an RGB-D camera) and the node uses it "
                          "for the render geometry (model.use_sensor_depth)")
@@ -202,6 +211,13 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         player_cmd += ["--rate", str(args.rate)]
     if args.rgbd:
         player_cmd += ["--depth-topic", "depth"]
+    if args.label_noise and not args.labels:
+        raise DemoError("--label-noise needs --labels")
+    if args.labels:
+        if args.bag:
+            raise DemoError("--labels needs a procedural room (the player publishes its labels)")
+        player_cmd += ["--labels-topic", "labels", "--label-info-topic", "label_info",
+                       "--label-noise", str(args.label_noise)]
 
     extra = {"keyframes.min_translation": args.min_translation,
              "keyframes.min_rotation_deg": args.min_rotation_deg,
@@ -211,6 +227,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
              "frames.world": world, "topics.image_transport": transport}
     if args.rgbd:
         extra["topics.depth"] = "depth"
+    if args.labels:
+        extra.update({"topics.labels": "labels", "topics.label_info": "label_info",
+                      "semantic.source": "labels"})
     print("[demo] starting gsnerf_node (launch/gsnerf.launch.py) ...", flush=True)
     with NodeHarness(ckpt, args.device, extra, work, out, t_start + args.timeout,
                      error=DemoError, client_name="gsnerf_demo", poll=0.1) as run:
@@ -219,6 +238,16 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
                                        lambda m: state.update(msg=m), QoSProfile(
                                            depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                                            reliability=ReliabilityPolicy.RELIABLE))
+        label_info: dict[str, Any] = {}
+        if args.labels:
+            from vision_msgs.msg import LabelInfo
+
+            run.client.create_subscription(
+                LabelInfo, "/gsnerf/label_info",
+                lambda m: label_info.update(names={c.class_id: c.class_name
+                                                   for c in m.class_map}),
+                QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                           reliability=ReliabilityPolicy.RELIABLE))
         spin_until, cli = run.spin_until, run.render_view
         run.wait_for_service()
         print("[demo] starting gsnerf_player ...", flush=True)
@@ -302,6 +331,9 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             "world_frame": world, "image_transport": transport,
             "device_requested": args.device, "device": run.diag.get("device"),
             "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
+            "semantic_source": "labels" if args.labels else "model",
+            "label_noise": args.label_noise if args.labels else None,
+            "label_info_classes": len(label_info.get("names", {})) if args.labels else None,
             "latency_ms": {"mean": float(np.mean(lat)), "median": float(np.median(lat)),
                            "max": float(np.max(lat))} if lat else None,
             "mIoU": sem["mIoU"] if sem else None, "acc": sem.get("acc") if sem else None,
@@ -346,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"max {fmt(lat.get('max'), '{:.0f}')} ms")
     print(f"mIoU        : {fmt(s['mIoU'], '{:.1f}')} %   PSNR: {fmt(s['psnr'], '{:.2f}')} dB   "
           f"depth AbsRel: {fmt(s['depth_abs_rel'], '{:.3f}')}")
+    if s.get("semantic_source") == "labels":
+        print(f"classes     : the player's segmenter labels (noise {s['label_noise']:.0%}) voted "
+              f"across the keyframes; {s['label_info_classes']} names on ~/label_info")
     print(f"outputs     : {args.out}/summary.json and {s['views']} panel PNGs")
     return 0
 

@@ -13,6 +13,12 @@ Two sources:
   exit 2 with the reason). World frame and topics are found by
   :func:`~gsnerf_ros.data.bag_discovery.discover` unless ``--world-frame`` / ``--image-topic`` /
   ``--camera-info-topic`` name them.
+
+A room's ground-truth labels can stand in for a 2D segmenter the robot runs (``--labels-topic``:
+mono8 class ids with the image's header, 255 = unknown; ``--label-info-topic``: its class names as
+a latched ``vision_msgs/LabelInfo``), optionally corrupted in blobs like an imperfect segmenter
+(``--label-noise F``: F of each map's pixels wrong, :mod:`gsnerf_ros.data.label_corruption`,
+seeded by ``--label-noise-seed`` and the frame index).
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from gsnerf_ros.ros import convert
 from gsnerf_ros.ros.process import stop_on_signals
 from gsnerf_ros.ros.ros_libs import tf2_ros
 
-__all__ = ["Player", "BagPlayback", "PlaybackError", "static_tf_message",
+__all__ = ["Player", "BagPlayback", "PlaybackError", "static_tf_message", "segmenter_labels",
            "wait_for_subscribers", "main", "save_scene_file", "load_scene_file", "BODY_T_OPTICAL",
            "make_scene", "parse_holdout"]
 
@@ -113,7 +119,8 @@ class Player(Node):
     def __init__(self, image_topic: str = "image", camera_info_topic: str = "camera_info",
                  depth_topic: str = "", world_frame: str = "map", base_frame: str = "base_link",
                  camera_frame: str = "camera_optical_frame", encoding: str = "rgb8",
-                 with_camera: bool = True) -> None:
+                 with_camera: bool = True, labels_topic: str = "",
+                 label_info_topic: str = "") -> None:
         super().__init__("gsnerf_player")
         self.world_frame, self.base_frame, self.camera_frame = world_frame, base_frame, camera_frame
         self.encoding = encoding
@@ -124,6 +131,16 @@ class Player(Node):
         self.pub_info = self.create_publisher(CameraInfo, camera_info_topic, qos_profile_sensor_data)
         self.pub_depth = (self.create_publisher(Image, depth_topic, qos_profile_sensor_data)
                           if depth_topic else None)
+        self.pub_labels = (self.create_publisher(Image, labels_topic, qos_profile_sensor_data)
+                           if labels_topic else None)
+        self.pub_label_info = None
+        if label_info_topic:
+            from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+            from vision_msgs.msg import LabelInfo
+
+            self.pub_label_info = self.create_publisher(LabelInfo, label_info_topic, QoSProfile(
+                depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                reliability=ReliabilityPolicy.RELIABLE))
         self.tf = tf2_ros.TransformBroadcaster(self)
         self.tf_static = tf2_ros.StaticTransformBroadcaster(self)
 
@@ -133,11 +150,21 @@ class Player(Node):
             BODY_T_OPTICAL, self.base_frame, self.camera_frame, stamp))
         self._static_sent = True
 
-    def publish_frame(self, image: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor,
-                      depth: torch.Tensor | None = None) -> Any:
-        """Publish one frame now: /tf first, then image, camera_info (and depth). Returns the stamp.
+    def publish_label_info(self, class_names: Sequence[str]) -> None:
+        """The segmenter's class names (id = position) on the latched label_info topic."""
+        if self.pub_label_info is not None:
+            header = Header(stamp=self.get_clock().now().to_msg(), frame_id=self.camera_frame)
+            self.pub_label_info.publish(convert.label_info(class_names, header))
 
-        ``image`` [3,H,W] in [0,1]; ``K`` [3,3]; ``c2w`` [4,4] world <- optical; ``depth`` [H,W] m.
+    def publish_frame(self, image: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor,
+                      depth: torch.Tensor | None = None,
+                      labels: torch.Tensor | None = None) -> Any:
+        """Publish one frame now: /tf first, then image, camera_info (and depth, and labels).
+        Returns the stamp.
+
+        ``image`` [3,H,W] in [0,1]; ``K`` [3,3]; ``c2w`` [4,4] world <- optical; ``depth`` [H,W] m;
+        ``labels`` [H,W] class ids (< 0 or 255 = unknown), published as mono8 with the image's
+        header (a segmenter copies it).
         """
         if not self._static_sent:
             self.send_static()
@@ -154,7 +181,25 @@ class Player(Node):
         if depth is not None and self.pub_depth is not None:
             mm = np.clip(depth.numpy() * 1000.0 + 0.5, 0, 65535).astype(np.uint16)
             self.pub_depth.publish(convert.array_to_image(mm, "16UC1", header))
+        if labels is not None and self.pub_labels is not None:
+            lab = labels.numpy()
+            ids = np.where((lab < 0) | (lab > 255), 255, lab).astype(np.uint8)
+            self.pub_labels.publish(convert.array_to_image(ids, "mono8", header))
         return stamp
+
+
+def segmenter_labels(labels: torch.Tensor | None, noise: float, seed: int,
+                     index: int) -> torch.Tensor | None:
+    """A frame's ground-truth labels as a segmenter's (255 -> unknown -1), with ``noise`` of
+    the known pixels wrong in blobs (seeded by ``seed`` and the frame ``index``)."""
+    if labels is None:
+        return None
+    lab = torch.where(labels == 255, torch.full_like(labels, -1), labels)
+    if noise <= 0:
+        return lab
+    from gsnerf_ros.data.label_corruption import corrupt_blobs
+
+    return corrupt_blobs(lab, noise, np.random.default_rng([seed, index]))
 
 
 def _msg_class(typename: str) -> Any:
@@ -315,6 +360,15 @@ def _parser() -> argparse.ArgumentParser:
                           "<this>/compressed, as image_transport names it)")
     out.add_argument("--out-camera-info-topic", default="camera_info")
     out.add_argument("--depth-topic", default="", help="room: also publish 16UC1 depth here")
+    out.add_argument("--labels-topic", default="",
+                     help="room: also publish its labels (mono8 class ids, 255 = unknown) here, "
+                          "as a 2D segmenter would")
+    out.add_argument("--label-info-topic", default="",
+                     help="room: the labels' class names as a latched vision_msgs/LabelInfo")
+    out.add_argument("--label-noise", type=float, default=0.0,
+                     help="room: make this share of each label map wrong, in blobs (an "
+                          "imperfect segmenter)")
+    out.add_argument("--label-noise-seed", type=int, default=0)
     out.add_argument("--base-frame", default="base_link")
     out.add_argument("--camera-frame", default="camera_optical_frame")
     out.add_argument("--encoding", default="rgb8", choices=("rgb8", "bgr8"))
@@ -357,7 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         node = Player(args.out_image_topic, args.out_camera_info_topic,
                       "" if args.bag else args.depth_topic, args.world_frame or "map",
-                      args.base_frame, args.camera_frame, args.encoding, with_camera=not args.bag)
+                      args.base_frame, args.camera_frame, args.encoding, with_camera=not args.bag,
+                      labels_topic="" if args.bag else args.labels_topic,
+                      label_info_topic="" if args.bag else args.label_info_topic)
         log = node.get_logger()
         if args.bag:
             return _play_bag(node, args, stop)
@@ -370,6 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate = 10.0 if args.rate is None else args.rate
         scene = (load_scene_file(args.scene_file) if args.scene_file else
                  make_scene(args.seed, args.split, args.frames, args.height, args.width, args.fov))
+        node.publish_label_info(scene.class_names)
         skip = parse_holdout(args.holdout, len(scene))
         order = [i for i in range(len(scene)) if i not in skip]
         log.info(f"playing {scene.name}: {len(order)} of {len(scene)} frames at {rate} Hz "
@@ -379,7 +436,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if stop.is_set():
                     break
                 f = scene.frame(i)
-                node.publish_frame(f.image, f.K, f.c2w, f.depth if args.depth_topic else None)
+                node.publish_frame(f.image, f.K, f.c2w, f.depth if args.depth_topic else None,
+                                   segmenter_labels(f.labels, args.label_noise,
+                                                    args.label_noise_seed, i)
+                                   if args.labels_topic else None)
                 stop.wait(1.0 / rate)
             if not args.loop:
                 break
