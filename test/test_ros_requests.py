@@ -165,3 +165,159 @@ def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> Non
     assert len(ok) >= 9                    # the running one + render.queue_size (8) queued
     assert all(m.startswith("busy: ") for m in refused), refused[:3]
     assert renderer.max_active == 1
+
+
+def _base_pose(x: float, y: float, yaw_deg: float) -> Any:
+    """c2w [4,4] float64 of a robot base (REP 103: x forward, z up) at (x, y) turned yaw."""
+    import math
+
+    import torch
+
+    c, s = math.cos(math.radians(yaw_deg)), math.sin(math.radians(yaw_deg))
+    T = torch.eye(4, dtype=torch.float64)
+    T[:2, :2] = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
+    T[0, 3], T[1, 3] = x, y
+    return T
+
+
+def _camera_mount() -> Any:
+    """base_link -> camera optical frame: 0.2 m ahead, 0.5 m up, looking forward (optical z =
+    base x, optical x = -base y, optical y = -base z)."""
+    import torch
+
+    T = torch.eye(4, dtype=torch.float64)
+    T[:3, :3] = torch.tensor([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]],
+                             dtype=torch.float64)
+    T[:3, 3] = torch.tensor([0.2, 0.0, 0.5], dtype=torch.float64)
+    return T
+
+
+@pytest.mark.timeout(180)
+def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
+    """With frames.request_body=base_link a request gives the robot's pose; the node renders
+    at base pose x mount (static TF base_link -> the keyframes' optical frame 'cam'), the same
+    view as the equivalent optical-frame request, over the service, the topic and the action."""
+    pytest.importorskip("rclpy")
+    import torch
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.parameter import Parameter
+    from rclpy.time import Time
+    from tf2_msgs.msg import TFMessage
+
+    from gsnerf_ros.action import RenderViews
+    from gsnerf_ros.ros import convert
+    from gsnerf_ros.ros.render_client import create_render_client, create_render_views_client
+    from gsnerf_ros.ros.tools.testing import FakeRenderer, InProcessNode, wait_until
+    from gsnerf_ros.ros.visualisation import LATCHED
+
+    renderer = FakeRenderer()
+    with InProcessNode(renderer, **{"render.min_keyframes": 2}) as run:
+        run.fill_buffer(3)                                 # keyframes in the frame "cam"
+        static = run.peer.create_publisher(TFMessage, "/tf_static", LATCHED)
+        static.publish(TFMessage(transforms=[convert.c2w_to_transform(
+            _camera_mount(), "base_link", "cam", Time().to_msg())]))
+        wait_until(lambda: run.node.tf_buffer.can_transform("base_link", "cam", Time()), 30,
+                   "the static mount in the node's TF buffer")
+        client = create_render_client(run.peer)
+        assert client.wait_for_service(timeout_sec=60.0)
+
+        def render(c2w: Any) -> Any:
+            req = _burst_request()
+            req.pose.pose = convert.c2w_to_pose(c2w)
+            fut = client.call_async(req)
+            wait_until(fut.done, 60, "the render_view answer")
+            assert fut.result().success, fut.result().message
+            return fut.result(), renderer.c2ws[-1].double()
+
+        base = _base_pose(1.0, 2.0, 30.0)
+        optical = base @ _camera_mount()
+        r_cam, c2w_cam = render(optical)                   # frames.request_body "" (default)
+        assert torch.allclose(c2w_cam, optical, atol=1e-5)
+        assert run.node.set_parameters([Parameter("frames.request_body",
+                                                  value="base_link")])[0].successful
+        r_base, c2w_base = render(base)
+        assert torch.allclose(c2w_base, c2w_cam, atol=1e-5)       # the same camera pose
+        assert not torch.allclose(c2w_base, base, atol=1e-2)     # not the base's own
+        assert list(r_base.source_keyframe_ids) == list(r_cam.source_keyframe_ids)
+        assert bytes(r_base.rgb.data) == bytes(r_cam.rgb.data)
+        # the camera looks along the base's x axis, from 0.5 m above the base
+        assert torch.allclose(c2w_base[:3, 2], base[:3, 0], atol=1e-6)
+        assert c2w_base[2, 3] == pytest.approx(0.5)
+
+        # the topic and the action give no intrinsics: those of the last camera frame
+        from gsnerf_ros.runtime.requests import CameraSpec
+        run.node._latest_cam = CameraSpec(convert.camera_info_K(_burst_request().camera_info),
+                                          16, 12)
+        # ~/render_pose: the same base pose, rendered at the same camera pose
+        pub = run.peer.create_publisher(PoseStamped, "/gsnerf/render_pose", 5)
+        wait_until(lambda: pub.get_subscription_count() > 0, 30, "render_pose subscriber")
+        n = renderer.renders
+        msg = PoseStamped()
+        msg.header.frame_id = "map"
+        msg.pose = convert.c2w_to_pose(base)
+        pub.publish(msg)
+        wait_until(lambda: renderer.renders > n, 60, "the topic request's render")
+        assert torch.allclose(renderer.c2ws[-1].double(), c2w_cam, atol=1e-5)
+
+        # ~/render_views: the view's pose is the camera's, in the world frame
+        action = create_render_views_client(run.peer)
+        assert action.wait_for_server(timeout_sec=60.0)
+        goal = RenderViews.Goal(poses=[msg], return_images=False)
+        fut = action.send_goal_async(goal)
+        handle = wait_until(lambda: fut.done() and fut.result(), 60, "goal acceptance")
+        rfut = handle.get_result_async()
+        wait_until(rfut.done, 60, "the action result")
+        view = rfut.result().result.views[0]
+        assert view.success and view.pose.header.frame_id == "map"
+        assert torch.allclose(convert.pose_to_c2w(view.pose.pose).double(), c2w_cam, atol=1e-5)
+
+        # without a mount in TF the request is refused with the reason
+        assert run.node.set_parameters([Parameter("frames.request_body",
+                                                  value="other_base")])[0].successful
+        req = _burst_request()
+        fut = client.call_async(req)
+        wait_until(fut.done, 60, "the refusal")
+        assert not fut.result().success and "other_base -> cam" in fut.result().message
+
+
+@pytest.mark.timeout(180)
+def test_a_goal_with_a_failed_view_is_aborted_with_its_results() -> None:
+    pytest.importorskip("rclpy")
+    import math
+
+    from action_msgs.msg import GoalStatus
+    from geometry_msgs.msg import PoseStamped
+
+    from gsnerf_ros.action import RenderViews
+    from gsnerf_ros.ros.render_client import create_render_views_client
+    from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until
+
+    with InProcessNode(**{"render.min_keyframes": 2}) as run:
+        run.fill_buffer(3)
+        action = create_render_views_client(run.peer)
+        assert action.wait_for_server(timeout_sec=60.0)
+        poses = []
+        for bad in (False, True, False):
+            p = PoseStamped()
+            p.header.frame_id = "map"
+            p.pose.orientation.w = math.nan if bad else 1.0
+            poses.append(p)
+
+        def run_goal(goal: Any) -> Any:
+            fut = action.send_goal_async(goal)
+            handle = wait_until(lambda: fut.done() and fut.result(), 60, "goal acceptance")
+            assert handle.accepted
+            rfut = handle.get_result_async()
+            wait_until(rfut.done, 60, "the action result")
+            return rfut.result()
+
+        info = _burst_request().camera_info
+        failed = run_goal(RenderViews.Goal(poses=poses, camera_info=info, return_images=False))
+        assert failed.status == GoalStatus.STATUS_ABORTED
+        res = failed.result
+        assert not res.success and "1 of 3 views failed (indices [1])" in res.message
+        assert [v.success for v in res.views] == [True, False, True]   # results attached
+        assert "NaN" in res.views[1].message
+        ok = run_goal(RenderViews.Goal(poses=[poses[0], poses[2]], camera_info=info,
+                                       return_images=False))
+        assert ok.status == GoalStatus.STATUS_SUCCEEDED and ok.result.success
