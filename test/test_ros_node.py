@@ -1,6 +1,9 @@
 """The real node, in its own process, fed by the real player process; the test is the client.
 
-One node + player pair serves the whole module (starting them dominates the cost). The checkpoint
+One node + player pair serves the whole module (starting them dominates the cost). Every wait is
+for a condition (a bound only stops a hung test), so the module passes while other jobs keep
+the cores busy: best-effort camera frames the node may miss are sent again until it reports
+them, and the clients keep every answer (gsnerf_ros.ros.render_client). The checkpoint
 is the shipped one when present (then the label agreement with ground truth is asserted), else a
 tiny untrained one made here (then only structure is asserted and that test is skipped).
 """
@@ -11,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +26,6 @@ pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.qos import (  # noqa: E402
     DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
 )
@@ -36,6 +37,9 @@ from gsnerf_ros.action import RenderViews  # noqa: E402
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.image_conversion import decode_image  # noqa: E402
+from gsnerf_ros.ros.render_client import (  # noqa: E402
+    create_render_client, create_render_views_client,
+)
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
@@ -130,23 +134,27 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
                                   lambda m, k=k: hs.rendered.__setitem__(k, m), 5)
         n.create_subscription(CameraInfo, "/gsnerf/rendered/camera_info",
                               lambda m: hs.rendered.__setitem__("camera_info", m), 5)
-        hs.srv = n.create_client(RenderView, "/gsnerf/render_view")
-        hs.action = ActionClient(n, RenderViews, "/gsnerf/render_views")
+        hs.srv = create_render_client(n)
+        hs.action = create_render_views_client(n)
 
         hs.node_proc = subprocess.Popen(node_cmd, env=env)
         procs.append(hs.node_proc)
+        # start-up (imports, model load) takes seconds, minutes on busy cores
+        wait_until(lambda: hs.srv.service_is_ready() or hs.node_proc.poll() is not None, 500,
+                   "the node's render_view service")
+        assert hs.node_proc.poll() is None, f"the node exited with {hs.node_proc.returncode}"
         # a request before any keyframe exists (explicit intrinsics, so the buffer is the issue)
         f0 = hs.scene.frame(0)
         hs.early_response = hs.render(hs.request(f0.c2w, f0.K, W, H))
         procs.append(subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "gsnerf_player"), "--scene-file",
              str(scene_file), "--holdout", HOLDOUT, "--rate", "8"], env=env))
-        wait_until(lambda: procs[1].poll() is not None, 120, "the player to finish")
+        wait_until(lambda: procs[1].poll() is not None, 500, "the player to finish")
         assert procs[1].returncode == 0
         hs.diag.clear()
         wait_until(lambda: hs.diag.get("buffer_size", "0") != "0"
                    and hs.diag["buffer_size"] == hs.diag["encoded_keyframes"]
-                   and hs.diag.get("provisional_keyframes") == "0", 180,
+                   and hs.diag.get("provisional_keyframes") == "0", 500,
                    "every keyframe to be encoded")
         yield hs
     finally:
@@ -330,8 +338,7 @@ def test_bad_camera_inputs_are_reported_and_the_buffer_survives(ros: Harness) ->
     pub_i = n.create_publisher(Image, "/image", qos_profile_sensor_data)
     pub_c = n.create_publisher(CameraInfo, "/camera_info", qos_profile_sensor_data)
     wait_until(lambda: pub_i.get_subscription_count() > 0 and pub_c.get_subscription_count() > 0,
-               10, "node subscriptions")
-    time.sleep(0.5)
+               60, "node subscriptions")
     before = ros.diag["buffer_size"]
     now = n.get_clock().now()
     cases = [
@@ -340,17 +347,26 @@ def test_bad_camera_inputs_are_reported_and_the_buffer_survives(ros: Harness) ->
         (dict(K=torch.zeros(3, 3)), "focal lengths"),
         (dict(K=torch.full((3, 3), math.nan)), "NaN"),
         (dict(frame="nowhere_frame"), "no TF map -> nowhere_frame"),
-        (dict(stamp_offset=-20.0), "extrapolation"),
+        # older than the TF the player left; less than frames.time_jump_threshold (1 s) back,
+        # so sending it again is no bag loop (that would reset the buffer)
+        (dict(stamp_offset=-0.5), "extrapolation"),
     ]
     for k, (kw, expect) in enumerate(cases):
         off = kw.pop("stamp_offset", 0.0)
         stamp = (now + rclpy_duration(off + 0.01 * k)).to_msg()
         img, info = _bad_frame(stamp, **kw)
         ros.diag.clear()
-        pub_c.publish(info)
-        pub_i.publish(img)
-        wait_until(lambda: expect in ros.diag.get("last_input_error", ""), 15,
-                   f"diagnostics to report {expect!r}")
+
+        def reported(img: Image = img, info: CameraInfo = info, expect: str = expect) -> bool:
+            # The camera topics are best effort: a frame the node did not get (its reader not
+            # yet matched to ours, a busy core) is sent again at every check until reported.
+            if expect in ros.diag.get("last_input_error", ""):
+                return True
+            pub_c.publish(info)
+            pub_i.publish(img)
+            return False
+
+        wait_until(reported, 120, f"diagnostics to report {expect!r}", period=0.5)
         assert ros.diag["buffer_size"] == before
     n.destroy_publisher(pub_i)
     n.destroy_publisher(pub_c)
