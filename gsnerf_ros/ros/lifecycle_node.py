@@ -94,8 +94,9 @@ class GSNeRFLifecycleNode(GSNeRFCore, LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._active:
-            self._stop_work()
+        if self._active:           # as deactivate does: callbacks still running then publish
+            self._stop_work()      # into disabled publishers, never into destroyed ones
+            super().on_deactivate(state)
         if self._entities:
             self._teardown()
         return TransitionCallbackReturn.SUCCESS

@@ -9,7 +9,7 @@ its executor takes its own (a burst of ``busy`` refusals, an executor busy with 
 such as a planner composed into the node's own executor), its answer is replaced in the reader's
 history and its future never completes. The server sent it; DDS, being KEEP_LAST, dropped it.
 
-Measured here (Kilted, rmw_fastrtps_cpp): 50 clients, one call each, default QoS: 8-10 of 50
+Measured here (Kilted, rmw_fastrtps_cpp): 50 clients, one call each, default QoS: 8-11 of 50
 answers lost per burst with the clients on the server's executor, 29-30 of 50 with the clients in
 their own participant when the answers came at once; none with ``RENDER_CLIENT_QOS`` (KEEP_ALL:
 the reader keeps every answer until it is taken, and reliable delivery holds the rest back).
