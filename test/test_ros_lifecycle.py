@@ -32,7 +32,8 @@ from gsnerf_ros.ros.lifecycle_node import GSNeRFLifecycleNode  # noqa: E402
 from gsnerf_ros.ros.node import warn_undeclared_overrides  # noqa: E402
 from gsnerf_ros.ros.render_client import create_render_client  # noqa: E402
 from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    FakeRenderer, InProcessNode, SpinningNode, make_tiny_checkpoint, wait_until,
+    FakeRenderer, InProcessNode, SpinningNode, call_until_answered, make_tiny_checkpoint,
+    wait_until,
 )
 from gsnerf_ros.ros.visualisation import LATCHED  # noqa: E402
 from gsnerf_ros.runtime.engine import RenderOutput  # noqa: E402
@@ -50,11 +51,9 @@ def _request() -> RenderView.Request:
 
 def _call(peer: Node, req: RenderView.Request) -> RenderView.Response:
     cli = create_render_client(peer)
-    assert cli.wait_for_service(timeout_sec=60.0)
-    fut = cli.call_async(req)
-    wait_until(fut.done, 60, "the render_view answer")
+    answer = call_until_answered(cli, req, "the render_view answer")
     peer.destroy_client(cli)
-    return fut.result()
+    return answer
 
 
 class LifecycleManager:
@@ -77,16 +76,7 @@ class LifecycleManager:
         unknown.transition.label = "no_such_transition"
         for client, req in ((self.get, GetState.Request()), (self.change, unknown),
                             (self.set_params, SetParameters.Request())):
-            assert client.wait_for_service(timeout_sec=120.0), client.srv_name
-            for _attempt in range(20):
-                fut = client.call_async(req)
-                try:
-                    wait_until(fut.done, 5.0, f"an answer of {client.srv_name}")
-                    break
-                except AssertionError:
-                    client.remove_pending_request(fut)
-            else:
-                raise AssertionError(f"{client.srv_name} never answered")
+            call_until_answered(client, req, f"an answer of {client.srv_name}")
 
     def state(self) -> str:
         return self.spin.call(self.get, GetState.Request()).current_state.label

@@ -114,7 +114,7 @@ def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> Non
     pytest.importorskip("rclpy")
     from gsnerf_ros.ros.render_client import create_render_client
     from gsnerf_ros.ros.tools.testing import (FakeRenderer, InProcessNode, SpinningNode,
-                                              wait_until)
+                                              call_until_answered, wait_until)
 
     renderer = FakeRenderer(delay=0.05)
     with InProcessNode(renderer, **{"render.min_keyframes": 2}) as run:
@@ -132,15 +132,7 @@ def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> Non
         # long-lived client is matched: make each of ours so by one answered call before the
         # burst (a call whose answer was dropped during discovery is sent again).
         for c in clients:
-            for _attempt in range(20):
-                f = c.call_async(req)
-                try:
-                    wait_until(f.done, 5.0, "warm-up answer")
-                    break
-                except AssertionError:
-                    c.remove_pending_request(f)
-            else:
-                raise AssertionError("a client never got an answer before the burst")
+            call_until_answered(c, req, "a warm-up answer")
         renders_before = renderer.renders
         t0 = time.monotonic()
         futures = [c.call_async(req) for c in clients]
@@ -207,7 +199,8 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
     from gsnerf_ros.action import RenderViews
     from gsnerf_ros.ros import convert
     from gsnerf_ros.ros.render_client import create_render_client, create_render_views_client
-    from gsnerf_ros.ros.tools.testing import FakeRenderer, InProcessNode, wait_until
+    from gsnerf_ros.ros.tools.testing import (FakeRenderer, InProcessNode, call_until_answered,
+                                              wait_until)
     from gsnerf_ros.ros.visualisation import LATCHED
 
     renderer = FakeRenderer()
@@ -219,15 +212,13 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
         wait_until(lambda: run.node.tf_buffer.can_transform("base_link", "cam", Time()), 30,
                    "the static mount in the node's TF buffer")
         client = create_render_client(run.peer)
-        assert client.wait_for_service(timeout_sec=60.0)
 
         def render(c2w: Any) -> Any:
             req = _burst_request()
             req.pose.pose = convert.c2w_to_pose(c2w)
-            fut = client.call_async(req)
-            wait_until(fut.done, 60, "the render_view answer")
-            assert fut.result().success, fut.result().message
-            return fut.result(), renderer.c2ws[-1].double()
+            answer = call_until_answered(client, req, "the render_view answer")
+            assert answer.success, answer.message
+            return answer, renderer.c2ws[-1].double()
 
         base = _base_pose(1.0, 2.0, 30.0)
         optical = base @ _camera_mount()
@@ -274,10 +265,8 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
         # without a mount in TF the request is refused with the reason
         assert run.node.set_parameters([Parameter("frames.request_body",
                                                   value="other_base")])[0].successful
-        req = _burst_request()
-        fut = client.call_async(req)
-        wait_until(fut.done, 60, "the refusal")
-        assert not fut.result().success and "other_base -> cam" in fut.result().message
+        refusal = call_until_answered(client, _burst_request(), "the refusal")
+        assert not refusal.success and "other_base -> cam" in refusal.message
 
 
 @pytest.mark.timeout(180)

@@ -175,6 +175,24 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, period: float
         time.sleep(period)
 
 
+def call_until_answered(client: Any, request: Any, what: str, tries: int = 20,
+                        per_try: float = 5.0) -> Any:
+    """Send ``request`` until an answer comes back (at most ``tries`` sends); its result.
+
+    A server may not yet have matched a new client's response reader when the client sees the
+    service, and Fast DDS then drops that answer (rmw_fastrtps#467): only for calls that may be
+    repeated (a render, a query), not for a lifecycle transition."""
+    assert client.wait_for_service(timeout_sec=120.0), f"service {client.srv_name} not available"
+    for _attempt in range(tries):
+        fut = client.call_async(request)
+        try:
+            wait_until(fut.done, per_try, what)
+            return fut.result()
+        except AssertionError:
+            client.remove_pending_request(fut)
+    raise AssertionError(f"no answer of {client.srv_name} to {tries} sends ({what})")
+
+
 def stop_process(p: subprocess.Popen, timeout: float = 15.0) -> int:
     """SIGINT, then SIGKILL after ``timeout``; returns the exit code."""
     if p.poll() is None:
