@@ -182,7 +182,7 @@ def test_request_before_enough_keyframes_is_refused(ros: Harness) -> None:
 def test_buffer_fills_by_the_keyframe_policy(ros: Harness) -> None:
     published = [i for i in range(FRAMES) if i not in ros.held]
     expected = _expected_keyframes(ros.scene, published)
-    wait_until(lambda: ros.state is not None and len(ros.state.keyframes) == len(expected), 10,
+    wait_until(lambda: ros.state is not None and len(ros.state.keyframes) == len(expected), 120,
                "the keyframe state")
     got = torch.stack([convert.pose_to_c2w(k.pose) for k in ros.state.keyframes]).float()
     want = ros.scene.c2w[expected]
@@ -190,7 +190,7 @@ def test_buffer_fills_by_the_keyframe_policy(ros: Harness) -> None:
     assert torch.allclose(got, want, atol=1e-4)
     assert ros.state.capacity == 32 and ros.state.header.frame_id == "map"
     wait_until(lambda: ros.markers is not None and len(ros.markers.markers) == len(expected) + 1,
-               10, "frustum markers")
+               120, "frustum markers")
     assert all(len(m.points) == 16 for m in ros.markers.markers[1:])
 
 
@@ -214,7 +214,7 @@ def test_render_view_at_unvisited_pose(ros: Harness) -> None:
     assert valid.mean() > 0.9 and (depth[valid] > 0).all()
     assert ((conf >= 0) & (conf <= 1)).all() and lab.max() < len(ros.scene.class_names)
     assert r.latency_ms > 0
-    assert VIRTUAL in wait_until(lambda: ros.tf_frames, 5, "tf")
+    wait_until(lambda: VIRTUAL in ros.tf_frames, 60, "the virtual camera's TF")
 
 
 def test_zero_intrinsics_use_the_camera_at_the_render_size(ros: Harness) -> None:
@@ -251,13 +251,13 @@ def test_labels_agree_with_ground_truth_for_the_shipped_checkpoint(ros: Harness)
 def test_render_pose_topic_publishes_every_output(ros: Harness) -> None:
     ros.rendered.clear()
     pub = ros.client.node.create_publisher(PoseStamped, "/gsnerf/render_pose", 5)
-    wait_until(lambda: pub.get_subscription_count() > 0, 10, "render_pose subscriber")
+    wait_until(lambda: pub.get_subscription_count() > 0, 60, "render_pose subscriber")
     msg = PoseStamped()
     msg.header.frame_id = "map"
     msg.header.stamp.sec = 77
     msg.pose = convert.c2w_to_pose(ros.scene.c2w[ros.held[2]].double())
     pub.publish(msg)
-    wait_until(lambda: len(ros.rendered) == 6, 60, "all ~/rendered/* topics")
+    wait_until(lambda: len(ros.rendered) == 6, 120, "all ~/rendered/* topics")
     assert ros.rendered["rgb"].header.stamp.sec == 77
     assert ros.rendered["semantic"].encoding == "mono8"
     assert ros.rendered["camera_info"].width == W
@@ -278,7 +278,7 @@ def test_action_reports_feedback_per_view_and_can_be_cancelled(ros: Harness) -> 
     goal.return_images = False
     feedback: list[Any] = []
     fut = ros.action.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
-    handle = wait_until(lambda: fut.done() and fut.result(), 30, "goal acceptance")
+    handle = wait_until(lambda: fut.done() and fut.result(), 120, "goal acceptance")
     assert handle.accepted
     rfut = handle.get_result_async()
     wait_until(rfut.done, 120, "action result")
@@ -292,10 +292,10 @@ def test_action_reports_feedback_per_view_and_can_be_cancelled(ros: Harness) -> 
     goal.poses = goal.poses * 4                               # 12 views, cancelled early
     feedback.clear()
     fut = ros.action.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
-    handle = wait_until(lambda: fut.done() and fut.result(), 30, "goal acceptance")
-    wait_until(lambda: feedback, 60, "first feedback")
+    handle = wait_until(lambda: fut.done() and fut.result(), 120, "goal acceptance")
+    wait_until(lambda: feedback, 120, "first feedback")
     cfut = handle.cancel_goal_async()
-    wait_until(cfut.done, 30, "cancel response")
+    wait_until(cfut.done, 120, "cancel response")
     rfut = handle.get_result_async()
     wait_until(rfut.done, 120, "cancelled result")
     assert rfut.result().status == GoalStatus.STATUS_CANCELED
@@ -386,7 +386,7 @@ def test_diagnostics_report_buffer_latency_device_and_model(ros: Harness) -> Non
     # A render of its own, so the latency is there whichever tests ran before.
     assert ros.render(ros.request(ros.scene.c2w[ros.held[0]])).success
     ros.diag.clear()
-    wait_until(lambda: "last_render_latency_ms" in ros.diag, 10, "diagnostics")
+    wait_until(lambda: "last_render_latency_ms" in ros.diag, 60, "diagnostics")
     assert int(ros.diag["buffer_size"]) > 0
     assert ros.diag["last_render_latency_ms"] != "n/a"
     assert 0.0 <= float(ros.diag["last_render_lateral_baseline_share"]) <= 1.0
