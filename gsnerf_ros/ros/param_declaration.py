@@ -9,7 +9,8 @@ When they can change:
   ``frames.request_body``, ...) at any time; the node reads them at each use;
 - the others while the managed node is unconfigured (they are read at ``configure``); the plain
   node declares them read-only, the managed node refuses them once configured, with the reason;
-- :data:`STARTUP_ONLY` ones never after start: they size the executor's thread pool.
+- :data:`STARTUP_ONLY` ones never after start (read-only on both nodes): they size the
+  executor's thread pool.
 
 :func:`check_parameter_changes` is the check behind both nodes' ``on_set_parameters`` callback:
 a change is refused with a reason when the parameter is fixed now or when the resulting values
@@ -46,6 +47,8 @@ def parameter_descriptor(spec: ParamSpec, read_only: bool | None = None) -> Para
     text = spec.description + (f" One of {list(spec.choices)}." if spec.choices else "")
     d = ParameterDescriptor(description=text,
                             read_only=spec.read_only if read_only is None else read_only)
+    if spec.name in STARTUP_ONLY:
+        d.additional_constraints = "Set at launch: sizes the executor's threads at start."
     if spec.min is not None and isinstance(spec.default, float):
         d.floating_point_range = [FloatingPointRange(from_value=float(spec.min),
                                                      to_value=float(spec.max), step=0.0)]
@@ -77,11 +80,6 @@ def check_parameter_changes(changes: Sequence[Any], current: dict[str, Any],
     ``"the node is active"``; None when they can. Parameters the node does not own
     (``use_sim_time``) are left to rclpy."""
     ours = [p for p in changes if p.name in _DECLARED]
-    startup = sorted(p.name for p in ours if p.name in STARTUP_ONLY)
-    if startup:
-        return SetParametersResult(successful=False, reason=(
-            f"{', '.join(startup)} size the executor when the process starts; relaunch the "
-            "node with the new value"))
     fixed = sorted(p.name for p in ours if p.name not in LIVE_PARAMETERS)
     if fixed and fixed_because:
         return SetParametersResult(successful=False, reason=(
