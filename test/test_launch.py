@@ -24,7 +24,7 @@ from gsnerf_ros.ros.compat.launch_shim import (  # noqa: E402
 )
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
+    ROOT, SpinningNode, call_until_answered, make_tiny_checkpoint, stop_process, wait_until,
 )
 
 LAUNCH = ROOT / "launch" / "gsnerf.launch.py"
@@ -128,7 +128,7 @@ def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) ->
         get = n.create_client(GetParameters, "/gsnerf/get_parameters")
         names = ["frames.world", "model.device", "model.checkpoint", "keyframes.capacity",
                  "render.num_source_views", "topics.image"]
-        res = client.call(get, GetParameters.Request(names=names), timeout=60)
+        res = call_until_answered(get, GetParameters.Request(names=names), "get_parameters")
         vals = dict(zip(names, res.values))
         assert vals["frames.world"].string_value == "odom"
         assert vals["model.device"].string_value == "cpu"
@@ -137,7 +137,8 @@ def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) ->
         assert vals["keyframes.capacity"].integer_value == 32                 # from gsnerf.yaml
         assert vals["render.num_source_views"].integer_value == 4
         desc_cli = n.create_client(DescribeParameters, "/gsnerf/describe_parameters")
-        d = client.call(desc_cli, DescribeParameters.Request(names=["keyframes.capacity"]))
+        d = call_until_answered(desc_cli, DescribeParameters.Request(names=["keyframes.capacity"]),
+                                "describe_parameters")
         assert d.descriptors[0].description and d.descriptors[0].integer_range[0].to_value == 1024
         # the remapped camera topics are what the node subscribes to
         wait_until(lambda: any(i.node_name == "gsnerf" for i in
@@ -152,7 +153,7 @@ def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) ->
 
 def _get_parameters(client: SpinningNode, node: str, names: list[str]) -> dict:
     get = client.node.create_client(GetParameters, f"{node}/get_parameters")
-    res = client.call(get, GetParameters.Request(names=names), timeout=60)
+    res = call_until_answered(get, GetParameters.Request(names=names), "get_parameters")
     return dict(zip(names, res.values))
 
 
@@ -215,9 +216,11 @@ def test_lifecycle_node_autostarts_to_active(tmp_path: Path) -> None:
         with open(log, "w") as out:
             proc = start(node, env=make_child_env(), stdout=out, stderr=subprocess.STDOUT)
         get_state = client.node.create_client(GetState, "/robot2/gsnerf/get_state")
-        assert client.call(get_state, GetState.Request()).current_state.label == "unconfigured"
+        state = call_until_answered(get_state, GetState.Request(), "get_state")
+        assert state.current_state.label == "unconfigured"
         assert autostart(node, client.node, timeout=120) == "active"
-        assert client.call(get_state, GetState.Request()).current_state.label == "active"
+        state = call_until_answered(get_state, GetState.Request(), "get_state")
+        assert state.current_state.label == "active"
     finally:
         code = stop_process(proc) if proc is not None else 0
         client.close()

@@ -1,6 +1,9 @@
 """The real node, in its own process, fed by the real player process; the test is the client.
 
-One node + player pair serves the whole module (starting them dominates the cost). The checkpoint
+One node + player pair serves the whole module (starting them dominates the cost). Every wait is
+for a condition (a bound only stops a hung test), so the module passes while other jobs keep
+the cores busy: best-effort camera frames the node may miss are sent again until it reports
+them, and the clients keep every answer (gsnerf_ros.ros.render_client). The checkpoint
 is the shipped one when present (then the label agreement with ground truth is asserted), else a
 tiny untrained one made here (then only structure is asserted and that test is skipped).
 """
@@ -11,7 +14,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,7 +26,6 @@ pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from geometry_msgs.msg import PoseStamped  # noqa: E402
-from rclpy.action import ActionClient  # noqa: E402
 from rclpy.qos import (  # noqa: E402
     DurabilityPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data,
 )
@@ -36,6 +37,9 @@ from gsnerf_ros.action import RenderViews  # noqa: E402
 from gsnerf_ros.imaging import decode_raw  # noqa: E402
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
+from gsnerf_ros.ros.render_client import (  # noqa: E402
+    create_render_client, create_render_views_client,
+)
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
@@ -130,23 +134,27 @@ def ros(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
                                   lambda m, k=k: hs.rendered.__setitem__(k, m), 5)
         n.create_subscription(CameraInfo, "/gsnerf/rendered/camera_info",
                               lambda m: hs.rendered.__setitem__("camera_info", m), 5)
-        hs.srv = n.create_client(RenderView, "/gsnerf/render_view")
-        hs.action = ActionClient(n, RenderViews, "/gsnerf/render_views")
+        hs.srv = create_render_client(n)
+        hs.action = create_render_views_client(n)
 
         hs.node_proc = subprocess.Popen(node_cmd, env=env)
         procs.append(hs.node_proc)
+        # start-up (imports, model load) takes seconds, minutes on busy cores
+        wait_until(lambda: hs.srv.service_is_ready() or hs.node_proc.poll() is not None, 500,
+                   "the node's render_view service")
+        assert hs.node_proc.poll() is None, f"the node exited with {hs.node_proc.returncode}"
         # a request before any keyframe exists (explicit intrinsics, so the buffer is the issue)
         f0 = hs.scene.frame(0)
         hs.early_response = hs.render(hs.request(f0.c2w, f0.K, W, H))
         procs.append(subprocess.Popen(
             [sys.executable, str(ROOT / "scripts" / "gsnerf_player"), "--scene-file",
              str(scene_file), "--holdout", HOLDOUT, "--rate", "8"], env=env))
-        wait_until(lambda: procs[1].poll() is not None, 120, "the player to finish")
+        wait_until(lambda: procs[1].poll() is not None, 500, "the player to finish")
         assert procs[1].returncode == 0
         hs.diag.clear()
         wait_until(lambda: hs.diag.get("buffer_size", "0") != "0"
                    and hs.diag["buffer_size"] == hs.diag["encoded_keyframes"]
-                   and hs.diag.get("provisional_keyframes") == "0", 180,
+                   and hs.diag.get("provisional_keyframes") == "0", 500,
                    "every keyframe to be encoded")
         yield hs
     finally:
@@ -174,7 +182,7 @@ def test_request_before_enough_keyframes_is_refused(ros: Harness) -> None:
 def test_buffer_fills_by_the_keyframe_policy(ros: Harness) -> None:
     published = [i for i in range(FRAMES) if i not in ros.held]
     expected = _expected_keyframes(ros.scene, published)
-    wait_until(lambda: ros.state is not None and len(ros.state.keyframes) == len(expected), 10,
+    wait_until(lambda: ros.state is not None and len(ros.state.keyframes) == len(expected), 120,
                "the keyframe state")
     got = torch.stack([convert.pose_to_c2w(k.pose) for k in ros.state.keyframes]).float()
     want = ros.scene.c2w[expected]
@@ -182,7 +190,7 @@ def test_buffer_fills_by_the_keyframe_policy(ros: Harness) -> None:
     assert torch.allclose(got, want, atol=1e-4)
     assert ros.state.capacity == 32 and ros.state.header.frame_id == "map"
     wait_until(lambda: ros.markers is not None and len(ros.markers.markers) == len(expected) + 1,
-               10, "frustum markers")
+               120, "frustum markers")
     assert all(len(m.points) == 16 for m in ros.markers.markers[1:])
 
 
@@ -206,7 +214,7 @@ def test_render_view_at_unvisited_pose(ros: Harness) -> None:
     assert valid.mean() > 0.9 and (depth[valid] > 0).all()
     assert ((conf >= 0) & (conf <= 1)).all() and lab.max() < len(ros.scene.class_names)
     assert r.latency_ms > 0
-    assert VIRTUAL in wait_until(lambda: ros.tf_frames, 5, "tf")
+    wait_until(lambda: VIRTUAL in ros.tf_frames, 60, "the virtual camera's TF")
 
 
 def test_zero_intrinsics_use_the_camera_at_the_render_size(ros: Harness) -> None:
@@ -243,13 +251,13 @@ def test_labels_agree_with_ground_truth_for_the_shipped_checkpoint(ros: Harness)
 def test_render_pose_topic_publishes_every_output(ros: Harness) -> None:
     ros.rendered.clear()
     pub = ros.client.node.create_publisher(PoseStamped, "/gsnerf/render_pose", 5)
-    wait_until(lambda: pub.get_subscription_count() > 0, 10, "render_pose subscriber")
+    wait_until(lambda: pub.get_subscription_count() > 0, 60, "render_pose subscriber")
     msg = PoseStamped()
     msg.header.frame_id = "map"
     msg.header.stamp.sec = 77
     msg.pose = convert.c2w_to_pose(ros.scene.c2w[ros.held[2]].double())
     pub.publish(msg)
-    wait_until(lambda: len(ros.rendered) == 6, 60, "all ~/rendered/* topics")
+    wait_until(lambda: len(ros.rendered) == 6, 120, "all ~/rendered/* topics")
     assert ros.rendered["rgb"].header.stamp.sec == 77
     assert ros.rendered["semantic"].encoding == "mono8"
     assert ros.rendered["camera_info"].width == W
@@ -270,7 +278,7 @@ def test_action_reports_feedback_per_view_and_can_be_cancelled(ros: Harness) -> 
     goal.return_images = False
     feedback: list[Any] = []
     fut = ros.action.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
-    handle = wait_until(lambda: fut.done() and fut.result(), 30, "goal acceptance")
+    handle = wait_until(lambda: fut.done() and fut.result(), 120, "goal acceptance")
     assert handle.accepted
     rfut = handle.get_result_async()
     wait_until(rfut.done, 120, "action result")
@@ -284,10 +292,10 @@ def test_action_reports_feedback_per_view_and_can_be_cancelled(ros: Harness) -> 
     goal.poses = goal.poses * 4                               # 12 views, cancelled early
     feedback.clear()
     fut = ros.action.send_goal_async(goal, feedback_callback=lambda m: feedback.append(m.feedback))
-    handle = wait_until(lambda: fut.done() and fut.result(), 30, "goal acceptance")
-    wait_until(lambda: feedback, 60, "first feedback")
+    handle = wait_until(lambda: fut.done() and fut.result(), 120, "goal acceptance")
+    wait_until(lambda: feedback, 120, "first feedback")
     cfut = handle.cancel_goal_async()
-    wait_until(cfut.done, 30, "cancel response")
+    wait_until(cfut.done, 120, "cancel response")
     rfut = handle.get_result_async()
     wait_until(rfut.done, 120, "cancelled result")
     assert rfut.result().status == GoalStatus.STATUS_CANCELED
@@ -330,8 +338,7 @@ def test_bad_camera_inputs_are_reported_and_the_buffer_survives(ros: Harness) ->
     pub_i = n.create_publisher(Image, "/image", qos_profile_sensor_data)
     pub_c = n.create_publisher(CameraInfo, "/camera_info", qos_profile_sensor_data)
     wait_until(lambda: pub_i.get_subscription_count() > 0 and pub_c.get_subscription_count() > 0,
-               10, "node subscriptions")
-    time.sleep(0.5)
+               60, "node subscriptions")
     before = ros.diag["buffer_size"]
     now = n.get_clock().now()
     cases = [
@@ -340,17 +347,26 @@ def test_bad_camera_inputs_are_reported_and_the_buffer_survives(ros: Harness) ->
         (dict(K=torch.zeros(3, 3)), "focal lengths"),
         (dict(K=torch.full((3, 3), math.nan)), "NaN"),
         (dict(frame="nowhere_frame"), "no TF map -> nowhere_frame"),
-        (dict(stamp_offset=-20.0), "extrapolation"),
+        # older than the TF the player left; less than frames.time_jump_threshold (1 s) back,
+        # so sending it again is no bag loop (that would reset the buffer)
+        (dict(stamp_offset=-0.5), "extrapolation"),
     ]
     for k, (kw, expect) in enumerate(cases):
         off = kw.pop("stamp_offset", 0.0)
         stamp = (now + rclpy_duration(off + 0.01 * k)).to_msg()
         img, info = _bad_frame(stamp, **kw)
         ros.diag.clear()
-        pub_c.publish(info)
-        pub_i.publish(img)
-        wait_until(lambda: expect in ros.diag.get("last_input_error", ""), 15,
-                   f"diagnostics to report {expect!r}")
+
+        def reported(img: Image = img, info: CameraInfo = info, expect: str = expect) -> bool:
+            # The camera topics are best effort: a frame the node did not get (its reader not
+            # yet matched to ours, a busy core) is sent again at every check until reported.
+            if expect in ros.diag.get("last_input_error", ""):
+                return True
+            pub_c.publish(info)
+            pub_i.publish(img)
+            return False
+
+        wait_until(reported, 120, f"diagnostics to report {expect!r}", period=0.5)
         assert ros.diag["buffer_size"] == before
     n.destroy_publisher(pub_i)
     n.destroy_publisher(pub_c)
@@ -370,7 +386,7 @@ def test_diagnostics_report_buffer_latency_device_and_model(ros: Harness) -> Non
     # A render of its own, so the latency is there whichever tests ran before.
     assert ros.render(ros.request(ros.scene.c2w[ros.held[0]])).success
     ros.diag.clear()
-    wait_until(lambda: "last_render_latency_ms" in ros.diag, 10, "diagnostics")
+    wait_until(lambda: "last_render_latency_ms" in ros.diag, 60, "diagnostics")
     assert int(ros.diag["buffer_size"]) > 0
     assert ros.diag["last_render_latency_ms"] != "n/a"
     assert 0.0 <= float(ros.diag["last_render_lateral_baseline_share"]) <= 1.0

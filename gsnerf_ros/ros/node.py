@@ -57,7 +57,9 @@ from gsnerf_ros.ros.diagnostics import (INPUT_ERROR_WARN_S, InputStats, render_n
 from gsnerf_ros.runtime.engine import GSNeRFRenderer, RenderEngine, Renderer, RenderSettings
 from gsnerf_ros.runtime.ingest import CameraModel, DepthFrame, FrameIngest
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy
-from gsnerf_ros.ros.param_declaration import declare_node_parameters, reject_parameter_changes
+from gsnerf_ros.ros.param_declaration import (
+    LIVE_PARAMETERS, check_parameter_changes, declare_node_parameters, read_node_parameters,
+)
 from gsnerf_ros.runtime.params import PARAMETERS, NodeParams
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
 from gsnerf_ros.runtime.segmenter_labels import KeyframeLabels, LabelError, LabelSpace, id_palette
@@ -67,7 +69,7 @@ from gsnerf_ros.ros.pose_input import CameraPoseSource, input_qos, pose_message_
 from gsnerf_ros.ros.render_services import RENDERED_TOPICS, RenderServicesMixin
 from gsnerf_ros.runtime.requests import CameraSpec, RequestError, check_image_matches_info
 from gsnerf_ros.ros.ros_libs import CvBridge, CvBridgeError, message_filters, tf2_ros
-from gsnerf_ros.ros.visualisation import KeyframeBufferPublisher, publish_class_info
+from gsnerf_ros.ros.visualisation import ClassInfoPublisher, KeyframeBufferPublisher
 
 __all__ = ["GSNeRFNode", "GSNeRFCore", "main", "decompress_image", "resolve_checkpoint", "RENDERED_TOPICS",
            "executor_threads", "warn_undeclared_overrides", "free_device_memory"]
@@ -105,9 +107,11 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
     frames and requests); :meth:`_stop_work` and :meth:`_teardown` undo the last two.
     """
 
-    def _init_core(self) -> None:
-        self.p: NodeParams = declare_node_parameters(self)
-        self.add_on_set_parameters_callback(reject_parameter_changes)
+    def _init_core(self, managed: bool = False) -> None:
+        """Declare the parameters (``managed``: settable until configure) and the state."""
+        self.p: NodeParams = declare_node_parameters(self, managed)
+        self.add_on_set_parameters_callback(self._check_parameters)
+        self.add_post_set_parameters_callback(self._apply_live_parameters)
         self._throttle: dict[str, float] = {}
         self.input_stats = InputStats()
         self._latest_cam: CameraSpec | None = None
@@ -225,13 +229,10 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
         # --- outputs and requests -----------------------------------------------------------
         self.buffer_outputs = KeyframeBufferPublisher(self, p)
-        if p.semantic_source == "labels":      # the segmenter's names, once it sends them
-            assert self.segmenter is not None
-            self.segmenter.publish_names()
-        else:
-            self.class_info_pubs = publish_class_info(
-                self, renderer.class_names, renderer.palette,
-                Header(stamp=self.get_clock().now().to_msg(), frame_id=p.frames_virtual_camera))
+        # The class names go out when the node starts (a managed node's publishers are enabled
+        # at activate): the checkpoint's, or the segmenter's once it sends them.
+        self.class_info = (None if p.semantic_source == "labels" else
+                           ClassInfoPublisher(self, renderer.class_names, renderer.palette))
         self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._create_render_endpoints()
         self.create_timer(p.publish_diagnostics_period, self._publish_diagnostics,
@@ -277,6 +278,11 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self.engine.start()
         self._active = True
         self._publish_buffer()
+        if self.class_info is not None:
+            self.class_info.publish(Header(stamp=self.get_clock().now().to_msg(),
+                                           frame_id=self.p.frames_virtual_camera))
+        elif self.segmenter is not None:
+            self.segmenter.publish_names()
         p = self.p
         self.get_logger().info(
             f"gsnerf ready: model {self.model_name} "
@@ -300,7 +306,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
 
     def _teardown(self) -> None:
         """Destroy what :meth:`_build` created and drop the model."""
-        destroy = {"subscriptions": self.destroy_subscription, "publishers": self.destroy_publisher,
+        destroy_pub = getattr(self, "destroy_lifecycle_publisher", self.destroy_publisher)
+        destroy = {"subscriptions": self.destroy_subscription, "publishers": destroy_pub,
                    "services": self.destroy_service, "timers": self.destroy_timer,
                    "clients": self.destroy_client}
         for kind, items in self._entities.items():
@@ -312,6 +319,28 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
         self._entities = {}
         self.renderer = None
         free_device_memory()
+
+    # ================================================================== parameters
+    def _parameters_fixed_because(self) -> str | None:
+        """Why the non-live parameters cannot change now (None: they can)."""
+        return ("gsnerf_node runs (it reads them at start); relaunch it with the new value, "
+                "or run gsnerf_lifecycle_node: deactivate, cleanup, set them, configure")
+
+    def _check_parameters(self, params: list[Any]) -> Any:
+        """``on_set_parameters`` callback: refuse, with the reason, a parameter that cannot
+        change now or a value out of range (nothing changes then)."""
+        current = {s.name: self.get_parameter(s.name).value for s in PARAMETERS}
+        return check_parameter_changes(params, current, self._parameters_fixed_because())
+
+    def _apply_live_parameters(self, params: list[Any]) -> None:
+        """``post_set_parameters`` callback: live parameters take effect at once (the others
+        are read at configure)."""
+        if not any(p.name in LIVE_PARAMETERS for p in params):
+            return
+        new = read_node_parameters(self)
+        for name in LIVE_PARAMETERS:
+            attr = name.replace(".", "_")
+            setattr(self.p, attr, getattr(new, attr))
 
     # ================================================================== logging helpers
     # (throttle_key: the same warning with other numbers in it - stamps, counts - is a repeat)

@@ -3,7 +3,12 @@
 
 A request's pose is taken in ``frames.world`` (through TF when its header names another frame),
 its camera from the request's camera_info, else the last input camera (see
-:func:`~gsnerf_ros.runtime.requests.resolve_camera`). Every rendered view is stamped in
+:func:`~gsnerf_ros.runtime.requests.resolve_camera`). The pose is that of the virtual camera's
+optical frame (x right, y down, z forward), or, with ``frames.request_body`` set (e.g.
+``base_link``), that of the robot's body (REP 103: x forward, z up): the node then renders what
+the mounted camera would see with the robot standing there, composing the pose with the latest
+TF ``frames.request_body`` -> camera optical frame (``frames.camera``, else the frame of the
+newest keyframe). The answer's ``pose`` is then the camera's, in ``frames.world``. Every rendered view is stamped in
 ``frames.virtual_camera``, whose TF is broadcast at the rendered pose; ``publish`` requests also
 go out on ``~/rendered/*``. Bad requests and model failures come back as ``success=false`` with a
 message, never as an exception in the node.
@@ -12,7 +17,14 @@ Every request is answered: the service and the action keep ``render.request_qos_
 requests and responses (a burst of clients is not dropped by DDS history), the engine's bounded
 queue refuses at once when full (``busy: N queued``) and refuses a request that waited past
 ``render.request_timeout``; service calls are served before action views, which come before
-topic requests. At most ``render.max_goals`` goals execute at once; more are rejected.
+topic requests. At most ``render.max_goals`` goals execute at once; more are rejected. A goal
+with a failed view is aborted, its result (every view, the failed ones with their message)
+attached.
+
+A client must keep every answer until its executor takes it: rmw_fastrtps delivers each answer
+to every client of the service, so a client with the default services QoS (KEEP_LAST 10) loses
+its own to a burst of other clients' answers (see :mod:`~gsnerf_ros.ros.render_client`, whose
+clients keep all).
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from gsnerf_ros.action import RenderViews
 from gsnerf_ros.msg import RenderedView
 from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.engine import RenderEngine, Renderer
+from gsnerf_ros.runtime.keyframes import KeyframeBuffer
 from gsnerf_ros.runtime.params import NodeParams
 from gsnerf_ros.ros.diagnostics import throttle_key
 from gsnerf_ros.ros.pose_input import CameraPoseSource
@@ -59,6 +72,7 @@ class RenderServicesMixin(_NodeBase):
 
     p: NodeParams
     engine: RenderEngine
+    buffer: KeyframeBuffer
     renderer: Renderer
     semantic_output: Callable[[], tuple[Any, int]]
     pose_source: CameraPoseSource
@@ -99,12 +113,11 @@ class RenderServicesMixin(_NodeBase):
             if not self._active:
                 raise RequestError("the node is not active (lifecycle state inactive); activate "
                                    "it (ros2 lifecycle set /gsnerf activate) and retry")
-            c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
-            frame = pose.header.frame_id or self.p.frames_world
-            if frame != self.p.frames_world:
-                c2w = self.pose_source.lookup(self.p.frames_world, frame,
-                                              Time.from_msg(pose.header.stamp),
-                                              Duration(seconds=self.p.frames_tf_timeout)) @ c2w
+            c2w = self._request_c2w(pose)
+            if self.p.frames_request_body:       # answer with the camera's pose, not the body's
+                view.pose = PoseStamped(header=Header(stamp=pose.header.stamp,
+                                                      frame_id=self.p.frames_world),
+                                        pose=convert.c2w_to_pose(c2w))
             K = convert.camera_info_K(info)
             try:
                 cam = resolve_camera(K, int(info.width), int(info.height), self._latest_cam,
@@ -152,6 +165,34 @@ class RenderServicesMixin(_NodeBase):
             f"{list(view.source_keyframe_ids)} in {view.latency_ms:.1f} ms (render {res.render_ms:.1f} ms, "
             f"queued {res.wait_ms:.1f} ms), mean confidence {view.mean_confidence:.2f}")
         return view
+
+    def _request_c2w(self, pose: PoseStamped) -> Any:
+        """c2w [4,4] float64 (m) of the virtual camera's optical frame in ``frames.world`` for a
+        request's pose; RequestError when the pose or a transform is unusable."""
+        p = self.p
+        c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
+        timeout = Duration(seconds=p.frames_tf_timeout)
+        frame = pose.header.frame_id or p.frames_world
+        if frame != p.frames_world:
+            c2w = self.pose_source.lookup(p.frames_world, frame,
+                                          Time.from_msg(pose.header.stamp), timeout) @ c2w
+        body = p.frames_request_body
+        if body:
+            camera = self._mounted_camera_frame()
+            if camera != body:               # the mount: body -> camera optical frame, latest
+                c2w = c2w @ self.pose_source.lookup(body, camera, Time(), timeout)
+        return c2w
+
+    def _mounted_camera_frame(self) -> str:
+        """The optical frame of the camera whose keyframes the node renders from."""
+        if self.p.frames_camera:
+            return self.p.frames_camera
+        keyframes = self.buffer.keyframes()
+        if not keyframes:
+            raise RequestError(
+                f"frames.request_body={self.p.frames_request_body!r}: the camera's frame is not "
+                "known before the first keyframe; set frames.camera or wait for keyframes")
+        return max(keyframes, key=lambda kf: kf.id).frame_id
 
     def _on_render_view(self, request: Any, response: Any) -> Any:
         v = self._serve(request.pose, request.camera_info, request.publish)
@@ -210,5 +251,8 @@ class RenderServicesMixin(_NodeBase):
         result.message = "" if not failed else (
             f"{len(failed)} of {n} views failed (indices {failed}); first error: "
             f"{result.views[failed[0]].message}")
-        goal_handle.succeed()
+        if failed:
+            goal_handle.abort()                  # the result, every view, goes with it
+        else:
+            goal_handle.succeed()
         return result

@@ -27,25 +27,31 @@ from gsnerf_ros.ros import convert
 from gsnerf_ros.runtime.keyframes import Keyframe
 from gsnerf_ros.runtime.params import NodeParams
 
-__all__ = ["KeyframeBufferPublisher", "keyframe_buffer_state", "publish_class_info", "LATCHED"]
+__all__ = ["KeyframeBufferPublisher", "keyframe_buffer_state", "ClassInfoPublisher", "LATCHED"]
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      reliability=ReliabilityPolicy.RELIABLE)
 """Transient-local QoS of the node's state topics (subscribe with the same to get the last)."""
 
 
-def publish_class_info(node: Node, class_names: Sequence[str], palette: Any,
-                       header: Header) -> tuple[Any, Any]:
-    """Create and publish (once, latched) ``~/label_info`` and ``~/semantic_legend``; returns
-    the two publishers (keep them alive)."""
-    pub_info = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
-    pub_info.publish(convert.label_info(class_names, header))
-    rows = max(1, len(class_names))                 # 24 px a row, 20 rows a 320 px column
-    legend = class_legend(list(class_names), palette, height=min(24 * rows, 480),
-                          width=320 * -(-rows // 20))
-    pub_legend = node.create_publisher(Image, "~/semantic_legend", LATCHED)
-    pub_legend.publish(convert.array_to_image(legend, "rgb8", header))
-    return pub_info, pub_legend
+class ClassInfoPublisher:
+    """Owns the latched ``~/label_info`` and ``~/semantic_legend`` publishers of ``node``; the
+    node publishes them once it runs (:meth:`publish`), so a managed node's are sent when it is
+    activated."""
+
+    def __init__(self, node: Node, class_names: Sequence[str], palette: Any) -> None:
+        self.class_names = list(class_names)
+        self.palette = palette
+        self.pub_info = node.create_publisher(LabelInfo, "~/label_info", LATCHED)
+        self.pub_legend = node.create_publisher(Image, "~/semantic_legend", LATCHED)
+
+    def publish(self, header: Header) -> None:
+        """Publish the class map and the legend image (rgb8) with ``header``."""
+        self.pub_info.publish(convert.label_info(self.class_names, header))
+        rows = max(1, len(self.class_names))         # 24 px a row, 20 rows a 320 px column
+        legend = class_legend(self.class_names, self.palette, height=min(24 * rows, 480),
+                              width=320 * -(-rows // 20))
+        self.pub_legend.publish(convert.array_to_image(legend, "rgb8", header))
 
 
 def keyframe_buffer_state(keyframes: Sequence[Keyframe], capacity: int, frame_id: str,

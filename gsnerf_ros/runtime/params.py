@@ -32,6 +32,7 @@ class ParamSpec:
     step: float | None = None
     choices: tuple[str, ...] | None = None
     read_only: bool = True
+    """False: the node reads it at each use, so it may change while the node runs."""
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -66,6 +67,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("frames.camera", "", "Camera optical frame; empty = the image header's frame_id."),
     ParamSpec("frames.pose_body", "", "Frame whose pose topics.pose gives; empty = the camera "
               "optical frame itself, else composed with TF pose_body -> camera."),
+    ParamSpec("frames.request_body", "", "Frame whose pose a render request gives (~/render_view, "
+              "~/render_views, ~/render_pose): empty = the camera's optical frame (x right, y "
+              "down, z forward); a body frame such as base_link (REP 103: x forward, z up) = the "
+              "robot's pose, and the node renders what its camera sees from there, composing "
+              "the pose with the latest TF request_body -> camera optical frame "
+              "(frames.camera, else the newest keyframe's frame).", read_only=False),
     ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
               "TF frame broadcast at each rendered pose; the frame_id of every output image."),
     ParamSpec("frames.tf_timeout", 0.2, "Seconds a camera frame may wait (in a queue, never "
@@ -117,11 +124,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("render.min_keyframes", 3, "Encoded keyframes needed before renders are served.",
               1, 64, 1),
     ParamSpec("render.width", 160, "Render width when a request's camera_info is all zeros.",
-              1, 4096, 1),
+              1, 4096, 1, read_only=False),
     ParamSpec("render.height", 120, "Render height when a request's camera_info is all zeros.",
-              1, 4096, 1),
-    ParamSpec("render.max_width", 1280, "Largest render width accepted.", 1, 8192, 1),
-    ParamSpec("render.max_height", 960, "Largest render height accepted.", 1, 8192, 1),
+              1, 4096, 1, read_only=False),
+    ParamSpec("render.max_width", 1280, "Largest render width accepted.", 1, 8192, 1,
+              read_only=False),
+    ParamSpec("render.max_height", 960, "Largest render height accepted.", 1, 8192, 1,
+              read_only=False),
     ParamSpec("render.sampling_mode", "depth_guided", "Ray sampling strategy.",
               choices=SAMPLING_MODES),
     ParamSpec("render.num_samples", 0, "Samples per ray (0 = the checkpoint's default).", 0, 1024, 1),
@@ -193,15 +202,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "confidence) image may differ from the image's it is synchronised with; labels "
               "further away are refused (the keyframe is kept without them).", 0.0, 1.0),
     # outputs
-    ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers."),
-    ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0),
+    ParamSpec("publish.markers", True, "Publish keyframe frusta on ~/keyframe_markers.",
+              read_only=False),
+    ParamSpec("publish.frustum_scale", 0.15, "Frustum marker depth in metres.", 0.01, 5.0,
+              read_only=False),
     ParamSpec("publish.diagnostics_period", 1.0, "Seconds between /diagnostics messages.", 0.1, 60.0),
     ParamSpec("publish.warn_lateral_share", 0.0, "/diagnostics turns WARN while the last "
               "render's sources have a lateral baseline share below this (they lie along the "
               "camera's axis, as a robot driving straight leaves them). 0 = never (default): on "
               "42 validation rooms the share was a weak predictor of poor depth, 0.4 flagging "
-              "3 of the 5 bad rooms among 11 (docs/history/RESULTS.md §0.1b).", 0.0, 1.0),
-    ParamSpec("log.throttle", 5.0, "Seconds between repeats of the same warning.", 0.0, 3600.0),
+              "3 of the 5 bad rooms among 11 (docs/history/RESULTS.md §0.1b).", 0.0, 1.0,
+              read_only=False),
+    ParamSpec("log.throttle", 5.0, "Seconds between repeats of the same warning.", 0.0, 3600.0,
+              read_only=False),
 )
 """Every parameter of ``gsnerf_node``."""
 
@@ -223,6 +236,7 @@ class NodeParams:
     frames_world: str
     frames_camera: str
     frames_pose_body: str
+    frames_request_body: str
     frames_virtual_camera: str
     frames_tf_timeout: float
     frames_pending_frames: int

@@ -86,7 +86,7 @@ class NodeHarness:
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.node import Node
 
-        from gsnerf_ros.srv import RenderView
+        from gsnerf_ros.ros.render_client import create_render_client
 
         desc = load_launch_description(REPO_ROOT / "launch" / "gsnerf.launch.py")
         nodes = evaluate(desc, {"checkpoint": self.checkpoint, "device": self.device,
@@ -107,7 +107,7 @@ class NodeHarness:
             self.client.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diag.update(
                 {kv.key: kv.value for s in m.status if s.name.startswith("/gsnerf:")
                  for kv in s.values}), 10)
-            self.render_view = self.client.create_client(RenderView, "/gsnerf/render_view")
+            self.render_view = create_render_client(self.client)
         except BaseException:
             self.__exit__(None, None, None)
             raise

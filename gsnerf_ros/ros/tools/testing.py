@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 class FakeRenderer:
     """A :class:`~gsnerf_ros.runtime.engine.Renderer` without a network: encodes a keyframe as
     its id and renders, after ``delay`` seconds, a grey image at depth 1 m whose confidence is
-    the number of sources / 10. Tracks the most renders that ever ran at once."""
+    the number of sources / 10. Tracks the most renders that ever ran at once and the poses
+    (c2w [4,4]) it rendered at, in ``c2ws``."""
 
     class_names = ["a", "b"]
     palette: Any
@@ -34,6 +35,7 @@ class FakeRenderer:
         self.active = 0
         self.max_active = 0
         self.renders = 0
+        self.c2ws: list[Any] = []
         self.lock = threading.Lock()
 
     def encode(self, kf: Any, nbrs: list[Any]) -> int:
@@ -51,6 +53,7 @@ class FakeRenderer:
         with self.lock:
             self.active -= 1
             self.renders += 1
+            self.c2ws.append(c2w.detach().clone())
         return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
                             labels=torch.ones(height, width, dtype=torch.long),
                             confidence=torch.full((height, width), float(len(sources)) / 10))
@@ -73,13 +76,14 @@ def spin_until_closed(executor: Any, closing: threading.Event) -> None:
 
 class InProcessNode:
     """``node_class`` (default ``GSNeRFNode``; with ``renderer``, default a
-    :class:`FakeRenderer`) and a ``peer`` node in one fresh context, spun by a
-    MultiThreadedExecutor in a daemon thread. Context manager. ``node_kwargs`` go to the
-    node's constructor (``namespace``, ``cli_args`` with remappings...)."""
+    :class:`FakeRenderer`; ``checkpoint=True``: none, the node loads ``model.checkpoint``) and
+    a ``peer`` node in one fresh context, spun by a MultiThreadedExecutor in a daemon thread.
+    Context manager. ``node_kwargs`` go to the node's constructor (``namespace``, ``cli_args``
+    with remappings...)."""
 
     def __init__(self, renderer: Any = None, threads: int | None = None,
-                 node_class: Any = None, node_kwargs: dict[str, Any] | None = None,
-                 **params: Any) -> None:
+                 node_class: Any = None, checkpoint: bool = False,
+                 node_kwargs: dict[str, Any] | None = None, **params: Any) -> None:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
         from rclpy.node import Node
@@ -89,7 +93,7 @@ class InProcessNode:
 
         self.context = rclpy.Context()
         self.context.init()
-        self.renderer = renderer if renderer is not None else FakeRenderer()
+        self.renderer = None if checkpoint else renderer if renderer is not None else FakeRenderer()
         self.node = (node_class or GSNeRFNode)(
             renderer=self.renderer, context=self.context,
             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()],
@@ -172,6 +176,24 @@ def wait_until(cond: Callable[[], Any], timeout: float, what: str, period: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(period)
+
+
+def call_until_answered(client: Any, request: Any, what: str, tries: int = 20,
+                        per_try: float = 5.0) -> Any:
+    """Send ``request`` until an answer comes back (at most ``tries`` sends); its result.
+
+    A server may not yet have matched a new client's response reader when the client sees the
+    service, and Fast DDS then drops that answer (rmw_fastrtps#467): only for calls that may be
+    repeated (a render, a query), not for a lifecycle transition."""
+    assert client.wait_for_service(timeout_sec=120.0), f"service {client.srv_name} not available"
+    for _attempt in range(tries):
+        fut = client.call_async(request)
+        try:
+            wait_until(fut.done, per_try, what)
+            return fut.result()
+        except AssertionError:
+            client.remove_pending_request(fut)
+    raise AssertionError(f"no answer of {client.srv_name} to {tries} sends ({what})")
 
 
 def stop_process(p: subprocess.Popen, timeout: float = 15.0) -> int:
