@@ -23,7 +23,8 @@ HELPER = Path(__file__).parent / "helpers" / "render_view_echo_server.py"
 def test_render_view_has_design_fields() -> None:
     req_fields = set(RenderView.Request.get_fields_and_field_types())
     res_fields = set(RenderView.Response.get_fields_and_field_types())
-    assert req_fields == {"pose", "camera_info", "publish"}
+    # the contract's fields, and body_frame: a pose may be the robot base's (REP 103)
+    assert req_fields == {"pose", "camera_info", "publish", "body_frame"}
     assert res_fields == {"success", "message", "rgb", "semantic", "semantic_color", "depth",
                           "confidence", "camera_info", "source_keyframe_ids", "latency_ms"}
     types = RenderView.Response.get_fields_and_field_types()
@@ -34,6 +35,7 @@ def test_render_view_has_design_fields() -> None:
 def test_action_and_messages_import() -> None:
     goal = RenderViews.Goal()
     assert hasattr(goal, "poses") and hasattr(goal, "return_images")
+    assert goal.body_frame == ""                 # empty: the node's frames.request_body
     assert "views" in RenderViews.Result.get_fields_and_field_types()
     assert "mean_confidence" in RenderViews.Feedback.get_fields_and_field_types()
     assert "keyframes" in KeyframeBufferState.get_fields_and_field_types()

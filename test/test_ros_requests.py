@@ -186,9 +186,10 @@ def _camera_mount() -> Any:
 
 @pytest.mark.timeout(180)
 def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
-    """With frames.request_body=base_link a request gives the robot's pose; the node renders
-    at base pose x mount (static TF base_link -> the keyframes' optical frame 'cam'), the same
-    view as the equivalent optical-frame request, over the service, the topic and the action."""
+    """With frames.request_body=base_link, or a request's own body_frame, a request gives the
+    robot's pose; the node renders at base pose x mount (static TF base_link -> the keyframes'
+    optical frame 'cam'), the same view as the equivalent optical-frame request, over the
+    service, the topic and the action."""
     pytest.importorskip("rclpy")
     import torch
     from geometry_msgs.msg import PoseStamped
@@ -266,6 +267,31 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
         assert run.node.set_parameters([Parameter("frames.request_body",
                                                   value="other_base")])[0].successful
         refusal = call_until_answered(client, _burst_request(), "the refusal")
+        assert not refusal.success and "other_base -> cam" in refusal.message
+
+        # per request: body_frame names the frame of this request's pose, whatever the node's
+        # frames.request_body; the optical-frame client beside it is unaffected
+        assert run.node.set_parameters([Parameter("frames.request_body",
+                                                  value="")])[0].successful
+        req = _burst_request()
+        req.pose.pose = convert.c2w_to_pose(base)
+        req.body_frame = "base_link"
+        r_req = call_until_answered(client, req, "the body_frame answer")
+        assert r_req.success, r_req.message
+        assert torch.allclose(renderer.c2ws[-1].double(), c2w_cam, atol=1e-5)
+        assert bytes(r_req.rgb.data) == bytes(r_cam.rgb.data)
+        r_opt, c2w_opt = render(optical)                    # no body_frame: the optical frame
+        assert torch.allclose(c2w_opt, optical, atol=1e-5)
+        goal = RenderViews.Goal(poses=[msg], return_images=False, body_frame="base_link")
+        fut = action.send_goal_async(goal)
+        handle = wait_until(lambda: fut.done() and fut.result(), 60, "goal acceptance")
+        rfut = handle.get_result_async()
+        wait_until(rfut.done, 60, "the action result")
+        view = rfut.result().result.views[0]
+        assert view.success
+        assert torch.allclose(convert.pose_to_c2w(view.pose.pose).double(), c2w_cam, atol=1e-5)
+        req.body_frame = "other_base"
+        refusal = call_until_answered(client, req, "the body_frame refusal")
         assert not refusal.success and "other_base -> cam" in refusal.message
 
 

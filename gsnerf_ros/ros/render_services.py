@@ -4,11 +4,12 @@
 A request's pose is taken in ``frames.world`` (through TF when its header names another frame),
 its camera from the request's camera_info, else the last input camera (see
 :func:`~gsnerf_ros.runtime.requests.resolve_camera`). The pose is that of the virtual camera's
-optical frame (x right, y down, z forward), or, with ``frames.request_body`` set (e.g.
-``base_link``), that of the robot's body (REP 103: x forward, z up): the node then renders what
-the mounted camera would see with the robot standing there, composing the pose with the latest
-TF ``frames.request_body`` -> camera optical frame (``frames.camera``, else the frame of the
-newest keyframe). The answer's ``pose`` is then the camera's, in ``frames.world``. Every rendered view is stamped in
+optical frame (x right, y down, z forward), or, when the request's ``body_frame`` (else the
+node's ``frames.request_body``) names one (e.g. ``base_link``), that of the robot's body (REP
+103: x forward, z up): the node then renders what the mounted camera would see with the robot
+standing there, composing the pose with the latest TF body -> camera optical frame
+(``frames.camera``, else the frame of the newest keyframe). The answer's ``pose`` is then the
+camera's, in ``frames.world``. Every rendered view is stamped in
 ``frames.virtual_camera``, whose TF is broadcast at the rendered pose; ``publish`` requests also
 go out on ``~/rendered/*``. Bad requests and model failures come back as ``success=false`` with a
 message, never as an exception in the node.
@@ -104,8 +105,10 @@ class RenderServicesMixin(_NodeBase):
             result_service_qos_profile=burst, cancel_service_qos_profile=burst)
 
     def _serve(self, pose: PoseStamped, info: CameraInfo, publish: bool,
-               with_images: bool = True, priority: int = PRIORITY_SERVICE) -> RenderedView:
-        """Render one request into a RenderedView; never raises for bad input."""
+               with_images: bool = True, priority: int = PRIORITY_SERVICE,
+               body_frame: str = "") -> RenderedView:
+        """Render one request into a RenderedView; never raises for bad input. ``body_frame``:
+        the frame whose pose ``pose`` gives (empty: ``frames.request_body``)."""
         t0 = time.perf_counter()
         view = RenderedView()
         view.pose = pose
@@ -113,8 +116,9 @@ class RenderServicesMixin(_NodeBase):
             if not self._active:
                 raise RequestError("the node is not active (lifecycle state inactive); activate "
                                    "it (ros2 lifecycle set /gsnerf activate) and retry")
-            c2w = self._request_c2w(pose)
-            if self.p.frames_request_body:       # answer with the camera's pose, not the body's
+            body = body_frame or self.p.frames_request_body
+            c2w = self._request_c2w(pose, body)
+            if body:                             # answer with the camera's pose, not the body's
                 view.pose = PoseStamped(header=Header(stamp=pose.header.stamp,
                                                       frame_id=self.p.frames_world),
                                         pose=convert.c2w_to_pose(c2w))
@@ -166,9 +170,10 @@ class RenderServicesMixin(_NodeBase):
             f"queued {res.wait_ms:.1f} ms), mean confidence {view.mean_confidence:.2f}")
         return view
 
-    def _request_c2w(self, pose: PoseStamped) -> Any:
+    def _request_c2w(self, pose: PoseStamped, body: str = "") -> Any:
         """c2w [4,4] float64 (m) of the virtual camera's optical frame in ``frames.world`` for a
-        request's pose; RequestError when the pose or a transform is unusable."""
+        request's pose of frame ``body`` (empty: the optical frame itself); RequestError when the
+        pose or a transform is unusable."""
         p = self.p
         c2w = convert.pose_to_c2w(pose.pose, "pose.pose")
         timeout = Duration(seconds=p.frames_tf_timeout)
@@ -176,26 +181,26 @@ class RenderServicesMixin(_NodeBase):
         if frame != p.frames_world:
             c2w = self.pose_source.lookup(p.frames_world, frame,
                                           Time.from_msg(pose.header.stamp), timeout) @ c2w
-        body = p.frames_request_body
         if body:
-            camera = self._mounted_camera_frame()
+            camera = self._mounted_camera_frame(body)
             if camera != body:               # the mount: body -> camera optical frame, latest
                 c2w = c2w @ self.pose_source.lookup(body, camera, Time(), timeout)
         return c2w
 
-    def _mounted_camera_frame(self) -> str:
+    def _mounted_camera_frame(self, body: str) -> str:
         """The optical frame of the camera whose keyframes the node renders from."""
         if self.p.frames_camera:
             return self.p.frames_camera
         keyframes = self.buffer.keyframes()
         if not keyframes:
             raise RequestError(
-                f"frames.request_body={self.p.frames_request_body!r}: the camera's frame is not "
+                f"a pose of {body!r} (body_frame / frames.request_body): the camera's frame is not "
                 "known before the first keyframe; set frames.camera or wait for keyframes")
         return max(keyframes, key=lambda kf: kf.id).frame_id
 
     def _on_render_view(self, request: Any, response: Any) -> Any:
-        v = self._serve(request.pose, request.camera_info, request.publish)
+        v = self._serve(request.pose, request.camera_info, request.publish,
+                        body_frame=request.body_frame)
         response.success, response.message = v.success, v.message
         if v.success:
             for k in RENDERED_TOPICS:
@@ -240,7 +245,7 @@ class RenderServicesMixin(_NodeBase):
                 result.total_latency_ms = (time.perf_counter() - t0) * 1e3
                 return result
             v = self._serve(pose, goal.camera_info, goal.publish, with_images=goal.return_images,
-                            priority=PRIORITY_ACTION)
+                            priority=PRIORITY_ACTION, body_frame=goal.body_frame)
             result.views.append(v)
             fb = RenderViews.Feedback(index=i, total=n, mean_confidence=v.mean_confidence,
                                       latency_ms=v.latency_ms)

@@ -72,7 +72,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "down, z forward); a body frame such as base_link (REP 103: x forward, z up) = the "
               "robot's pose, and the node renders what its camera sees from there, composing "
               "the pose with the latest TF request_body -> camera optical frame "
-              "(frames.camera, else the newest keyframe's frame).", read_only=False),
+              "(frames.camera, else the newest keyframe's frame). A request's own body_frame "
+              "field, when not empty, wins.", read_only=False),
     ParamSpec("frames.virtual_camera", "gsnerf_virtual_camera_optical_frame",
               "TF frame broadcast at each rendered pose; the frame_id of every output image."),
     ParamSpec("frames.tf_timeout", 0.2, "Seconds a camera frame may wait (in a queue, never "
