@@ -363,3 +363,32 @@ def test_bench_times_training_steps_of_a_config(rooms, tmp_path):
         tmp_path / "unused" / "a" / "checkpoints" / f"step_{cfg.optim.steps:07d}.safetensors")
     assert bench(["--train-config", str(recipe), "--json", str(bad)]) == 2   # which stage?
     assert not bad.exists()
+
+
+def test_init_modules_takes_the_named_modules_and_leaves_the_rest() -> None:
+    """``init_modules``: a new 2D encoder beside a checkpoint's cost volume and renderers. The
+    named modules come over bit for bit, the encoder keeps its own weights, and a module that
+    does not fit is refused with the key or shape that differs."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.train.trainer import load_modules
+
+    torch.manual_seed(0)
+    src = GSNeRF(GSNeRFConfig.tiny(5))
+    torch.manual_seed(1)
+    dst = GSNeRF(GSNeRFConfig.tiny(5))
+    before = {k: v.clone() for k, v in dst.state_dict().items()}
+    n = load_modules(dst, src.state_dict(), ["cost_volume", "volume_renderer"])
+    assert n == sum(1 for k in before if k.startswith(("cost_volume.", "volume_renderer.")))
+    for k, v in dst.state_dict().items():
+        if k.startswith(("cost_volume.", "volume_renderer.")):
+            assert torch.equal(v, src.state_dict()[k]), k
+        else:
+            assert torch.equal(v, before[k]), k                # encoder, semantic renderer: own
+    assert any(not torch.equal(before[k], src.state_dict()[k]) for k in before
+               if k.startswith("encoder."))                   # the two inits differ at all
+    with pytest.raises(ValueError, match="no parameter under 'decoder'"):
+        load_modules(dst, src.state_dict(), ["decoder"])
+    wide = GSNeRFConfig.tiny(5)
+    wide.renderer.d_model *= 2
+    with pytest.raises(ValueError, match="volume_renderer"):
+        load_modules(GSNeRF(wide), src.state_dict(), ["volume_renderer"])

@@ -174,6 +174,11 @@ class TrainConfig:
     init_checkpoint: str = ""
     """Start from these weights (fine-tuning, paper B.1); the optimiser starts fresh. Training
     data without labels (a robot's bag) keeps this checkpoint's classes."""
+    init_modules: list[str] = field(default_factory=list)
+    """Module prefixes (e.g. ``cost_volume``, ``volume_renderer``) taken from
+    ``init_checkpoint``; empty = every weight (strict). With prefixes, the rest of the model
+    keeps its own initialisation (e.g. a new, pretrained 2D encoder beside the shipped cost
+    volume and renderers), and each named module must fit the checkpoint's exactly."""
     model_from_checkpoint: bool = False
     """Take the whole model section (architecture and options) from ``init_checkpoint``'s
     sidecar instead of ``model``, so a fine-tuning config fits whichever checkpoint it is given."""

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+from torch import Tensor
 from tqdm import tqdm
 
 from gsnerf_ros.config import save_config, to_dict
@@ -46,7 +47,7 @@ from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_d
                                      semantic_2d_ce, semantic_ce)
 
 __all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train",
-           "freeze_modules"]
+           "freeze_modules", "load_modules"]
 
 
 def lr_at(step: int, steps: int, lr: float, lr_min: float, warmup: int,
@@ -206,12 +207,16 @@ class Trainer:
             # The run's model section governs (options without parameters, like sampling or
             # semantic.label_skip, may differ); the weights must fit it exactly.
             self.model = GSNeRF(cfg.model, class_names=src.class_names, palette=src.palette)
-            try:
-                self.model.load_state_dict(src.state_dict(), strict=True)
-            except RuntimeError as exc:
-                raise ValueError(f"init_checkpoint {init} has another architecture than the "
-                                 f"config's model section; copy the model config of its sidecar "
-                                 f"(.json) into the YAML ({str(exc)[:200]})") from exc
+            if cfg.init_modules:
+                load_modules(self.model, src.state_dict(), cfg.init_modules, str(init))
+            else:
+                try:
+                    self.model.load_state_dict(src.state_dict(), strict=True)
+                except RuntimeError as exc:
+                    raise ValueError(f"init_checkpoint {init} has another architecture than the "
+                                     f"config's model section; copy the model config of its "
+                                     f"sidecar (.json) into the YAML, or name the modules to take "
+                                     f"(init_modules) ({str(exc)[:200]})") from exc
         else:
             self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
         self.model.to(self.device).train()
@@ -397,6 +402,35 @@ class Trainer:
                                             "depth_abs_rel", "target_depth_abs_rel")},
                 "train_data": self.cfg.data.train_root, "val_data": self.cfg.data.val_root}
         self.model.save_checkpoint(self.run_dir / "best.safetensors", metadata=meta)
+
+
+def load_modules(model: nn.Module, state: dict[str, Tensor], prefixes: list[str],
+                 source: str = "the checkpoint") -> int:
+    """Copy the weights under each module prefix of ``prefixes`` (e.g. ``cost_volume``) from
+    ``state`` into ``model``; every other weight is left as it is. Each named module must match
+    ``state`` key for key and shape for shape (else ValueError naming the difference). Returns
+    the number of tensors copied."""
+    own = model.state_dict()
+    picked: dict[str, Tensor] = {}
+    for pre in prefixes:
+        mine = {k for k in own if k == pre or k.startswith(pre + ".")}
+        theirs = {k for k in state if k == pre or k.startswith(pre + ".")}
+        if not mine:
+            top = sorted({k.split(".")[0] for k in own})
+            raise ValueError(f"init_modules: no parameter under {pre!r}; modules are {top}")
+        if mine != theirs:
+            diff = sorted(mine ^ theirs)[:4]
+            raise ValueError(f"init_modules: {pre!r} of {source} has other weights than the "
+                             f"config's model (e.g. {diff})")
+        for k in sorted(mine):
+            if own[k].shape != state[k].shape:
+                raise ValueError(f"init_modules: {k} is {tuple(state[k].shape)} in {source} but "
+                                 f"{tuple(own[k].shape)} in the config's model")
+            picked[k] = state[k]
+    with torch.no_grad():
+        for k, v in picked.items():
+            own[k].copy_(v)
+    return len(picked)
 
 
 def freeze_modules(model: nn.Module, prefixes: list[str]) -> int:
