@@ -129,7 +129,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                 use_sensor_depth=p.model_use_sensor_depth,
                 max_memory_mb=p.render_max_memory_mb, kernel=p.render_kernel,
                 geometry_max_pixels=p.model_geometry_max_pixels,
-                num_neighbors=p.model_num_neighbors, colour_views=p.model_colour_views,
+                num_neighbors=p.model_num_neighbors, neighbour_rule=p.model_neighbour_rule,
+                colour_views=p.model_colour_views,
                 consistency_tolerance=p.model_consistency_tolerance,
                 floor_z=p.model_floor_z if p.model_floor_bound else None)
             self.model_name = ckpt.name
