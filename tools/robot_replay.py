@@ -49,7 +49,8 @@ def replay(model: GSNeRF, scene: ReplicaScene, rule: str, eviction: str, args: a
     """One room through the runtime with one neighbour rule and eviction policy."""
     renderer = GSNeRFRenderer(model, scene.near, scene.far, neighbour_rule=rule)
     buf = KeyframeBuffer(KeyframePolicy(args.min_translation, args.min_rotation_deg,
-                                        args.capacity, eviction))
+                                        args.capacity, eviction,
+                                        coverage_weight=args.coverage_weight))
     engine = RenderEngine(renderer, buf, RenderSettings(num_source_views=args.num_sources,
                                                         min_keyframes=3))
     n = min(len(scene), args.frames) if args.frames else len(scene)
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--min-rotation-deg", type=float, default=15.0)
     ap.add_argument("--num-sources", type=int, default=4, help="node default: 4")
     ap.add_argument("--every", type=int, default=8)
+    ap.add_argument("--coverage-weight", type=float, default=0.1,
+                    help="KeyframePolicy.coverage_weight of the baseline eviction")
     ap.add_argument("--frames", type=int, default=0, help="first N frames of each room (0 = all)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

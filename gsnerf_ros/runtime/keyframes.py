@@ -20,8 +20,9 @@ are neither waiting for nor under encoding (those are never evicted):
   triangulation is the sum of its ``encode_want_neighbors`` best
   :func:`~gsnerf_ros.geometry.triangulation_scores` against the others (at the scene-depth
   prior below); a keyframe's loss is how much the others' sums drop without it, plus
-  :data:`BASELINE_COVERAGE_WEIGHT` x its pose distance to its nearest other keyframe (of two
-  keyframes that triangulate alike, the one with a close twin goes). The newest
+  ``policy.coverage_weight`` x its pose distance to its nearest other keyframe (of two
+  keyframes that triangulate alike, the one with a close twin goes; a larger weight keeps more
+  of the places driven past). The newest
   :data:`BASELINE_KEEP_NEWEST` are never dropped (the next keyframes are matched against them).
 
 Encoding: every keyframe is encoded by the geo-reasoner by :class:`EncodingWorker` in its own
@@ -58,16 +59,12 @@ from gsnerf_ros.geometry import (NEIGHBOUR_RULES, choose_neighbours, nearest_vie
                                  triangulation_scores)
 
 __all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EncodingWorker", "EVICTION_POLICIES",
-           "BASELINE_KEEP_NEWEST", "BASELINE_COVERAGE_WEIGHT", "baseline_eviction_losses"]
+           "BASELINE_KEEP_NEWEST", "baseline_eviction_losses"]
 
 EVICTION_POLICIES = ("oldest", "redundant", "baseline")
 
 BASELINE_KEEP_NEWEST = 3
 """``baseline`` eviction never drops the newest this many keyframes."""
-BASELINE_COVERAGE_WEIGHT = 0.1
-"""``baseline`` eviction: loss per metre of pose distance to the nearest other keyframe (a
-tie-breaker between keyframes that triangulate alike; a triangulation score is at most 1 per
-neighbour)."""
 
 
 class _Failed:
@@ -130,6 +127,9 @@ class KeyframePolicy:
     (0 = no cap)."""
     neighbour_rule: str = "nearest"
     """How a keyframe's cost-volume neighbours are chosen (``nearest`` | ``triangulation``)."""
+    coverage_weight: float = 0.1
+    """``baseline`` eviction: loss per metre of pose distance to the nearest other keyframe
+    (a triangulation score is at most 1 per neighbour; 0.1 makes it a tie-breaker)."""
     depth_range: tuple[float, float] = (0.25, 10.0)
     """Depth range (m) whose log-depth middle is the scene-depth prior before any depth is
     known (the engine sets the renderer's near/far)."""
@@ -146,6 +146,8 @@ class KeyframePolicy:
         if self.neighbour_rule not in NEIGHBOUR_RULES:
             raise ValueError(f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got "
                              f"{self.neighbour_rule!r}")
+        if not (math.isfinite(self.coverage_weight) and self.coverage_weight >= 0):
+            raise ValueError(f"coverage_weight must be >= 0, got {self.coverage_weight}")
         near, far = self.depth_range
         if not 0 < near < far:
             raise ValueError(f"depth_range must satisfy 0 < near < far, got {self.depth_range}")
@@ -254,7 +256,8 @@ class KeyframeBuffer:
             if not allowed:
                 return None
             loss = baseline_eviction_losses(frames, self._scene_depth(None, frames),
-                                            max(1, self.encode_want_neighbors))
+                                            max(1, self.encode_want_neighbors),
+                                            self.policy.coverage_weight)
             return min(allowed, key=lambda i: float(loss[i]))
         c2w = torch.stack([f.c2w for f in frames])
         n = c2w.shape[0]
@@ -488,12 +491,13 @@ class EncodingWorker:
                 self.buffer.wait_for(lambda b: b.version != v or self._stop.is_set(), 0.5)
 
 
-def baseline_eviction_losses(frames: list[Keyframe], scene_depth: float, m: int) -> Tensor:
+def baseline_eviction_losses(frames: list[Keyframe], scene_depth: float, m: int,
+                             coverage_weight: float = 0.1) -> Tensor:
     """[N] loss of triangulation if each of ``frames`` were dropped (``baseline`` eviction,
     module docstring): each keyframe's triangulation is the sum of its ``m`` best
     :func:`~gsnerf_ros.geometry.triangulation_scores` against the others at ``scene_depth`` m;
-    a keyframe's loss is the drop of the others' sums without it, plus
-    :data:`BASELINE_COVERAGE_WEIGHT` x the pose distance to its nearest other keyframe. Scored
+    a keyframe's loss is the drop of the others' sums without it, plus ``coverage_weight`` x
+    the pose distance (m) to its nearest other keyframe. Scored
     at the first keyframe's image size (each keyframe's own K)."""
     n = len(frames)
     c2w = torch.stack([f.c2w.float() for f in frames])
@@ -512,4 +516,4 @@ def baseline_eviction_losses(frames: list[Keyframe], scene_depth: float, m: int)
         loss[i] = drop.sum()
     d = pose_distance(c2w[:, None].expand(n, n, 4, 4), c2w[None].expand(n, n, 4, 4))
     d.fill_diagonal_(float("inf"))
-    return loss + BASELINE_COVERAGE_WEIGHT * d.min(dim=1).values
+    return loss + coverage_weight * d.min(dim=1).values
