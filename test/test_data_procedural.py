@@ -5,6 +5,7 @@ test_novel setting disjoint from train)."""
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -375,3 +376,42 @@ def test_same_seed_writes_byte_identical_files(tmp_path) -> None:
     assert len(files) >= 2 * (3 * 2 + 2) + 2
     for f in files:
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
+
+
+def test_robot_paths_flag_draws_only_robot_base_paths_of_the_same_rooms(tmp_path) -> None:
+    # 4 seeds per setting: with the config's mix (robot_prob 0.4) some of them are hand-held
+    args = ["--scenes", "4", "--frames", "6", "--height", "12", "--width", "16", "--seed",
+            "100", "shadow_res=8"]
+    for split in ("test", "test_novel"):
+        assert synth_main([str(tmp_path / "robot" / split), "--split", split, "--paths",
+                           "robot", *args]) == 0
+        assert synth_main([str(tmp_path / "mixed" / split), "--split", split, *args]) == 0
+    modes = {"robot": [], "mixed": []}
+    for kind in modes:
+        for d in find_scene_dirs(tmp_path / kind):
+            scene = ReplicaScene(d)
+            meta = json.loads((d / "scene.json").read_text())
+            modes[kind].append(meta["camera"]["mode"])
+            if kind != "robot":
+                continue
+            c2w = scene.poses()
+            z = c2w[:, 2, 3]
+            assert float(z.min()) >= 0.3 - 1e-4 and float(z.max()) <= 0.6 + 1e-4
+            # forward-looking: the optical axis is near horizontal (pitch -5..20 deg) and the
+            # camera moves along it
+            assert float(c2w[:, 2, 2].abs().max()) < math.sin(math.radians(21))
+            step = c2w[1:, :3, 3] - c2w[:-1, :3, 3]
+            ahead = (step * c2w[:-1, :3, 2]).sum(-1) / step.norm(dim=-1).clamp(min=1e-9)
+            assert float(ahead.median()) > 0.7
+            # the same room as the seed's mixed-path scene
+            other = json.loads((tmp_path / "mixed" / d.parent.name / d.name /
+                                "scene.json").read_text())
+            assert other["room_size"] == meta["room_size"]
+            assert other["surfaces"] == meta["surfaces"]
+        rec = json.loads((tmp_path / kind / "test" / "split.json").read_text())
+        assert rec["config"]["settings"]["base"]["camera"]["robot_prob"] == (
+            1.0 if kind == "robot" else 0.4)
+    assert modes["robot"] == ["robot"] * 8
+    assert "handheld" in modes["mixed"]
+    with pytest.raises(SystemExit):
+        synth_main([str(tmp_path / "bad"), "--paths", "drone", *args])

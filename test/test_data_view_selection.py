@@ -54,6 +54,27 @@ def test_cost_volume_neighbours_self_first() -> None:
     assert set(nb[3, 1:3].tolist()) == {2, 4}
 
 
+def test_cost_volume_neighbours_by_triangulation_pick_the_lane_beside() -> None:
+    """A robot driving along +y: nearest picks the views on its own line, triangulation the
+    parallel lane 0.7 m beside it (the scene 2 m ahead)."""
+    own = torch.stack([torch.zeros(5), torch.arange(5) * 0.3, torch.full((5,), 0.4)], -1)
+    lane = own[:2] + torch.tensor([0.7, 0.0, 0.0])
+    eye = torch.cat([own, lane])
+    c2w = look_at(eye, eye + torch.tensor([0.0, 1.0, 0.0]))
+    K = torch.tensor([[160.0, 0.0, 159.5], [0.0, 160.0, 119.5], [0.0, 0.0, 1.0]]).expand(7, 3, 3)
+    near = cost_volume_neighbours(c2w, m=2)
+    tri = cost_volume_neighbours(c2w, m=2, rule="triangulation", K=K, size=(240, 320),
+                                 scene_depth=2.0)
+    assert tri.shape == near.shape == (7, 3) and tri[:, 0].tolist() == list(range(7))
+    assert set(near[0, 1:].tolist()) == {1, 2} and set(tri[0, 1:].tolist()) == {5, 6}
+    assert torch.equal(cost_volume_neighbours(c2w, m=2, rule="triangulation", K=K,
+                                              size=(240, 320), near_far=(1.0, 4.0)), tri)
+    with pytest.raises(ValueError, match="needs"):
+        cost_volume_neighbours(c2w, m=2, rule="triangulation")
+    with pytest.raises(ValueError, match="rule"):
+        cost_volume_neighbours(c2w, m=2, rule="random")
+
+
 def test_training_sampling_draws_from_nearby_pool_deterministically() -> None:
     poses = _line(40)
     cfg = TrainViewConfig(num_sources=4, pool_ratios=(2,), pool_cap=8)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 import torch
 
 from gsnerf_ros.geometry import (
@@ -431,3 +433,104 @@ def test_lateral_baseline_share_separates_forward_from_sideways_motion() -> None
 
     shares = neighbour_lateral_shares(torch.stack([a, a, at(eye + 0.4 * x)]), 2)
     assert shares.shape == (4,) and torch.allclose(shares, torch.ones(4))
+
+
+# --- triangulation neighbours -------------------------------------------------------------
+from gsnerf_ros.geometry import (TriangulationBand, angle_band, choose_neighbours,  # noqa: E402
+                                 nearest_views, pose_distance, scene_depth_prior,
+                                 triangulation_neighbours, triangulation_scores)
+
+_K320 = torch.tensor([[160.0, 0.0, 159.5], [0.0, 160.0, 119.5], [0.0, 0.0, 1.0]])
+
+
+def _robot_cam(x: float, y: float, yaw_deg: float = 0.0, z: float = 0.4) -> torch.Tensor:
+    """A camera at (x, y, z) looking along +y turned by ``yaw_deg`` about world z."""
+    a = math.radians(yaw_deg)
+    eye = torch.tensor([x, y, z])
+    return look_at(eye, eye + torch.tensor([-math.sin(a), math.cos(a), 0.0]))
+
+
+def test_triangulation_prefers_a_lateral_neighbour_to_a_collinear_forward_one() -> None:
+    ref = _robot_cam(0, 0)
+    for dist in (0.2, 0.3, 0.5):
+        cands = torch.stack([_robot_cam(0, dist), _robot_cam(dist, 0), _robot_cam(0, -dist)])
+        s = triangulation_scores(ref[None], _K320[None], (240, 320), 2.0, cands,
+                                 _K320.expand(3, 3, 3))[0]
+        assert float(s[1]) > 0.5 and float(s[1]) > 5 * float(s[0])
+        assert float(s[1]) > 5 * float(s[2])
+        # pose distance alone cannot tell them apart: all three are equally near
+        d = pose_distance(ref.expand(3, 4, 4), cands)
+        assert torch.allclose(d, d[0].expand(3), atol=1e-5)
+    # a robot driving forward past a parallel lane: nearest picks the views on its own line,
+    # triangulation the ones beside it
+    c2w = torch.stack([_robot_cam(0, 0), _robot_cam(0, 0.25), _robot_cam(0, -0.25),
+                       _robot_cam(0.4, 0.1), _robot_cam(0.4, -0.4)])
+    K = _K320.expand(5, 3, 3)
+    tri = triangulation_neighbours(c2w, K, (240, 320), 2.0, 2)
+    assert set(tri[0].tolist()) == {3, 4}
+    near = torch.stack([nearest_views(c2w[0], c2w, 2, exclude=[0])])
+    assert set(near[0].tolist()) == {1, 2}
+    assert tri.shape == (5, 2) and all(i not in row.tolist() for i, row in enumerate(tri))
+
+
+def test_triangulation_band_and_overlap() -> None:
+    band = TriangulationBand()
+    th = torch.tensor([0.0, 2.0, 4.0, 10.0, 15.0, 25.0, 60.0])
+    g = angle_band(th, band)
+    assert torch.allclose(g[2:5], torch.ones(3))
+    assert float(g[0]) < float(g[1]) < 1.0 and 1.0 > float(g[5]) > float(g[6])
+    assert float(g[0]) == pytest.approx(math.exp(-0.5 * (4 / 2) ** 2), rel=1e-5)
+    # the lateral offset that subtends ~8 deg at 2 m beats a tiny (1 deg) and a huge (60 deg) one
+    ref = _robot_cam(0, 0)
+    offs = [2.0 * math.tan(math.radians(a)) for a in (1.0, 8.0, 60.0)]
+    cands = torch.stack([_robot_cam(o, 0) for o in offs])
+    s = triangulation_scores(ref[None], _K320[None], (240, 320), 2.0, cands,
+                             _K320.expand(3, 3, 3))[0]
+    assert int(s.argmax()) == 1
+    # overlap: a view looking away (behind) or far to the side sees none of the scene points
+    away = torch.stack([_robot_cam(0.3, 0, yaw_deg=180.0), _robot_cam(0.3, 0, yaw_deg=-90.0),
+                        _robot_cam(0.3, 0)])
+    s = triangulation_scores(ref[None], _K320[None], (240, 320), 2.0, away,
+                             _K320.expand(3, 3, 3))[0]
+    assert float(s[0]) == 0.0 and float(s[1]) < 0.2 * float(s[2])
+    # the choice depends on the scene depth: a near scene wants a shorter baseline
+    cands = torch.stack([_robot_cam(0.1, 0), _robot_cam(0.6, 0)])
+    far = choose_neighbours("triangulation", ref, _K320, (240, 320), 4.0, cands,
+                            _K320.expand(2, 3, 3), 1)
+    near = choose_neighbours("triangulation", ref, _K320, (240, 320), 0.5, cands,
+                             _K320.expand(2, 3, 3), 1)
+    assert far.tolist() == [1] and near.tolist() == [0]
+    assert choose_neighbours("nearest", ref, _K320, (240, 320), 4.0, cands,
+                             _K320.expand(2, 3, 3), 1).tolist() == [0]
+
+
+def test_scene_depth_prior() -> None:
+    assert scene_depth_prior(0.25, 10.0) == pytest.approx(math.sqrt(2.5))
+    assert scene_depth_prior(0.25, 10.0, torch.tensor([1.0, 3.0, float("nan"), 0.0, 2.0])) == 2.0
+    assert scene_depth_prior(0.25, 10.0, torch.tensor([0.0])) == pytest.approx(math.sqrt(2.5))
+    with pytest.raises(ValueError):
+        scene_depth_prior(2.0, 1.0)
+
+
+def test_triangulation_refuses_bad_inputs() -> None:
+    c2w = torch.stack([_robot_cam(0, 0), _robot_cam(0.3, 0)])
+    K = _K320.expand(2, 3, 3)
+    for bad in (dict(scene_depth=0.0), dict(scene_depth=torch.tensor([1.0, 2.0, 3.0])),
+                dict(scene_depth=float("nan")), dict(size=(0, 320)),
+                dict(K=_K320.expand(3, 3, 3)), dict(c2w=c2w[:, :3])):
+        kw = dict(c2w=c2w, K=K, size=(240, 320), scene_depth=2.0, k=1) | bad
+        with pytest.raises(ValueError):
+            triangulation_neighbours(**kw)
+    bad_pose = c2w.clone()
+    bad_pose[0, 0, 3] = float("inf")
+    with pytest.raises(ValueError):
+        triangulation_neighbours(bad_pose, K, (240, 320), 2.0, 1)
+    with pytest.raises(ValueError):
+        triangulation_neighbours(c2w, K, (240, 320), 2.0, -1)
+    with pytest.raises(ValueError):
+        choose_neighbours("farthest", c2w[0], K[0], (240, 320), 2.0, c2w, K, 1)
+    for kw in (dict(band_deg=(15.0, 4.0)), dict(sigma_deg=(0.0, 1.0)), dict(lateral_min=2.0),
+               dict(grid=0)):
+        with pytest.raises(ValueError):
+            TriangulationBand(**kw)
+    assert triangulation_neighbours(c2w[:1], K[:1], (240, 320), 2.0, 3).shape == (1, 0)

@@ -167,6 +167,24 @@ def test_summary_checks_issue_11_targets(tmp_path: Path) -> None:
     assert "3/4 (missed: cost_volume<=0.12)" in md and "2/3 (missed: psnr>=b)" in md
 
 
+def test_summary_reports_the_robot_splits_apart_with_their_depth_target(tmp_path: Path) -> None:
+    _write_eval(tmp_path, "eval_gsnerf_cpu_test_rgb.json", 40.0, 26.0, 0.13, (29.0, 24.0, 0.2))
+    _write_eval(tmp_path, "eval_gsnerf_cpu_robot_test_rgb.json", 40.0, 26.0, 0.13,
+                (29.0, 24.0, 0.2))
+    _write_eval(tmp_path, "eval_tri_robot_test_novel_rgb.json", 40.0, 26.0, 0.16,
+                (29.0, 24.0, 0.2))
+    s = collect(tmp_path)
+    rows = {(r["model"], r["split"]): r for r in s["rows"]}
+    assert set(rows) == {("gsnerf_cpu", "test"), ("gsnerf_cpu", "robot_test"),
+                         ("tri", "robot_test_novel")}
+    assert target_checks(rows[("gsnerf_cpu", "test")])["depth<=0.12"] is False
+    assert target_checks(rows[("gsnerf_cpu", "robot_test")])["depth<=0.15"] is True
+    assert target_checks(rows[("tri", "robot_test_novel")])["depth<=0.15"] is False
+    lines = [ln for ln in markdown(s).splitlines() if ln.startswith("| gsnerf_cpu") or
+             ln.startswith("| tri")]
+    assert [ln.split(" | ")[1] for ln in lines[:3]] == ["test", "robot_test", "robot_test_novel"]
+
+
 def test_summary_tabulates_per_class_iou_with_the_baseline(tmp_path: Path) -> None:
     _write_eval(tmp_path, "eval_a_test_rgb.json", 40.0, 26.0, 0.11, (29.0, 24.0, 0.2))
     ev = json.loads((tmp_path / "eval_a_test_rgb.json").read_text())

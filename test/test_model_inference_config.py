@@ -23,7 +23,8 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "gsnerf_cpu"
 MODEL_FIELDS = [f.name for f in fields(InferenceConfig) if f.metadata["config_key"]]
 SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, num_neighbors=1,
                        consistency_tolerance=0.05,
-                       colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1)
+                       colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
+                       neighbour_rule="triangulation")
 
 
 def _read(config: GSNeRFConfig, key: str) -> object:
@@ -40,7 +41,8 @@ def test_round_trips_through_the_sidecar_and_yaml() -> None:
     shipped = json.loads(SHIPPED.with_suffix(".json").read_text())["metadata"]["inference"]
     assert InferenceConfig.from_sidecar(shipped).to_sidecar() == shipped
     for bad in ({"renderer.colour_view": 2}, {"near_far_m": [1.0]},
-                {"renderer.colour_views": -1}, {"cost_volume.num_neighbors": "five"}):
+                {"renderer.colour_views": -1}, {"cost_volume.num_neighbors": "five"},
+                {"cost_volume.neighbour_rule": "farthest"}):
         with pytest.raises(ValueError):
             InferenceConfig.from_sidecar(bad)
 
@@ -68,7 +70,7 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
     from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 
     values = {"geometry_max_pixels": 0, "num_neighbors": 3, "consistency_tolerance": 0.05,
-              "colour_views": 1}
+              "colour_views": 1, "neighbour_rule": "triangulation"}
     cli_fields = [f for f in fields(InferenceConfig) if f.metadata["config_key"] and f.metadata["flag"]]
     assert sorted(f.name for f in cli_fields) == sorted(values)
     names = {s.name for s in PARAMETERS}
@@ -95,11 +97,13 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
     assert apply_inference(GSNeRFConfig.tiny(3), inference_from_args(p, p.parse_args([]))) \
         == GSNeRFConfig.tiny(3)
     for bad in (["--num-neighbors", "0"], ["--consistency-tolerance", "-0.1"],
-                ["--near", "2", "--far", "1"]):
+                ["--near", "2", "--far", "1"], ["--neighbour-rule", "farthest"]):
         with pytest.raises(SystemExit):
             inference_from_args(p, p.parse_args(bad))
     with pytest.raises(ValueError, match="model.consistency_tolerance"):
         params_from_values({"model.consistency_tolerance": -0.5})
+    with pytest.raises(ValueError, match="model.neighbour_rule"):
+        params_from_values({"model.neighbour_rule": "farthest"})
 
 
 def test_sidecar_inference_is_applied_at_load(tmp_path: Path) -> None:

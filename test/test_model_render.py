@@ -77,6 +77,53 @@ def test_encode_view_matches_encode_sources(setup) -> None:  # type: ignore[no-u
     assert torch.isfinite(lone.depth).all()
 
 
+def test_neighbour_rule_nearest_is_the_default_and_bit_identical(setup) -> None:  # type: ignore[no-untyped-def]
+    """``nearest`` (the default) encodes exactly as before the rule existed: each view against
+    its ``nearest_views``; ``triangulation`` picks other neighbours on a forward-driving line
+    and refuses an unknown rule."""
+    from gsnerf_ros.model.config import CostVolumeConfig, InferenceConfig, apply_inference
+    from gsnerf_ros.model.geo_reasoner import (encode_views, geometry_inputs, per_view_range,
+                                               source_neighbours)
+
+    model, enc, images, K, c2w, _ = setup
+    assert CostVolumeConfig().neighbour_rule == "nearest"
+    assert model.config.cost_volume.neighbour_rule == "nearest"
+    M = model.config.cost_volume.num_neighbors
+    with torch.no_grad():
+        geo_images, geo_K = geometry_inputs(images, K, model.config.geometry_max_pixels)
+        feats = model.encoder(geo_images)
+        nbrs = [nearest_views(c2w[i], c2w, M, exclude=[i]) for i in range(V)]
+        nr, fr = per_view_range(0.5, V, images.device), per_view_range(5.0, V, images.device)
+        ref = SourceEncoding.stack(encode_views(model.cost_volume, feats, nbrs, images, K, c2w,
+                                                nr, fr, [0.5] * V, [5.0] * V, geo_images,
+                                                geo_K))
+        again = model.encode_sources(images, K, c2w, 0.5, 5.0)
+    for a, b, c in zip(ref.depth_levels + ref.volumes, enc.depth_levels + enc.volumes,
+                       again.depth_levels + again.volumes):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    # a robot driving along its axis (+z) past a parallel lane
+    eye = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.3], [0.0, 0.0, -0.3], [0.5, 0.0, 0.1]])
+    line = torch.stack([look_at(e, e + torch.tensor([0.0, 0.0, 1.0]), UP) for e in eye])
+    cfg = GSNeRFConfig.tiny(C)
+    cfg.cost_volume.num_neighbors = 1
+    near = source_neighbours(cfg, K, line, (H, W), [0.5] * V, [5.0] * V)
+    apply_inference(cfg, InferenceConfig(neighbour_rule="triangulation"))
+    tri = source_neighbours(cfg, K, line, (H, W), [0.5] * V, [5.0] * V)
+    assert near[0].tolist() in ([1], [2]) and tri[0].tolist() == [3]
+    with pytest.raises(ValueError, match="neighbour_rule"):
+        InferenceConfig(neighbour_rule="farthest")
+    with pytest.raises(ValueError, match="neighbour_rule"):
+        CostVolumeConfig(neighbour_rule="farthest")
+    with torch.no_grad():   # a triangulation encoding runs and differs from the nearest one
+        cfg_model = GSNeRF(GSNeRFConfig.tiny(C)).eval()
+        cfg_model.load_state_dict(model.state_dict())
+        cfg_model.config.cost_volume.neighbour_rule = "triangulation"
+        e_tri = cfg_model.encode_sources(images, K, line, 0.5, 5.0)
+        e_near = model.encode_sources(images, K, line, 0.5, 5.0)
+    assert torch.isfinite(e_tri.depth).all()
+    assert not torch.equal(e_tri.depth, e_near.depth)
+
+
 def test_render_outputs(setup) -> None:  # type: ignore[no-untyped-def]
     model, enc, _, K, _, tgt = setup
     res = model.render(enc, K[0], tgt, H, W)

@@ -71,6 +71,70 @@ def test_eviction_redundant_drops_the_most_redundant_keyframe() -> None:
     assert sum(abs(x - 5.0) < 0.1 for x in xs) == 1            # one of the near-duplicates left
 
 
+_K32 = torch.tensor([[16.0, 0.0, 15.5], [0.0, 16.0, 11.5], [0.0, 0.0, 1.0]])  # 90 deg, 32x24
+
+
+def _robot_pose(x: float, y: float) -> torch.Tensor:
+    """A robot camera 0.4 m up at (x, y) looking along +y."""
+    eye = torch.tensor([x, y, 0.4])
+    return look_at(eye, eye + torch.tensor([0.0, 1.0, 0.0]))
+
+
+def test_eviction_baseline_keeps_a_lateral_baseline_while_the_robot_drives_forward() -> None:
+    # one keyframe 0.2 m beside the start, then a robot drives 2.7 m straight ahead: the
+    # sideways pair is the only baseline that triangulates the view ahead
+    kept = {}
+    for eviction in ("oldest", "redundant", "baseline"):
+        buf = KeyframeBuffer(KeyframePolicy(capacity=6, eviction=eviction))
+        buf.encode_want_neighbors = 2
+        for x, y in [(0.2, 0.0)] + [(0.0, 0.3 * i) for i in range(10)]:
+            kf, _ = buf.add(_img(), _K32, _robot_pose(x, y), force=True)
+            assert kf is not None
+            buf.set_encoding(kf.id, "enc")
+        assert len(buf) == 6
+        kept[eviction] = [k.id for k in buf.keyframes()]
+    assert 0 not in kept["oldest"] and 0 not in kept["redundant"]
+    assert 0 in kept["baseline"] and 1 in kept["baseline"]       # the lateral pair
+    assert kept["baseline"][-3:] == [8, 9, 10]                     # the newest are kept
+
+
+def test_eviction_baseline_never_drops_the_newest_or_a_keyframe_waiting_for_encoding() -> None:
+    from gsnerf_ros.runtime.keyframes import BASELINE_KEEP_NEWEST
+
+    buf = KeyframeBuffer(KeyframePolicy(capacity=BASELINE_KEEP_NEWEST, eviction="baseline"))
+    for i in range(BASELINE_KEEP_NEWEST + 2):
+        buf.add(_img(), _K32, _robot_pose(0.0, 0.3 * i), force=True)   # none encoded
+    assert len(buf) == BASELINE_KEEP_NEWEST + 2 and buf.stats.evicted == 0
+    with pytest.raises(ValueError, match="eviction"):
+        KeyframePolicy(eviction="lateral")
+    with pytest.raises(ValueError, match="neighbour_rule"):
+        KeyframePolicy(neighbour_rule="farthest")
+    with pytest.raises(ValueError, match="depth_range"):
+        KeyframePolicy(depth_range=(2.0, 1.0))
+
+
+def test_keyframe_neighbours_by_rule() -> None:
+    poses = [(0.0, 0.0), (0.0, 0.25), (0.0, -0.25), (0.4, -0.5), (0.0, 0.5)]
+    chosen = {}
+    for rule in ("nearest", "triangulation"):
+        buf = KeyframeBuffer(KeyframePolicy(capacity=8, neighbour_rule=rule))
+        for x, y in poses:
+            buf.add(_img(), _K32, _robot_pose(x, y), force=True)
+        kf = buf.keyframes()[0]
+        chosen[rule] = [n.id for n in buf.neighbours_for(kf, 2)]
+    assert set(chosen["nearest"]) == {1, 2}                       # on the robot's own line
+    assert chosen["triangulation"][0] == 3                       # the sideways view first
+    # the scene depth: the keyframe's measured depth, else the known ones, else the prior
+    buf = KeyframeBuffer(KeyframePolicy(capacity=8, depth_range=(0.25, 4.0)))
+    a, _ = buf.add(_img(), _K32, _robot_pose(0, 0), force=True)
+    b, _ = buf.add(_img(), _K32, _robot_pose(0, 1), force=True,
+                   depth=torch.full((24, 32), 3.0))
+    assert buf._scene_depth(a, buf.keyframes()) == pytest.approx(1.0)
+    assert buf._scene_depth(b, buf.keyframes()) == pytest.approx(3.0)
+    assert buf.set_encoding(a.id, "enc", scene_depth=2.5)
+    assert buf._scene_depth(a, buf.keyframes()) == pytest.approx(2.5)
+
+
 def test_keyframes_waiting_for_or_under_encoding_are_never_evicted() -> None:
     buf = KeyframeBuffer(KeyframePolicy(capacity=3))
     for x in (0.0, 1.0):

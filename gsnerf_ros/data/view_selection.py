@@ -6,7 +6,10 @@ centre distance. The default 1/pi counts a 180 deg turn like 1 m, which matters 
 turn in place (cameras at one spot looking away share nothing).
 
 - :func:`select_sources`: K nearest frames to a target (target excluded).
-- :func:`cost_volume_neighbours`: for each source, its nearest other sources (self first).
+- :func:`cost_volume_neighbours`: for each source, its nearest other sources (self first), or
+  with ``rule="triangulation"`` the ones that triangulate it best
+  (:func:`gsnerf_ros.geometry.triangulation_neighbours`; what ``GSNeRF.encode_sources`` does
+  with ``cost_volume.neighbour_rule: triangulation``, in training and evaluation alike).
 - :func:`sample_training_views`: random target; sources = K drawn from the nearest
   ``K x ratio`` frames (ratio 1 or 2, pool capped at 12), as in the released code.
 - :func:`evaluation_views`: the fixed evaluation protocol (see :class:`EvalProtocol`).
@@ -21,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import nearest_views, pose_distance
+from gsnerf_ros.geometry import (nearest_views, pose_distance, scene_depth_prior,
+                                 triangulation_neighbours)
 from gsnerf_ros.data.scene import Scene
 
 __all__ = ["select_sources", "cost_volume_neighbours", "TrainViewConfig",
@@ -64,13 +68,29 @@ def select_sources(scene_or_poses: Scene | Tensor, target: int | Tensor, k: int,
     return cand[local]
 
 
-def cost_volume_neighbours(source_c2w: Tensor, m: int = 3, angle_weight: float = 0.0) -> Tensor:
-    """For each source view, itself then its ``m`` nearest other sources.
+def cost_volume_neighbours(source_c2w: Tensor, m: int = 3, angle_weight: float = 0.0,
+                           rule: str = "nearest", K: Tensor | None = None,
+                           size: tuple[int, int] | None = None,
+                           scene_depth: Tensor | float | None = None,
+                           near_far: tuple[float, float] | None = None) -> Tensor:
+    """For each source view, itself then its ``m`` nearest other sources (``rule="nearest"``,
+    camera-centre distance by default: the paper) or the ``m`` that triangulate it best
+    (``rule="triangulation"``: needs ``K`` [V,3,3] px for images of ``size`` (H, W) and the
+    ``scene_depth`` m, float or [V], else ``near_far`` (m) for
+    :func:`~gsnerf_ros.geometry.scene_depth_prior`).
 
-    Shape: (V,4,4) -> (V, 1 + min(m, V-1)) int64. Default: camera-centre distance (the paper).
+    Shape: (V,4,4) -> (V, 1 + min(m, V-1)) int64.
     """
     V = source_c2w.shape[0]
     m = min(m, V - 1)
+    if rule == "triangulation":
+        if K is None or size is None or (scene_depth is None and near_far is None):
+            raise ValueError("the triangulation rule needs K, size and scene_depth or near_far")
+        depth = scene_depth if scene_depth is not None else scene_depth_prior(*near_far)
+        nb = triangulation_neighbours(source_c2w.float(), K.float(), size, depth, m)
+        return torch.cat([torch.arange(V)[:, None], nb.cpu()], 1)
+    if rule != "nearest":
+        raise ValueError(f"rule must be nearest or triangulation, got {rule!r}")
     rows = []
     for i in range(V):
         nb = nearest_views(source_c2w[i], source_c2w, m, exclude=[i], angle_weight=angle_weight)

@@ -16,6 +16,15 @@ from gsnerf_ros.geometry.camera import (
     world_to_pixels,
 )
 from gsnerf_ros.geometry.depth import register_depth
+from gsnerf_ros.geometry.triangulation import (
+    NEIGHBOUR_RULES,
+    TriangulationBand,
+    angle_band,
+    choose_neighbours,
+    scene_depth_prior,
+    triangulation_neighbours,
+    triangulation_scores,
+)
 from gsnerf_ros.geometry.pose import (
     lateral_baseline_share,
     look_at,
@@ -34,5 +43,6 @@ __all__ = [
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",
     "nearest_views", "neighbour_lateral_shares", "pose_distance", "quat_to_matrix",
-    "rotation_angle", "register_depth",
+    "rotation_angle", "register_depth", "NEIGHBOUR_RULES", "TriangulationBand", "angle_band",
+    "choose_neighbours", "scene_depth_prior", "triangulation_neighbours", "triangulation_scores",
 ]

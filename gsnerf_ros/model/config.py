@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gsnerf_ros.config import check as _check
+from gsnerf_ros.geometry.triangulation import NEIGHBOUR_RULES
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = [
@@ -88,6 +89,10 @@ class CostVolumeConfig:
     num_planes: list[int] = field(default_factory=lambda: [48, 32, 8])
     interval_ratios: list[float] = field(default_factory=lambda: [4.0, 2.0, 1.0])
     num_neighbors: int = 3
+    neighbour_rule: str = "nearest"
+    """How each source view's ``num_neighbors`` are chosen among the others: ``nearest`` (pose
+    distance, the paper's) or ``triangulation`` (the angle they subtend at the scene depth,
+    :mod:`gsnerf_ros.geometry.triangulation`; for cameras that move along their axis)."""
     groups: int = 8
     """Group-wise correlation groups; must divide every fpn channel count."""
     reg_channels: list[int] = field(default_factory=lambda: [8, 16, 32, 64])
@@ -118,6 +123,8 @@ class CostVolumeConfig:
         _check(len(self.interval_ratios) == 3 and all(r > 0 for r in self.interval_ratios),
                "cost_volume.interval_ratios needs 3 positive ratios")
         _check(self.num_neighbors >= 0, "cost_volume.num_neighbors must be >= 0")
+        _check(self.neighbour_rule in NEIGHBOUR_RULES,
+               f"cost_volume.neighbour_rule must be one of {NEIGHBOUR_RULES}")
         _check(len(self.reg_channels) >= 2, "cost_volume.reg_channels needs >= 2 widths")
         _check(self.norm in NORMS, f"cost_volume.norm must be one of {NORMS}")
 
@@ -340,8 +347,8 @@ class InferenceConfig:
       :class:`GSNeRFConfig` keys, ``near_far_m``), applied by ``GSNeRF.from_checkpoint``;
     - the CLIs (``gsnerf-eval``, the depth probe): :func:`add_inference_arguments`,
       :func:`inference_from_args`;
-    - the node (``runtime.engine.GSNeRFRenderer``): its parameters, -1 = keep
-      (:meth:`from_sentinels`).
+    - the node (``runtime.engine.GSNeRFRenderer``): its parameters, -1 (or "" for a rule) =
+      keep (:meth:`from_sentinels`).
 
     The model settings (those with a ``config_key``) are set on a :class:`GSNeRFConfig` by
     :func:`apply_inference`; ``near``/``far``/``floor_z`` are arguments of the render calls, which
@@ -361,6 +368,11 @@ class InferenceConfig:
         "cost_volume.num_neighbors", "--num-neighbors",
         "views each source's cost volume matches against (default: the checkpoint's "
         "cost_volume.num_neighbors)", "N")
+    neighbour_rule: str | None = _setting(
+        "cost_volume.neighbour_rule", "--neighbour-rule",
+        "how each source's cost-volume neighbours are chosen: nearest (pose distance) or "
+        "triangulation (the angle they subtend at the scene; for robot cameras driving "
+        "forward) (default: the checkpoint's cost_volume.neighbour_rule)", "RULE")
     consistency_tolerance: float | None = _setting(
         "target_depth.consistency_tolerance", "--consistency-tolerance",
         "relative depth agreement for the multi-view check of D_T (default: the checkpoint's "
@@ -391,6 +403,8 @@ class InferenceConfig:
                "semantic_max_pixels must be >= -1 (-1 = the geometry level, 0 = the render size)")
         _check(self.num_neighbors is None or self.num_neighbors >= 1,
                "num_neighbors must be >= 1 (a cost volume needs a neighbour)")
+        _check(self.neighbour_rule is None or self.neighbour_rule in NEIGHBOUR_RULES,
+               f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got {self.neighbour_rule!r}")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,
                "consistency_tolerance must be >= 0 (0 = off)")
         _check(self.colour_views is None or self.colour_views >= 0,
@@ -445,17 +459,19 @@ class InferenceConfig:
     # -- the node's parameters
     @classmethod
     def from_sentinels(cls, **values: Any) -> "InferenceConfig":
-        """The node's convention for the model settings: a negative value (-1) or None keeps
-        the checkpoint's. ``values``: field names of the model settings."""
+        """The node's convention for the model settings: a negative value (-1), an empty string
+        or None keeps the checkpoint's. ``values``: field names of the model settings."""
         model_fields = {f.name for f in fields(cls) if f.metadata["config_key"]}
         unknown = set(values) - model_fields
         if unknown:
             raise ValueError(f"not model inference settings: {sorted(unknown)}")
         return cls(**{k: v for k, v in values.items()
-                      if v is not None and not (not isinstance(v, bool) and v < 0)})
+                      if v is not None and v != "" and not (
+                          isinstance(v, (int, float)) and not isinstance(v, bool) and v < 0)})
 
 
-_FIELD_TYPES = {"int | None": int, "float | None": float, "bool | None": bool}
+_FIELD_TYPES = {"int | None": int, "float | None": float, "bool | None": bool,
+                "str | None": str}
 """Command-line value type of each :class:`InferenceConfig` annotation (postponed, so strings)."""
 
 

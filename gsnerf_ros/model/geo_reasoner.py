@@ -18,7 +18,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import level_intrinsics, nearest_views
+from gsnerf_ros.geometry import (level_intrinsics, nearest_views, scene_depth_prior,
+                                 triangulation_neighbours)
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
@@ -26,7 +27,7 @@ from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
 from gsnerf_ros.model.pyramid import geometry_level, image_level, semantic_level
 
 __all__ = ["check_views", "per_view_range", "geometry_inputs", "encoder_outputs", "encode_views",
-           "encode_view", "encode_sources"]
+           "encode_view", "encode_sources", "source_neighbours"]
 
 
 def check_views(images: Tensor, K: Tensor, c2w: Tensor, what: str) -> None:
@@ -138,11 +139,30 @@ def encode_view(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config:
                         [float(far)], geo_images, geo_K)[0]
 
 
+def source_neighbours(config: GSNeRFConfig, K: Tensor, c2w: Tensor, size: tuple[int, int],
+                      near: list[float], far: list[float]) -> list[Tensor]:
+    """Each of V views' cost-volume neighbours among them ([min(M, V - 1)] int64 each, best
+    first; M = ``cost_volume.num_neighbors``) by ``cost_volume.neighbour_rule``: ``nearest``
+    (:func:`geometry.nearest_views`) or ``triangulation``
+    (:func:`geometry.triangulation_neighbours`) at each view's depth prior
+    :func:`geometry.scene_depth_prior` of its [near, far] (no depth is known before the cost
+    volume). ``K`` [V, 3, 3] for images of ``size`` (H, W), ``c2w`` [V, 4, 4], ``near``/``far``
+    m per view."""
+    cv = config.cost_volume
+    V = c2w.shape[0]
+    if cv.neighbour_rule == "nearest":
+        return [nearest_views(c2w[i], c2w, cv.num_neighbors, exclude=[i]) for i in range(V)]
+    depth = [scene_depth_prior(n, f) for n, f in zip(near, far)]
+    nb = triangulation_neighbours(c2w, K, size, torch.tensor(depth, device=c2w.device),
+                                  cv.num_neighbors)
+    return list(nb.unbind(0))
+
+
 def encode_sources(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config: GSNeRFConfig,
                    images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                    far: float | Tensor) -> SourceEncoding:
-    """Encode V source views; each one's cost volume uses its ``cost_volume.num_neighbors``
-    nearest views among them (``geometry.nearest_views``). ``images`` [V, 3, H, W] in [0, 1],
+    """Encode V source views; each one's cost volume uses ``cost_volume.num_neighbors`` of the
+    others, chosen by ``cost_volume.neighbour_rule`` (:func:`source_neighbours`). ``images`` [V, 3, H, W] in [0, 1],
     ``K`` [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
     check_views(images, K, c2w, "encode_sources")
     V = images.shape[0]
@@ -150,7 +170,7 @@ def encode_sources(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, conf
     nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
     feats, geo_images, geo_K = encoder_outputs(encoder, config, images, K)
     near_m, far_m = nr.tolist(), fr.tolist()      # one transfer for all views
-    nbrs = [nearest_views(c2w[i], c2w, config.cost_volume.num_neighbors,
-                          exclude=[i]).to(images.device) for i in range(V)]
+    nbrs = [nb.to(images.device) for nb in
+            source_neighbours(config, K, c2w, tuple(images.shape[-2:]), near_m, far_m)]
     return SourceEncoding.stack(encode_views(cost_volume, feats, nbrs, images, K, c2w, nr, fr,
                                              near_m, far_m, geo_images, geo_K))

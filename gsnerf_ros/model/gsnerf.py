@@ -117,8 +117,8 @@ class GSNeRF(nn.Module):
 
     def encode_sources(self, images: Tensor, K: Tensor, c2w: Tensor, near: float | Tensor,
                        far: float | Tensor) -> SourceEncoding:
-        """Encode V source views; each one's cost volume uses its ``num_neighbors`` nearest views
-        among them (``geometry.nearest_views``). ``images`` [V, 3, H, W] in [0, 1], ``K``
+        """Encode V source views; each one's cost volume uses ``num_neighbors`` of the others,
+        chosen by ``cost_volume.neighbour_rule`` (``geo_reasoner.source_neighbours``). ``images`` [V, 3, H, W] in [0, 1], ``K``
         [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
         return encode_sources(self.encoder, self.cost_volume, self.config, images, K, c2w, near,
                               far)

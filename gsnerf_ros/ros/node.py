@@ -142,7 +142,8 @@ class GSNeRFCore(RenderServicesMixin, _NodeBase):
                 label_angle_sigma=p.semantic_label_angle_sigma,
                 label_depth_search=p.semantic_label_depth_search,
                 geometry_max_pixels=p.model_geometry_max_pixels,
-                num_neighbors=p.model_num_neighbors, colour_views=p.model_colour_views,
+                num_neighbors=p.model_num_neighbors, neighbour_rule=p.model_neighbour_rule,
+                colour_views=p.model_colour_views,
                 consistency_tolerance=p.model_consistency_tolerance,
                 floor_z=p.model_floor_z if p.model_floor_bound else None)
             self.model_name = ckpt.name

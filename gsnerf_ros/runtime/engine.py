@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
@@ -70,8 +70,11 @@ class GSNeRFRenderer:
     ``geometry_max_pixels`` >= 0 (``GSNeRFConfig.geometry_max_pixels``), ``num_neighbors`` >= 1
     (``cost_volume.num_neighbors``: the keyframes each keyframe's cost volume matches against;
     the encoder waits until the buffer holds that many others), ``consistency_tolerance`` >= 0
-    (``target_depth.consistency_tolerance``; 0 = off) and ``colour_views`` >= 0
-    (``renderer.colour_views``: the colour's nearest sources; 0 = every source).
+    (``target_depth.consistency_tolerance``; 0 = off), ``colour_views`` >= 0
+    (``renderer.colour_views``: the colour's nearest sources; 0 = every source) and
+    ``neighbour_rule`` (``cost_volume.neighbour_rule``, None or "" keeps the checkpoint's: how
+    each keyframe's cost-volume neighbours are chosen; the engine gives the keyframe buffer the
+    same rule, :attr:`neighbour_rule`).
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
@@ -90,7 +93,7 @@ class GSNeRFRenderer:
                  colour_views: int | None = None,
                  consistency_tolerance: float | None = None,
                  semantic_source: str = "model", label_angle_sigma: float = 0.0,
-                 label_depth_search: float = 0.0) -> None:
+                 label_depth_search: float = 0.0, neighbour_rule: str | None = None) -> None:
         from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.config import InferenceConfig, apply_inference
 
@@ -102,7 +105,8 @@ class GSNeRFRenderer:
             raise ValueError(f"max_memory_mb must be > 0, got {max_memory_mb}")
         inference = InferenceConfig.from_sentinels(
             geometry_max_pixels=geometry_max_pixels, num_neighbors=num_neighbors,
-            consistency_tolerance=consistency_tolerance, colour_views=colour_views)
+            consistency_tolerance=consistency_tolerance, colour_views=colour_views,
+            neighbour_rule=neighbour_rule)
         self.model = model.eval().set_kernel(kernel)
         apply_inference(self.model.config, inference)
         self.max_memory_mb = float(max_memory_mb)
@@ -117,12 +121,15 @@ class GSNeRFRenderer:
         self.class_names = list(model.class_names)
         self.palette = torch.as_tensor(model.palette, dtype=torch.uint8)
         self.num_neighbors = int(model.config.cost_volume.num_neighbors)
+        self.neighbour_rule = str(model.config.cost_volume.neighbour_rule)
         self.device = model.device
         self.description = (f"GSNeRF {model.num_parameters()} params, {len(self.class_names)} "
                             f"classes, {mode}, {dtype} on {self.device}"
                             + (f", geometry <= {model.config.geometry_max_pixels} px"
                                if model.config.geometry_max_pixels else "")
                             + f", {self.num_neighbors} cost-volume neighbours"
+                            + (f" by {self.neighbour_rule}"
+                               if self.neighbour_rule != "nearest" else "")
                             + (f", colour from the {model.config.renderer.colour_views} "
                                "nearest sources" if model.config.renderer.colour_views else "")
                             + (f", floor at z = {self.floor_z} m" if self.floor_z is not None
@@ -178,6 +185,14 @@ class GSNeRFRenderer:
         if self.use_sensor_depth and keyframe.depth is not None:
             enc = enc.with_sensor_depth(keyframe.depth.to(dev))
         return enc.detach()
+
+    @staticmethod
+    def median_depth(encoding: Any) -> float | None:
+        """Median (m) of an encoding's finest depth (measured where RGB-D), or None when it
+        holds no positive depth: a keyframe's scene depth for the triangulation rule."""
+        d = encoding.depth
+        d = d[torch.isfinite(d) & (d > 0)]
+        return float(d.median()) if d.numel() else None
 
     def stacked(self, sources: list[Keyframe]) -> Any:
         """The :class:`SourceEncoding` of ``sources`` (in id order), reused from the previous
@@ -289,8 +304,15 @@ class RenderEngine:
         self.settings = settings or RenderSettings()
         self.device_lock = threading.Lock()
         self.queue = RequestQueue(self.settings.queue_size)
+        rule = getattr(renderer, "neighbour_rule", None)
+        if rule is not None:              # keyframes are matched by the model's rule
+            buffer.policy = replace(buffer.policy, neighbour_rule=rule)
+        near, far = getattr(renderer, "near", None), getattr(renderer, "far", None)
+        if near is not None and far is not None:
+            buffer.policy = replace(buffer.policy, depth_range=(float(near), float(far)))
         self.worker = EncodingWorker(buffer, renderer.encode, renderer.num_neighbors,
-                                     self.device_lock, min_neighbors=encode_min_neighbors)
+                                     self.device_lock, min_neighbors=encode_min_neighbors,
+                                     depth_fn=getattr(renderer, "median_depth", None))
         self.last_latency_ms: float | None = None
         self._last_source_poses: list[Tensor] | None = None
         self.renders = 0

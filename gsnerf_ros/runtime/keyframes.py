@@ -13,11 +13,28 @@ are neither waiting for nor under encoding (those are never evicted):
 - ``oldest`` (default): drop the oldest keyframe — a sliding window over the recent trajectory;
 - ``redundant``: drop the keyframe whose nearest other keyframe is closest by
   :func:`~gsnerf_ros.geometry.pose_distance` (the most redundant one; the newest is never
-  dropped) — keeps the spatial coverage of everything visited.
+  dropped) — keeps the spatial coverage of everything visited;
+- ``baseline``: drop the keyframe whose removal loses the least triangulation — keeps the
+  baselines matching needs (a robot driving forward leaves keyframes on a line, which give each
+  other little parallax; a sideways step or a turn is worth keeping). Each keyframe's
+  triangulation is the sum of its ``encode_want_neighbors`` best
+  :func:`~gsnerf_ros.geometry.triangulation_scores` against the others (at the scene-depth
+  prior below); a keyframe's loss is how much the others' sums drop without it, plus
+  ``policy.coverage_weight`` x its pose distance to its nearest other keyframe (of two
+  keyframes that triangulate alike, the one with a close twin goes; a larger weight keeps more
+  of the places driven past). The newest
+  :data:`BASELINE_KEEP_NEWEST` are never dropped (the next keyframes are matched against them).
 
 Encoding: every keyframe is encoded by the geo-reasoner by :class:`EncodingWorker` in its own
-thread (never on the request path), against its ``num_neighbors`` nearest keyframes, newest
-first (the newest keyframe is the one nearest the camera and the furthest from eviction). While
+thread (never on the request path), against ``num_neighbors`` other keyframes chosen by
+``neighbour_rule`` (``nearest``: pose distance; ``triangulation``: the best
+:func:`~gsnerf_ros.geometry.triangulation_scores`), newest first (the newest keyframe is the one
+nearest the camera and the furthest from eviction). The scene depth the triangulation is
+scored at: the keyframe's own measured depth (median, RGB-D), else the median of the depths
+known in the buffer (:attr:`Keyframe.scene_depth`, set from each encoding by the worker's
+``depth_fn``), else the middle of ``policy.depth_range`` in log depth
+(:func:`~gsnerf_ros.geometry.scene_depth_prior`): a keyframe's own cost-volume depth only
+exists after it is encoded. While
 the buffer fills, a keyframe is first encoded as soon as ``min_neighbors`` others exist, against
 as many as there are, and encoded once more (*upgraded*) when ``num_neighbors`` are there and no
 keyframe waits for its first encoding; until then it renders with its first encoding. With
@@ -37,11 +54,17 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from gsnerf_ros.geometry import nearest_views, pose_distance, rotation_angle
+from gsnerf_ros.geometry import (NEIGHBOUR_RULES, choose_neighbours, nearest_views,
+                                 pose_distance, rotation_angle, scene_depth_prior,
+                                 triangulation_scores)
 
-__all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EncodingWorker", "EVICTION_POLICIES"]
+__all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EncodingWorker", "EVICTION_POLICIES",
+           "BASELINE_KEEP_NEWEST", "baseline_eviction_losses"]
 
-EVICTION_POLICIES = ("oldest", "redundant")
+EVICTION_POLICIES = ("oldest", "redundant", "baseline")
+
+BASELINE_KEEP_NEWEST = 3
+"""``baseline`` eviction never drops the newest this many keyframes."""
 
 
 class _Failed:
@@ -73,6 +96,9 @@ class Keyframe:
     encoded_with: int = 0
     """Neighbours its current encoding was computed against."""
     labels: Any = None
+    """The upstream segmenter's labels of this frame (``topics.labels``), or None."""
+    scene_depth: float | None = None
+    """Median depth (m) of its encoding or measured depth, once known (neighbour choice)."""
 
     @property
     def encoded(self) -> bool:
@@ -103,6 +129,14 @@ class KeyframePolicy:
     max_pending: int = 0
     """Keyframes that may wait for encoding; a frame arriving while that many wait is skipped
     (0 = no cap)."""
+    neighbour_rule: str = "nearest"
+    """How a keyframe's cost-volume neighbours are chosen (``nearest`` | ``triangulation``)."""
+    coverage_weight: float = 0.1
+    """``baseline`` eviction: loss per metre of pose distance to the nearest other keyframe
+    (a triangulation score is at most 1 per neighbour; 0.1 makes it a tie-breaker)."""
+    depth_range: tuple[float, float] = (0.25, 10.0)
+    """Depth range (m) whose log-depth middle is the scene-depth prior before any depth is
+    known (the engine sets the renderer's near/far)."""
 
     def __post_init__(self) -> None:
         if self.capacity < 1:
@@ -113,6 +147,14 @@ class KeyframePolicy:
             raise ValueError("keyframe min_interval and max_pending must be >= 0")
         if self.eviction not in EVICTION_POLICIES:
             raise ValueError(f"eviction must be one of {EVICTION_POLICIES}, got {self.eviction!r}")
+        if self.neighbour_rule not in NEIGHBOUR_RULES:
+            raise ValueError(f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got "
+                             f"{self.neighbour_rule!r}")
+        if not (math.isfinite(self.coverage_weight) and self.coverage_weight >= 0):
+            raise ValueError(f"coverage_weight must be >= 0, got {self.coverage_weight}")
+        near, far = self.depth_range
+        if not 0 < near < far:
+            raise ValueError(f"depth_range must satisfy 0 < near < far, got {self.depth_range}")
 
 
 @dataclass
@@ -215,12 +257,31 @@ class KeyframeBuffer:
             return None
         if self.policy.eviction == "oldest" or len(frames) < 3:
             return allowed[0]
+        if self.policy.eviction == "baseline":
+            allowed = [i for i in allowed if i < len(frames) - BASELINE_KEEP_NEWEST]
+            if not allowed:
+                return None
+            loss = baseline_eviction_losses(frames, self._scene_depth(None, frames),
+                                            max(1, self.encode_want_neighbors),
+                                            self.policy.coverage_weight)
+            return min(allowed, key=lambda i: float(loss[i]))
         c2w = torch.stack([f.c2w for f in frames])
         n = c2w.shape[0]
         d = pose_distance(c2w[:, None].expand(n, n, 4, 4), c2w[None].expand(n, n, 4, 4))
         d.fill_diagonal_(float("inf"))
         nearest = d.min(dim=1).values
         return min(allowed, key=lambda i: float(nearest[i]))
+
+    def _scene_depth(self, kf: Keyframe | None, frames: list[Keyframe]) -> float:
+        """Scene depth (m) to score triangulation at (module docstring): ``kf``'s own measured
+        depth, else the median of ``frames``' known depths, else the depth-range prior."""
+        if kf is not None and kf.depth is not None:
+            d = kf.depth[torch.isfinite(kf.depth) & (kf.depth > 0)]
+            if d.numel():
+                return float(d.median())
+        known = [f.scene_depth for f in frames if f.scene_depth is not None]
+        return scene_depth_prior(*self.policy.depth_range,
+                                 torch.tensor(known) if known else None)
 
     def clear(self) -> int:
         """Drop every keyframe (a time jump: the old poses belong to another timeline); returns
@@ -283,10 +344,11 @@ class KeyframeBuffer:
         return [pool[int(i)] for i in idx]
 
     def set_encoding(self, kf_id: int, encoding: Any, encode_ms: float = 0.0,
-                     neighbors: int = 0) -> bool:
-        """Attach an encoding computed against ``neighbors`` keyframes; False when the keyframe
-        was dropped meanwhile (a reset). A failed re-encoding (the marker) keeps a keyframe's
-        earlier usable encoding and is not retried."""
+                     neighbors: int = 0, scene_depth: float | None = None) -> bool:
+        """Attach an encoding computed against ``neighbors`` keyframes (``scene_depth``: its
+        median depth, m, when known); False when the keyframe was dropped meanwhile (a reset).
+        A failed re-encoding (the marker) keeps a keyframe's earlier usable encoding and is not
+        retried."""
         with self._cond:
             if self._encoding_id == kf_id:
                 self._encoding_id = None
@@ -301,14 +363,32 @@ class KeyframeBuffer:
             if kf.encoded:
                 self.stats.upgraded += 1
             kf.encoding, kf.encode_ms, kf.encoded_with = encoding, encode_ms, neighbors
+            if scene_depth is not None and math.isfinite(scene_depth) and scene_depth > 0:
+                kf.scene_depth = float(scene_depth)
             self.stats.encoded += 1
             self.version += 1
             self._cond.notify_all()
             return True
 
+    def neighbours_for(self, kf: Keyframe, k: int) -> list[Keyframe]:
+        """The ``k`` other keyframes (encoded or not) ``kf`` is matched against, best first, by
+        ``policy.neighbour_rule`` (module docstring)."""
+        if self.policy.neighbour_rule == "nearest":
+            return self.nearest(kf.c2w, k, encoded_only=False, exclude_id=kf.id)
+        with self._cond:
+            frames = list(self._frames)
+        pool = [f for f in frames if f.id != kf.id]
+        if not pool or k <= 0:
+            return []
+        idx = choose_neighbours("triangulation", kf.c2w, kf.K, (kf.height, kf.width),
+                                self._scene_depth(kf, frames), torch.stack([f.c2w for f in pool]),
+                                torch.stack([f.K for f in pool]), k)
+        return [pool[int(i)] for i in idx]
+
     def next_pending(self, min_neighbors: int, want_neighbors: int | None = None
                      ) -> tuple[Keyframe, list[Keyframe]] | None:
-        """The next keyframe to encode, with its neighbours (nearest first), or None: the
+        """The next keyframe to encode, with its neighbours (best first,
+        :meth:`neighbours_for`), or None: the
         newest unencoded keyframe once ``min_neighbors`` other keyframes exist, against
         min(``want_neighbors``, others) of them; else, when ``want_neighbors`` exceeds
         ``min_neighbors``, the newest keyframe encoded against fewer than that (an upgrade).
@@ -326,7 +406,7 @@ class KeyframeBuffer:
             if kf is None:
                 return None
             self._encoding_id = kf.id
-        return kf, self.nearest(kf.c2w, k, encoded_only=False, exclude_id=kf.id)
+        return kf, self.neighbours_for(kf, k)
 
     def wait_for(self, predicate: Callable[["KeyframeBuffer"], bool], timeout: float) -> bool:
         """Block until ``predicate(self)`` holds or ``timeout`` seconds pass."""
@@ -363,6 +443,9 @@ class EncodingWorker:
     on_encoded: Callable[[Keyframe], None] | None = None
     on_error: Callable[[Keyframe, Exception], None] | None = None
     min_neighbors: int | None = None
+    depth_fn: Callable[[Any], float | None] | None = None
+    """Median depth (m) of an encoding, stored as the keyframe's ``scene_depth`` (the
+    triangulation neighbour rule's scene depth); None: not known."""
 
     def __post_init__(self) -> None:
         if self.min_neighbors is None or self.min_neighbors > self.num_neighbors:
@@ -401,7 +484,9 @@ class EncodingWorker:
                 self.on_error(kf, exc)
             return False
         ms = (time.perf_counter() - t0) * 1e3
-        if self.buffer.set_encoding(kf.id, enc, ms, len(nbrs)) and self.on_encoded is not None:
+        depth = self.depth_fn(enc) if self.depth_fn is not None else None
+        if (self.buffer.set_encoding(kf.id, enc, ms, len(nbrs), depth)
+                and self.on_encoded is not None):
             self.on_encoded(kf)
         return True
 
@@ -410,3 +495,31 @@ class EncodingWorker:
             if not self.step():
                 v = self.buffer.version
                 self.buffer.wait_for(lambda b: b.version != v or self._stop.is_set(), 0.5)
+
+
+def baseline_eviction_losses(frames: list[Keyframe], scene_depth: float, m: int,
+                             coverage_weight: float = 0.1) -> Tensor:
+    """[N] loss of triangulation if each of ``frames`` were dropped (``baseline`` eviction,
+    module docstring): each keyframe's triangulation is the sum of its ``m`` best
+    :func:`~gsnerf_ros.geometry.triangulation_scores` against the others at ``scene_depth`` m;
+    a keyframe's loss is the drop of the others' sums without it, plus ``coverage_weight`` x
+    the pose distance (m) to its nearest other keyframe. Scored
+    at the first keyframe's image size (each keyframe's own K)."""
+    n = len(frames)
+    c2w = torch.stack([f.c2w.float() for f in frames])
+    K = torch.stack([f.K.float() for f in frames])
+    s = triangulation_scores(c2w, K, (frames[0].height, frames[0].width), scene_depth, c2w, K)
+    s.fill_diagonal_(0.0)
+    m = max(1, min(m, n - 2))
+    top = s.topk(m, dim=1).values.sum(1)                              # [N] with everyone
+    loss = torch.zeros(n)
+    for i in range(n):
+        without = s.clone()
+        without[:, i] = 0.0
+        top_i = without.topk(m, dim=1).values.sum(1)
+        drop = top - top_i
+        drop[i] = 0.0
+        loss[i] = drop.sum()
+    d = pose_distance(c2w[:, None].expand(n, n, 4, 4), c2w[None].expand(n, n, 4, 4))
+    d.fill_diagonal_(float("inf"))
+    return loss + coverage_weight * d.min(dim=1).values

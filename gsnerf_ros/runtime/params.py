@@ -11,10 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any
 
+from gsnerf_ros.geometry import NEIGHBOUR_RULES
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 from gsnerf_ros.runtime.ingest import CAMERA_INPUTS
 from gsnerf_ros.model.label_vote import SEMANTIC_SOURCES
+from gsnerf_ros.runtime.keyframes import EVICTION_POLICIES
 from gsnerf_ros.model.sampling_modes import SAMPLING_MODES
 
 __all__ = ["ParamSpec", "PARAMETERS", "NodeParams", "params_from_values"]
@@ -116,8 +118,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "sooner. -1 = wait for all of them and encode once (the default: measured "
               "slightly better, docs/BENCHMARKS.md).", -1, 64, 1),
     ParamSpec("keyframes.eviction", "oldest", "Which keyframe leaves a full buffer: oldest "
-              "(sliding window) or redundant (nearest to another keyframe).",
-              choices=("oldest", "redundant")),
+              "(sliding window), redundant (nearest to another keyframe) or baseline (the one "
+              "whose removal loses the least triangulation: keeps the sideways baselines a "
+              "robot driving forward needs; docs/METHOD.md).",
+              choices=EVICTION_POLICIES),
     ParamSpec("keyframes.width", 0, "Keyframe width in px for encoding (0 = camera width).", 0, 4096, 1),
     ParamSpec("keyframes.height", 0, "Keyframe height in px (0 = camera height).", 0, 4096, 1),
     # rendering
@@ -176,6 +180,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model.num_neighbors", -1, "Keyframes each keyframe's cost volume matches against "
               "(the encoder waits until the buffer holds that many others). -1 = the "
               "checkpoint's own (gsnerf_cpu: 5).", -1, 64, 1),
+    ParamSpec("model.neighbour_rule", "", "How each keyframe's cost-volume neighbours are "
+              "chosen: nearest (pose distance) or triangulation (the angle they subtend at the "
+              "scene: for a robot camera driving forward; docs/METHOD.md). Empty = the "
+              "checkpoint's own (gsnerf_cpu: nearest).", choices=("", *NEIGHBOUR_RULES)),
     ParamSpec("model.colour_views", -1, "The rendered colour is blended from this many "
               "source keyframes nearest the requested pose; a farther one only where "
               "none of those sees the sample. -1 = the checkpoint's own (gsnerf_cpu: 2), 0 = "
@@ -281,6 +289,7 @@ class NodeParams:
     model_floor_z: float
     model_geometry_max_pixels: int
     model_num_neighbors: int
+    model_neighbour_rule: str
     model_colour_views: int
     model_consistency_tolerance: float
     semantic_source: str

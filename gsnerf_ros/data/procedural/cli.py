@@ -2,7 +2,7 @@
 
     gsnerf-synth OUT [--config config/synth.yaml] --scenes N --frames F --height H --width W
                  --seed S [--split train|val|test|test_novel|all] [--fov DEG] [--workers K]
-                 [--device cpu|cuda] [key=value ...]
+                 [--device cpu|cuda] [--paths mixed|robot|handheld] [key=value ...]
 
 The rooms' distribution comes from the typed config (``--config``, then ``key=value``
 overrides such as ``settings.base.room.side=[3,6]``); ``--frames/--height/--width/--fov/
@@ -11,6 +11,12 @@ overrides such as ``settings.base.room.side=[3,6]``); ``--frames/--height/--widt
 and ``OUT/test_novel`` (``--novel-scenes``, default as test). Scene ``k`` of a split is seeded
 with ``SPLIT_OFFSETS[split] + S + k``, so splits never share a room; each split folder gets a
 ``split.json`` with the config, its setting and seeds, so it can be regenerated exactly.
+
+``--paths robot`` draws only robot-base camera paths (0.3-0.6 m above the floor, looking along
+the direction of travel), ``--paths handheld`` only hand-held ones: it sets
+``camera.robot_prob`` of every setting to 1 or 0 (recorded in ``split.json``'s config), so the
+rooms are those of the same seeds with the mixed paths (the path kind is one draw of the
+scene's RNG either way); ``mixed`` (default) keeps the config's ``robot_prob``.
 """
 
 from __future__ import annotations
@@ -36,7 +42,22 @@ from gsnerf_ros.data.procedural.generator import (
 )
 from gsnerf_ros.data.procedural.writer import write_replica_layout
 
-__all__ = ["main", "build_parser", "synth_one", "split_record"]
+__all__ = ["main", "build_parser", "synth_one", "split_record", "PATH_KINDS", "set_path_kind"]
+
+PATH_KINDS = {"mixed": None, "robot": 1.0, "handheld": 0.0}
+"""``--paths`` choice -> ``camera.robot_prob`` of every setting (None: the config's own)."""
+
+
+def set_path_kind(cfg: SynthConfig, paths: str) -> SynthConfig:
+    """Draw only robot-base (``robot``) or hand-held (``handheld``) camera paths in every
+    setting of ``cfg`` (in place; ``mixed`` changes nothing). Returns ``cfg``."""
+    if paths not in PATH_KINDS:
+        raise ValueError(f"paths must be one of {list(PATH_KINDS)}, got {paths!r}")
+    prob = PATH_KINDS[paths]
+    if prob is not None:
+        for dist in cfg.settings.values():
+            dist.camera.robot_prob = prob
+    return cfg
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "extra threads mostly contend)")
     p.add_argument("--device", default=None, help="torch device for rendering (config: device)")
     p.add_argument("--overwrite", action="store_true", help="re-render existing scenes")
+    p.add_argument("--paths", choices=list(PATH_KINDS), default="mixed",
+                   help="camera paths: only robot-base ones (0.3-0.6 m, looking along the "
+                        "travel), only hand-held ones, or the config's mix (default)")
     return p
 
 
@@ -120,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
              "device": a.device}
     overrides = list(a.overrides) + [f"{k}={v}" for k, v in flags.items() if v is not None]
     try:
-        cfg = load_synth_config(a.config, overrides)
+        cfg = set_path_kind(load_synth_config(a.config, overrides), a.paths)
     except (ConfigError, ValueError, OSError) as exc:
         raise SystemExit(f"gsnerf-synth: bad config: {exc}") from exc
     if a.split == "all":
