@@ -26,7 +26,7 @@
 # evaluation meanwhile), then the trained models' evaluations, <= 150 s a step, in parallel:
 # about 9 minutes; run it with a 600 s timeout.
 # Every knob is an environment variable (below); each step has its own timeout, so one failure
-# leaves the others' results. A CPU dry run at tiny sizes (what test/test_gpu_train_script.py
+# leaves the others' results. A CPU dry run at tiny sizes (what test/train/test_gpu_train_script.py
 # runs): DEVICE=cpu HEIGHT=30 WIDTH=40 SCENES=2 FRAMES=10 TEST_SCENES=1 TEST_FRAMES=10
 # TRAIN_SECONDS=8 TARGETS=1 EXTRA="data.height=30 data.width=40 optim.rays_per_step=32" ...
 set -uo pipefail

@@ -62,10 +62,10 @@ def plan(work: Path, smoke: bool) -> list[Step]:
              "--max-memory-mb", "2048", *budget]
     rooms, run = work / "rooms", work / "train_run"
     if importlib.util.find_spec("pytest") is not None:
-        tests = [*_py(), "-m", "pytest", "-m", "cuda", "test/test_cuda.py", "-q", "-s",
+        tests = [*_py(), "-m", "pytest", "-m", "cuda", "test/bench/test_cuda.py", "-q", "-s",
                  "-p", "no:cacheprovider", "-rs"]
     else:   # the device image lists pytest; without it the file runs its own tests
-        tests = [*_py(), "test/test_cuda.py"]
+        tests = [*_py(), "test/bench/test_cuda.py"]
     steps = [
         Step("cuda_tests", tests, 150),
         Step("bench_fp32", [*bench, *model, *reps, "--modes", "depth_guided", "released",

@@ -1,7 +1,7 @@
 """CUDA-only checks (``pytest -m cuda``; every test skips without a CUDA device).
 
 Run by ``bash tools/gpu_check.sh`` on a machine lent a GPU. The tests take no fixtures, so the
-check can also run them without pytest (``python3 test/test_cuda.py``) where pytest is missing.
+check can also run them without pytest (``python3 test/bench/test_cuda.py``) where pytest is missing.
 
 Tolerances: fused kernel fp32 against the eager fp32 module 1e-4 absolute on LayerNorm-ed
 (unit-scale) outputs; bf16 0.05; whole-view render with the fused kernel against eager fp32:
@@ -21,7 +21,7 @@ except ImportError:  # the GPU check's runner without pytest (_run_without_pytes
     pytest = None  # type: ignore[assignment]
 
 if __name__ == "__main__":  # run without pytest: make the package importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig  # noqa: E402
 

@@ -19,7 +19,7 @@ from gsnerf_ros.model.checkpoint import checkpoint_paths, read_sidecar, sidecar_
 from gsnerf_ros.model.config import (InferenceConfig, add_inference_arguments, apply_inference,
                                      inference_from_args)
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "gsnerf_cpu"
+SHIPPED = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu"
 MODEL_FIELDS = [f.name for f in fields(InferenceConfig) if f.metadata["config_key"]]
 SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, num_neighbors=1,
                        consistency_tolerance=0.05,

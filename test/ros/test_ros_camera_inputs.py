@@ -19,7 +19,7 @@ from std_msgs.msg import Header  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.ros_libs import tf2_ros  # noqa: E402
-from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until  # noqa: E402
+from helpers.ros_nodes import InProcessNode, wait_until
 
 H, W = 12, 16
 K = torch.tensor([[20.0, 0, 7.5], [0, 20.0, 5.5], [0, 0, 1]], dtype=torch.float64)

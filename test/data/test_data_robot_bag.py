@@ -300,7 +300,7 @@ def test_shipped_bag_finetune_config_runs_on_a_robot_bag(bags, tmp_path) -> None
     from gsnerf_ros.model import GSNeRF
     from gsnerf_ros.train.cli import train_main
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     ckpt = root / "models" / "gsnerf_cpu.safetensors"
     assert train_main(["--config", str(root / "config" / "train_bag_finetune.yaml"),
                        f"init_checkpoint={ckpt}", f"data.finetune_scene={bags['mcap_jpeg']}",

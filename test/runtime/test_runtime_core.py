@@ -16,7 +16,8 @@ from gsnerf_ros.runtime.ingest import resize_frame
 from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
-from gsnerf_ros.ros.tools.testing import FakeRenderer, spin_until_closed
+from helpers.fakes import FakeRenderer
+from helpers.ros_nodes import spin_until_closed
 from gsnerf_ros.runtime.requests import (
     CameraSpec, RequestError, check_image_matches_info, check_intrinsics, pose_from_components,
     resolve_camera,
@@ -398,7 +399,7 @@ def test_yaml_config_matches_the_declared_parameters() -> None:
     import yaml
     from pathlib import Path
 
-    data = yaml.safe_load((Path(__file__).parents[1] / "config" / "gsnerf.yaml").read_text())
+    data = yaml.safe_load((Path(__file__).parents[2] / "config" / "gsnerf.yaml").read_text())
     flat: dict[str, object] = {}
 
     def walk(d: dict, prefix: str) -> None:

@@ -22,7 +22,7 @@ from gsnerf_ros.data.formats import open_scenes
 from gsnerf_ros.geometry import unproject_depth, world_to_pixels
 from helpers.shipped import shipped_sidecar
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "independent_rooms.py"
 
 

@@ -94,7 +94,7 @@ def test_fused_kernel_under_the_interpreter():
     if INTERPRETED:
         pytest.skip("already the interpreted session")
     env = {**os.environ, "TRITON_INTERPRET": "1", "OMP_NUM_THREADS": "1"}
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")])
     r = subprocess.run([sys.executable, "-m", "pytest", __file__, "-q", "-p", "no:cacheprovider",
                         "-m", "triton_interpret"], env=env, cwd=root, capture_output=True,

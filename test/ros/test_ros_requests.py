@@ -113,8 +113,8 @@ def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> Non
     clients push a client's own out of its reader (see gsnerf_ros.ros.render_client)."""
     pytest.importorskip("rclpy")
     from gsnerf_ros.ros.render_client import create_render_client
-    from gsnerf_ros.ros.tools.testing import (FakeRenderer, InProcessNode, SpinningNode,
-                                              call_until_answered, wait_until)
+    from helpers.fakes import FakeRenderer
+    from helpers.ros_nodes import InProcessNode, SpinningNode, call_until_answered, wait_until
 
     renderer = FakeRenderer(delay=0.05)
     with InProcessNode(renderer, **{"render.min_keyframes": 2}) as run:
@@ -200,8 +200,8 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
     from gsnerf_ros.action import RenderViews
     from gsnerf_ros.ros import convert
     from gsnerf_ros.ros.render_client import create_render_client, create_render_views_client
-    from gsnerf_ros.ros.tools.testing import (FakeRenderer, InProcessNode, call_until_answered,
-                                              wait_until)
+    from helpers.fakes import FakeRenderer
+    from helpers.ros_nodes import InProcessNode, call_until_answered, wait_until
     from gsnerf_ros.ros.visualisation import LATCHED
 
     renderer = FakeRenderer()
@@ -305,7 +305,7 @@ def test_a_goal_with_a_failed_view_is_aborted_with_its_results() -> None:
 
     from gsnerf_ros.action import RenderViews
     from gsnerf_ros.ros.render_client import create_render_views_client
-    from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until
+    from helpers.ros_nodes import InProcessNode, wait_until
 
     with InProcessNode(**{"render.min_keyframes": 2}) as run:
         run.fill_buffer(3)

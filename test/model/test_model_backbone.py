@@ -123,7 +123,7 @@ def test_bad_input_raises() -> None:
 
 
 # ---------------------------------------------------------------- the encoder and the model
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 V, H, W, C = 4, 24, 32, 4
 UP = torch.tensor([0.0, -1.0, 0.0])
 

@@ -15,7 +15,7 @@ pytest.importorskip("psutil")
 from gsnerf_ros.ros.tools.soak import (  # noqa: E402
     SoakConfig, circle_trajectory, rss_growth_percent, run_soak,
 )
-from gsnerf_ros.ros.tools.testing import make_tiny_checkpoint  # noqa: E402
+from helpers.fakes import make_tiny_checkpoint
 
 
 def test_circle_trajectory_is_fast_and_turns() -> None:

@@ -22,7 +22,7 @@ from gsnerf_ros.train.eval_summary import (by_camera, collect, main as summary_m
                                            target_checks)
 from helpers.shipped import shipped_sidecar, with_shipped_inference
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "tools" / "gpu_train.sh"
 
 

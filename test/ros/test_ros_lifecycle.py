@@ -31,10 +31,8 @@ from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.lifecycle_node import GSNeRFLifecycleNode  # noqa: E402
 from gsnerf_ros.ros.node import warn_undeclared_overrides  # noqa: E402
 from gsnerf_ros.ros.render_client import create_render_client  # noqa: E402
-from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    FakeRenderer, InProcessNode, SpinningNode, call_until_answered, make_tiny_checkpoint,
-    wait_until,
-)
+from helpers.fakes import FakeRenderer, make_tiny_checkpoint
+from helpers.ros_nodes import InProcessNode, SpinningNode, call_until_answered, wait_until
 from gsnerf_ros.ros.visualisation import LATCHED  # noqa: E402
 from gsnerf_ros.runtime.engine import RenderOutput  # noqa: E402
 from gsnerf_ros.srv import RenderView  # noqa: E402

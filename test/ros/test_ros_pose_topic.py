@@ -17,7 +17,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until  # noqa: E402
+from helpers.ros_nodes import InProcessNode, wait_until
 
 
 def test_pose_topic_depth_and_bgr_frames_build_keyframes() -> None:

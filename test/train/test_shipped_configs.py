@@ -15,7 +15,7 @@ from gsnerf_ros.train.recipe import load_stages
 from helpers.rooms import SMALL_ROOMS_HW
 from helpers.shipped import shipped_sidecar, with_shipped_inference
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN_CONFIGS = sorted((ROOT / "config").glob("train*.yaml"))
 RECIPES = sorted((ROOT / "config" / "recipes").glob("*.yaml"))
 CPU_RECIPE = ROOT / "config" / "recipes" / "cpu.yaml"

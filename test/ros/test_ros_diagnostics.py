@@ -13,7 +13,7 @@ from gsnerf_ros.geometry import make_pose  # noqa: E402
 from gsnerf_ros.ros.diagnostics import (  # noqa: E402
     InputStats, low_parallax_warning, render_node_status,
 )
-from gsnerf_ros.ros.tools.testing import FakeRenderer  # noqa: E402
+from helpers.fakes import FakeRenderer
 from gsnerf_ros.runtime.engine import RenderEngine, RenderSettings  # noqa: E402
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
 from gsnerf_ros.runtime.params import params_from_values  # noqa: E402
@@ -78,7 +78,7 @@ def test_the_node_loads_its_renderer_with_the_floor_bound_and_reports_it(tmp_pat
     from types import SimpleNamespace
 
     from gsnerf_ros.ros.node import GSNeRFCore
-    from gsnerf_ros.ros.tools.testing import make_tiny_checkpoint
+    from helpers.fakes import make_tiny_checkpoint
 
     ckpt = make_tiny_checkpoint(tmp_path / "tiny")
     for values, want in (({}, None), ({"model.floor_bound": True, "model.floor_z": -0.25},
@@ -99,7 +99,7 @@ def test_two_instances_in_namespaces_are_told_apart_on_diagnostics() -> None:
     pytest.importorskip("rclpy")
     from diagnostic_msgs.msg import DiagnosticArray
 
-    from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until
+    from helpers.ros_nodes import InProcessNode, wait_until
 
     fast = {"publish.diagnostics_period": 0.1}
     with InProcessNode(node_kwargs={"namespace": "/robot_a"}, **fast) as a, \

@@ -26,7 +26,7 @@ from std_msgs.msg import Header  # noqa: E402
 from vision_msgs.msg import LabelInfo, VisionClass  # noqa: E402
 
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.tools.testing import InProcessNode, SpinningNode, wait_until  # noqa: E402
+from helpers.ros_nodes import InProcessNode, SpinningNode, wait_until
 from gsnerf_ros.ros.visualisation import LATCHED  # noqa: E402
 
 H, W = 24, 32
@@ -232,7 +232,7 @@ def test_demo_with_a_noisy_segmenter_renders_its_vote(tmp_path) -> None:
     """gsnerf-demo --labels --label-noise 0.2: the player publishes the room's labels (blob
     noise) and their LabelInfo, the launched node renders their vote and relays the names."""
     from gsnerf_ros.ros.tools.demo import build_parser, run_demo
-    from gsnerf_ros.ros.tools.testing import make_tiny_checkpoint
+    from helpers.fakes import make_tiny_checkpoint
 
     ckpt = make_tiny_checkpoint(tmp_path / "tiny.safetensors")
     args = build_parser().parse_args([

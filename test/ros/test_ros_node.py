@@ -43,9 +43,8 @@ from gsnerf_ros.ros.render_client import (  # noqa: E402
 from gsnerf_ros.runtime.keyframes import KeyframeBuffer, KeyframePolicy  # noqa: E402
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
 from gsnerf_ros.ros.tools.player import make_scene, parse_holdout, save_scene_file  # noqa: E402
-from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    ROOT, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
-)
+from helpers.fakes import make_tiny_checkpoint
+from helpers.ros_nodes import ROOT, SpinningNode, stop_process, wait_until
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
 SHIPPED = Path(os.environ.get("GSNERF_TEST_CHECKPOINT", ROOT / "models" / "gsnerf_cpu.safetensors"))

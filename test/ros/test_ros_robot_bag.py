@@ -31,9 +31,8 @@ from gsnerf_ros.imaging import ImageFormatError  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
 from gsnerf_ros.ros.node import decompress_image  # noqa: E402
 from gsnerf_ros.ros.tools.demo import DemoError, build_parser, run_demo  # noqa: E402
-from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    ROOT, InProcessNode, SpinningNode, make_tiny_checkpoint, stop_process, wait_until,
-)
+from helpers.fakes import make_tiny_checkpoint
+from helpers.ros_nodes import ROOT, InProcessNode, SpinningNode, stop_process, wait_until
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
 pytestmark = pytest.mark.ros

@@ -17,7 +17,7 @@ from gsnerf_ros.msg import KeyframeBufferState, RenderedView  # noqa: E402
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
 pytestmark = pytest.mark.ros
-HELPER = Path(__file__).parent / "helpers" / "render_view_echo_server.py"
+HELPER = Path(__file__).parents[1] / "helpers" / "render_view_echo_server.py"
 
 
 def test_render_view_has_design_fields() -> None:
@@ -116,7 +116,7 @@ def test_interface_comments_name_the_encodings_the_node_publishes(interface: str
                        labels=torch.randint(0, 3, (4, 5)), confidence=torch.rand(4, 5))
     images = output_to_images(out, Header(), torch.randint(0, 255, (3, 3), dtype=torch.uint8), 3)
     assert set(images) == set(RENDERED_TOPICS)
-    path = Path(__file__).parents[1] / interface
+    path = Path(__file__).parents[2] / interface
     for name, image in images.items():
         comment = _field_comment(path, name)
         assert comment.split()[0].rstrip(",.;:") == image.encoding, (interface, name, comment)

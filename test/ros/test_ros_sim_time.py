@@ -17,7 +17,7 @@ from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from gsnerf_ros.msg import KeyframeBufferState  # noqa: E402
 from gsnerf_ros.ros import convert  # noqa: E402
-from gsnerf_ros.ros.tools.testing import InProcessNode, wait_until  # noqa: E402
+from helpers.ros_nodes import InProcessNode, wait_until
 from gsnerf_ros.srv import RenderView  # noqa: E402
 
 SIM_START = 1234.5

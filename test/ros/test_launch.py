@@ -23,9 +23,8 @@ from gsnerf_ros.ros.compat.launch_shim import (  # noqa: E402
     autostart, evaluate, load_launch_description, start,
 )
 from gsnerf_ros.ros.tools.node_harness import child_env as make_child_env  # noqa: E402
-from gsnerf_ros.ros.tools.testing import (  # noqa: E402
-    ROOT, SpinningNode, call_until_answered, make_tiny_checkpoint, stop_process, wait_until,
-)
+from helpers.fakes import make_tiny_checkpoint
+from helpers.ros_nodes import ROOT, SpinningNode, call_until_answered, stop_process, wait_until
 
 LAUNCH = ROOT / "launch" / "gsnerf.launch.py"
 

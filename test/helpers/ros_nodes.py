@@ -1,7 +1,6 @@
-"""Helpers for real-rclpy tests and scripts: a client node spun in a background thread, the node
-in this process with a fake renderer, bounded waits, child processes that are always stopped,
-and a tiny untrained checkpoint. rclpy is imported where it is used, so the ROS-free tests can
-use :class:`FakeRenderer` without it."""
+"""Real-rclpy test helpers: the node in this process (with :class:`~helpers.fakes.FakeRenderer`
+by default) and a peer, a client node spun in a background thread, bounded waits, calls resent
+until answered, and child processes that are always stopped. rclpy is imported where it is used."""
 
 from __future__ import annotations
 
@@ -12,51 +11,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-ROOT = Path(__file__).resolve().parents[3]
+from helpers.fakes import FakeRenderer
 
-
-class FakeRenderer:
-    """A :class:`~gsnerf_ros.runtime.engine.Renderer` without a network: encodes a keyframe as
-    its id and renders, after ``delay`` seconds, a grey image at depth 1 m whose confidence is
-    the number of sources / 10. Tracks the most renders that ever ran at once and the poses
-    (c2w [4,4]) it rendered at, in ``c2ws``."""
-
-    class_names = ["a", "b"]
-    palette: Any
-    num_neighbors = 1
-    description = "fake"
-    device = "cpu"
-
-    def __init__(self, delay: float = 0.0) -> None:
-        import torch
-
-        self.palette = torch.tensor([[255, 0, 0], [0, 255, 0]], dtype=torch.uint8)
-        self.delay = delay
-        self.active = 0
-        self.max_active = 0
-        self.renders = 0
-        self.c2ws: list[Any] = []
-        self.lock = threading.Lock()
-
-    def encode(self, kf: Any, nbrs: list[Any]) -> int:
-        return kf.id
-
-    def render(self, sources: list[Any], K: Any, c2w: Any, height: int, width: int) -> Any:
-        import torch
-
-        from gsnerf_ros.runtime.engine import RenderOutput
-
-        with self.lock:
-            self.active += 1
-            self.max_active = max(self.max_active, self.active)
-        time.sleep(self.delay)
-        with self.lock:
-            self.active -= 1
-            self.renders += 1
-            self.c2ws.append(c2w.detach().clone())
-        return RenderOutput(rgb=torch.full((height, width, 3), 0.5), depth=torch.ones(height, width),
-                            labels=torch.ones(height, width, dtype=torch.long),
-                            confidence=torch.full((height, width), float(len(sources)) / 10))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def spin_until_closed(executor: Any, closing: threading.Event) -> None:
@@ -206,16 +163,3 @@ def stop_process(p: subprocess.Popen, timeout: float = 15.0) -> int:
             p.kill()
             p.wait(5)
     return p.returncode
-
-
-def make_tiny_checkpoint(path: Path, num_classes: int = 17) -> Path:
-    """An untrained tiny GSNeRF checkpoint with the procedural classes (structure tests)."""
-    import torch
-
-    from gsnerf_ros.data.classes import PROCEDURAL_CLASSES, PROCEDURAL_PALETTE
-    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-
-    torch.manual_seed(0)
-    model = GSNeRF(GSNeRFConfig.tiny(num_classes), class_names=PROCEDURAL_CLASSES,
-                   palette=PROCEDURAL_PALETTE)
-    return model.save_checkpoint(path)
