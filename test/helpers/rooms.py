@@ -46,3 +46,19 @@ def write_small_rooms(root: Path) -> Path:
         synth([str(root / split), "--split", split, "--scenes", "1", "--frames", "12",
                "--height", str(h), "--width", str(w), "--seed", "0"])
     return root
+
+
+def write_room_and_tiny_checkpoint(root: Path, height: int, width: int) -> Path:
+    """One labelled procedural room of the ``test`` split (8 frames, ``height`` x ``width``,
+    seed 11) under ``root/rooms`` and an untrained tiny checkpoint with the procedural classes,
+    ``root/tiny.safetensors`` (returned): what an evaluation test needs."""
+    from gsnerf_ros.data.classes import PROCEDURAL_CLASSES, PROCEDURAL_PALETTE
+    from gsnerf_ros.data.procedural.cli import main as synth
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+
+    synth([str(root / "rooms"), "--split", "test", "--scenes", "1", "--frames", "8", "--height",
+           str(height), "--width", str(width), "--seed", "11"])
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(len(PROCEDURAL_CLASSES)), class_names=PROCEDURAL_CLASSES,
+                   palette=PROCEDURAL_PALETTE)
+    return model.save_checkpoint(root / "tiny.safetensors", metadata={})

@@ -163,3 +163,16 @@ def stop_process(p: subprocess.Popen, timeout: float = 15.0) -> int:
             p.kill()
             p.wait(5)
     return p.returncode
+
+
+def render_request() -> Any:
+    """A ``RenderView`` request in ``map`` at the identity pose for a 16x12 virtual camera
+    (fx = fy = 20 px, principal point at the centre)."""
+    from gsnerf_ros.srv import RenderView
+
+    req = RenderView.Request()
+    req.pose.header.frame_id = "map"
+    req.pose.pose.orientation.w = 1.0
+    req.camera_info.width, req.camera_info.height = 16, 12
+    req.camera_info.k = [20.0, 0.0, 7.5, 0.0, 20.0, 5.5, 0.0, 0.0, 1.0]
+    return req

@@ -32,19 +32,12 @@ from gsnerf_ros.ros.lifecycle_node import GSNeRFLifecycleNode  # noqa: E402
 from gsnerf_ros.ros.node import warn_undeclared_overrides  # noqa: E402
 from gsnerf_ros.ros.render_client import create_render_client  # noqa: E402
 from helpers.fakes import FakeRenderer, make_tiny_checkpoint
-from helpers.ros_nodes import InProcessNode, SpinningNode, call_until_answered, wait_until
+from helpers.ros_nodes import (
+    InProcessNode, SpinningNode, call_until_answered, render_request, wait_until,
+)
 from gsnerf_ros.ros.visualisation import LATCHED  # noqa: E402
 from gsnerf_ros.runtime.engine import RenderOutput  # noqa: E402
 from gsnerf_ros.srv import RenderView  # noqa: E402
-
-
-def _request() -> RenderView.Request:
-    req = RenderView.Request()
-    req.pose.header.frame_id = "map"
-    req.pose.pose.orientation.w = 1.0
-    req.camera_info.width, req.camera_info.height = 16, 12
-    req.camera_info.k = [20.0, 0.0, 7.5, 0.0, 20.0, 5.5, 0.0, 0.0, 1.0]
-    return req
 
 
 def _call(peer: Node, req: RenderView.Request) -> RenderView.Response:
@@ -125,7 +118,7 @@ def test_lifecycle_transitions_over_the_lifecycle_services(manager: LifecycleMan
 
         assert manager.transition("configure") and manager.state() == "inactive"
         assert node.renderer is renderer
-        r = _call(peer, _request())
+        r = _call(peer, render_request())
         assert not r.success and "not active" in r.message             # inactive: refused
         outputs = [p for p in node.publishers if p.topic_name.startswith("/gsnerf/")
                    or p.topic_name in ("/diagnostics", "/tf")]
@@ -140,12 +133,12 @@ def test_lifecycle_transitions_over_the_lifecycle_services(manager: LifecycleMan
         wait_until(lambda: diag, 30, "diagnostics once active")
         assert min(diag) >= activated_at, "a diagnostics message was sent while inactive"
         run.fill_buffer(3)
-        assert _call(peer, _request()).success
+        assert _call(peer, render_request()).success
 
         assert manager.transition("deactivate") and manager.state() == "inactive"
         assert len(node.buffer) == 0                                   # keyframes dropped
         assert not any(p.is_activated for p in outputs)
-        r = _call(peer, _request())
+        r = _call(peer, render_request())
         assert not r.success and "not active" in r.message
 
         assert manager.transition("cleanup") and manager.state() == "unconfigured"
@@ -156,7 +149,7 @@ def test_lifecycle_transitions_over_the_lifecycle_services(manager: LifecycleMan
         assert not (set(outputs) & node._managed_entities)            # destroyed, not managed
         assert manager.transition("configure") and manager.transition("activate")
         run.fill_buffer(3)
-        assert _call(peer, _request()).success
+        assert _call(peer, render_request()).success
         assert manager.transition("shutdown") and manager.state() == "finalized"   # from active
         assert node.renderer is None and not node._active and not node._entities
         assert not manager.transition("configure")                     # finalized is final

@@ -18,6 +18,7 @@ from gsnerf_ros.runtime.request_queue import (
     PRIORITY_ACTION, PRIORITY_SERVICE, PRIORITY_TOPIC, RequestQueue,
 )
 from gsnerf_ros.runtime.requests import RequestError
+from helpers.ros_nodes import render_request
 
 
 @contextlib.contextmanager
@@ -94,17 +95,6 @@ def test_service_requests_are_served_before_action_and_topic_requests() -> None:
     assert order == ["service", "action", "topic"]
 
 
-def _burst_request() -> Any:
-    from gsnerf_ros.srv import RenderView
-
-    req = RenderView.Request()
-    req.pose.header.frame_id = "map"
-    req.pose.pose.orientation.w = 1.0
-    req.camera_info.width, req.camera_info.height = 16, 12
-    req.camera_info.k = [20.0, 0.0, 7.5, 0.0, 20.0, 5.5, 0.0, 0.0, 1.0]
-    return req
-
-
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("planner_in", ["own participant", "node's executor"])
 def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> None:
@@ -125,7 +115,7 @@ def test_fifty_concurrent_service_calls_are_all_answered(planner_in: str) -> Non
         client_node = planner.node if planner else run.peer
         clients = [create_render_client(client_node) for _ in range(50)]
         wait_until(lambda: all(c.service_is_ready() for c in clients), 120, "50 clients")
-        req = _burst_request()
+        req = render_request()
         # service_is_ready() means the server reads a client's requests; its response reader may
         # still be unmatched for a while after 50 clients appear at once, and Fast DDS drops a
         # response to a reader it has not matched within 100 ms (rmw_fastrtps#467). A planner's
@@ -215,7 +205,7 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
         client = create_render_client(run.peer)
 
         def render(c2w: Any) -> Any:
-            req = _burst_request()
+            req = render_request()
             req.pose.pose = convert.c2w_to_pose(c2w)
             answer = call_until_answered(client, req, "the render_view answer")
             assert answer.success, answer.message
@@ -238,7 +228,7 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
 
         # the topic and the action give no intrinsics: those of the last camera frame
         from gsnerf_ros.runtime.requests import CameraSpec
-        run.node._latest_cam = CameraSpec(convert.camera_info_K(_burst_request().camera_info),
+        run.node._latest_cam = CameraSpec(convert.camera_info_K(render_request().camera_info),
                                           16, 12)
         # ~/render_pose: the same base pose, rendered at the same camera pose
         pub = run.peer.create_publisher(PoseStamped, "/gsnerf/render_pose", 5)
@@ -266,14 +256,14 @@ def test_a_base_pose_request_renders_what_the_mounted_camera_sees() -> None:
         # without a mount in TF the request is refused with the reason
         assert run.node.set_parameters([Parameter("frames.request_body",
                                                   value="other_base")])[0].successful
-        refusal = call_until_answered(client, _burst_request(), "the refusal")
+        refusal = call_until_answered(client, render_request(), "the refusal")
         assert not refusal.success and "other_base -> cam" in refusal.message
 
         # per request: body_frame names the frame of this request's pose, whatever the node's
         # frames.request_body; the optical-frame client beside it is unaffected
         assert run.node.set_parameters([Parameter("frames.request_body",
                                                   value="")])[0].successful
-        req = _burst_request()
+        req = render_request()
         req.pose.pose = convert.c2w_to_pose(base)
         req.body_frame = "base_link"
         r_req = call_until_answered(client, req, "the body_frame answer")
@@ -326,7 +316,7 @@ def test_a_goal_with_a_failed_view_is_aborted_with_its_results() -> None:
             wait_until(rfut.done, 60, "the action result")
             return rfut.result()
 
-        info = _burst_request().camera_info
+        info = render_request().camera_info
         failed = run_goal(RenderViews.Goal(poses=poses, camera_info=info, return_images=False))
         assert failed.status == GoalStatus.STATUS_ABORTED
         res = failed.result

@@ -15,6 +15,7 @@ import torch
 from gsnerf_ros.data.class_mapping import (ClassMatchError, load_class_map, match_classes,
                                            normalise_name)
 from gsnerf_ros.data.classes import IGNORE_INDEX, PROCEDURAL_CLASSES
+from helpers.rooms import write_room_and_tiny_checkpoint
 
 H, W = 24, 32
 
@@ -48,17 +49,8 @@ def test_class_map_file_yaml_or_json(tmp_path) -> None:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory) -> dict:
     """A tiny checkpoint with the procedural classes and one labelled procedural room."""
-    from gsnerf_ros.data.classes import PROCEDURAL_PALETTE
-    from gsnerf_ros.data.procedural.cli import main as synth
-    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-
     root = tmp_path_factory.mktemp("cm")
-    synth([str(root / "rooms"), "--split", "test", "--scenes", "1", "--frames", "8", "--height",
-           str(H), "--width", str(W), "--seed", "11"])
-    torch.manual_seed(0)
-    m = GSNeRF(GSNeRFConfig.tiny(len(PROCEDURAL_CLASSES)), class_names=PROCEDURAL_CLASSES,
-               palette=PROCEDURAL_PALETTE)
-    m.save_checkpoint(root / "tiny.safetensors", metadata={})
+    write_room_and_tiny_checkpoint(root, H, W)
     room = next(p.parent for p in (root / "rooms").rglob("scene.json"))
     return {"root": root, "room": room, "ckpt": root / "tiny.safetensors"}
 

@@ -13,6 +13,7 @@ import torch
 
 from gsnerf_ros.data.label_corruption import corrupt_blobs, corrupt_dataset
 from gsnerf_ros.data.segmenter_labels import read_segmenter_png, write_segmenter_png
+from helpers.rooms import write_room_and_tiny_checkpoint
 
 H, W = 24, 32
 
@@ -59,17 +60,8 @@ def test_corrupted_copy_keeps_the_layout_and_the_unknown_value(tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def room(tmp_path_factory) -> dict:
-    from gsnerf_ros.data.classes import PROCEDURAL_CLASSES, PROCEDURAL_PALETTE
-    from gsnerf_ros.data.procedural.cli import main as synth
-    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
-
     root = tmp_path_factory.mktemp("seg")
-    synth([str(root / "rooms"), "--split", "test", "--scenes", "1", "--frames", "8", "--height",
-           str(H), "--width", str(W), "--seed", "11"])
-    torch.manual_seed(0)
-    m = GSNeRF(GSNeRFConfig.tiny(len(PROCEDURAL_CLASSES)), class_names=PROCEDURAL_CLASSES,
-               palette=PROCEDURAL_PALETTE)
-    m.save_checkpoint(root / "tiny.safetensors", metadata={})
+    write_room_and_tiny_checkpoint(root, H, W)
     corrupt_dataset(root / "rooms", root / "noisy", 0.3, seed=0)
     return {"root": root, "data": root / "rooms", "ckpt": root / "tiny.safetensors",
             "noisy": root / "noisy"}
