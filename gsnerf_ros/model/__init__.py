@@ -11,12 +11,12 @@ from gsnerf_ros.model.config import (
     CostVolumeConfig,
     EncoderConfig,
     GSNeRFConfig,
-    InferenceConfig,
     RendererConfig,
     SamplingConfig,
     SemanticConfig,
     TargetDepthConfig,
 )
+from gsnerf_ros.model.inference import InferenceConfig
 from gsnerf_ros.model.encoding import SourceEncoding, StackCache, ViewEncoding
 from gsnerf_ros.model.gsnerf import CHECKPOINT_FORMAT, GSNeRF, RenderResult, default_palette
 from gsnerf_ros.model.sampling import RaySamples, sample_along_rays

@@ -4,7 +4,7 @@
 (:func:`gsnerf_ros.config.to_dict` of the :class:`GSNeRFConfig`), ``class_names``, ``palette``
 (uint8 [C, 3] as lists), ``num_parameters`` and free ``metadata`` (training data, metrics,
 ``metadata.inference``: the inference settings chosen for the weights, see
-:class:`gsnerf_ros.model.config.InferenceConfig`).
+:class:`gsnerf_ros.model.inference.InferenceConfig`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gsnerf_ros.config import from_dict, to_dict
-from gsnerf_ros.model.config import GSNeRFConfig, InferenceConfig, apply_inference
+from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.model.inference import InferenceConfig, apply_inference
 
 if TYPE_CHECKING:
     import torch

@@ -65,7 +65,7 @@ class GSNeRFRenderer:
     ``chunk`` None or 0: rays per chunk from the memory cap ``max_memory_mb``
     (:func:`gsnerf_ros.model.memory.auto_chunk`; never from the free memory of a shared GPU).
     ``kernel``: view-transformer implementation (``auto`` | ``eager`` | ``triton``).
-    Inference settings of the checkpoint (:class:`gsnerf_ros.model.config.InferenceConfig`,
+    Inference settings of the checkpoint (:class:`gsnerf_ros.model.inference.InferenceConfig`,
     set on ``model.config`` by ``apply_inference``; None or -1 keeps the checkpoint's):
     ``geometry_max_pixels`` >= 0 (``GSNeRFConfig.geometry_max_pixels``), ``num_neighbors`` >= 1
     (``cost_volume.num_neighbors``: the keyframes each keyframe's cost volume matches against;
@@ -95,7 +95,7 @@ class GSNeRFRenderer:
                  semantic_source: str = "model", label_angle_sigma: float = 0.0,
                  label_depth_search: float = 0.0, neighbour_rule: str | None = None) -> None:
         from gsnerf_ros.model import StackCache
-        from gsnerf_ros.model.config import InferenceConfig, apply_inference
+        from gsnerf_ros.model.inference import InferenceConfig, apply_inference
 
         if not 0 < near < far:
             raise ValueError(f"depth range must satisfy 0 < near < far, got {near}, {far}")

@@ -125,8 +125,11 @@ def eval_main(argv: list[str] | None = None) -> int:
     from gsnerf_ros.train.evaluate import (EvalOptions, evaluate, write_confusion_png, write_json,
                                            write_markdown)
     from gsnerf_ros.device import resolve_device
-    from gsnerf_ros.model.config import (add_inference_arguments, apply_inference,
-                                         inference_from_args)
+    from gsnerf_ros.model.inference import (
+        add_inference_arguments,
+        apply_inference,
+        inference_from_args,
+    )
 
     p = argparse.ArgumentParser(prog="gsnerf-eval",
                                 description="Evaluate a GSNeRF checkpoint on held-out scenes "

@@ -45,7 +45,7 @@ from gsnerf_ros.model.cost_volume import (PlaneSpacing, homography_warp, photome
                                           plane_sweep_planes)
 from gsnerf_ros.model.pyramid import depth_level, image_level
 from gsnerf_ros.model.target_depth import estimate_target_depth, target_depth_tiers
-from gsnerf_ros.model.config import add_inference_arguments, apply_inference, inference_from_args
+from gsnerf_ros.model.inference import add_inference_arguments, apply_inference, inference_from_args
 
 __all__ = ["SweepResult", "fixed_plane_sweep", "texture_mask", "plane_metrics", "DepthStats",
            "probe_scene_views", "main"]

@@ -9,7 +9,8 @@ from typing import Any
 
 from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.model.checkpoint import sidecar_inference
-from gsnerf_ros.model.config import GSNeRFConfig, apply_inference
+from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.model.inference import apply_inference
 
 SHIPPED_SIDECAR = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu.json"
 

@@ -16,8 +16,12 @@ import torch
 from gsnerf_ros.config import from_dict, to_dict
 from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.checkpoint import checkpoint_paths, read_sidecar, sidecar_config
-from gsnerf_ros.model.config import (InferenceConfig, add_inference_arguments, apply_inference,
-                                     inference_from_args)
+from gsnerf_ros.model.inference import (
+    InferenceConfig,
+    add_inference_arguments,
+    apply_inference,
+    inference_from_args,
+)
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu"
 MODEL_FIELDS = [f.name for f in fields(InferenceConfig) if f.metadata["config_key"]]

@@ -81,7 +81,8 @@ def test_neighbour_rule_nearest_is_the_default_and_bit_identical(setup) -> None:
     """``nearest`` (the default) encodes exactly as before the rule existed: each view against
     its ``nearest_views``; ``triangulation`` picks other neighbours on a forward-driving line
     and refuses an unknown rule."""
-    from gsnerf_ros.model.config import CostVolumeConfig, InferenceConfig, apply_inference
+    from gsnerf_ros.model.config import CostVolumeConfig
+    from gsnerf_ros.model.inference import InferenceConfig, apply_inference
     from gsnerf_ros.model.geo_reasoner import (encode_views, geometry_inputs, per_view_range,
                                                source_neighbours)
 

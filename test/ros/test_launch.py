@@ -8,8 +8,10 @@ shim (gsnerf_ros/ros/compat/launch_shim.py) and the same executable is started w
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 import yaml
@@ -27,6 +29,30 @@ from helpers.fakes import make_tiny_checkpoint
 from helpers.ros_nodes import ROOT, SpinningNode, call_until_answered, stop_process, wait_until
 
 LAUNCH = ROOT / "launch" / "gsnerf.launch.py"
+
+
+@contextlib.contextmanager
+def _launched(node: Any, tmp_path: Path, client_name: str) -> Iterator[tuple[SpinningNode, Path]]:
+    """Start the evaluated launch ``node`` in a child process (output in ``tmp_path/node.log``)
+    beside a client node; yields (client, log). On leaving, the node is stopped and must exit
+    with 0 (its log's tail is the message otherwise)."""
+    log = tmp_path / "node.log"
+    proc: subprocess.Popen | None = None
+    client = SpinningNode(client_name)
+    try:
+        with open(log, "w") as out:
+            proc = start(node, env=make_child_env(), stdout=out, stderr=subprocess.STDOUT)
+        yield client, log
+    finally:
+        code = stop_process(proc) if proc is not None else 0
+        client.close()
+    assert code == 0, log.read_text(errors="replace")[-3000:]
+
+
+def _get_parameters(client: SpinningNode, node: str, names: list[str]) -> dict:
+    get = client.node.create_client(GetParameters, f"{node}/get_parameters")
+    res = call_until_answered(get, GetParameters.Request(names=names), "get_parameters")
+    return dict(zip(names, res.values))
 
 
 def test_launch_description_arguments_and_nodes(tmp_path: Path) -> None:
@@ -118,17 +144,11 @@ def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) ->
     (node,) = evaluate(desc, {"image": "/cam/image", "camera_info": "/cam/info",
                               "world_frame": "odom", "checkpoint": str(ckpt), "device": "cpu",
                               "rviz": "false"}, tmpdir=tmp_path)
-    env = make_child_env()
-    proc: subprocess.Popen | None = None
-    client = SpinningNode("launch_test_client")
-    try:
-        proc = start(node, env=env)
+    with _launched(node, tmp_path, "launch_test_client") as (client, _log):
         n = client.node
-        get = n.create_client(GetParameters, "/gsnerf/get_parameters")
-        names = ["frames.world", "model.device", "model.checkpoint", "keyframes.capacity",
-                 "render.num_source_views", "topics.image"]
-        res = call_until_answered(get, GetParameters.Request(names=names), "get_parameters")
-        vals = dict(zip(names, res.values))
+        vals = _get_parameters(client, "/gsnerf", [
+            "frames.world", "model.device", "model.checkpoint", "keyframes.capacity",
+            "render.num_source_views", "topics.image"])
         assert vals["frames.world"].string_value == "odom"
         assert vals["model.device"].string_value == "cpu"
         assert vals["model.checkpoint"].string_value == str(ckpt)
@@ -144,16 +164,6 @@ def test_launched_node_has_the_given_arguments_and_parameters(tmp_path: Path) ->
                                n.get_subscriptions_info_by_topic("/cam/image")), 15,
                    "the node's subscription on /cam/image")
         assert any(i.node_name == "gsnerf" for i in n.get_subscriptions_info_by_topic("/cam/info"))
-    finally:
-        code = stop_process(proc) if proc is not None else 0
-        client.close()
-    assert code == 0
-
-
-def _get_parameters(client: SpinningNode, node: str, names: list[str]) -> dict:
-    get = client.node.create_client(GetParameters, f"{node}/get_parameters")
-    res = call_until_answered(get, GetParameters.Request(names=names), "get_parameters")
-    return dict(zip(names, res.values))
 
 
 def test_custom_params_file_survives_unless_an_argument_names_it(tmp_path: Path) -> None:
@@ -173,12 +183,7 @@ def test_custom_params_file_survives_unless_an_argument_names_it(tmp_path: Path)
                         "namespace": "robot1", "use_sim_time": "true", "log_level": "debug"},
                        tmpdir=tmp_path)
     assert node.parameter_overrides == {"frames.world": "named_world", "use_sim_time": True}
-    log = tmp_path / "node.log"
-    proc: subprocess.Popen | None = None
-    client = SpinningNode("launch_params_test_client")
-    try:
-        with open(log, "w") as out:
-            proc = start(node, env=make_child_env(), stdout=out, stderr=subprocess.STDOUT)
+    with _launched(node, tmp_path, "launch_params_test_client") as (client, log):
         vals = _get_parameters(client, "/robot1/gsnerf", [
             "frames.world", "frames.virtual_camera", "frames.camera", "topics.depth",
             "model.device", "model.checkpoint", "keyframes.capacity", "use_sim_time"])
@@ -192,10 +197,6 @@ def test_custom_params_file_survives_unless_an_argument_names_it(tmp_path: Path)
         assert vals["use_sim_time"].bool_value is True
         wait_until(lambda: "[DEBUG]" in log.read_text(errors="replace"), 30,
                    "a debug line in the node's log (log_level:=debug)")
-    finally:
-        code = stop_process(proc) if proc is not None else 0
-        client.close()
-    assert code == 0, log.read_text(errors="replace")[-3000:]
 
 
 def test_lifecycle_node_autostarts_to_active(tmp_path: Path) -> None:
@@ -208,19 +209,10 @@ def test_lifecycle_node_autostarts_to_active(tmp_path: Path) -> None:
                        {"lifecycle": "true", "autostart": "true", "checkpoint": str(ckpt),
                         "device": "cpu", "namespace": "robot2"}, tmpdir=tmp_path)
     assert node.executable == "gsnerf_lifecycle_node" and node.autostart
-    log = tmp_path / "node.log"
-    proc: subprocess.Popen | None = None
-    client = SpinningNode("launch_autostart_test_client")
-    try:
-        with open(log, "w") as out:
-            proc = start(node, env=make_child_env(), stdout=out, stderr=subprocess.STDOUT)
+    with _launched(node, tmp_path, "launch_autostart_test_client") as (client, _log):
         get_state = client.node.create_client(GetState, "/robot2/gsnerf/get_state")
         state = call_until_answered(get_state, GetState.Request(), "get_state")
         assert state.current_state.label == "unconfigured"
         assert autostart(node, client.node, timeout=120) == "active"
         state = call_until_answered(get_state, GetState.Request(), "get_state")
         assert state.current_state.label == "active"
-    finally:
-        code = stop_process(proc) if proc is not None else 0
-        client.close()
-    assert code == 0, log.read_text(errors="replace")[-3000:]
