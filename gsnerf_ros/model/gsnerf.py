@@ -36,6 +36,7 @@ from gsnerf_ros.model.encoder import FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
 from gsnerf_ros.model.geo_reasoner import encode_sources, encode_view
 from gsnerf_ros.model.palette import default_palette
+from gsnerf_ros.model.pyramid import image_level, level_to_full, semantic_level
 from gsnerf_ros.model.sampling import fine_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import (SEMANTIC_MODES, SemanticRenderer,
@@ -122,6 +123,19 @@ class GSNeRF(nn.Module):
         [V, 3, 3], ``c2w`` [V, 4, 4], ``near``/``far`` floats or [V] m."""
         return encode_sources(self.encoder, self.cost_volume, self.config, images, K, c2w, near,
                               far)
+
+    @torch.no_grad()
+    def segment_2d(self, images: Tensor) -> Tensor:
+        """The Semantic Geo-Reasoner's 2D segmenter on ``images`` [N, 3, H, W] in [0, 1]: class
+        ids [N, H, W] (int64), computed at the semantic level the model encodes sources at
+        (``semantic_max_pixels``, :func:`~gsnerf_ros.model.pyramid.semantic_level`) and read
+        back on the network's grid (:func:`~gsnerf_ros.model.pyramid.level_to_full`), as the
+        sources' own 2D labels are."""
+        H, W = (int(x) for x in images.shape[-2:])
+        s = semantic_level(H, W, self.config.semantic_max_pixels,
+                           self.config.geometry_max_pixels)
+        _, logits = self.encoder.semantic_maps(image_level(images, s) if s else images)
+        return level_to_full(logits.argmax(1), s, H, W)
 
     # ------------------------------------------------------------------ rendering
     @staticmethod

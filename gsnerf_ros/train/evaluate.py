@@ -177,7 +177,9 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
              device: torch.device | str = "cpu", total: int | None = None) -> dict[str, Any]:
     """Render and score every view. Returns ``mIoU``, ``acc``, ``class_acc`` (percent),
     ``psnr``, ``ssim``, ``lpips`` (None without its weights), ``depth_abs_rel``, ``depth_rmse``,
-    ``n_images``, ``per_scene`` (+ ``baseline``, ``accumulated`` metrics, ``class_names`` and,
+    ``n_images``, ``per_scene`` (+ ``baseline``, ``accumulated`` metrics, ``class_names``,
+    ``segmenter_on_target`` (the model's 2D segmenter on the ground-truth target image, the
+    semantics' reference, :meth:`GSNeRF.segment_2d`) and,
     for the model and the baseline over all images, ``per_class_iou`` / ``class_pixels`` /
     ``confusion_matrix``, ``lpips_reason``, ``seconds_per_view``)."""
     options = options or EvalOptions()
@@ -248,6 +250,11 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
                                  groups[f"segmenter:{name}"][view.scene], scored_sources)
         else:
             pred_labels = _labels_for(model, enc, res, view, options).cpu()
+            if gt_labels is not None:       # what the 2D eye sees on the true target image
+                seg = model.segment_2d(imgs[V:V + 1])[0].cpu()
+                for g in (overall.setdefault("target_2d", _Group(C)),
+                          groups.setdefault("target_2d", {}).setdefault(view.scene, _Group(C))):
+                    g.add({}, seg, gt_labels)
         for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
             g.add(rec, pred_labels, gt_labels)
 
@@ -293,6 +300,13 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.baseline:
         out["baseline"] = overall["baseline"].summary(names)
         out["baseline"]["per_scene"] = {k: g.summary() for k, g in groups["baseline"].items()}
+    if "target_2d" in overall:
+        sem_keys = ("mIoU", "acc", "class_acc", "mIoU_accumulated", "n_images")
+        seg = overall["target_2d"].summary(names)
+        out["segmenter_on_target"] = {
+            **{k: seg.get(k) for k in (*sem_keys, "per_class_iou")},
+            "per_scene": {k: {m: g.summary().get(m) for m in sem_keys}
+                          for k, g in groups["target_2d"].items()}}
     if options.semantic_source == "labels" and label_names:
         sem_keys = ("mIoU", "acc", "class_acc", "mIoU_accumulated", "n_images")
         out["label_sources"] = {}
@@ -383,6 +397,8 @@ def write_markdown(results: dict[str, Any], path: str | Path, title: str = "Eval
         rows.append(("reprojection baseline", results["baseline"]))
     if "segmenter" in results:
         rows.append(("2D segmenter on the source views", results["segmenter"]))
+    if "segmenter_on_target" in results:
+        rows.append(("its 2D segmenter on the true target image", results["segmenter_on_target"]))
     extra_sources = list(results.get("label_sources", {}).items())
     lines = [f"# {title}", ""]
     for k in ("checkpoint", "data", "command"):

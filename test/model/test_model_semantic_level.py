@@ -260,3 +260,18 @@ def test_defaults_keep_one_pass_at_the_geometry_level(room) -> None:
     b = same.render(enc2, K[V], c2w[V], H, W, chunk=1024)
     for f in ("rgb", "depth", "semantic_logits", "target_depth", "confidence"):
         assert torch.equal(getattr(a, f), getattr(b, f)), f
+
+
+@pytest.mark.parametrize("semantic_max_pixels", [-1, 4 * GEO])
+def test_segment_2d_is_the_sources_own_2d_labels(room, semantic_max_pixels: int) -> None:
+    """``segment_2d`` of a view is the class map the encoding holds for it (its 2D logits at
+    the semantic level), read back at full resolution on the network's grid: the reference
+    gsnerf-eval scores the rendered semantics against."""
+    images, _, K, c2w, near, far = room
+    model = _model(semantic_max_pixels)
+    with torch.no_grad():
+        enc = model.encode_sources(images[:4], K[:4], c2w[:4], near, far)
+        seg = model.segment_2d(images[:4])
+    expected = level_to_full(enc.semantic_logits.argmax(1), enc.semantic_level, H, W)
+    assert seg.shape == (4, H, W) and seg.dtype == torch.int64
+    assert torch.equal(seg, expected)

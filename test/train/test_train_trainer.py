@@ -188,6 +188,8 @@ def test_cli_train_then_eval_writes_schema(rooms, tmp_path):
     assert res["n_images"] == 1 and 0 <= res["mIoU"] <= 100
     assert res["lpips"] is None or res["lpips"] >= 0
     assert out.with_suffix(".md").read_text().startswith("# gsnerf-eval")
+    assert res["segmenter_on_target"]["n_images"] == 1      # the semantics' 2D reference
+    assert "2D segmenter on the true target image" in out.with_suffix(".md").read_text()
     assert any((tmp_path / "panels").glob("*.png"))
     assert not math.isnan(res["baseline"]["psnr"])
     assert res["num_neighbors"] == cfg.model.cost_volume.num_neighbors
