@@ -57,10 +57,10 @@ import torch
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["ReplayError", "build_parser", "run_check", "main", "node_parameters",
-           "frame_of_stamp", "BAG_START", "BAG_RATE_HZ"]
+           "frame_of_stamp", "print_table", "BAG_START", "BAG_RATE_HZ"]
 
 BAG_START = 1_700_000_000.0
-"""Stamp (s) of the bag's first frame; frame ``j`` of the bag is stamped ``BAG_START + j / rate``."""
+"""Stamp (s) of the bag's first frame; bag frame ``j`` is stamped ``BAG_START + j / rate``."""
 BAG_RATE_HZ = 10.0
 """Frames per second of the bag (the recorded pace the player keeps)."""
 
@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="gsnerf-eval's --num-sources and the node's render.num_source_views")
     ap.add_argument("--mode", default=None,
                     help="sampling mode of both (default: the checkpoint's sampling.mode)")
+    ap.add_argument("--node-mode", default=None,
+                    help="the node's sampling mode alone (its render.sampling_mode), e.g. "
+                         "depth_guided, the node's default, where the checkpoint's is another: "
+                         "the node as shipped against gsnerf-eval (default: --mode)")
     ap.add_argument("--num-samples", type=int, default=None,
                     help="samples per ray of both (default: the checkpoint's)")
     kf = ap.add_argument_group("the node's keyframes (default: the node's parameters)")
@@ -383,7 +387,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     print(f"[replay] room {scene.name}: {len(scene)} frames {scene.width}x{scene.height}, "
           f"targets {targets} held out; bag {bag}", flush=True)
     params = node_parameters(args, inference, near, far, scene.height, scene.width, len(kept),
-                             "map", mode)
+                             "map", args.node_mode or mode)
     renders, facts = _node_renders(args, scene, Path(ckpt), dev.type, targets, kept, bag,
                                    params, out, t_start + args.timeout)
 
@@ -415,8 +419,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
         "room": str(dirs[0]), "scene": scene.name, "size": [scene.width, scene.height],
         "frames": len(scene), "targets": targets, "bag": str(bag), "bag_frames": len(kept),
         "checkpoint": str(ckpt), "num_sources": args.num_sources, "near_far_m": [near, far],
-        "sampling": sampling, "inference": {k: v for k, v in vars(inference).items()
-                                            if v is not None},
+        "sampling": sampling, "node_sampling_mode": args.node_mode or mode,
+        "inference": {k: v for k, v in vars(inference).items() if v is not None},
         "num_neighbors": model.config.cost_volume.num_neighbors,
         "neighbour_rule": model.config.cost_volume.neighbour_rule,
         "geometry_max_pixels": model.config.geometry_max_pixels,
