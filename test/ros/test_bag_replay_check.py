@@ -84,7 +84,7 @@ def test_bad_input_fails_with_the_reason_before_starting_anything(room_and_check
     assert main(["--room", str(room), "--checkpoint", str(tmp_path / "none.safetensors"),
                  "--out", str(tmp_path / "b"), "--device", "cpu"]) == 2
     assert "none.safetensors" in capsys.readouterr().err
-    assert not (tmp_path / "a" / "replay_bag").exists()
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()  # nothing written
 
 
 def test_frame_of_stamp_maps_bag_stamps_to_room_frames() -> None:

@@ -349,7 +349,10 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     dirs = find_scene_dirs(args.room)
     if len(dirs) != 1:
         raise ReplayError(f"{args.room} holds {len(dirs)} rooms in the Replica layout; pass one")
-    scene = ReplicaScene(dirs[0])
+    try:
+        scene = ReplicaScene(dirs[0])
+    except (ValueError, FileNotFoundError) as exc:
+        raise ReplayError(str(exc)) from exc
     targets = _targets(args, scene)
     frames = [scene.frame(i) for i in range(len(scene))]
     if any(frames[t].depth is None for t in targets):
@@ -360,11 +363,9 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     near = inference.near if inference.near is not None else scene.near
     far = inference.far if inference.far is not None else scene.far
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     bag = out / "replay_bag"
     if bag.exists():
         raise ReplayError(f"{bag} exists: pass a fresh --out")
-
     try:
         dev = resolve_device(args.device)
     except (ValueError, RuntimeError) as exc:
@@ -381,6 +382,7 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     options = EvalOptions(sampling=sampling, baseline=False, lpips=False, progress=False,
                           floor_z=inference.floor_z)
 
+    out.mkdir(parents=True, exist_ok=True)
     sub = InMemoryScene.from_frames(scene.name, [frames[i] for i in kept], scene.class_names,
                                     scene.palette, scene.near, scene.far)
     write_bag(sub, bag, rate_hz=BAG_RATE_HZ, start_time=BAG_START, depth_topic=None)
