@@ -82,14 +82,17 @@ def class_label_maps(scenes: list[Any], model_names: list[str],
 def eval_views(scenes: list[Any], num_sources: int, height: int, width: int,
                max_targets: int | None = None, near: float | None = None,
                far: float | None = None,
-               label_maps: list[dict[int, int] | None] | None = None) -> list[EvalView]:
+               label_maps: list[dict[int, int] | None] | None = None,
+               protocol: Any = None) -> list[EvalView]:
     """Evaluation views of the data package's protocol, resized to ``height`` x ``width``;
-    ``label_maps[i]`` remaps scene i's label ids (:func:`class_label_maps`)."""
+    ``label_maps[i]`` remaps scene i's label ids (:func:`class_label_maps`). ``protocol``: an
+    :class:`~gsnerf_ros.data.view_selection.EvalProtocol` to use instead of the default one
+    with ``num_sources`` and ``max_targets`` (e.g. one target frame of one's choice)."""
     from gsnerf_ros.data.dataset import DatasetConfig, GSNeRFDataset
     from gsnerf_ros.data.view_selection import EvalProtocol
 
-    proto = EvalProtocol(num_sources=num_sources)
-    if max_targets is not None:
+    proto = protocol if protocol is not None else EvalProtocol(num_sources=num_sources)
+    if protocol is None and max_targets is not None:
         proto.max_targets = max_targets
     out: list[EvalView] = []
     for si, s in enumerate(scenes):

@@ -31,8 +31,8 @@ from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_er
                                       per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "write_markdown",
-           "write_json", "write_confusion_png"]
+__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "render_eval_view",
+           "write_markdown", "write_json", "write_confusion_png"]
 
 
 @dataclass
@@ -173,6 +173,33 @@ def _num(v: Any) -> float | None:
 
 
 @torch.no_grad()
+def render_eval_view(model: Any, view: EvalView, options: EvalOptions,
+                     device: torch.device | str = "cpu") -> tuple[Any, Any]:
+    """gsnerf-eval's render of one view: the V sources encoded together (each one's cost-volume
+    neighbours among them; with ``options.sensor_depth`` their measured depth, with
+    ``options.floor_z`` the floor bound), the target (last) rendered at the view's size with
+    ``options.sampling``. Returns the encoding the render used and the ``RenderResult``
+    (``depth`` [H, W] m, ...)."""
+    V = view.images.shape[0] - 1
+    H, W = view.images.shape[-2:]
+    imgs = view.images.to(device)
+    K = view.K.to(device)
+    c2w = view.c2w.to(device)
+    enc = model.encode_sources(imgs[:V], K[:V], c2w[:V], view.near, view.far)
+    if options.sensor_depth:
+        if view.depths is None:
+            raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
+        enc = enc.with_sensor_depth(view.depths[:V].to(device))
+    if options.floor_z is not None:
+        enc = enc.with_floor(options.floor_z)
+    sampling = dict(options.sampling)
+    if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
+        sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
+    res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z, **sampling)
+    return enc, res
+
+
+@torch.no_grad()
 def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None = None,
              device: torch.device | str = "cpu", total: int | None = None) -> dict[str, Any]:
     """Render and score every view. Returns ``mIoU``, ``acc``, ``class_acc`` (percent),
@@ -200,21 +227,11 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     for view in tqdm(views, total=total, desc="eval", disable=not options.progress):
         V = view.images.shape[0] - 1
         H, W = view.images.shape[-2:]
+        t0 = time.perf_counter()
+        enc, res = render_eval_view(model, view, options, device)
         imgs = view.images.to(device)
         K = view.K.to(device)
         c2w = view.c2w.to(device)
-        t0 = time.perf_counter()
-        enc = model.encode_sources(imgs[:V], K[:V], c2w[:V], view.near, view.far)
-        if options.sensor_depth:
-            if view.depths is None:
-                raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
-            enc = enc.with_sensor_depth(view.depths[:V].to(device))
-        if options.floor_z is not None:
-            enc = enc.with_floor(options.floor_z)
-        sampling = dict(options.sampling)
-        if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
-            sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
-        res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z, **sampling)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         t_render += time.perf_counter() - t0
