@@ -212,7 +212,9 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
         sampling = dict(options.sampling)
         if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
             sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
-        res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z, **sampling)
+        # the labels source votes the segmenters' labels: the model's semantics are not run
+        res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z,
+                           semantics=options.semantic_source == "model", **sampling)
         if torch.device(device).type == "cuda":
             torch.cuda.synchronize()
         t_render += time.perf_counter() - t0
