@@ -62,6 +62,12 @@ def format_report(res: dict[str, Any]) -> str:
         rows = [[k, fmt_ms(v), f"{v['speedup_vs_eager']:.2f}x" if v.get("speedup_vs_eager")
                  else "-"] for k, v in res["variants"].items()]
         out += ["Variants (depth_guided)", _table(["variant", "ms/view", "vs eager"], rows), ""]
+        lab = res["variants"].get("labels_source", {})
+        if lab.get("median_ms"):
+            out += [f"labels_source (semantic.source: labels, the label vote included): "
+                    f"{fmt_ms(lab)} ms/view without the model's semantics, "
+                    f"{fmt_ms(lab['with_semantics'])} ms with them run and dropped "
+                    f"({lab['speedup_vs_with_semantics']:.2f}x)", ""]
     sw = res.get("sweeps", {})
     if "resolution" in sw:
         r = sw["resolution"]

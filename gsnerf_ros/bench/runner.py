@@ -31,8 +31,9 @@ from tqdm import tqdm
 from gsnerf_ros.bench.environment import cpu_load, describe_environment
 from gsnerf_ros.bench.scene import make_bench_scene
 from gsnerf_ros.bench.stages import (BenchSettings, encode_scene, samples_per_ray, skipped,
-                                     time_breakdown, time_keyframe_encode, time_ros_conversion,
-                                     time_target_depth, time_view, time_view_selection)
+                                     time_breakdown, time_keyframe_encode, time_labels_view,
+                                     time_ros_conversion, time_target_depth, time_view,
+                                     time_view_selection)
 from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAULT_VIEWS,
                                      sweep_resolution, sweep_samples, sweep_views)
 from gsnerf_ros.bench.targets import evaluate_targets
@@ -149,7 +150,9 @@ def _fake_result(model: GSNeRF, h: int, w: int, device: torch.device) -> RenderR
 
 def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: BenchSettings,
               base: dict[str, Any], tds: Any) -> dict[str, Any]:
-    """Low-precision autocast, torch.compile and CUDA-graph variants of the default mode."""
+    """Low-precision autocast, torch.compile and CUDA-graph variants of the default mode, and
+    the ``semantic.source: labels`` view (``labels_source``: the model's render without its
+    semantics plus the label vote, against the same with them, ``speedup_vs_with_semantics``)."""
     H, W = cfg.height, cfg.width
     out: dict[str, Any] = {f"base_{cfg.kernel}_{settings.precision}":
                            {"median_ms": base["median_ms"], "kernel": cfg.kernel}}
@@ -184,8 +187,9 @@ def _variants(model: GSNeRF, enc: Any, scene: Any, cfg: BenchConfig, settings: B
         finally:
             model.volume_renderer, model.semantic_renderer = vr, sr
     out.update(_kernel_variants(model, enc, scene, cfg, settings, tds))
+    out["labels_source"] = time_labels_view(model, enc, scene, H, W, settings)
     for k, v in out.items():
-        if v.get("median_ms") and base["median_ms"]:
+        if k != "labels_source" and v.get("median_ms") and base["median_ms"]:
             v["speedup_vs_eager"] = base["median_ms"] / v["median_ms"]
     return out
 

@@ -32,7 +32,8 @@ from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB, auto_chunk, samples_p
 
 __all__ = ["BenchSettings", "skipped", "precision_context", "samples_per_ray", "ray_subset",
            "time_keyframe_encode", "time_view_selection", "time_target_depth", "time_view",
-           "time_breakdown", "time_ros_conversion", "encode_scene", "render_chunk"]
+           "time_breakdown", "time_ros_conversion", "time_labels_view", "encode_scene",
+           "render_chunk"]
 
 
 @dataclass
@@ -200,6 +201,43 @@ def time_view(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int
             "repeats": st.repeats, "warmup": st.warmup, "peak_mem_mb": st.peak_mem_mb,
             "mem_kind": st.mem_kind, "batch_ms": st.to_dict(), "target_depth_ms": tds.median_ms,
             **info, "per": "view"}
+
+
+def time_labels_view(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,
+                     width: int, settings: BenchSettings, depth_search: float = 0.25,
+                     angle_sigma_deg: float = 0.0) -> dict[str, Any]:
+    """One whole view with ``semantic.source: labels`` (the node's and gsnerf-eval's path): the
+    model's render without its semantics (``GSNeRF.render(semantics=False)``: RGB, depth, D_T)
+    and the vote of the sources' labels at D_T (:func:`gsnerf_ros.model.label_vote.vote_labels`,
+    ``depth_search`` as ``semantic.label_depth_search``). The stand-in segmenter labels are each
+    source's 2D class argmax (the vote's cost does not depend on the ids). ``with_semantics``:
+    the same with the model's semantics run and dropped, the path before they were skipped.
+    A ray budget does not apply (the vote takes the whole view's D_T): skipped then."""
+    from gsnerf_ros.model.label_vote import vote_labels
+
+    n_pix = height * width
+    if settings.ray_budget is not None and settings.ray_budget < n_pix:
+        return skipped("timed on whole views only (the vote takes the whole view's D_T); "
+                       "run without --ray-budget")
+    K = _target_K(scene, height, width)
+    mode = "depth_guided"
+    chunk = render_chunk(model, len(enc), n_pix, mode, None, settings)
+    maps = list(enc.semantic_logits_2d.argmax(1))
+
+    def run(semantics: bool) -> None:
+        with torch.no_grad(), precision_context(settings):
+            res = model.render(enc, K, scene.target_c2w, height, width, mode=mode, chunk=chunk,
+                               pad_chunks=settings.pad_chunks, semantics=semantics)
+            vote_labels(enc, maps, None, K, scene.target_c2w, res.target_depth,
+                        res.target_depth_valid, model.config.renderer, model.cost_volume.spacing,
+                        angle_sigma_deg=angle_sigma_deg, depth_search=depth_search)
+
+    lean = measure(lambda: run(False), settings.device, settings.repeats, settings.warmup)
+    full = measure(lambda: run(True), settings.device, settings.repeats, settings.warmup)
+    return {**lean.to_dict(), "with_semantics": full.to_dict(),
+            "speedup_vs_with_semantics": full.median_ms / lean.median_ms,
+            "mode": mode, "height": height, "width": width, "views": len(enc), "chunk": chunk,
+            "depth_search": depth_search, "per": "view"}
 
 
 def time_breakdown(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,

@@ -52,15 +52,17 @@ class RenderResult:
     """A rendered target view. ``rgb`` [H, W, 3] in [0, 1]; ``depth`` [H, W] m (rendered);
     ``semantic_logits`` [H, W, C]; ``labels`` [H, W] int64; ``target_depth`` [H, W] m (the
     reprojection estimate D_T); ``target_depth_valid`` [H, W] bool; ``confidence`` [H, W] in
-    [0, 1]; ``acc`` [H, W] accumulated opacity."""
+    [0, 1]; ``acc`` [H, W] accumulated opacity. ``semantic_logits``, ``labels`` and
+    ``confidence`` are None for a render without the model's semantics
+    (``GSNeRF.render(semantics=False)``)."""
 
     rgb: Tensor
     depth: Tensor
-    semantic_logits: Tensor
-    labels: Tensor
+    semantic_logits: Tensor | None
+    labels: Tensor | None
     target_depth: Tensor
     target_depth_valid: Tensor
-    confidence: Tensor
+    confidence: Tensor | None
     acc: Tensor
 
 
@@ -171,7 +173,8 @@ class GSNeRF(nn.Module):
                     target_depth: tuple[Tensor, Tensor] | None = None,
                     generator: torch.Generator | None = None,
                     training: bool | None = None,
-                    guided_sigma: float | None = None) -> dict[str, Tensor]:
+                    guided_sigma: float | None = None,
+                    semantics: bool = True) -> dict[str, Tensor]:
         """Render N rays of a target camera (the training path; keeps gradients).
 
         ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4], ``uv`` [N, 2] pixel centres.
@@ -179,10 +182,15 @@ class GSNeRF(nn.Module):
         ``step``: training step for the ``mixed`` schedule; ``target_depth``: a precomputed
         (D_T, valid) pair of [H, W] maps; ``guided_sigma``: std of the depth-guided samples
         instead of ``sampling.sigma`` (``sampling.sensor_sigma`` for measured source depth).
+        ``semantics`` False: stage 5 (the semantic renderer, the surface point's occlusion test
+        and the confidence) is skipped, for callers that take the classes from elsewhere (a
+        segmenter's labels, :mod:`.label_vote`); every other output is the same.
         Returns a dict: ``rgb`` [N, 3], ``depth`` [N],
         ``acc`` [N], ``semantic_logits`` [N, C], ``target_depth`` [N], ``target_depth_valid``
         [N], ``confidence`` [N], ``n_visible`` [N], ``weights`` [N, S], ``z_vals`` [N, S],
-        ``surface_index`` [N] (-1: none), and ``coarse_*`` entries for ``hierarchical``.
+        ``surface_index`` [N] (-1: none), and ``coarse_*`` entries for ``hierarchical``
+        (without ``semantic_logits``, ``confidence`` and ``n_visible`` when ``semantics`` is
+        False).
         """
         cfg = self.config
         mode = mode or cfg.sampling.mode
@@ -224,6 +232,14 @@ class GSNeRF(nn.Module):
                         "coarse_weights": coarse["weights"]})
         vol = render_samples(self.volume_renderer, enc, origins, dirs, depths, nr, fr, rcfg,
                              spacing, keep)
+        out.update({
+            "rgb": vol["rgb"], "depth": vol["depth"], "acc": vol["acc"],
+            "weights": vol["weights"], "z_vals": depths, "sigma": vol["sigma"],
+            "target_depth": td, "target_depth_valid": tdv,
+            "surface_index": samples.surface_index,
+        })
+        if not semantics:
+            return out
         # 5. semantic rendering; the surface point's visibility also gives the confidence
         uv_s, vis_s = surface_visibility(enc, origins, dirs, td, rcfg, spacing)
         logits = render_semantics(self.semantic_renderer, enc, cfg.semantic, sem_mode,
@@ -231,10 +247,7 @@ class GSNeRF(nn.Module):
                                   samples.surface_index)
         n_vis = vis_s.sum(-1)
         out.update({
-            "rgb": vol["rgb"], "depth": vol["depth"], "acc": vol["acc"],
-            "weights": vol["weights"], "z_vals": depths, "sigma": vol["sigma"],
-            "semantic_logits": logits, "target_depth": td, "target_depth_valid": tdv,
-            "surface_index": samples.surface_index, "n_visible": n_vis,
+            "semantic_logits": logits, "n_visible": n_vis,
             "confidence": semantic_confidence(logits.detach(), n_vis, tdv,
                                               cfg.semantic.confidence_min_views,
                                               cfg.semantic.invalid_depth_confidence),
@@ -247,7 +260,7 @@ class GSNeRF(nn.Module):
                near: float | None = None, far: float | None = None,
                semantic_mode: str | None = None, step: int | None = None,
                pad_chunks: bool = False, guided_sigma: float | None = None,
-               floor_z: float | None = None) -> RenderResult:
+               floor_z: float | None = None, semantics: bool = True) -> RenderResult:
         """Render a full target view in chunks of ``chunk`` rays (memory bounded), without grad
         and with deterministic sampling. ``K`` [3, 3] for ``height`` x ``width``, ``c2w`` [4, 4].
 
@@ -259,7 +272,9 @@ class GSNeRF(nn.Module):
         reuse their output memory for the next chunk (CUDA graphs do). ``pad_chunks``: the last
         chunk is padded (repeating its last pixel) to ``chunk`` rays, so every network call has
         the same static shape (CUDA graphs, ``torch.compile(dynamic=False)``).
-        ``guided_sigma``: see :meth:`render_rays`.
+        ``guided_sigma``: see :meth:`render_rays`. ``semantics`` False: without the model's
+        semantics (:meth:`render_rays`); the result's ``semantic_logits``, ``labels`` and
+        ``confidence`` are None, RGB, depth, D_T and ``acc`` are the same as with them.
         """
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
@@ -273,7 +288,8 @@ class GSNeRF(nn.Module):
             td = (torch.minimum(td[0], floor), td[1])
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
         n_pix = uv.shape[0]
-        keys = ("rgb", "depth", "semantic_logits", "confidence", "acc")
+        keys = (("rgb", "depth", "semantic_logits", "confidence", "acc") if semantics
+                else ("rgb", "depth", "acc"))
         out: dict[str, Tensor] = {}
         mark_step = getattr(getattr(torch, "compiler", None), "cudagraph_mark_step_begin", None)
         for s in range(0, n_pix, chunk):
@@ -286,21 +302,23 @@ class GSNeRF(nn.Module):
             o = self.render_rays(enc, K, c2w, part, height, width, mode=mode,
                                  num_samples=num_samples, step=step, near=near, far=far,
                                  semantic_mode=semantic_mode, target_depth=td, training=False,
-                                 guided_sigma=guided_sigma)
+                                 guided_sigma=guided_sigma, semantics=semantics)
             for k in keys:
                 v = o[k][:n]
                 if k not in out:
                     out[k] = torch.empty((n_pix, *v.shape[1:]), dtype=torch.float32,
                                          device=v.device)
                 out[k][s:s + n].copy_(v)
-        logits = out["semantic_logits"].reshape(height, width, -1)
         depth = out["depth"].reshape(height, width)
         if floor is not None:
             depth = torch.minimum(depth, floor)
+        logits = (out["semantic_logits"].reshape(height, width, -1) if semantics else None)
         return RenderResult(rgb=out["rgb"].clamp(0, 1).reshape(height, width, 3),
                             depth=depth, semantic_logits=logits,
-                            labels=logits.argmax(-1), target_depth=td[0], target_depth_valid=td[1],
-                            confidence=out["confidence"].reshape(height, width),
+                            labels=logits.argmax(-1) if logits is not None else None,
+                            target_depth=td[0], target_depth_valid=td[1],
+                            confidence=(out["confidence"].reshape(height, width)
+                                        if semantics else None),
                             acc=out["acc"].reshape(height, width))
 
     # ------------------------------------------------------------------ checkpoints

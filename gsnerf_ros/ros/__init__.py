@@ -1,8 +1,10 @@
 """The ROS 2 node package: the only sub-package that imports rclpy or ROS messages.
 
-The node (``gsnerf_node``): :mod:`node` wires it together and ingests camera frames;
+The node (``gsnerf_node``): :mod:`node` composes it (and :mod:`lifecycle_node` the managed one);
 :mod:`param_declaration` (declaring :mod:`gsnerf_ros.runtime.params` on the node),
-:mod:`pose_input` (camera poses from TF or a topic), :mod:`render_services` (render service,
+:mod:`camera_input` (synchronised camera frames -> keyframes), :mod:`pose_input` (camera poses
+from TF or a topic), :mod:`semantic_source` (the model's classes or a 2D segmenter's labels,
+:mod:`segmenter_input`, and their names), :mod:`render_services` (render service,
 topic and action), :mod:`convert` (messages <-> plain data; image bytes through
 :mod:`gsnerf_ros.imaging`), :mod:`visualisation` (keyframe frusta and buffer state),
 :mod:`diagnostics`, and

@@ -15,10 +15,14 @@ When they can change:
 :func:`check_parameter_changes` is the check behind both nodes' ``on_set_parameters`` callback:
 a change is refused with a reason when the parameter is fixed now or when the resulting values
 fail :func:`~gsnerf_ros.runtime.params.params_from_values` (ranges, choices, near < far).
+:func:`warn_undeclared_overrides` names the overrides (``-p``, parameter files) that match no
+declared parameter, with the closest declared name.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 from typing import Any, Sequence
 
 from rcl_interfaces.msg import (
@@ -29,7 +33,8 @@ from rclpy.node import Node
 from gsnerf_ros.runtime.params import PARAMETERS, NodeParams, ParamSpec, params_from_values
 
 __all__ = ["parameter_descriptor", "declare_node_parameters", "read_node_parameters",
-           "check_parameter_changes", "LIVE_PARAMETERS", "STARTUP_ONLY"]
+           "check_parameter_changes", "warn_undeclared_overrides", "LIVE_PARAMETERS",
+           "STARTUP_ONLY"]
 
 LIVE_PARAMETERS = frozenset(s.name for s in PARAMETERS if not s.read_only)
 """Parameters the node reads at each use: they may change at any time."""
@@ -91,3 +96,35 @@ def check_parameter_changes(changes: Sequence[Any], current: dict[str, Any],
     except ValueError as exc:
         return SetParametersResult(successful=False, reason=str(exc))
     return SetParametersResult(successful=True)
+
+
+def _closest_parameter(name: str, declared: list[str]) -> str | None:
+    """The declared name sharing most words with ``name`` (``world_frame`` -> ``frames.world``),
+    else the closest spelling."""
+    def words(n: str) -> set[str]:
+        return {w.rstrip("s") for w in re.split(r"[._]", n.lower()) if w}
+
+    mine = words(name)
+    best = max(declared, key=lambda d: (len(words(d) & mine), -len(d)))
+    if words(best) & mine:
+        return best
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def warn_undeclared_overrides(node: Any) -> list[str]:
+    """Warn once about parameter overrides (``-p``, parameter files) that name no declared
+    parameter, e.g. ``world_frame`` for ``frames.world``; returns their names."""
+    overrides = getattr(node, "_parameter_overrides", {}) or {}
+    unknown = sorted(n for n in overrides if not node.has_parameter(n)
+                     and not n.startswith("qos_overrides."))
+    if unknown:
+        declared = sorted(s.name for s in PARAMETERS)
+        hints = []
+        for n in unknown:
+            close = _closest_parameter(n, declared)
+            hints.append(f"{n} (did you mean {close}?)" if close else n)
+        node.get_logger().warning(
+            f"ignoring parameter override(s) the node does not declare: {', '.join(hints)}; "
+            "see config/gsnerf.yaml or `ros2 param list /gsnerf` for the names")
+    return unknown

@@ -212,12 +212,15 @@ class GSNeRFRenderer:
         # depth-guided samples stay that close to it (sampling.sensor_sigma).
         measured = self.use_sensor_depth and all(s.depth is not None for s in sources)
         sigma = self.model.config.sampling.sensor_sigma if measured else None
+        # With the labels source the classes are the vote's: the model's semantics are not run.
+        labels_source = self.semantic_source == "labels"
         with self._autocast():
             res = self.model.render(enc, K.float().to(self.device), c2w.float().to(self.device),
                                     height, width, mode=self.mode, num_samples=self.num_samples,
                                     chunk=chunk, near=self.near, far=self.far,
-                                    guided_sigma=sigma, floor_z=self.floor_z)
-        if self.semantic_source == "labels":
+                                    guided_sigma=sigma, floor_z=self.floor_z,
+                                    semantics=not labels_source)
+        if labels_source:
             labels, conf = self.vote_labels(enc, sources, K, c2w, res)
             return RenderOutput(rgb=res.rgb.float(), depth=res.depth.float(), labels=labels,
                                 confidence=conf)

@@ -195,7 +195,9 @@ def render_eval_view(model: Any, view: EvalView, options: EvalOptions,
     sampling = dict(options.sampling)
     if options.sensor_depth:                 # measured D_T: samples at the sensor's spread
         sampling.setdefault("guided_sigma", model.config.sampling.sensor_sigma)
-    res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z, **sampling)
+    # the labels source votes the segmenters' labels: the model's semantics are not run
+    res = model.render(enc, K[V], c2w[V], H, W, floor_z=options.floor_z,
+                       semantics=options.semantic_source == "model", **sampling)
     return enc, res
 
 

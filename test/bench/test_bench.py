@@ -55,6 +55,12 @@ def test_cli_tiny_cpu_writes_valid_json(tmp_path: Path) -> None:
                                                    "volume_renderer", "semantic_renderer",
                                                    "other"}
 
+    lab = res["variants"]["labels_source"]        # semantic.source: labels, vote included
+    assert lab["median_ms"] > 0 and lab["with_semantics"]["median_ms"] > 0
+    assert lab["speedup_vs_with_semantics"] == pytest.approx(
+        lab["with_semantics"]["median_ms"] / lab["median_ms"])
+    assert "speedup_vs_eager" not in lab
+
     sw = res["sweeps"]
     assert [p["pixels"] for p in sw["resolution"]["points"]] == [12 * 16, 18 * 24]
     assert math.isfinite(sw["resolution"]["exponent_render_vs_pixels"])
@@ -85,6 +91,7 @@ def test_ray_budget_extrapolates_whole_view(tmp_path: Path) -> None:
     assert d["extrapolated"] is True and d["rays_timed"] == 64
     expected = d["target_depth_ms"] + 256 / 64 * d["batch_ms"]["median_ms"]
     assert d["median_ms"] == pytest.approx(expected, rel=1e-3)
+    assert "whole views" in res["variants"]["labels_source"]["skipped"]
 
 
 def test_bad_arguments_fail_with_message(capsys: pytest.CaptureFixture[str]) -> None:

@@ -193,6 +193,33 @@ def test_chunk_from_the_memory_cap(setup) -> None:  # type: ignore[no-untyped-de
     assert auto_chunk(full, 8, 640 * 480, "released", max_memory_mb=2048) < chunk
 
 
+@pytest.mark.parametrize("mode", ["depth_guided", "hierarchical", "released"])
+def test_render_without_semantics_skips_them_and_keeps_every_other_output(setup, mode: str,
+                                                                          monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    model, enc, _, K, _, tgt = setup
+    full = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=200, floor_z=2.0)
+    calls = {"semantic": 0}
+    forward = type(model.semantic_renderer).forward
+
+    def counted(self, *a, **kw):  # type: ignore[no-untyped-def]
+        calls["semantic"] += 1
+        return forward(self, *a, **kw)
+
+    monkeypatch.setattr(type(model.semantic_renderer), "forward", counted)
+    lean = model.render(enc, K[0], tgt, H, W, mode=mode, chunk=200, floor_z=2.0,
+                        semantics=False)
+    assert calls["semantic"] == 0
+    for f in ("rgb", "depth", "target_depth", "target_depth_valid", "acc"):
+        assert torch.equal(getattr(lean, f), getattr(full, f)), f
+    assert lean.semantic_logits is None and lean.labels is None and lean.confidence is None
+    assert model.render(enc, K[0], tgt, H, W, mode=mode, chunk=200, floor_z=2.0).labels is not None
+    assert calls["semantic"] > 0                         # the default still runs them
+    uv = torch.tensor([[3.0, 4.0], [10.0, 20.0]])
+    rays = model.render_rays(enc, K[0], tgt, uv, H, W, mode=mode, training=False,
+                             semantics=False)
+    assert not {"semantic_logits", "confidence", "n_visible"} & rays.keys()
+
+
 def test_volume_semantic_mode_and_any_sample_count(setup) -> None:  # type: ignore[no-untyped-def]
     model, enc, _, K, _, tgt = setup
     uv = torch.tensor([[3.0, 4.0], [10.0, 20.0], [31.0, 23.0]])

@@ -143,3 +143,31 @@ def test_model_source_is_bit_identical_to_the_models_render() -> None:
     assert not torch.equal(c.labels, a.labels)
     with pytest.raises(ValueError, match="semantic_source"):
         GSNeRFRenderer(model, near=0.5, far=5.0, semantic_source="segmenter")
+
+
+def test_labels_source_skips_the_model_semantics_and_matches_the_full_render(monkeypatch) -> None:
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.model.semantic_renderer import SemanticRenderer
+
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(4))
+    v = GSNeRFRenderer(model, near=0.5, far=5.0, semantic_source="labels", floor_z=2.5,
+                       label_depth_search=0.2)
+    K = torch.tensor([[30.0, 0, 15.5], [0, 30.0, 11.5], [0, 0, 1]])
+    c2w = torch.eye(4)
+    c2w[0, 3] = 0.3
+    labelled = _keyframes(v, with_labels=True)
+    # the full path: the model's whole render (semantics included), then the vote
+    enc = v.stacked(labelled)
+    full = model.render(enc, K, c2w, 24, 32, mode=v.mode, near=v.near, far=v.far,
+                        guided_sigma=model.config.sampling.sensor_sigma, floor_z=v.floor_z)
+    ref_labels, ref_conf = v.vote_labels(enc, labelled, K, c2w, full)
+
+    def refuse(*a, **kw):  # type: ignore[no-untyped-def]
+        raise AssertionError("the semantic renderer ran with semantic_source labels")
+
+    monkeypatch.setattr(SemanticRenderer, "forward", refuse)
+    out = v.render(labelled, K, c2w, 24, 32)
+    assert torch.equal(out.rgb, full.rgb.float()) and torch.equal(out.depth, full.depth.float())
+    assert torch.equal(out.labels, ref_labels) and torch.equal(out.confidence, ref_conf)
+    assert set(out.labels.unique().tolist()) <= {0, 1, 2, 3, 255}
