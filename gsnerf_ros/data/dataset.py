@@ -114,6 +114,10 @@ class GSNeRFDataset(Dataset):
             return self.cfg.samples_per_epoch
         return len(self.items)
 
+    def frame(self, si: int, fi: int) -> Frame:
+        """Frame ``fi`` of scene ``si`` at the dataset's size (labels remapped; cached)."""
+        return self._frame(si, fi)
+
     def _frame(self, si: int, fi: int) -> Frame:
         key = (si, fi)
         if key in self._cache:

@@ -14,6 +14,10 @@ from gsnerf_ros.model.config import GSNeRFConfig
 __all__ = ["DataConfig", "LossConfig", "OptimConfig", "LogConfig", "TrainConfig"]
 
 DATA_FORMATS = ("replica", "scannet", "bag")
+SELECT_METRICS = ("mIoU", "psnr", "acc", "class_acc", "ssim", "segmenter_mIoU")
+"""Validation metrics a run can keep its best weights by (``segmenter_mIoU``: the model's 2D
+segmenter on the true target images, ``segmenter_on_target`` of gsnerf-eval)."""
+OBJECTIVES = ("gsnerf", "segmenter")
 
 
 @dataclass
@@ -153,8 +157,8 @@ class LogConfig:
     """Validation metric (higher is better) that picks ``best.safetensors``: mIoU | psnr | acc."""
 
     def __post_init__(self) -> None:
-        _check(self.select_metric in ("mIoU", "psnr", "acc", "class_acc", "ssim"),
-               "log.select_metric must be mIoU | psnr | acc | class_acc | ssim")
+        _check(self.select_metric in SELECT_METRICS,
+               f"log.select_metric must be one of {' | '.join(SELECT_METRICS)}")
         _check(min(self.log_every, self.val_every, self.ckpt_every) >= 1,
                "log.*_every must be >= 1")
 
@@ -188,8 +192,15 @@ class TrainConfig:
     (docs/METHOD.md)."""
     threads: int = 0
     """torch.set_num_threads on CPU (0 = leave PyTorch's default)."""
+    objective: str = "gsnerf"
+    """``gsnerf``: the whole model with GSNeRF's losses; ``segmenter``: the 2D segmenter alone
+    on batches of single frames of many rooms (:mod:`gsnerf_ros.train.segmenter_objective`)."""
     model: GSNeRFConfig = field(default_factory=GSNeRFConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     log: LogConfig = field(default_factory=LogConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.objective in OBJECTIVES,
+               f"objective must be one of {' | '.join(OBJECTIVES)}")

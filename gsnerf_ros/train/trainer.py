@@ -45,6 +45,7 @@ from gsnerf_ros.train.loader import make_train_loader, step_item_index, step_see
 from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_depth_loss,
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
+from gsnerf_ros.train.segmenter_objective import FrameBatches, SegmenterStep
 
 __all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train",
            "freeze_modules", "load_modules"]
@@ -176,6 +177,8 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         seed_step(cfg.seed, -1, 0)  # identical initial weights on every rank
         self.train_set = build_train_set(cfg)
+        if cfg.objective == "segmenter":    # single frames of many rooms per step
+            self.train_set = FrameBatches(self.train_set, cfg.data.num_sources)
         class_names, palette = self.train_set.class_names, self.train_set.palette
         init = cfg.init_checkpoint
         src = GSNeRF.from_checkpoint(init, device="cpu") if init else None
@@ -222,6 +225,10 @@ class Trainer:
         self.model.to(self.device).train()
         freeze_modules(self.model, cfg.freeze)
         self.step_module: nn.Module = TrainStep(self.model, cfg).to(self.device)
+        if cfg.objective == "segmenter":
+            cw = self.step_module.class_weights
+            self.step_module = SegmenterStep(self.model, cw if cw.numel() else None
+                                             ).to(self.device)
         self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                     lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         resume = cfg.resume
@@ -311,9 +318,10 @@ class Trainer:
             panels_dir=str(panels) if self.cfg.log.panels > 0 else None,
             panels_per_scene=1), device=self.device, total=len(self.val_views))
         self.model.train()
+        res["segmenter_mIoU"] = res.get("segmenter_on_target", {}).get("mIoU")
         if self.writer is not None:
             for k in ("mIoU", "acc", "class_acc", "psnr", "ssim", "depth_abs_rel",
-                      "target_depth_abs_rel"):
+                      "target_depth_abs_rel", "segmenter_mIoU"):
                 if res.get(k) is not None:
                     self.writer.add_scalar(f"val/{k}", res[k], step)
             if panels.is_dir():
@@ -333,7 +341,8 @@ class Trainer:
         meta = {"train_config": to_dict(self.cfg), "metadata": {
             "train_data": self.cfg.data.train_root, "steps_done": step,
             "val_metrics": {k: val.get(k) for k in ("mIoU", "acc", "psnr", "ssim",
-                                                    "depth_abs_rel")} if val else None}}
+                                                    "depth_abs_rel", "segmenter_mIoU")}
+            if val else None}}
         return save_training_checkpoint(self.model, self.opt, self.ckpt_dir / f"step_{step:07d}",
                                         step, {**meta, "best_score": self.best_score})
 
@@ -366,7 +375,7 @@ class Trainer:
                 if self.writer is not None and (done % cfg.log.log_every == 0 or done == steps):
                     for k, v in last.items():
                         self.writer.add_scalar(f"train/{k}", v, done)
-                bar.set_postfix(loss=f"{last['loss']:.4f}", rgb=f"{last['rgb']:.4f}")
+                bar.set_postfix({k: f"{last[k]:.4f}" for k in ("loss", "rgb") if k in last})
                 if not cfg.log.progress and (done % cfg.log.log_every == 0 or done == steps
                                              or step == self.start_step):
                     print(progress_line(done, steps, last, time.time() - t0,
@@ -375,7 +384,7 @@ class Trainer:
                 if done % cfg.log.val_every == 0 or done == steps:
                     val = self.validate(done)
                     history.append({"step": done, **{k: val.get(k) for k in (
-                        "mIoU", "psnr", "depth_abs_rel")}})
+                        "mIoU", "psnr", "depth_abs_rel", "segmenter_mIoU")}})
                     score = self.select_score(val)
                     if score > self.best_score:
                         self.best_score = score
@@ -399,7 +408,8 @@ class Trainer:
         meta = {"step": step, "selected_on": "validation split", "select_metric":
                 self.cfg.log.select_metric, "val_metrics": {
                     k: val.get(k) for k in ("mIoU", "acc", "class_acc", "psnr", "ssim",
-                                            "depth_abs_rel", "target_depth_abs_rel")},
+                                            "depth_abs_rel", "target_depth_abs_rel",
+                                            "segmenter_mIoU")},
                 "train_data": self.cfg.data.train_root, "val_data": self.cfg.data.val_root}
         self.model.save_checkpoint(self.run_dir / "best.safetensors", metadata=meta)
 

@@ -1,0 +1,112 @@
+"""Training objective ``segmenter``: the Semantic Geo-Reasoner's 2D segmenter alone, on single
+frames of every training room.
+
+A GSNeRF step sees the sources of one room, so a step's 2D semantic loss is eight views of the
+same walls; a segmenter learns from batches of many rooms (docs/METHOD.md §9). This objective
+(``TrainConfig.objective: segmenter``) trains the 2D semantic path on batches of
+``data.num_sources`` frames, each from another room where there are enough, at the semantic
+level the model encodes them at (:func:`~gsnerf_ros.model.pyramid.semantic_level`), each
+flipped left-right with probability 1/2, with the run's class weights. Nothing is rendered.
+The trainer, checkpoints, validation and recipe stages are those of the GSNeRF objective
+(:class:`~gsnerf_ros.train.trainer.Trainer`).
+
+Freezing the modules the geometry reads (:data:`GEOMETRY_PATH` of the pretrained encoder: the
+stem, blocks 0-2 whose outputs are the stride-2 and stride-4 taps, and the FPN) keeps the cost
+volume's features, depths, colour and D_T exactly as they were while the deeper blocks and the
+semantic decoder learn; the semantic renderer is then trained against the new semantic maps
+(``config/recipes/cpu_pretrained.yaml``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from gsnerf_ros.model.pyramid import depth_level, image_level, semantic_level
+from gsnerf_ros.train.losses import IGNORE_INDEX, semantic_2d_ce
+
+__all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep"]
+
+GEOMETRY_PATH = ("encoder.backbone.conv_stem", "encoder.backbone.bn0",
+                 "encoder.backbone.blocks.0", "encoder.backbone.blocks.1",
+                 "encoder.backbone.blocks.2",
+                 "encoder.fpn_lateral0", "encoder.fpn_lateral1",
+                 "encoder.fpn_lateral2", "encoder.fpn_smooth0", "encoder.fpn_smooth1")
+"""The parameters of the ``efficientnet_lite0`` encoder that the feature pyramid (and so the
+cost volume, the depths and the renderers' features) is computed from: everything up to the
+stride-4 tap, and the FPN. Frozen with the rest of the geometry, a ``segmenter`` stage leaves
+every geometric output unchanged."""
+
+
+class FrameBatches(Dataset):
+    """Batches of single labelled frames for the ``segmenter`` objective.
+
+    Wraps the training :class:`~gsnerf_ros.data.dataset.GSNeRFDataset` (its scenes, frame size,
+    label remapping and frame cache). Item ``index`` is ``batch`` frames drawn with
+    ``numpy.random.default_rng([seed, epoch, index])``: distinct rooms while there are at least
+    ``batch`` of them, a random frame of each. Returns ``images`` [B, 3, H, W] in [0, 1] and
+    ``labels`` [B, H, W] int64 (``IGNORE_INDEX`` where unlabelled)."""
+
+    def __init__(self, frames: Any, batch: int, samples_per_epoch: int = 0) -> None:
+        if batch < 1:
+            raise ValueError(f"FrameBatches: batch must be >= 1, got {batch}")
+        self.frames = frames
+        self.batch = int(batch)
+        self.class_names = frames.class_names
+        self.palette = frames.palette
+        self._sizes = [len(s) for s in frames.scenes]
+        self._len = samples_per_epoch or max(1, sum(self._sizes) // self.batch)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.frames.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if not 0 <= index < len(self):
+            raise IndexError(f"item {index} out of range ({len(self)})")
+        rng = np.random.default_rng([self.frames.cfg.seed, self.frames.epoch, index])
+        n = len(self._sizes)
+        rooms = rng.choice(n, size=self.batch, replace=n < self.batch)
+        picked = [self.frames.frame(int(r), int(rng.integers(0, self._sizes[r]))) for r in rooms]
+        images = torch.stack([f.image for f in picked]).float()
+        labels = torch.stack([f.labels if f.labels is not None else
+                              torch.full(f.image.shape[-2:], IGNORE_INDEX, dtype=torch.long)
+                              for f in picked]).long()
+        return {"images": images, "labels": labels}
+
+
+class SegmenterStep(nn.Module):
+    """The ``segmenter`` objective's loss of one batch: the 2D cross-entropy of
+    ``model.encoder.semantic_maps`` at the model's semantic level against the labels taken at
+    that level (every 2^l-th pixel, as the sources' own labels are read), each image flipped
+    left-right with probability 1/2 (torch's RNG, which the trainer seeds per step)."""
+
+    def __init__(self, model: nn.Module, class_weights: Tensor | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.register_buffer("class_weights", class_weights if class_weights is not None
+                             else torch.ones(0), persistent=False)
+
+    def forward(self, sample: dict[str, Any], uv: Tensor | None = None, step: int = 0
+                ) -> tuple[Tensor, dict[str, Tensor]]:
+        images, labels = sample["images"], sample["labels"]
+        if images.dim() != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
+            raise ValueError(f"SegmenterStep: expected images [B,3,H,W] and labels [B,H,W], got "
+                             f"{tuple(images.shape)} and {tuple(labels.shape)}")
+        flip = torch.rand(images.shape[0]) < 0.5
+        if bool(flip.any()):
+            images = torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
+            labels = torch.where(flip.view(-1, 1, 1).to(labels.device), labels.flip(-1), labels)
+        cfg = self.model.config
+        H, W = (int(x) for x in images.shape[-2:])
+        s = semantic_level(H, W, cfg.semantic_max_pixels, cfg.geometry_max_pixels)
+        _, logits = self.model.encoder.semantic_maps(image_level(images, s) if s else images)
+        cw = self.class_weights if self.class_weights.numel() else None
+        loss = semantic_2d_ce(logits.float(), depth_level(labels, s), class_weights=cw)
+        return loss, {"semantic_2d": loss.detach(), "loss": loss.detach()}
