@@ -131,11 +131,22 @@ class NodeHarness:
             if self.watch is not None:
                 self.watch()
             if time.monotonic() > deadline:
-                raise self.error(f"timed out waiting for {what}; see {self.node_log}")
+                raise self.error(f"timed out waiting for {what} ({self.diagnostics_note()}); "
+                                 f"see {self.node_log}")
             if self.procs[0].poll() is not None:
                 raise self.error(f"the node exited with code {self.procs[0].returncode} while "
                                  f"waiting for {what}; see {self.node_log}")
             self.executor.spin_once(timeout_sec=self.poll)
+
+    def diagnostics_note(self) -> str:
+        """The node's last keyframe and frame counters from /diagnostics, for error messages
+        (which stage a stalled run stopped at: frames not arriving, waiting for their pose, not
+        becoming keyframes, not encoded)."""
+        if not self.diag:
+            return "no diagnostics from the node since the last wait began"
+        keys = ("keyframes_added", "buffer_size", "encoded_keyframes", "provisional_keyframes",
+                "pending_keyframes", "frames_waiting_for_pose", "frames_skipped_rate_cap")
+        return "node: " + ", ".join(f"{k}={self.diag[k]}" for k in keys if k in self.diag)
 
     def wait_for_service(self) -> None:
         self.spin_until(lambda: self.render_view.service_is_ready(), 180,
