@@ -11,7 +11,7 @@ from pathlib import Path
 
 __all__ = ["DEFAULT_CHECKPOINT", "resolve_checkpoint"]
 
-DEFAULT_CHECKPOINT = "models/gsnerf_cpu.safetensors"
+DEFAULT_CHECKPOINT = "models/gsnerf_lite0.safetensors"
 """The shipped model (models/MODEL_CARD.md): the default of the node, demo, soak and benchmarks.
 It was trained on 0.25-10 m, the node's default ``model.near``/``model.far``."""
 

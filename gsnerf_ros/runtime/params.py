@@ -179,19 +179,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(its training size), 0 = the camera size.", -1, 100_000_000, 1),
     ParamSpec("model.num_neighbors", -1, "Keyframes each keyframe's cost volume matches against "
               "(the encoder waits until the buffer holds that many others). -1 = the "
-              "checkpoint's own (gsnerf_cpu: 5).", -1, 64, 1),
+              "checkpoint's own (gsnerf_lite0: 5).", -1, 64, 1),
     ParamSpec("model.neighbour_rule", "", "How each keyframe's cost-volume neighbours are "
               "chosen: nearest (pose distance) or triangulation (the angle they subtend at the "
               "scene: for a robot camera driving forward; docs/METHOD.md). Empty = the "
-              "checkpoint's own (gsnerf_cpu: nearest).", choices=("", *NEIGHBOUR_RULES)),
+              "checkpoint's own (gsnerf_lite0: nearest).", choices=("", *NEIGHBOUR_RULES)),
     ParamSpec("model.colour_views", -1, "The rendered colour is blended from this many "
               "source keyframes nearest the requested pose; a farther one only where "
-              "none of those sees the sample. -1 = the checkpoint's own (gsnerf_cpu: 2), 0 = "
+              "none of those sees the sample. -1 = the checkpoint's own (gsnerf_lite0: 2), 0 = "
               "every source.", -1, 64, 1),
     ParamSpec("model.consistency_tolerance", -1.0, "Relative depth agreement of the "
               "multi-view check of the target depth: points of a keyframe's depth that another "
               "keyframe confirms within it are splatted first. -1 = the checkpoint's own "
-              "(gsnerf_cpu: 0.02), 0 = off.", -1.0, 1.0),
+              "(gsnerf_lite0: 0.02), 0 = off.", -1.0, 1.0),
     # semantics
     ParamSpec("semantic.source", "model", "Classes of the rendered semantic image: model (the "
               "checkpoint's classes) or labels (the segmenter of topics.labels: its labels of the "

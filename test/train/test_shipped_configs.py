@@ -95,3 +95,32 @@ def test_renderer_stage_of_the_recipe_leaves_the_geo_reasoner_as_it_was(
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     for module in ("volume_renderer.", "semantic_renderer."):
         assert any(not torch.equal(before[k], after[k]) for k in trained if k.startswith(module))
+
+
+PRETRAINED_RECIPE = ROOT / "config" / "recipes" / "cpu_pretrained.yaml"
+
+
+def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
+    """models/gsnerf_lite0 is the last stage of config/recipes/cpu_pretrained.yaml: the stages
+    its sidecar lists, in order, each from the final checkpoint of the one before, the first
+    from gsnerf_cpu's cost volume and renderers; the architecture trained is the one that
+    ships, with the sidecar's inference settings on top."""
+    side = shipped_sidecar("gsnerf_lite0")
+    meta = side["metadata"]
+    named = [(ROOT / m.group(1), m.group(2)) for m in
+             (re.match(r"(config/\S+\.yaml) --stage (\S+)", line) for line in meta["recipe"])]
+    stages = load_stages(PRETRAINED_RECIPE)
+    assert named == [(PRETRAINED_RECIPE, s.name) for s in stages]
+    first = stages[0].config
+    assert first.init_checkpoint == "models/gsnerf_cpu" and set(first.init_modules) == {
+        "cost_volume", "volume_renderer", "semantic_renderer"}
+    for prev, cur in zip(stages, stages[1:]):
+        steps = meta["stages"][prev.name]["steps"]
+        assert cur.previous is prev and cur.init_from == "final" and not cur.config.init_modules
+        assert cur.config.init_checkpoint == (f"{prev.config.run_dir}/checkpoints/"
+                                              f"step_{steps:07d}.safetensors"), cur.name
+    assert [s.config.objective for s in stages].count("segmenter") == 1
+    last = stages[-1].config
+    assert meta["step"] == meta["stages"][stages[-1].name]["steps"]
+    assert with_shipped_inference(to_dict(last.model), "gsnerf_lite0") == side["model_config"]
+    assert side["model_config"]["encoder"]["backbone"] == "efficientnet_lite0"
