@@ -57,8 +57,10 @@ def test_cli_tiny_cpu_writes_valid_json(tmp_path: Path) -> None:
 
     lab = res["variants"]["labels_source"]        # semantic.source: labels, vote included
     assert lab["median_ms"] > 0 and lab["with_semantics"]["median_ms"] > 0
+    # the JSON's medians are rounded to 1e-4 ms (bench/timing.py), the ratio is not: a
+    # millisecond-scale tiny render puts that rounding at about 1e-4 of the ratio
     assert lab["speedup_vs_with_semantics"] == pytest.approx(
-        lab["with_semantics"]["median_ms"] / lab["median_ms"])
+        lab["with_semantics"]["median_ms"] / lab["median_ms"], rel=1e-4)
     assert "speedup_vs_eager" not in lab
 
     sw = res["sweeps"]
