@@ -126,18 +126,24 @@ class GSNeRF(nn.Module):
         return encode_sources(self.encoder, self.cost_volume, self.config, images, K, c2w, near,
                               far)
 
-    @torch.no_grad()
-    def segment_2d(self, images: Tensor) -> Tensor:
-        """The Semantic Geo-Reasoner's 2D segmenter on ``images`` [N, 3, H, W] in [0, 1]: class
-        ids [N, H, W] (int64), computed at the semantic level the model encodes sources at
-        (``semantic_max_pixels``, :func:`~gsnerf_ros.model.pyramid.semantic_level`) and read
-        back on the network's grid (:func:`~gsnerf_ros.model.pyramid.level_to_full`), as the
-        sources' own 2D labels are."""
+    def semantic_logits_2d(self, images: Tensor) -> tuple[Tensor, int]:
+        """The Semantic Geo-Reasoner's 2D segmenter on ``images`` [N, 3, H, W] in [0, 1], at the
+        semantic level ``s`` the model encodes sources at (``semantic_max_pixels``,
+        :func:`~gsnerf_ros.model.pyramid.semantic_level`): logits [N, C, h_s, w_s] (with grad)
+        and ``s``."""
         H, W = (int(x) for x in images.shape[-2:])
         s = semantic_level(H, W, self.config.semantic_max_pixels,
                            self.config.geometry_max_pixels)
         _, logits = self.encoder.semantic_maps(image_level(images, s) if s else images)
-        return level_to_full(logits.argmax(1), s, H, W)
+        return logits, s
+
+    @torch.no_grad()
+    def segment_2d(self, images: Tensor) -> Tensor:
+        """Class ids [N, H, W] (int64) of :meth:`semantic_logits_2d`, read back at full
+        resolution on the network's grid (:func:`~gsnerf_ros.model.pyramid.level_to_full`), as
+        the sources' own 2D labels are."""
+        logits, s = self.semantic_logits_2d(images)
+        return level_to_full(logits.argmax(1), s, *images.shape[-2:])
 
     # ------------------------------------------------------------------ rendering
     @staticmethod

@@ -26,7 +26,7 @@ from gsnerf_ros.data.classes import IGNORE_INDEX
 from gsnerf_ros.model.pyramid import depth_level, image_level, level_of_size
 
 __all__ = [
-    "IGNORE_INDEX", "rgb_loss", "semantic_ce", "semantic_2d_ce", "depth_pyramid",
+    "IGNORE_INDEX", "class_weights_for", "rgb_loss", "semantic_ce", "semantic_2d_ce", "depth_pyramid",
     "multilevel_depth_loss", "ray_depth_loss", "ssim_map", "inverse_warp",
     "edge_aware_smoothness", "photometric_reconstruction", "self_supervised_depth_loss",
     "class_weights_from_background",
@@ -100,6 +100,20 @@ def class_weights_from_background(num_classes: int, background_classes: Sequence
             raise ValueError(f"background class {c} outside [0, {num_classes})")
         w[c] = background_weight
     return w
+
+
+def class_weights_for(class_weights: Sequence[float], background_classes: Sequence[int],
+                      background_weight: float, num_classes: int) -> Tensor | None:
+    """The cross-entropy class weights a run's loss config asks for (``loss.class_weights``,
+    else ``loss.background_classes`` at ``loss.background_weight``), or None (unweighted). (C,)"""
+    if class_weights:
+        if len(class_weights) != num_classes:
+            raise ValueError(f"loss.class_weights has {len(class_weights)} entries; the "
+                             f"model has {num_classes} classes")
+        return torch.tensor(class_weights, dtype=torch.float32)
+    if background_classes:
+        return class_weights_from_background(num_classes, background_classes, background_weight)
+    return None
 
 
 def depth_pyramid(depth: Tensor, sizes: Sequence[tuple[int, int]]) -> list[Tensor]:

@@ -26,8 +26,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from gsnerf_ros.model.pyramid import depth_level, image_level, semantic_level
-from gsnerf_ros.train.losses import IGNORE_INDEX, semantic_2d_ce
+from gsnerf_ros.model.pyramid import depth_level
+from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.losses import IGNORE_INDEX, class_weights_for, semantic_2d_ce
 
 __all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep"]
 
@@ -83,15 +84,19 @@ class FrameBatches(Dataset):
 
 class SegmenterStep(nn.Module):
     """The ``segmenter`` objective's loss of one batch: the 2D cross-entropy of
-    ``model.encoder.semantic_maps`` at the model's semantic level against the labels taken at
-    that level (every 2^l-th pixel, as the sources' own labels are read), each image flipped
-    left-right with probability 1/2 (torch's RNG, which the trainer seeds per step)."""
+    ``model.semantic_logits_2d`` (the model's semantic level), with the run's class weights
+    (``loss.class_weights`` / ``background_classes``), against the labels taken at that level
+    (every 2^l-th pixel, as the sources' own labels are read), each image flipped left-right
+    with probability 1/2 (torch's RNG, which the trainer seeds per step)."""
 
-    def __init__(self, model: nn.Module, class_weights: Tensor | None = None) -> None:
+    def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
         super().__init__()
         self.model = model
-        self.register_buffer("class_weights", class_weights if class_weights is not None
-                             else torch.ones(0), persistent=False)
+        lc = cfg.loss
+        w = class_weights_for(lc.class_weights, lc.background_classes, lc.background_weight,
+                              cfg.model.num_classes)
+        self.register_buffer("class_weights", w if w is not None else torch.ones(0),
+                             persistent=False)
 
     def forward(self, sample: dict[str, Any], uv: Tensor | None = None, step: int = 0
                 ) -> tuple[Tensor, dict[str, Tensor]]:
@@ -103,10 +108,7 @@ class SegmenterStep(nn.Module):
         if bool(flip.any()):
             images = torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
             labels = torch.where(flip.view(-1, 1, 1).to(labels.device), labels.flip(-1), labels)
-        cfg = self.model.config
-        H, W = (int(x) for x in images.shape[-2:])
-        s = semantic_level(H, W, cfg.semantic_max_pixels, cfg.geometry_max_pixels)
-        _, logits = self.model.encoder.semantic_maps(image_level(images, s) if s else images)
+        logits, s = self.model.semantic_logits_2d(images)
         cw = self.class_weights if self.class_weights.numel() else None
         loss = semantic_2d_ce(logits.float(), depth_level(labels, s), class_weights=cw)
         return loss, {"semantic_2d": loss.detach(), "loss": loss.detach()}

@@ -42,7 +42,7 @@ from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
                                          optimizer_from_tensors, save_training_checkpoint)
 from gsnerf_ros.train.config import TrainConfig
 from gsnerf_ros.train.loader import make_train_loader, step_item_index, step_seed, to_device
-from gsnerf_ros.train.losses import (class_weights_from_background, multilevel_depth_loss,
+from gsnerf_ros.train.losses import (class_weights_for, multilevel_depth_loss,
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
 from gsnerf_ros.train.segmenter_objective import FrameBatches, SegmenterStep
@@ -93,16 +93,8 @@ class TrainStep(nn.Module):
         self.model = model
         self.cfg = cfg
         lc = cfg.loss
-        C = cfg.model.num_classes
-        if lc.class_weights:
-            if len(lc.class_weights) != C:
-                raise ValueError(f"loss.class_weights has {len(lc.class_weights)} entries; the "
-                                 f"model has {C} classes")
-            w = torch.tensor(lc.class_weights, dtype=torch.float32)
-        elif lc.background_classes:
-            w = class_weights_from_background(C, lc.background_classes, lc.background_weight)
-        else:
-            w = None
+        w = class_weights_for(lc.class_weights, lc.background_classes, lc.background_weight,
+                              cfg.model.num_classes)
         self.register_buffer("class_weights", w if w is not None else torch.ones(0),
                              persistent=False)
 
@@ -224,11 +216,8 @@ class Trainer:
             self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
         self.model.to(self.device).train()
         freeze_modules(self.model, cfg.freeze)
-        self.step_module: nn.Module = TrainStep(self.model, cfg).to(self.device)
-        if cfg.objective == "segmenter":
-            cw = self.step_module.class_weights
-            self.step_module = SegmenterStep(self.model, cw if cw.numel() else None
-                                             ).to(self.device)
+        step_class = SegmenterStep if cfg.objective == "segmenter" else TrainStep
+        self.step_module: nn.Module = step_class(self.model, cfg).to(self.device)
         self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                     lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
         resume = cfg.resume

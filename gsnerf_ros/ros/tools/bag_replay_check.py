@@ -471,24 +471,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; 0, or 2 with the reason on stderr."""
     args = build_parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else None
-    reserved = None
-    if "ROS_DOMAIN_ID" not in os.environ:
-        try:  # a domain of our own, so other ROS users on this machine do not interfere
-            from domain_coordinator import domain_id
+    from gsnerf_ros.ros.tools.node_harness import own_ros_domain
 
-            reserved = domain_id()
-            os.environ["ROS_DOMAIN_ID"] = str(reserved.__enter__())
-        except ImportError:
-            pass
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
-        r = run_check(args)
+        with own_ros_domain():
+            r = run_check(args)
     except ReplayError as exc:
         print(f"bag_replay_check: {exc}", file=sys.stderr, flush=True)
         return 2
-    finally:
-        if reserved is not None:
-            reserved.__exit__(None, None, None)
     print_table(r)
     print(f"wrote {Path(args.out) / 'replay_check.json'}")
     return 0

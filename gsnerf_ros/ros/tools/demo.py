@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -30,7 +29,7 @@ import numpy as np
 import torch
 
 from gsnerf_ros.data.bag_discovery import add_layout_arguments
-from gsnerf_ros.ros.tools.node_harness import NodeHarness
+from gsnerf_ros.ros.tools.node_harness import NodeHarness, own_ros_domain
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["main", "run_demo", "DemoError", "build_parser", "StallWatch"]
@@ -349,24 +348,12 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gsnerf-demo``."""
     args = build_parser().parse_args(argv)
-    reserved = None
-    if "ROS_DOMAIN_ID" not in os.environ:
-        try:  # a domain of our own, so other ROS users on this machine do not interfere
-            from domain_coordinator import domain_id
-
-            reserved = domain_id()
-            os.environ["ROS_DOMAIN_ID"] = str(reserved.__enter__())
-        except ImportError:
-            pass
-    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     try:
-        s = run_demo(args)
+        with own_ros_domain():
+            s = run_demo(args)
     except DemoError as exc:
         print(f"gsnerf-demo: {exc}", file=sys.stderr, flush=True)
         return 2
-    finally:
-        if reserved is not None:
-            reserved.__exit__(None, None, None)
     fmt = lambda v, f: "n/a" if v is None else f.format(v)  # noqa: E731
     print("\n=== gsnerf-demo summary ===")
     print(f"source      : {s['source']} (world frame {s['world_frame']}, "

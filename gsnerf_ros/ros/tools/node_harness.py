@@ -18,12 +18,35 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from gsnerf_ros.ros.compat.launch_shim import REPO_ROOT, evaluate, load_launch_description
 
-__all__ = ["NodeHarness", "child_env", "stop_processes"]
+__all__ = ["NodeHarness", "child_env", "stop_processes", "own_ros_domain"]
+
+
+@contextmanager
+def own_ros_domain() -> Iterator[None]:
+    """A ROS domain of this run's own while the block runs (``domain_coordinator``, where it is
+    installed and ``ROS_DOMAIN_ID`` is not set already), so other ROS users on this machine do
+    not interfere; discovery limited to localhost unless the caller set otherwise."""
+    reserved = None
+    if "ROS_DOMAIN_ID" not in os.environ:
+        try:
+            from domain_coordinator import domain_id
+
+            reserved = domain_id()
+            os.environ["ROS_DOMAIN_ID"] = str(reserved.__enter__())
+        except ImportError:
+            pass
+    os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    try:
+        yield
+    finally:
+        if reserved is not None:
+            reserved.__exit__(None, None, None)
 
 
 def child_env() -> dict[str, str]:
