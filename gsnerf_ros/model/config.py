@@ -30,6 +30,7 @@ __all__ = [
 
 NORMS = ("group", "instance", "none")
 BACKBONES = ("scratch", "efficientnet_lite0")
+SEMANTIC_STEMS = ("shared", "own")
 
 
 @dataclass
@@ -55,6 +56,11 @@ class EncoderConfig:
     """Feature-pyramid widths at scales 1, 1/2, 1/4 (the cost-volume features)."""
     semantic_channels: int = 0
     """Width of the semantic feature map; 0 means ``num_classes`` (as in the released code)."""
+    semantic_stem: str = "shared"
+    """``efficientnet_lite0``: ``shared``, the semantic decoder and the feature pyramid read one
+    backbone; ``own``, the semantic path has its own copy of the stem and blocks 0-2 (the part
+    the pyramid reads), so the 2D segmenter trains whole without changing the geometry
+    (model/encoder.py)."""
     norm: str = "group"
     """``group`` | ``instance`` | ``none``: all behave identically in train and eval."""
     groups: int = 8
@@ -72,6 +78,11 @@ class EncoderConfig:
         _check(all(c > 0 for c in self.channels + self.fpn_channels), "encoder widths must be > 0")
         _check(self.semantic_channels >= 0, "encoder.semantic_channels must be >= 0")
         _check(self.norm in NORMS, f"encoder.norm must be one of {NORMS}, got {self.norm!r}")
+        _check(self.semantic_stem in SEMANTIC_STEMS,
+               f"encoder.semantic_stem must be one of {SEMANTIC_STEMS}, got {self.semantic_stem!r}")
+        _check(self.semantic_stem == "shared" or self.backbone != "scratch",
+               "encoder.semantic_stem: own needs a pretrained backbone (encoder.backbone: "
+               "efficientnet_lite0)")
 
 
 @dataclass

@@ -24,6 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gsnerf_ros.model.backbones.efficientnet_lite import TAP_CHANNELS, EfficientNetLite0
+
+SEMANTIC_STEM_BLOCKS = 3
+"""Blocks of an own semantic stem (``EncoderConfig.semantic_stem: own``): the stem and blocks
+0-2, everything the feature pyramid reads (the stride-2 and stride-4 taps)."""
 from gsnerf_ros.model.config import EncoderConfig
 
 __all__ = ["make_norm", "ConvBlock", "FastConv3d", "FeatureEncoder", "EncoderOutput",
@@ -203,13 +207,25 @@ class EfficientNetEncoder(FeatureEncoder):
     Input: images [B, 3, H, W] in [0, 1] (the backbone applies the ImageNet mean/std); any size,
     padded to a multiple of 32 by edge replication and cropped back. ``cfg.pretrained`` loads
     the backbone's ImageNet weights here.
+
+    With ``cfg.semantic_stem: own`` the semantic decoder reads its stride-2 and stride-4 taps
+    from its own copy of the stem and blocks 0-2 (``semantic_stem``), continued by the
+    backbone's blocks 3-15, which only the semantics read. The feature pyramid, and so every
+    geometric output, then has weights of its own, and the 2D segmenter can be trained whole
+    without changing them (train/segmenter_objective.py); the copy costs 16 k parameters and,
+    where the semantic and geometry levels are the same, a second pass of those blocks.
     """
 
     def __init__(self, cfg: EncoderConfig, num_classes: int, semantic_channels: int) -> None:
         super().__init__()
         self.backbone = EfficientNetLite0()
+        self.semantic_stem: EfficientNetLite0 | None = None
+        if cfg.semantic_stem == "own":
+            self.semantic_stem = EfficientNetLite0(num_blocks=SEMANTIC_STEM_BLOCKS)
         if cfg.pretrained:
             self.backbone.load_package_weights()
+            if self.semantic_stem is not None:
+                self.semantic_stem.load_package_weights()
         t2, t4, t8, t16, t32 = TAP_CHANNELS
         f0, f1, f2 = cfg.fpn_channels
         self.fpn_lateral2 = nn.Conv2d(t4, f2, 1)
@@ -233,11 +249,15 @@ class EfficientNetEncoder(FeatureEncoder):
     def _taps(self, images: Tensor, num_taps: int = 5) -> tuple[Tensor, list[Tensor]]:
         """The padded input and the backbone's first ``num_taps`` taps (strides 2, 4, 8, 16,
         32)."""
+        x = self._padded(images)
+        return x, self.backbone(x, num_taps)
+
+    def _padded(self, images: Tensor) -> Tensor:
+        """``images`` padded to a multiple of 32 by edge replication."""
         self._check_images(images)
         H, W = images.shape[-2:]
         ph, pw = (-H) % 32, (-W) % 32
-        x = F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
-        return x, self.backbone(x, num_taps)
+        return F.pad(images, (0, pw, 0, ph), mode="replicate") if (ph or pw) else images
 
     def _pyramid(self, x: Tensor, taps: list[Tensor], H: int, W: int) -> list[Tensor]:
         s2 = self.fpn_lateral2(taps[1])
@@ -245,6 +265,14 @@ class EfficientNetEncoder(FeatureEncoder):
         s0 = self._up2(s1) + self.fpn_lateral0(x)
         pyr = [self.fpn_smooth0(s0), self.fpn_smooth1(s1), s2]
         return [p[..., :h, :w] for p, (h, w) in zip(pyr, self._pyramid_sizes(H, W))]
+
+    def _semantic_taps(self, images: Tensor) -> list[Tensor]:
+        """The five taps the semantic decoder reads: the backbone's, or with an own semantic
+        stem, its stride-2 and stride-4 taps continued by the backbone's later blocks."""
+        if self.semantic_stem is None:
+            return self._taps(images)[1]
+        early = self.semantic_stem(self._padded(images))
+        return self.backbone.continue_taps(early[-1], early)
 
     def _semantics(self, taps: list[Tensor], H: int, W: int) -> tuple[Tensor, Tensor]:
         d = taps[-1]
@@ -255,8 +283,12 @@ class EfficientNetEncoder(FeatureEncoder):
         return sem, self.logit_head(sem)
 
     def forward(self, images: Tensor) -> EncoderOutput:
-        x, taps = self._taps(images)
         H, W = images.shape[-2:]
+        if self.semantic_stem is not None:                # two trunks: no taps to share
+            sem, logits = self.semantic_maps(images)
+            return EncoderOutput(pyramid=self.feature_pyramid(images), semantic_feature=sem,
+                                 semantic_logits=logits)
+        x, taps = self._taps(images)
         sem, logits = self._semantics(taps, H, W)
         return EncoderOutput(pyramid=self._pyramid(x, taps, H, W), semantic_feature=sem,
                              semantic_logits=logits)
@@ -266,7 +298,7 @@ class EfficientNetEncoder(FeatureEncoder):
         return self._pyramid(x, taps, *images.shape[-2:])
 
     def semantic_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        return self._semantics(self._taps(images)[1], *images.shape[-2:])
+        return self._semantics(self._semantic_taps(images), *images.shape[-2:])
 
 
 _ENCODERS: dict[str, type[FeatureEncoder]] = {

@@ -57,9 +57,15 @@ class DataConfig:
     """Bags: colour topic (Image or CompressedImage); None = the bag's only colour topic."""
     camera_info_topic: str | None = None
     """Bags: CameraInfo topic; None = the only one, or the one beside the image topic."""
+    colour_jitter: float = 0.0
+    """``objective: segmenter`` only: each frame's colours are varied at random by up to this
+    fraction (brightness, contrast, saturation, and a per-channel gain of half of it, a white
+    balance), so the 2D segmenter sees other light than the training rooms'
+    (train/segmenter_objective.py). 0 = off."""
 
     def __post_init__(self) -> None:
         _check(self.format in DATA_FORMATS, f"data.format must be one of {DATA_FORMATS}")
+        _check(0.0 <= self.colour_jitter < 1.0, "data.colour_jitter must be in [0, 1)")
         _check(self.height > 0 and self.width > 0, "data.height/width must be positive")
         _check(self.num_sources >= 2, "data.num_sources must be >= 2")
         _check(self.pool_ratio >= 1, "data.pool_ratio must be >= 1")
@@ -204,3 +210,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.objective in OBJECTIVES,
                f"objective must be one of {' | '.join(OBJECTIVES)}")
+        _check(self.objective == "segmenter" or self.data.colour_jitter == 0.0,
+               "data.colour_jitter applies to objective: segmenter only (a GSNeRF step's target "
+               "and sources must keep one light)")

@@ -6,7 +6,8 @@ same walls; a segmenter learns from batches of many rooms (docs/METHOD.md §9). 
 (``TrainConfig.objective: segmenter``) trains the 2D semantic path on batches of
 ``data.num_sources`` frames, each from another room where there are enough, at the semantic
 level the model encodes them at (:func:`~gsnerf_ros.model.pyramid.semantic_level`), each
-flipped left-right with probability 1/2, with the run's class weights. Nothing is rendered.
+flipped left-right with probability 1/2 and its colours varied by ``data.colour_jitter``, with
+the run's class weights. Nothing is rendered.
 The trainer, checkpoints, validation and recipe stages are those of the GSNeRF objective
 (:class:`~gsnerf_ros.train.trainer.Trainer`).
 
@@ -14,7 +15,9 @@ Freezing the modules the geometry reads (:data:`GEOMETRY_PATH` of the pretrained
 stem, blocks 0-2 whose outputs are the stride-2 and stride-4 taps, and the FPN) keeps the cost
 volume's features, depths, colour and D_T exactly as they were while the deeper blocks and the
 semantic decoder learn; the semantic renderer is then trained against the new semantic maps
-(``config/recipes/cpu_pretrained.yaml``).
+(``config/recipes/cpu_pretrained.yaml``). With an own semantic stem
+(``model.encoder.semantic_stem: own``) the semantic path's copy of those early blocks trains
+too, so the whole 2D segmenter learns and the geometry still does not move.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from gsnerf_ros.model.pyramid import depth_level
 from gsnerf_ros.train.config import TrainConfig
 from gsnerf_ros.train.losses import IGNORE_INDEX, class_weights_for, semantic_2d_ce
 
-__all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep"]
+__all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep", "jitter_colours"]
 
 GEOMETRY_PATH = ("encoder.backbone.conv_stem", "encoder.backbone.bn0",
                  "encoder.backbone.blocks.0", "encoder.backbone.blocks.1",
@@ -82,16 +85,39 @@ class FrameBatches(Dataset):
         return {"images": images, "labels": labels}
 
 
+def jitter_colours(images: Tensor, amount: float) -> Tensor:
+    """Each image of ``images`` [B, 3, H, W] in [0, 1] with its brightness, contrast and
+    saturation scaled by factors drawn uniformly from [1 - amount, 1 + amount] and each channel
+    by one from [1 - amount/2, 1 + amount/2] (a white balance), clamped to [0, 1]; torch's RNG.
+    ``amount`` 0 returns ``images``."""
+    if amount <= 0:
+        return images
+    B = images.shape[0]
+
+    def factor(*shape: int, spread: float = amount) -> Tensor:
+        return 1.0 + spread * (2.0 * torch.rand(B, *shape) - 1.0).to(images)
+
+    grey_w = torch.tensor([0.299, 0.587, 0.114]).to(images).view(1, 3, 1, 1)
+    x = images * factor(1, 1, 1) * factor(3, 1, 1, spread=amount / 2)
+    mean = (x * grey_w).sum(1, keepdim=True).mean((2, 3), keepdim=True)
+    x = mean + (x - mean) * factor(1, 1, 1)                           # contrast
+    grey = (x * grey_w).sum(1, keepdim=True)
+    x = grey + (x - grey) * factor(1, 1, 1)                           # saturation
+    return x.clamp(0.0, 1.0)
+
+
 class SegmenterStep(nn.Module):
     """The ``segmenter`` objective's loss of one batch: the 2D cross-entropy of
     ``model.semantic_logits_2d`` (the model's semantic level), with the run's class weights
     (``loss.class_weights`` / ``background_classes``), against the labels taken at that level
     (every 2^l-th pixel, as the sources' own labels are read), each image flipped left-right
-    with probability 1/2 (torch's RNG, which the trainer seeds per step)."""
+    with probability 1/2 and its colours varied by ``data.colour_jitter``
+    (:func:`jitter_colours`) (torch's RNG, which the trainer seeds per step)."""
 
     def __init__(self, model: nn.Module, cfg: TrainConfig) -> None:
         super().__init__()
         self.model = model
+        self.colour_jitter = float(cfg.data.colour_jitter)
         lc = cfg.loss
         w = class_weights_for(lc.class_weights, lc.background_classes, lc.background_weight,
                               cfg.model.num_classes)
@@ -108,6 +134,7 @@ class SegmenterStep(nn.Module):
         if bool(flip.any()):
             images = torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
             labels = torch.where(flip.view(-1, 1, 1).to(labels.device), labels.flip(-1), labels)
+        images = jitter_colours(images, self.colour_jitter)
         logits, s = self.model.semantic_logits_2d(images)
         cw = self.class_weights if self.class_weights.numel() else None
         loss = semantic_2d_ce(logits.float(), depth_level(labels, s), class_weights=cw)

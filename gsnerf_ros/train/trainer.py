@@ -407,25 +407,50 @@ def load_modules(model: nn.Module, state: dict[str, Tensor], prefixes: list[str]
                  source: str = "the checkpoint") -> int:
     """Copy the weights under each module prefix of ``prefixes`` (e.g. ``cost_volume``) from
     ``state`` into ``model``; every other weight is left as it is. Each named module must match
-    ``state`` key for key and shape for shape (else ValueError naming the difference). Returns
-    the number of tensors copied."""
+    ``state`` key for key and shape for shape (else ValueError naming the difference).
+
+    An entry ``DST=SRC`` (e.g. ``encoder.semantic_stem=encoder.backbone``) fills the model's
+    module DST from the checkpoint's module SRC under DST's names: every weight of DST must be
+    in SRC (SRC may have more, as a full backbone has more blocks than a copy of its first
+    ones), and the plain prefixes leave DST's weights to it. Returns the number of tensors
+    copied."""
     own = model.state_dict()
+
+    def under(keys: Any, pre: str) -> set[str]:
+        return {k for k in keys if k == pre or k.startswith(pre + ".")}
+
+    renamed = [tuple(p.split("=", 1)) for p in prefixes if "=" in p]
+    claimed = set().union(*(under(own, dst) for dst, _ in renamed)) if renamed else set()
     picked: dict[str, Tensor] = {}
     for pre in prefixes:
-        mine = {k for k in own if k == pre or k.startswith(pre + ".")}
-        theirs = {k for k in state if k == pre or k.startswith(pre + ".")}
-        if not mine:
-            top = sorted({k.split(".")[0] for k in own})
-            raise ValueError(f"init_modules: no parameter under {pre!r}; modules are {top}")
-        if mine != theirs:
-            diff = sorted(mine ^ theirs)[:4]
-            raise ValueError(f"init_modules: {pre!r} of {source} has other weights than the "
-                             f"config's model (e.g. {diff})")
-        for k in sorted(mine):
-            if own[k].shape != state[k].shape:
-                raise ValueError(f"init_modules: {k} is {tuple(state[k].shape)} in {source} but "
-                                 f"{tuple(own[k].shape)} in the config's model")
-            picked[k] = state[k]
+        if "=" in pre:
+            dst, src = pre.split("=", 1)
+            mine = under(own, dst)
+            theirs = {dst + k[len(src):]: k for k in under(state, src)}
+            if not mine or not theirs:
+                where = f"{dst!r} in the model" if not mine else f"{src!r} in {source}"
+                raise ValueError(f"init_modules: {pre!r}: no parameter under {where}")
+            if not mine <= theirs.keys():
+                raise ValueError(f"init_modules: {pre!r}: {source} has no "
+                                 f"{sorted(mine - theirs.keys())[:4]}")
+            pairs = {k: theirs[k] for k in mine}
+        else:
+            mine = under(own, pre) - claimed
+            theirs_set = under(state, pre) - claimed
+            if not mine:
+                top = sorted({k.split(".")[0] for k in own})
+                raise ValueError(f"init_modules: no parameter under {pre!r}; modules are {top}")
+            if mine != theirs_set:
+                diff = sorted(mine ^ theirs_set)[:4]
+                raise ValueError(f"init_modules: {pre!r} of {source} has other weights than the "
+                                 f"config's model (e.g. {diff})")
+            pairs = {k: k for k in mine}
+        for k, theirs_k in sorted(pairs.items()):
+            if own[k].shape != state[theirs_k].shape:
+                raise ValueError(f"init_modules: {k} is {tuple(state[theirs_k].shape)} in "
+                                 f"{source} ({theirs_k}) but {tuple(own[k].shape)} in the "
+                                 f"config's model")
+            picked[k] = state[theirs_k]
     with torch.no_grad():
         for k, v in picked.items():
             own[k].copy_(v)

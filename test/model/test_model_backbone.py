@@ -251,3 +251,61 @@ def test_modules_with_either_encoder_deep_copy() -> None:
         assert type(dup) is type(enc)
         assert all(torch.equal(a, b) for a, b in zip(enc.state_dict().values(),
                                                      dup.state_dict().values()))
+
+
+# ---------------------------------------------------------------- an own semantic stem
+def test_a_truncated_copy_gives_the_first_taps_and_the_backbone_continues_them() -> None:
+    """``EfficientNetLite0(num_blocks=3)`` with the ImageNet weights gives the full network's
+    stride-2 and stride-4 taps, and ``continue_taps`` on them gives the other three."""
+    torch.manual_seed(0)
+    full, early = EfficientNetLite0(), EfficientNetLite0(num_blocks=3)
+    full.load_package_weights()
+    early.load_package_weights()
+    assert len(early.blocks) == 3 and early.num_taps == 2
+    x = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        ref, first = full(x), early(x)
+        rest = full.continue_taps(first[-1], first)
+    assert len(first) == 2 and len(rest) == 5
+    for a, b in zip(ref, rest):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="num_blocks"):
+        EfficientNetLite0(num_blocks=4)                 # block 3 is no tap
+    with pytest.raises(ValueError, match="head"):
+        EfficientNetLite0(with_head=True, num_blocks=3)
+
+
+def _own_stem_config() -> GSNeRFConfig:
+    cfg = _lite_config(pretrained=True)
+    cfg.encoder.semantic_stem = "own"
+    return cfg
+
+
+def test_own_semantic_stem_leaves_the_pyramid_to_the_backbone() -> None:
+    """With ``semantic_stem: own`` the semantics read their own early blocks: with the
+    backbone's weights copied in, every output equals the shared encoder's; changing the copy
+    changes the semantics and not one value of the feature pyramid."""
+    torch.manual_seed(0)
+    shared = FeatureEncoder(_lite_config(pretrained=True).encoder, C, 6).eval()
+    own = FeatureEncoder(_own_stem_config().encoder, C, 6).eval()
+    missing, unexpected = own.load_state_dict(shared.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("semantic_stem.") for k in missing)
+    assert sum(p.numel() for p in own.semantic_stem.parameters()) < 20_000
+    x = torch.rand(2, 3, 37, 50)
+    with torch.no_grad():
+        ref = shared(x)
+        own.semantic_stem.load_state_dict(shared.backbone.state_dict(), strict=False)
+        same = own(x)
+        for p in own.semantic_stem.blocks[1].parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        moved = own(x)
+        sem_only = own.semantic_maps(x)
+    for a, b, c in zip(ref.pyramid, same.pyramid, moved.pyramid):
+        assert torch.equal(a, b) and torch.equal(a, c)
+    assert torch.equal(ref.semantic_logits, same.semantic_logits)
+    assert not torch.allclose(ref.semantic_logits, moved.semantic_logits, atol=1e-4)
+    assert torch.equal(sem_only[1], moved.semantic_logits)
+    with pytest.raises(ValueError, match="semantic_stem"):
+        EncoderConfig(semantic_stem="separate")
+    with pytest.raises(ValueError, match="semantic_stem"):
+        EncoderConfig(semantic_stem="own")               # the scratch U-Net has no stem to copy

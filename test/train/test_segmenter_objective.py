@@ -68,16 +68,20 @@ def _lite_cfg(rooms, run_dir, *extra: str) -> TrainConfig:
     return cfg
 
 
+@pytest.mark.parametrize("stem", ["shared", "own"])
 def test_segmenter_stage_learns_2d_classes_and_leaves_the_geometry_bit_identical(
-        rooms, tmp_path) -> None:
+        rooms, tmp_path, stem: str) -> None:
     """Five steps of the segmenter objective with the geometry path, cost volume and renderers
-    frozen: the 2D loss on a fixed batch falls, the semantic decoder moved, and the feature
-    pyramid, the depths, D_T, the colour and the rendered depth are bit-identical."""
+    frozen: the 2D loss on a fixed batch falls, the semantic decoder (and an own semantic stem)
+    moved, and the feature pyramid, the depths, D_T, the colour and the rendered depth are
+    bit-identical."""
     torch.set_num_threads(1)
     cfg = _lite_cfg(rooms, tmp_path / "seg", "optim.steps=5", "log.val_every=5",
+                    "data.colour_jitter=0.2",
                     "log.ckpt_every=5", "log.select_metric=segmenter_mIoU",
                     "freeze=[" + ",".join([*GEOMETRY_PATH, "cost_volume", "volume_renderer",
                                            "semantic_renderer"]) + "]")
+    cfg.model.encoder.semantic_stem = stem
     tr = Trainer(cfg)
     assert isinstance(tr.step_module, SegmenterStep) and isinstance(tr.train_set, FrameBatches)
     model = tr.model
@@ -99,14 +103,41 @@ def test_segmenter_stage_learns_2d_classes_and_leaves_the_geometry_bit_identical
         return [enc.feature, *enc.depth_levels], res.target_depth, res.rgb, res.depth
 
     loss0, before = loss_now(), geometry()
-    decoder0 = [p.detach().clone() for p in model.encoder.decoder.parameters()]
+    trained = model.encoder.decoder if stem == "shared" else model.encoder.semantic_stem
+    trained0 = [p.detach().clone() for p in trained.parameters()]
     summary = tr.fit()
     after = geometry()
     assert loss_now() < loss0
-    assert any(not torch.equal(a, p) for a, p in zip(decoder0, model.encoder.decoder.parameters()))
+    assert any(not torch.equal(a, p) for a, p in zip(trained0, trained.parameters()))
     for a, b in zip(before[0], after[0]):
         assert torch.equal(a, b)
     for a, b in zip(before[1:], after[1:]):
         assert torch.equal(a, b)
     assert summary["select_metric"] == "segmenter_mIoU"
     assert summary["val_history"][-1]["segmenter_mIoU"] is not None
+
+
+def test_colour_jitter_varies_each_image_within_its_bounds() -> None:
+    """``jitter_colours``: 0 is the identity; otherwise every image changes, by a factor per
+    image (not per pixel: a flat image stays flat), reproducibly under a seed, within [0, 1];
+    the GSNeRF objective refuses it."""
+    from gsnerf_ros.train.segmenter_objective import jitter_colours
+
+    images = torch.rand(4, 3, 6, 8) * 0.8 + 0.1
+    assert jitter_colours(images, 0.0) is images
+    torch.manual_seed(0)
+    a = jitter_colours(images, 0.3)
+    torch.manual_seed(0)
+    assert torch.equal(a, jitter_colours(images, 0.3))
+    assert a.min() >= 0 and a.max() <= 1
+    assert all(not torch.allclose(a[i], images[i]) for i in range(4))
+    flat = torch.full((2, 3, 5, 5), 0.5)
+    out = jitter_colours(flat, 0.3)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out))
+    assert not torch.allclose(out[0], out[1])
+    with pytest.raises(ValueError, match="colour_jitter"):
+        load_config(TrainConfig, None, ["data.colour_jitter=0.2"])
+    with pytest.raises(ValueError, match="colour_jitter"):
+        load_config(TrainConfig, None, ["objective=segmenter", "data.colour_jitter=1.5"])
+    cfg = load_config(TrainConfig, None, ["objective=segmenter", "data.colour_jitter=0.2"])
+    assert cfg.data.colour_jitter == 0.2

@@ -394,3 +394,39 @@ def test_init_modules_takes_the_named_modules_and_leaves_the_rest() -> None:
     wide.renderer.d_model *= 2
     with pytest.raises(ValueError, match="volume_renderer"):
         load_modules(GSNeRF(wide), src.state_dict(), ["volume_renderer"])
+
+
+def test_init_modules_fills_a_module_from_another_under_its_names() -> None:
+    """``DST=SRC``: an own semantic stem taken from the checkpoint's backbone (which has more
+    blocks than the copy), beside the plain prefix ``encoder`` that leaves the stem to it."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+    from gsnerf_ros.model.config import EncoderConfig
+    from gsnerf_ros.train.trainer import load_modules
+
+    def lite(stem: str) -> GSNeRFConfig:
+        cfg = GSNeRFConfig.tiny(5)
+        cfg.encoder = EncoderConfig(backbone="efficientnet_lite0", fpn_channels=[4, 8, 8],
+                                    decoder_channels=[16, 16, 8, 8, 8], groups=4,
+                                    semantic_stem=stem)
+        return cfg
+
+    torch.manual_seed(0)
+    src = GSNeRF(lite("shared"))
+    torch.manual_seed(1)
+    dst = GSNeRF(lite("own"))
+    state = src.state_dict()
+    n = load_modules(dst, state, ["encoder", "encoder.semantic_stem=encoder.backbone"])
+    own = dst.state_dict()
+    stem = [k for k in own if k.startswith("encoder.semantic_stem.")]
+    assert stem and n == sum(k.startswith("encoder.") for k in own)
+    for k in stem:
+        assert torch.equal(own[k], state[k.replace("semantic_stem", "backbone")]), k
+    for k in own:
+        if k.startswith("encoder.") and k not in stem:
+            assert torch.equal(own[k], state[k]), k
+    with pytest.raises(ValueError, match="other weights"):        # the stem is not in src
+        load_modules(dst, state, ["encoder"])
+    with pytest.raises(ValueError, match="has no"):
+        load_modules(dst, state, ["encoder.semantic_stem=encoder.fpn_lateral0"])
+    with pytest.raises(ValueError, match="no parameter under 'encoder.nothing'"):
+        load_modules(dst, state, ["encoder.semantic_stem=encoder.nothing"])

@@ -153,16 +153,25 @@ class EfficientNetLite0(nn.Module):
     Input: images [B, 3, H, W] in [0, 1] (ImageNet mean/std normalisation is done inside). Any
     H, W: tap s is [B, c_s, ceil(H/s), ceil(W/s)] (convolutions pad k//2 on every side).
     ``with_head`` adds the ImageNet classifier (1x1 conv to 1280, BN, ReLU6, average pool,
-    linear to 1000) for :meth:`classify`.
+    linear to 1000) for :meth:`classify`. ``num_blocks`` (ending at a tap: 1, 3, 5, 11 or 16)
+    builds only the stem and the first blocks, e.g. a second copy of the early blocks whose taps
+    another instance continues (:meth:`continue_taps`).
     """
 
-    def __init__(self, with_head: bool = False) -> None:
+    def __init__(self, with_head: bool = False, num_blocks: int = len(BLOCKS)) -> None:
         super().__init__()
+        if not 0 < num_blocks <= len(BLOCKS) or (num_blocks < len(BLOCKS)
+                                                  and num_blocks - 1 not in _TAP_BLOCKS):
+            raise ValueError(f"num_blocks must end at a tap (one of "
+                             f"{[b + 1 for b in _TAP_BLOCKS]}), got {num_blocks}")
+        if with_head and num_blocks != len(BLOCKS):
+            raise ValueError("the ImageNet head needs every block (num_blocks=16)")
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.conv_stem = nn.Conv2d(3, 32, 3, 2, 1, bias=False)
         self.bn0 = FrozenBatchNorm2d(32)
-        self.blocks = nn.ModuleList(MBConv(s) for s in BLOCKS)
+        self.blocks = nn.ModuleList(MBConv(s) for s in BLOCKS[:num_blocks])
+        self.num_taps = sum(b < num_blocks for b in _TAP_BLOCKS)
         self.with_head = with_head
         if with_head:
             self.conv_head = nn.Conv2d(320, 1280, 1, bias=False)
@@ -173,18 +182,29 @@ class EfficientNetLite0(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
         x = F.relu6(self.bn0(self.conv_stem((images - self.mean) / self.std)))
-        taps = []
-        for i, block in enumerate(self.blocks):
-            x = block(x)
+        return self.continue_taps(x, [], min(num_taps, self.num_taps), first_block=0)
+
+    def continue_taps(self, x: Tensor, taps: list[Tensor], num_taps: int = len(_TAP_BLOCKS),
+                      first_block: int | None = None) -> list[Tensor]:
+        """Run the blocks from ``first_block`` on ``x``, the output of the block before it (of
+        the stem for 0), and return ``taps`` followed by the taps those blocks give, up to
+        ``num_taps`` in all. By default ``first_block`` is the one after the tap ``taps[-1]``,
+        with ``x = taps[-1]``: the taps of a truncated copy (``num_blocks``) continue here."""
+        taps = list(taps)
+        if first_block is None:
+            first_block = _TAP_BLOCKS[len(taps) - 1] + 1 if taps else 0
+        for i in range(first_block, len(self.blocks)):
+            if len(taps) >= num_taps:
+                break
+            x = self.blocks[i](x)
             if i in _TAP_BLOCKS:
                 taps.append(x)
-                if len(taps) == num_taps:
-                    break
         return taps
 
     def forward(self, images: Tensor, num_taps: int = len(_TAP_BLOCKS)) -> list[Tensor]:
         """Taps [B, c, ceil(H/s), ceil(W/s)] for s, c in zip(TAP_STRIDES, TAP_CHANNELS); the
-        first ``num_taps`` of them (the blocks after the last one asked for are not run)."""
+        first ``num_taps`` of them (the blocks after the last one asked for are not run; a copy
+        truncated to ``num_blocks`` gives the taps of its blocks)."""
         return self._trunk(images, num_taps)
 
     def classify(self, images: Tensor) -> Tensor:
@@ -196,12 +216,15 @@ class EfficientNetLite0(nn.Module):
 
     def load_package_weights(self, path: str | Path | None = None) -> None:
         """Load the ImageNet weights (default: :func:`package_weights_path`), strictly: every
-        tensor of this module is set and, without the head, only the head's are left over."""
+        tensor of this module is set and, without the head (or past ``num_blocks``), only the
+        head's (and the later blocks') are left over."""
         sd = torch.load(path or package_weights_path(), map_location="cpu", weights_only=True)
         ours = {package_key(k): v for k, v in sd.items() if not k.endswith("num_batches_tracked")}
         head = ("conv_head.", "bn1.", "fc.")
         if not self.with_head:
             ours = {k: v for k, v in ours.items() if not k.startswith(head)}
+        later = tuple(f"blocks.{i}." for i in range(len(self.blocks), len(BLOCKS)))
+        ours = {k: v for k, v in ours.items() if not k.startswith(later)}
         missing, unexpected = self.load_state_dict(ours, strict=False)
         if missing or unexpected:
             raise ValueError(f"EfficientNet-Lite0 weights do not match: missing {missing}, "
