@@ -338,9 +338,9 @@ class BagPlayback:
                 return count
 
     def wait_acknowledged(self, timeout: float, stop: threading.Event | None = None) -> None:
-        """Wait until every subscriber acknowledged every message published (reliable
-        publishers; best-effort ones return at once). Raises :class:`PlaybackError` naming the
-        topics still unacknowledged after ``timeout`` s."""
+        """Wait until every subscriber acknowledged every message published (the reliable
+        publishers of ``reliable``; a best-effort one returns at once). Raises
+        :class:`PlaybackError` naming the topics still unacknowledged after ``timeout`` s."""
         from rclpy.duration import Duration
 
         deadline = time.monotonic() + timeout
@@ -423,7 +423,8 @@ def _play_bag(node: Player, args: argparse.Namespace, stop: threading.Event) -> 
         stop.wait(args.start_delay)
         rate = 1.0 if args.rate is None else args.rate
         n = pb.play(rate, args.loop, stop)
-        pb.wait_acknowledged(args.ack_timeout, stop)
+        if args.reliable:
+            pb.wait_acknowledged(args.ack_timeout, stop)
     except (BagDiscoveryError, FileNotFoundError, PlaybackError) as exc:
         log.error(f"cannot play {args.bag}: {exc}")
         print(f"gsnerf_player: error: {exc}", file=sys.stderr, flush=True)
