@@ -116,6 +116,20 @@ def test_never_encoded_only_once_every_frame_is_in_and_too_few_keyframes() -> No
     assert never_encoded({k: v for k, v in d.items() if k != "buffer_size"}, 10, 9) is None
 
 
+def test_harness_timeout_note_names_the_frames_received_and_the_last_input_error(
+        tmp_path) -> None:
+    from gsnerf_ros.ros.tools.node_harness import NodeHarness
+
+    run = NodeHarness("tiny.safetensors", "cpu", {}, tmp_path, tmp_path, 0.0)
+    assert run.diagnostics_note() == "no diagnostics from the node since the last wait began"
+    run.diag.update(frames_received="10", input_errors="1", keyframes_added="9",
+                    buffer_size="9", encoded_keyframes="0", renders="0",
+                    last_input_error="no TF map -> camera at t=1.0")
+    assert run.diagnostics_note() == (
+        "node: frames_received=10, input_errors=1, keyframes_added=9, buffer_size=9, "
+        "encoded_keyframes=0, last input error: no TF map -> camera at t=1.0")
+
+
 def test_bad_input_fails_with_the_reason_before_starting_anything(room_and_checkpoint,
                                                                   tmp_path, capsys) -> None:
     room, ckpt = room_and_checkpoint
