@@ -11,7 +11,9 @@ import argparse
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -122,6 +124,59 @@ def test_player_latches_every_static_transform_and_fails_without_subscribers(
         peer.close()
     assert player.returncode == 2
     assert "no subscriber on /image" in out and "/camera_info" in out
+
+
+def test_player_reliable_leaves_every_message_with_a_reliable_reader_that_reads_late(
+        bags, child_env) -> None:
+    """``--reliable``: a reliable subscriber (as the replay check's node) matches the camera
+    topics, and once the player has exited, having waited for its acknowledgements, the
+    subscriber holds every image, camera_info and /tf message of the bag though it read none
+    while the bag played. Without it the camera topics are best effort, which no reliable
+    subscriber matches: the player exits 2 naming them."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from sensor_msgs.msg import Image
+
+    ctx = rclpy.Context()
+    ctx.init()
+    node = rclpy.create_node("late_reliable_reader", context=ctx)
+    try:
+        got = {"/image": 0, "/camera_info": 0, "/tf": 0}
+
+        def count(topic: str) -> Any:
+            return lambda _msg: got.__setitem__(topic, got[topic] + 1)
+
+        qos = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+        for msg_type, topic in ((Image, "/image"), (CameraInfo, "/camera_info"),
+                                (TFMessage, "/tf")):
+            node.create_subscription(msg_type, topic, count(topic), qos)
+        play = [sys.executable, str(ROOT / "scripts" / "gsnerf_player"), "--bag",
+                str(bags["raw"])]
+        best = subprocess.run([*play, "--wait-subscribers", "3"], env=child_env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        assert best.returncode == 2 and "no subscriber on /image, /camera_info" in best.stdout
+        rel = subprocess.run([*play, "--reliable"], env=child_env, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        assert rel.returncode == 0, rel.stdout
+        executor = SingleThreadedExecutor(context=ctx)
+        executor.add_node(node)
+        want = {"/image": N, "/camera_info": N, "/tf": 2 * N - 1}   # /tf: odometry at 2x
+        deadline = time.monotonic() + 30
+        while got != want and time.monotonic() < deadline:
+            executor.spin_once(timeout_sec=0.1)
+        assert got == want
+        executor.shutdown()
+    finally:
+        node.destroy_node()
+        ctx.try_shutdown()
+
+
+def test_player_reliable_needs_a_bag(capsys) -> None:
+    from gsnerf_ros.ros.tools.player import main as player_main
+
+    with pytest.raises(SystemExit) as exc:
+        player_main(["--reliable", "--frames", "2"])
+    assert exc.value.code == 2 and "--reliable plays a bag" in capsys.readouterr().err
 
 
 def test_refusal_names_missing_input_before_advising_motion() -> None:

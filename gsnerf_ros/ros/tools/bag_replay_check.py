@@ -12,7 +12,13 @@ of gsnerf-eval's).
    checkpoint, the room's depth range (or ``--near/--far``), the inference settings given here,
    ``render.num_source_views = --num-sources`` and a buffer that keeps every keyframe (no rate
    cap, no skipped frames, capacity for every frame), plays the bag into it with
-   ``gsnerf_player --bag`` and waits until every keyframe is encoded;
+   ``gsnerf_player --bag --reliable`` and waits until every keyframe is encoded. Every frame
+   reaches the node however busy the machine is (one lost frame changes the keyframes the
+   renders are compared on): the player publishes reliably and exits once the node
+   acknowledged every message; the node subscribes reliably with history, synchroniser and
+   TF queue for the whole bag, and a frame waits up to 10 s for its TF. Keyframes that can
+   never be encoded (at most ``num_neighbors`` of them once every frame is in) fail the check
+   at once, with the node's counters (:func:`never_encoded`);
 4. asks ``~/render_view`` for each target at its pose (the camera optical frame in the bag's
    world frame; ``body_frame`` empty) with the room's intrinsics and size, and scores the
    returned depth against the room's ground truth with gsnerf-eval's metric
@@ -57,12 +63,16 @@ import torch
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
 __all__ = ["ReplayError", "build_parser", "run_check", "main", "node_parameters",
-           "frame_of_stamp", "print_table", "BAG_START", "BAG_RATE_HZ"]
+           "frame_of_stamp", "never_encoded", "print_table", "BAG_START", "BAG_RATE_HZ",
+           "NEVER_ENCODED_SETTLE_S"]
 
 BAG_START = 1_700_000_000.0
 """Stamp (s) of the bag's first frame; bag frame ``j`` is stamped ``BAG_START + j / rate``."""
 BAG_RATE_HZ = 10.0
 """Frames per second of the bag (the recorded pace the player keeps)."""
+NEVER_ENCODED_SETTLE_S = 5.0
+"""Seconds :func:`never_encoded` must hold, over the node's diagnostics, before the check fails
+(a frame counted as received may still be on its way into the buffer in one message)."""
 
 
 class ReplayError(RuntimeError):
@@ -117,9 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
 def node_parameters(args: argparse.Namespace, inference: Any, near: float, far: float,
                     height: int, width: int, frames: int, world: str, mode: str) -> dict[str, Any]:
     """The node's parameters for the check (``-p`` name -> value): the same inference settings,
-    depth range, sampling and source count as the offline renders; every keyframe kept."""
+    depth range, sampling and source count as the offline renders; every frame of the bag
+    received (reliable input with history for all ``frames``, the player's ``--reliable``),
+    none dropped while it waits for its TF, and every keyframe kept."""
     p: dict[str, Any] = {
         "frames.world": world, "topics.image_transport": "raw",
+        # every frame arrives and waits for its pose, however late the node reads it
+        "qos.input_reliability": "reliable", "qos.input_depth": min(1000, max(5, frames)),
+        "sync.queue_size": min(100, max(10, frames)),
+        "frames.pending_frames": min(256, max(8, frames)), "frames.tf_timeout": 10.0,
         # every keyframe the thresholds take waits for the encoder: no rate cap, no skipped frame
         "keyframes.min_interval": 0.0, "keyframes.max_pending": 0,
         "keyframes.capacity": int(args.capacity or max(32, frames)),
@@ -137,6 +153,8 @@ def node_parameters(args: argparse.Namespace, inference: Any, near: float, far: 
         else float(inference.consistency_tolerance),
         "model.floor_bound": inference.floor_z is not None,
         "model.floor_z": float(inference.floor_z or 0.0),
+        # each keyframe encoded once, against all its neighbours (never_encoded relies on it)
+        "keyframes.encode_min_neighbors": -1,
     }
     if inference.neighbour_rule:            # (an empty value cannot be passed: the default)
         p["model.neighbour_rule"] = inference.neighbour_rule
@@ -158,6 +176,26 @@ def frame_of_stamp(stamp: float, kept: Sequence[int], start: float = BAG_START,
         raise ReplayError(f"keyframe stamp {stamp:.6f} s is no frame of the bag (frames at "
                           f"{start:.1f} + j / {rate_hz:g} s, j < {len(kept)})")
     return int(kept[j])
+
+
+def never_encoded(diag: dict[str, str], frames: int, num_neighbors: int) -> str | None:
+    """Why the node's keyframes can never be encoded, from its diagnostics (key -> value), or
+    None while they still may be: every one of the bag's ``frames`` was received and none waits
+    for its pose, yet the buffer holds at most ``num_neighbors`` keyframes and none is encoded;
+    with ``keyframes.encode_min_neighbors`` -1 a keyframe is encoded only once
+    ``num_neighbors`` others exist."""
+    try:
+        received, waiting = int(diag["frames_received"]), int(diag["frames_waiting_for_pose"])
+        size, encoded = int(diag["buffer_size"]), int(diag["encoded_keyframes"])
+    except (KeyError, ValueError):
+        return None
+    if received < frames or waiting or encoded or size > num_neighbors:
+        return None
+    last = diag.get("last_input_error") or "none"
+    return (f"the node holds {size} keyframe(s) from the {frames} frames of the bag ({received} "
+            f"received, {diag.get('input_errors', '?')} input error(s), last: {last}), and a "
+            f"keyframe is encoded only once {num_neighbors} others (model.num_neighbors) exist: "
+            "none ever will be (lower --num-neighbors or the keyframe thresholds)")
 
 
 @dataclass
@@ -251,8 +289,10 @@ def _with_sources(view: Any, scene: Any, sources: list[int]) -> Any:
 
 def _node_renders(args: argparse.Namespace, scene: Any, ckpt: Path, device: str,
                   targets: list[int], kept: list[int], bag: Path, params: dict[str, Any],
-                  out: Path, deadline: float) -> tuple[dict[int, _Render], dict[str, Any]]:
-    """Start the node, play the bag, render every target; (target -> render, node facts)."""
+                  num_neighbors: int, out: Path, deadline: float
+                  ) -> tuple[dict[int, _Render], dict[str, Any]]:
+    """Start the node, play the bag, render every target; (target -> render, node facts).
+    ``num_neighbors``: the model's cost-volume neighbours (the node's too)."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
     from gsnerf_ros.data.bag_discovery import discover
@@ -267,7 +307,8 @@ def _node_renders(args: argparse.Namespace, scene: Any, ckpt: Path, device: str,
     world = lay.world_frame
     params = {**params, "frames.world": world}
     player_cmd = ["--bag", str(bag), "--world-frame", world, "--image-topic", lay.image_topic,
-                  "--camera-info-topic", lay.camera_info_topic, "--rate", str(args.rate)]
+                  "--camera-info-topic", lay.camera_info_topic, "--rate", str(args.rate),
+                  "--reliable"]
     work = Path(tempfile.mkdtemp(prefix="gsnerf_replay_"))
     renders: dict[int, _Render] = {}
     facts: dict[str, Any] = {"world_frame": world, "node_parameters": params}
@@ -282,10 +323,22 @@ def _node_renders(args: argparse.Namespace, scene: Any, ckpt: Path, device: str,
             run.wait_for_service()
             print(f"[replay] node up; playing {len(kept)} frames of {bag}", flush=True)
             player = run.start_player(player_cmd)
-            run.watch = StallWatch(run, player, 60.0, "/image")
+            stall = StallWatch(run, player, 60.0, "/image")
+            run.watch = stall
             run.spin_until(lambda: player.poll() is not None, args.timeout, "the player to finish")
             time.sleep(0.5)
-            n_kf = run.wait_until_encoded()       # still watched: no keyframe names its cause
+            since = [0.0]
+
+            def watch() -> None:                  # no keyframe names its cause, and so do
+                stall()                           # keyframes that can never be encoded
+                why = never_encoded(run.diag, len(kept), num_neighbors)
+                now = time.monotonic()
+                since[0] = 0.0 if why is None else since[0] or now
+                if why is not None and now - since[0] >= NEVER_ENCODED_SETTLE_S:
+                    raise ReplayError(f"{why}; see {run.node_log}")
+
+            run.watch = watch
+            n_kf = run.wait_until_encoded()
             run.watch = None
             # the latest buffer state: the keyframes the renders below choose from
             run.spin_until(lambda: "msg" in state and len(state["msg"].keyframes) == n_kf, 30,
@@ -391,7 +444,8 @@ def run_check(args: argparse.Namespace) -> dict[str, Any]:
     params = node_parameters(args, inference, near, far, scene.height, scene.width, len(kept),
                              "map", args.node_mode or mode)
     renders, facts = _node_renders(args, scene, Path(ckpt), dev.type, targets, kept, bag,
-                                   params, out, t_start + args.timeout)
+                                   params, model.config.cost_volume.num_neighbors, out,
+                                   t_start + args.timeout)
 
     rows: list[dict[str, Any]] = []
     for t in targets:

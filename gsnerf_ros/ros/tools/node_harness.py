@@ -167,9 +167,12 @@ class NodeHarness:
         becoming keyframes, not encoded)."""
         if not self.diag:
             return "no diagnostics from the node since the last wait began"
-        keys = ("keyframes_added", "buffer_size", "encoded_keyframes", "provisional_keyframes",
-                "pending_keyframes", "frames_waiting_for_pose", "frames_skipped_rate_cap")
-        return "node: " + ", ".join(f"{k}={self.diag[k]}" for k in keys if k in self.diag)
+        keys = ("frames_received", "input_errors", "keyframes_added", "buffer_size",
+                "encoded_keyframes", "provisional_keyframes", "pending_keyframes",
+                "frames_waiting_for_pose", "frames_skipped_rate_cap")
+        note = "node: " + ", ".join(f"{k}={self.diag[k]}" for k in keys if k in self.diag)
+        last = self.diag.get("last_input_error")
+        return note + (f", last input error: {last}" if last else "")
 
     def wait_for_service(self) -> None:
         self.spin_until(lambda: self.render_view.service_is_ready(), 180,

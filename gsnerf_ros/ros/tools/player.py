@@ -12,7 +12,11 @@ Two sources:
   latched publisher and every output topic has a subscriber (``--wait-subscribers`` s, else
   exit 2 with the reason). World frame and topics are found by
   :func:`~gsnerf_ros.data.bag_discovery.discover` unless ``--world-frame`` / ``--image-topic`` /
-  ``--camera-info-topic`` name them.
+  ``--camera-info-topic`` name them. The camera topics go out best effort, as a camera driver
+  publishes them; ``--reliable`` publishes every topic reliably, keeping each message until
+  every subscriber acknowledged it, and exits only once they all did (``--ack-timeout`` s, else
+  exit 2): a reliable subscriber with history for the whole bag then gets every frame, however
+  late it reads them (what a check that needs all of them wants).
 
 A room's ground-truth labels can stand in for a 2D segmenter the robot runs (``--labels-topic``:
 mono8 class ids with the image's header, 255 = unknown; ``--label-info-topic``: its class names as
@@ -260,8 +264,8 @@ class BagPlayback:
 
     def __init__(self, node: Node, bag: str, image_topic: str, camera_info_topic: str,
                  world_frame: str | None = None, bag_image_topic: str | None = None,
-                 bag_camera_info_topic: str | None = None) -> None:
-        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+                 bag_camera_info_topic: str | None = None, reliable: bool = False) -> None:
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
         from tf2_msgs.msg import TFMessage
 
         from gsnerf_ros.data.bag_discovery import discover
@@ -276,14 +280,19 @@ class BagPlayback:
         img_type = lay.topics[lay.image_topic]
         self.topics = {lay.image_topic: img_out,
                        lay.camera_info_topic: node.resolve_topic_name(camera_info_topic)}
+        # --reliable: every message kept until each subscriber acknowledged it (no depth limit)
+        keep_all = QoSProfile(depth=1, history=HistoryPolicy.KEEP_ALL,
+                              reliability=ReliabilityPolicy.RELIABLE)
+        camera_qos = keep_all if reliable else qos_profile_sensor_data
         self.pubs: dict[str, Any] = {
-            img_out: node.create_publisher(_msg_class(img_type), img_out, qos_profile_sensor_data),
+            img_out: node.create_publisher(_msg_class(img_type), img_out, camera_qos),
             self.topics[lay.camera_info_topic]: node.create_publisher(
-                CameraInfo, self.topics[lay.camera_info_topic], qos_profile_sensor_data),
+                CameraInfo, self.topics[lay.camera_info_topic], camera_qos),
         }
         if "/tf" in lay.topics:
             self.topics["/tf"] = "/tf"
-            self.pubs["/tf"] = node.create_publisher(TFMessage, "/tf", QoSProfile(depth=100))
+            self.pubs["/tf"] = node.create_publisher(
+                TFMessage, "/tf", keep_all if reliable else QoSProfile(depth=100))
         self.pub_static = node.create_publisher(TFMessage, "/tf_static", QoSProfile(
             depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
             reliability=ReliabilityPolicy.RELIABLE))
@@ -328,6 +337,22 @@ class BagPlayback:
             if not loop or (stop is not None and stop.is_set()):
                 return count
 
+    def wait_acknowledged(self, timeout: float, stop: threading.Event | None = None) -> None:
+        """Wait until every subscriber acknowledged every message published (the reliable
+        publishers of ``reliable``; a best-effort one returns at once). Raises
+        :class:`PlaybackError` naming the topics still unacknowledged after ``timeout`` s."""
+        from rclpy.duration import Duration
+
+        deadline = time.monotonic() + timeout
+        waiting = list(self.pubs.items())
+        while waiting and not (stop is not None and stop.is_set()):
+            waiting = [(t, p) for t, p in waiting
+                       if not p.wait_for_all_acked(Duration(seconds=0.1))]
+            if waiting and time.monotonic() > deadline:
+                raise PlaybackError(
+                    f"{', '.join(t for t, _ in waiting)}: not every subscriber acknowledged the "
+                    f"messages after {timeout:g} s")
+
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="gsnerf_player", description=__doc__.split("\n")[0])
@@ -351,6 +376,13 @@ def _parser() -> argparse.ArgumentParser:
                     help="seconds to wait until the image, camera_info (and, for a bag, /tf) "
                          "topics have a subscriber; a bag fails with the reason after that, "
                          "a procedural room plays anyway (0 = do not wait)")
+    ap.add_argument("--reliable", action="store_true",
+                    help="bag: publish every topic reliably, each message kept until every "
+                         "subscriber acknowledged it, and exit once they all did (default: the "
+                         "camera topics best effort, as a camera driver publishes them)")
+    ap.add_argument("--ack-timeout", type=float, default=60.0,
+                    help="with --reliable: seconds to wait at the end for the acknowledgements; "
+                         "exit 2 with the unacknowledged topics after that")
     bag = ap.add_argument_group("bag layout (default: found in the bag, as every entry point)")
     add_layout_arguments(bag, "; a procedural room: the frame its poses are published in "
                               "(default map)")
@@ -382,7 +414,8 @@ def _play_bag(node: Player, args: argparse.Namespace, stop: threading.Event) -> 
     log = node.get_logger()
     try:
         pb = BagPlayback(node, args.bag, args.out_image_topic, args.out_camera_info_topic,
-                         args.world_frame, args.image_topic, args.camera_info_topic)
+                         args.world_frame, args.image_topic, args.camera_info_topic,
+                         reliable=args.reliable)
         log.info(pb.describe())
         pb.send_static()
         if args.wait_subscribers > 0:
@@ -390,6 +423,8 @@ def _play_bag(node: Player, args: argparse.Namespace, stop: threading.Event) -> 
         stop.wait(args.start_delay)
         rate = 1.0 if args.rate is None else args.rate
         n = pb.play(rate, args.loop, stop)
+        if args.reliable:
+            pb.wait_acknowledged(args.ack_timeout, stop)
     except (BagDiscoveryError, FileNotFoundError, PlaybackError) as exc:
         log.error(f"cannot play {args.bag}: {exc}")
         print(f"gsnerf_player: error: {exc}", file=sys.stderr, flush=True)
@@ -404,7 +439,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rclpy.utilities import remove_ros_args
 
     raw = list(sys.argv if argv is None else ["gsnerf_player", *argv])
-    args = _parser().parse_args(remove_ros_args(raw)[1:])
+    ap = _parser()
+    args = ap.parse_args(remove_ros_args(raw)[1:])
+    if args.reliable and not args.bag:
+        ap.error("--reliable plays a bag (--bag PATH)")
     rclpy.init(args=raw, signal_handler_options=SignalHandlerOptions.NO)
     stop = stop_on_signals()
     node: Player | None = None
