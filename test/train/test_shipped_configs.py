@@ -116,9 +116,17 @@ def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
         "cost_volume", "volume_renderer", "semantic_renderer"}
     for prev, cur in zip(stages, stages[1:]):
         steps = meta["stages"][prev.name]["steps"]
-        assert cur.previous is prev and cur.init_from == "final" and not cur.config.init_modules
+        assert cur.previous is prev and cur.init_from == "final"
         assert cur.config.init_checkpoint == (f"{prev.config.run_dir}/checkpoints/"
                                               f"step_{steps:07d}.safetensors"), cur.name
+        if cur.config.model.encoder.semantic_stem != prev.config.model.encoder.semantic_stem:
+            # the one change of architecture: every weight comes over, the own semantic stem
+            # from the backbone's first blocks
+            assert set(cur.config.init_modules) == {
+                "encoder", "cost_volume", "volume_renderer", "semantic_renderer",
+                "encoder.semantic_stem=encoder.backbone"}, cur.name
+        else:
+            assert not cur.config.init_modules, cur.name
     assert [s.config.objective for s in stages].count("segmenter") == 1
     last = stages[-1].config
     assert meta["step"] == meta["stages"][stages[-1].name]["steps"]
