@@ -24,14 +24,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gsnerf_ros.model.backbones.efficientnet_lite import TAP_CHANNELS, EfficientNetLite0
-
-SEMANTIC_STEM_BLOCKS = 3
-"""Blocks of an own semantic stem (``EncoderConfig.semantic_stem: own``): the stem and blocks
-0-2, everything the feature pyramid reads (the stride-2 and stride-4 taps)."""
 from gsnerf_ros.model.config import EncoderConfig
 
 __all__ = ["make_norm", "ConvBlock", "FastConv3d", "FeatureEncoder", "EncoderOutput",
            "ScratchUNetEncoder", "EfficientNetEncoder"]
+
+SEMANTIC_STEM_BLOCKS = 3
+"""Blocks of an own semantic stem (``EncoderConfig.semantic_stem: own``): the stem and blocks
+0-2, everything the feature pyramid reads (the stride-2 and stride-4 taps)."""
 
 
 class FastConv3d(nn.Conv3d):

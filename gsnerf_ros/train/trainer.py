@@ -419,12 +419,11 @@ def load_modules(model: nn.Module, state: dict[str, Tensor], prefixes: list[str]
     def under(keys: Any, pre: str) -> set[str]:
         return {k for k in keys if k == pre or k.startswith(pre + ".")}
 
-    renamed = [tuple(p.split("=", 1)) for p in prefixes if "=" in p]
-    claimed = set().union(*(under(own, dst) for dst, _ in renamed)) if renamed else set()
+    entries = [(pre, *pre.split("=", 1)) if "=" in pre else (pre, pre, None) for pre in prefixes]
+    claimed = set().union(*(under(own, dst) for _, dst, src in entries if src is not None))
     picked: dict[str, Tensor] = {}
-    for pre in prefixes:
-        if "=" in pre:
-            dst, src = pre.split("=", 1)
+    for pre, dst, src in entries:
+        if src is not None:
             mine = under(own, dst)
             theirs = {dst + k[len(src):]: k for k in under(state, src)}
             if not mine or not theirs:

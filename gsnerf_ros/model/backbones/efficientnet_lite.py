@@ -182,17 +182,16 @@ class EfficientNetLite0(nn.Module):
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"images must be [B,3,H,W], got {tuple(images.shape)}")
         x = F.relu6(self.bn0(self.conv_stem((images - self.mean) / self.std)))
-        return self.continue_taps(x, [], min(num_taps, self.num_taps), first_block=0)
+        return self.continue_taps(x, [], min(num_taps, self.num_taps))
 
-    def continue_taps(self, x: Tensor, taps: list[Tensor], num_taps: int = len(_TAP_BLOCKS),
-                      first_block: int | None = None) -> list[Tensor]:
-        """Run the blocks from ``first_block`` on ``x``, the output of the block before it (of
-        the stem for 0), and return ``taps`` followed by the taps those blocks give, up to
-        ``num_taps`` in all. By default ``first_block`` is the one after the tap ``taps[-1]``,
-        with ``x = taps[-1]``: the taps of a truncated copy (``num_blocks``) continue here."""
+    def continue_taps(self, x: Tensor, taps: list[Tensor], num_taps: int = len(_TAP_BLOCKS)
+                      ) -> list[Tensor]:
+        """Return ``taps`` (the first ``len(taps)`` taps) followed by those of the blocks after
+        the last of them, up to ``num_taps`` in all; ``x`` is what those blocks start from: the
+        stem's output when ``taps`` is empty, else ``taps[-1]``. The taps of a truncated copy
+        (``num_blocks``) continue here."""
         taps = list(taps)
-        if first_block is None:
-            first_block = _TAP_BLOCKS[len(taps) - 1] + 1 if taps else 0
+        first_block = _TAP_BLOCKS[len(taps) - 1] + 1 if taps else 0
         for i in range(first_block, len(self.blocks)):
             if len(taps) >= num_taps:
                 break
