@@ -31,6 +31,7 @@ __all__ = [
 NORMS = ("group", "instance", "none")
 BACKBONES = ("scratch", "efficientnet_lite0")
 SEMANTIC_STEMS = ("shared", "own")
+SEMANTIC_DECODERS = ("unet", "fpn")
 
 
 @dataclass
@@ -50,8 +51,15 @@ class EncoderConfig:
     """``scratch``: U-Net widths at strides 1, 2, 4, 8 (the input is padded to a multiple of 8
     internally)."""
     decoder_channels: list[int] = field(default_factory=lambda: [128, 64, 48, 32, 16])
-    """``efficientnet_lite0``: semantic-decoder widths at strides 16, 8, 4, 2, 1 (the input is
-    padded to a multiple of 32 internally)."""
+    """``efficientnet_lite0`` with ``semantic_decoder: unet``: semantic-decoder widths at strides
+    16, 8, 4, 2, 1 (the input is padded to a multiple of 32 internally)."""
+    semantic_decoder: str = "unet"
+    """``efficientnet_lite0``: ``unet``, a U-Net of ``decoder_channels`` up to full resolution;
+    ``fpn``, a feature pyramid of ``semantic_fpn_channels`` over the five taps whose stride-2 map
+    is upsampled bilinearly (lighter, and it learns these rooms' classes faster and carries them
+    to unseen materials better: docs/METHOD.md §9)."""
+    semantic_fpn_channels: int = 64
+    """``semantic_decoder: fpn``: width of its laterals and of its 3x3 head."""
     fpn_channels: list[int] = field(default_factory=lambda: [8, 16, 32])
     """Feature-pyramid widths at scales 1, 1/2, 1/4 (the cost-volume features)."""
     semantic_channels: int = 0
@@ -80,6 +88,13 @@ class EncoderConfig:
         _check(self.norm in NORMS, f"encoder.norm must be one of {NORMS}, got {self.norm!r}")
         _check(self.semantic_stem in SEMANTIC_STEMS,
                f"encoder.semantic_stem must be one of {SEMANTIC_STEMS}, got {self.semantic_stem!r}")
+        _check(self.semantic_decoder in SEMANTIC_DECODERS,
+               f"encoder.semantic_decoder must be one of {SEMANTIC_DECODERS}, got "
+               f"{self.semantic_decoder!r}")
+        _check(self.semantic_decoder == "unet" or self.backbone != "scratch",
+               "encoder.semantic_decoder: fpn needs a pretrained backbone (encoder.backbone: "
+               "efficientnet_lite0); the scratch encoder has its own U-Net")
+        _check(self.semantic_fpn_channels > 0, "encoder.semantic_fpn_channels must be > 0")
         _check(self.semantic_stem == "shared" or self.backbone != "scratch",
                "encoder.semantic_stem: own needs a pretrained backbone (encoder.backbone: "
                "efficientnet_lite0)")

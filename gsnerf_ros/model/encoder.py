@@ -199,10 +199,14 @@ class EfficientNetEncoder(FeatureEncoder):
       is a 1x1 conv of the stride-4 tap; level 1 adds the bilinearly upsampled (align_corners)
       level-2 map to a 1x1 lateral of the stride-2 tap and smooths the sum with a 3x3 conv;
       level 0 does the same with the un-smoothed level-1 sum and a 1x1 lateral of the RGB image.
-    - Semantic decoder: a U-Net from the stride-32 tap up to full resolution, one block per
-      stride 16, 8, 4, 2, 1 (``decoder_channels``): nearest x2 upsampling, concatenation of the
-      tap of that stride (none at stride 1), two 3x3 ConvBlocks (``norm``/``groups``). Then the
-      semantic feature (3x3 conv) and the logits (1x1 conv), as in the scratch encoder.
+    - Semantic decoder, ``semantic_decoder: unet``: a U-Net from the stride-32 tap up to full
+      resolution, one block per stride 16, 8, 4, 2, 1 (``decoder_channels``): nearest x2
+      upsampling, concatenation of the tap of that stride (none at stride 1), two 3x3
+      ConvBlocks (``norm``/``groups``). Then the semantic feature (3x3 conv) and the logits
+      (1x1 conv), as in the scratch encoder.
+    - ``semantic_decoder: fpn``: 1x1 laterals of the five taps to ``semantic_fpn_channels``,
+      summed top-down, a 3x3 conv + norm + ReLU at stride 2, the semantic feature by a 1x1 conv
+      there, upsampled bilinearly to full resolution; the logits (1x1 conv) as above.
 
     Input: images [B, 3, H, W] in [0, 1] (the backbone applies the ImageNet mean/std); any size,
     padded to a multiple of 32 by edge replication and cropped back. ``cfg.pretrained`` loads
@@ -234,12 +238,22 @@ class EfficientNetEncoder(FeatureEncoder):
         self.fpn_smooth1 = nn.Conv2d(f2, f1, 3, padding=1)
         self.fpn_smooth0 = nn.Conv2d(f2, f0, 3, padding=1)
         n, g = cfg.norm, cfg.groups
-        widths = [t32, *cfg.decoder_channels]
-        skips = [t16, t8, t4, t2, 0]
-        self.decoder = nn.ModuleList(
-            nn.Sequential(ConvBlock(cin + skip, cout, n, g), ConvBlock(cout, cout, n, g))
-            for cin, cout, skip in zip(widths[:-1], widths[1:], skips))
-        self.semantic_head = nn.Conv2d(widths[-1], semantic_channels, 3, padding=1)
+        self.decoder: nn.ModuleList | None = None
+        self.semantic_laterals: nn.ModuleList | None = None
+        self.semantic_fpn: nn.Sequential | None = None
+        if cfg.semantic_decoder == "fpn":
+            fs = cfg.semantic_fpn_channels
+            self.semantic_laterals = nn.ModuleList(nn.Conv2d(c, fs, 1) for c in TAP_CHANNELS)
+            self.semantic_fpn = nn.Sequential(nn.Conv2d(fs, fs, 3, padding=1),
+                                              make_norm(n, fs, g), nn.ReLU(inplace=True))
+            self.semantic_head = nn.Conv2d(fs, semantic_channels, 1)
+        else:
+            widths = [t32, *cfg.decoder_channels]
+            skips = [t16, t8, t4, t2, 0]
+            self.decoder = nn.ModuleList(
+                nn.Sequential(ConvBlock(cin + skip, cout, n, g), ConvBlock(cout, cout, n, g))
+                for cin, cout, skip in zip(widths[:-1], widths[1:], skips))
+            self.semantic_head = nn.Conv2d(widths[-1], semantic_channels, 3, padding=1)
         self.logit_head = nn.Conv2d(semantic_channels, num_classes, 1)
 
     @staticmethod
@@ -275,12 +289,28 @@ class EfficientNetEncoder(FeatureEncoder):
         return self.backbone.continue_taps(early[-1], early)
 
     def _semantics(self, taps: list[Tensor], H: int, W: int) -> tuple[Tensor, Tensor]:
-        d = taps[-1]
-        for block, skip in zip(self.decoder, [*reversed(taps[:-1]), None]):
-            d = F.interpolate(d, scale_factor=2.0, mode="nearest")
-            d = block(d if skip is None else torch.cat([d, skip], 1))
-        sem = self.semantic_head(d)[..., :H, :W]
+        if self.semantic_laterals is not None:
+            sem = self._fpn_semantics(taps, H, W)
+        else:
+            d = taps[-1]
+            for block, skip in zip(self.decoder, [*reversed(taps[:-1]), None]):
+                d = F.interpolate(d, scale_factor=2.0, mode="nearest")
+                d = block(d if skip is None else torch.cat([d, skip], 1))
+            sem = self.semantic_head(d)[..., :H, :W]
         return sem, self.logit_head(sem)
+
+    def _fpn_semantics(self, taps: list[Tensor], H: int, W: int) -> Tensor:
+        """The semantic feature [B, Cs, H, W] of ``semantic_decoder: fpn``: 1x1 laterals of the
+        five taps summed top-down (bilinear upsampling to each tap's size), a 3x3 conv, norm
+        and ReLU at stride 2, the 1x1 semantic head, bilinear x2 to the padded input, cropped."""
+        lat = self.semantic_laterals
+        y = lat[-1](taps[-1])
+        for tap, lateral in zip(reversed(taps[:-1]), reversed(list(lat)[:-1])):
+            y = F.interpolate(y, size=tap.shape[-2:], mode="bilinear", align_corners=False)
+            y = y + lateral(tap)
+        y = self.semantic_head(self.semantic_fpn(y))
+        return F.interpolate(y, scale_factor=2.0, mode="bilinear",
+                             align_corners=False)[..., :H, :W]
 
     def forward(self, images: Tensor) -> EncoderOutput:
         H, W = images.shape[-2:]

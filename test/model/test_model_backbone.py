@@ -176,9 +176,12 @@ def test_pretrained_flag_loads_the_imagenet_weights_at_construction() -> None:
     assert not torch.equal(fresh.backbone.state_dict()[package_key(key)], ref[key])
 
 
-def test_gsnerf_with_the_efficientnet_encoder_encodes_renders_and_trains() -> None:
+@pytest.mark.parametrize("decoder", ["unet", "fpn"])
+def test_gsnerf_with_the_efficientnet_encoder_encodes_renders_and_trains(decoder: str) -> None:
     torch.manual_seed(0)
-    model = GSNeRF(_lite_config()).train()
+    cfg = _lite_config()
+    cfg.encoder.semantic_decoder, cfg.encoder.semantic_fpn_channels = decoder, 8
+    model = GSNeRF(cfg).train()
     K, c2w = _cams()
     images = torch.rand(V, 3, H, W)
     enc = model.encode_sources(images, K, c2w, 0.5, 5.0)
@@ -309,3 +312,55 @@ def test_own_semantic_stem_leaves_the_pyramid_to_the_backbone() -> None:
         EncoderConfig(semantic_stem="separate")
     with pytest.raises(ValueError, match="semantic_stem"):
         EncoderConfig(semantic_stem="own")               # the scratch U-Net has no stem to copy
+
+
+# ---------------------------------------------------------------- the FPN semantic decoder
+def _fpn_config(stem: str = "shared") -> GSNeRFConfig:
+    cfg = _lite_config(pretrained=True)
+    cfg.encoder.semantic_decoder, cfg.encoder.semantic_fpn_channels = "fpn", 8
+    cfg.encoder.semantic_stem = stem
+    return cfg
+
+
+@pytest.mark.parametrize("stem", ["shared", "own"])
+def test_fpn_semantic_decoder_reads_every_tap_and_leaves_the_pyramid_alone(stem: str) -> None:
+    """``semantic_decoder: fpn`` keeps the interface shapes at any size, has no U-Net decoder,
+    gives the feature pyramid of the U-Net encoder with the same backbone (the semantic decoder
+    never touches the geometry), and every one of the five taps reaches its logits."""
+    torch.manual_seed(0)
+    unet = FeatureEncoder(_lite_config(pretrained=True).encoder, C, 6).eval()
+    fpn = FeatureEncoder(_fpn_config(stem).encoder, C, 6).eval()
+    geometry = {k: v for k, v in unet.state_dict().items() if k.startswith(("backbone.", "fpn_"))}
+    fpn.load_state_dict(geometry, strict=False)
+    assert fpn.decoder is None and not any(k.startswith("decoder.") for k in fpn.state_dict())
+    x = torch.rand(2, 3, 37, 50)
+    with torch.no_grad():
+        ref = unet(x)
+    out = fpn(x)
+    assert tuple(out.semantic_feature.shape) == (2, 6, 37, 50)
+    assert tuple(out.semantic_logits.shape) == (2, C, 37, 50)
+    for a, b in zip(ref.pyramid, out.pyramid):
+        assert torch.equal(a, b)
+    assert torch.equal(fpn.semantic_maps(x)[1], out.semantic_logits)
+    out.semantic_logits.square().sum().backward()
+    for i, lateral in enumerate(fpn.semantic_laterals):
+        assert lateral.weight.grad is not None and lateral.weight.grad.abs().sum() > 0, i
+    assert all(p.grad is None for n, p in fpn.named_parameters() if n.startswith("fpn_"))
+
+
+def test_fpn_checkpoint_round_trip_and_config_errors(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = GSNeRF(_fpn_config("own")).eval()
+    model.save_checkpoint(tmp_path / "fpn")
+    loaded = GSNeRF.from_checkpoint(tmp_path / "fpn")
+    assert loaded.config.encoder.semantic_decoder == "fpn" and loaded.config == model.config
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 loaded.state_dict().values()))
+    assert EncoderConfig().semantic_decoder == "unet"     # old configs keep the U-Net
+    with pytest.raises(ValueError, match="semantic_decoder"):
+        EncoderConfig(backbone="efficientnet_lite0", semantic_decoder="deeplab")
+    with pytest.raises(ValueError, match="semantic_decoder"):
+        EncoderConfig(semantic_decoder="fpn")             # the scratch U-Net has its own decoder
+    with pytest.raises(ValueError, match="semantic_fpn_channels"):
+        EncoderConfig(backbone="efficientnet_lite0", semantic_decoder="fpn",
+                      semantic_fpn_channels=0)

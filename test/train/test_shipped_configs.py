@@ -12,6 +12,7 @@ import torch
 
 from gsnerf_ros.config import to_dict
 from gsnerf_ros.train.recipe import load_stages
+from gsnerf_ros.train.segmenter_objective import GEOMETRY_PATH
 from helpers.rooms import SMALL_ROOMS_HW
 from helpers.shipped import shipped_sidecar, with_shipped_inference
 
@@ -98,6 +99,9 @@ def test_renderer_stage_of_the_recipe_leaves_the_geo_reasoner_as_it_was(
 
 
 PRETRAINED_RECIPE = ROOT / "config" / "recipes" / "cpu_pretrained.yaml"
+GEOMETRY_MODULES = {*GEOMETRY_PATH, "cost_volume", "volume_renderer", "semantic_renderer"}
+"""The encoder's geometry path (train/segmenter_objective.py), the cost volume and both
+renderers: what a stage that trains only the 2D segmenter copies in and freezes."""
 
 
 def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
@@ -119,12 +123,13 @@ def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
         assert cur.previous is prev and cur.init_from == "final"
         assert cur.config.init_checkpoint == (f"{prev.config.run_dir}/checkpoints/"
                                               f"step_{steps:07d}.safetensors"), cur.name
-        if cur.config.model.encoder.semantic_stem != prev.config.model.encoder.semantic_stem:
-            # the one change of architecture: every weight comes over, the own semantic stem
-            # from the backbone's first blocks
-            assert set(cur.config.init_modules) == {
-                "encoder", "cost_volume", "volume_renderer", "semantic_renderer",
-                "encoder.semantic_stem=encoder.backbone"}, cur.name
+        if cur.config.model.encoder != prev.config.model.encoder:
+            # the one change of architecture (an own semantic path under an FPN decoder): the
+            # geometry's weights come over and stay frozen; the semantic path starts from the
+            # ImageNet weights
+            assert cur.config.model.encoder.pretrained, cur.name
+            assert set(cur.config.init_modules) == GEOMETRY_MODULES, cur.name
+            assert set(cur.config.freeze) == GEOMETRY_MODULES, cur.name
         else:
             assert not cur.config.init_modules, cur.name
     assert [s.config.objective for s in stages].count("segmenter") == 1
