@@ -31,8 +31,8 @@ from gsnerf_ros.train.metrics import (LpipsMetric, SemanticAccumulator, depth_er
                                       per_class_iou, psnr, ssim)
 from gsnerf_ros.train.panels import make_panel, save_png
 
-__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "evaluate", "render_eval_view",
-           "write_markdown", "write_json", "write_confusion_png"]
+__all__ = ["SEMANTIC_SOURCES", "EvalView", "EvalOptions", "ScoreGroup", "evaluate",
+           "render_eval_view", "write_markdown", "write_json", "write_confusion_png"]
 
 
 @dataclass
@@ -93,7 +93,7 @@ class EvalOptions:
     """Relative range of the label vote's depth hypotheses around D_T (0 = D_T alone)."""
 
 
-class _Group:
+class ScoreGroup:
     """Accumulates one group of images (a scene, or everything) for one method."""
 
     def __init__(self, num_classes: int) -> None:
@@ -217,8 +217,8 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
     if options.semantic_source not in SEMANTIC_SOURCES:
         raise ValueError(f"EvalOptions.semantic_source must be one of {SEMANTIC_SOURCES}, got "
                          f"{options.semantic_source!r}")
-    groups: dict[str, dict[str, _Group]] = {"model": {}, "baseline": {}}
-    overall = {"model": _Group(C), "baseline": _Group(C)}
+    groups: dict[str, dict[str, ScoreGroup]] = {"model": {}, "baseline": {}}
+    overall = {"model": ScoreGroup(C), "baseline": ScoreGroup(C)}
     scored_sources: set[tuple[str, str, int]] = set()
     label_names: list[str] = []
     panels_written: dict[str, int] = {}
@@ -261,8 +261,8 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
                 if i == 0:
                     pred_labels = pred
                 for key, lab in ((f"vote:{name}", pred), (f"segmenter:{name}", None)):
-                    overall.setdefault(key, _Group(C))
-                    groups.setdefault(key, {}).setdefault(view.scene, _Group(C))
+                    overall.setdefault(key, ScoreGroup(C))
+                    groups.setdefault(key, {}).setdefault(view.scene, ScoreGroup(C))
                 groups[f"vote:{name}"][view.scene].add({}, pred, gt_labels)
                 overall[f"vote:{name}"].add({}, pred, gt_labels)
                 _score_segmenter(view, name, overall[f"segmenter:{name}"],
@@ -271,10 +271,10 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
             pred_labels = _labels_for(model, enc, res, view, options).cpu()
             if gt_labels is not None:       # what the 2D eye sees on the true target image
                 seg = model.segment_2d(imgs[V:V + 1])[0].cpu()
-                for g in (overall.setdefault("target_2d", _Group(C)),
-                          groups.setdefault("target_2d", {}).setdefault(view.scene, _Group(C))):
+                for g in (overall.setdefault("target_2d", ScoreGroup(C)),
+                          groups.setdefault("target_2d", {}).setdefault(view.scene, ScoreGroup(C))):
                     g.add({}, seg, gt_labels)
-        for g in (overall["model"], groups["model"].setdefault(view.scene, _Group(C))):
+        for g in (overall["model"], groups["model"].setdefault(view.scene, ScoreGroup(C))):
             g.add(rec, pred_labels, gt_labels)
 
         base = None
@@ -293,7 +293,7 @@ def evaluate(model: Any, views: Iterable[EvalView], options: EvalOptions | None 
                 brec["lpips"] = lp(brgb, gt_rgb, mask)
             if gt_depth is not None:
                 brec["depth"] = depth_errors(res.target_depth.float().cpu(), gt_depth)
-            for g in (overall["baseline"], groups["baseline"].setdefault(view.scene, _Group(C))):
+            for g in (overall["baseline"], groups["baseline"].setdefault(view.scene, ScoreGroup(C))):
                 g.add(brec, base.labels.cpu(), gt_labels)
 
         if options.panels_dir and panels_written.get(view.scene, 0) < options.panels_per_scene:
@@ -367,7 +367,7 @@ def _label_vote(model: Any, enc: Any, res: Any, view: EvalView, options: EvalOpt
     return vote.labels.cpu()
 
 
-def _score_segmenter(view: EvalView, name: str, overall: "_Group", scene: "_Group",
+def _score_segmenter(view: EvalView, name: str, overall: "ScoreGroup", scene: "ScoreGroup",
                      done: set[tuple[str, str, int]]) -> None:
     """Score segmenter ``name``'s labels of each source view (once per frame) against its
     ground truth: what the segmenter scores on the views the camera did see."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +21,28 @@ import torch
 from tqdm import tqdm
 
 from gsnerf_ros.data.formats import FORMATS, open_scenes
-from gsnerf_ros.train.metrics import SemanticAccumulator
+from gsnerf_ros.train.evaluate import ScoreGroup
 
 __all__ = ["score_segmenter", "main"]
+
+_KEYS = ("mIoU", "acc", "class_acc", "mIoU_accumulated", "acc_accumulated",
+         "class_acc_accumulated", "n_images", "per_class_iou", "class_pixels")
+"""What :func:`score_segmenter` returns of gsnerf-eval's per-group summary (no rendering
+metrics, no confusion matrix)."""
 
 
 @torch.no_grad()
 def score_segmenter(model: Any, root: str | Path, fmt: str = "replica", batch: int = 8,
                     progress: bool = False) -> dict[str, Any]:
     """Accumulated and per-image scores of ``model.segment_2d`` on every labelled frame under
-    ``root``: ``mIoU``/``acc``/``class_acc`` (per-image means), ``*_accumulated``,
-    ``per_class_iou`` (name -> IoU %, None for a class absent from ground truth and prediction),
+    ``root``, as gsnerf-eval summarises a group of views (:class:`ScoreGroup`):
+    ``mIoU``/``acc``/``class_acc`` (per-image means), ``*_accumulated``, ``per_class_iou`` (name
+    -> IoU %, None for a class absent from ground truth and prediction), ``class_pixels``,
     ``n_images``. Frames are batched by ``batch`` within a scene (one size per scene). Raises
     ValueError when no frame under ``root`` has labels."""
     model.eval()
     device = next(model.parameters()).device
-    C = len(model.class_names)
-    acc = SemanticAccumulator(C)
+    group = ScoreGroup(len(model.class_names))
     scenes = open_scenes(root, fmt)
     for scene in tqdm(scenes, desc=f"segmenter {Path(root).name}", disable=not progress):
         for start in range(0, len(scene), batch):
@@ -49,15 +53,11 @@ def score_segmenter(model: Any, root: str | Path, fmt: str = "replica", batch: i
             images = torch.stack([f.image for f in frames]).float().to(device)
             pred = model.segment_2d(images).cpu()
             for p, f in zip(pred, frames):
-                acc.update(p, f.labels)
-    if not acc.per_image:
+                group.add({}, p, f.labels)
+    if group.n == 0:
         raise ValueError(f"segmenter_score: no labelled frame under {root}")
-    s = acc.summary()
-    per_class = s.pop("per_class_iou_accumulated")
-    s["per_class_iou"] = {n: (None if math.isnan(v) else v)
-                          for n, v in zip(model.class_names, per_class)}
-    s["n_images"] = len(acc.per_image)
-    return s
+    summary = group.summary(list(model.class_names))
+    return {k: summary[k] for k in _KEYS}
 
 
 def main(argv: list[str] | None = None) -> int:

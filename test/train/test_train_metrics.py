@@ -65,9 +65,9 @@ def test_per_class_iou_of_a_known_confusion_and_none_where_no_number_exists():
 def test_evaluation_groups_report_per_class_iou_pixels_and_null_for_absent_classes():
     import json
 
-    from gsnerf_ros.train.evaluate import _Group
+    from gsnerf_ros.train.evaluate import ScoreGroup
 
-    g = _Group(3)
+    g = ScoreGroup(3)
     g.add({}, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 1]))
     g.add({}, torch.tensor([0, 3]), torch.tensor([0, 0]))      # 3: no valid class (a miss)
     out = g.summary(["wall", "floor", "sofa"])
@@ -79,7 +79,7 @@ def test_evaluation_groups_report_per_class_iou_pixels_and_null_for_absent_class
                                    "sofa": {"gt": 0, "pred": 0}}
     assert out["confusion_matrix"] == [[2, 0, 0, 1], [1, 2, 0, 0], [0, 0, 0, 0]]
     json.dumps(out, allow_nan=False)                             # strict JSON: null, no NaN
-    assert "per_class_iou" not in _Group(3).summary(["a", "b", "c"])   # no labels: no numbers
+    assert "per_class_iou" not in ScoreGroup(3).summary(["a", "b", "c"])   # no labels: no numbers
     with pytest.raises(ValueError, match="2 class names"):
         g.summary(["wall", "floor"])
 
