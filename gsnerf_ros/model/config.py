@@ -315,12 +315,22 @@ class GSNeRFConfig:
     behaviour of checkpoints without this key). A finer level runs the 2D encoder a second time
     on that level's image for the semantic maps only; the feature pyramid, cost volumes and
     depths stay at the geometry level (docs/METHOD.md §9)."""
+    semantic_fuse_max_pixels: int = -1
+    """Largest image (pixels) of a second pass of the 2D semantic path whose maps are fused
+    with those of ``semantic_max_pixels`` (multi-scale inference of the 2D segmenter): its
+    level (``model.pyramid.semantic_levels``; 0 = input size) when it differs from the semantic
+    level, the two passes' features and logits averaged on the finer level's grid (the coarser
+    ones resampled bilinearly). -1 = one pass (checkpoints without this key). The 2D eye sees
+    each scene at two scales: objects that are small at one are larger at the other
+    (docs/METHOD.md §9)."""
 
     def __post_init__(self) -> None:
         _check(self.num_classes >= 1, "num_classes must be >= 1")
         _check(self.geometry_max_pixels >= 0, "geometry_max_pixels must be >= 0 (0 = input size)")
         _check(self.semantic_max_pixels >= -1,
                "semantic_max_pixels must be >= -1 (-1 = the geometry level, 0 = input size)")
+        _check(self.semantic_fuse_max_pixels >= -1,
+               "semantic_fuse_max_pixels must be >= -1 (-1 = one semantic pass, 0 = input size)")
         for c in self.encoder.fpn_channels:
             _check(c % self.cost_volume.groups == 0,
                    f"cost_volume.groups={self.cost_volume.groups} must divide every "

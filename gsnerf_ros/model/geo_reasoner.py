@@ -5,7 +5,8 @@ logits) and the cascade cost volume against its neighbour views (depth per level
 regularised 3D volume features); both work on the pyramid level of the images that
 ``GSNeRFConfig.geometry_max_pixels`` allows, while the encoding keeps the full-resolution images
 and intrinsics for rendering. The semantic maps may be at a finer level
-(``GSNeRFConfig.semantic_max_pixels``: :func:`encoder_outputs`). The views' cost volumes are
+(``GSNeRFConfig.semantic_max_pixels``), and a second level may be fused with it
+(``GSNeRFConfig.semantic_fuse_max_pixels``: :func:`semantic_maps`). The views' cost volumes are
 regularised as one batch.
 
 Usage (what :meth:`GSNeRF.encode_sources` / :meth:`GSNeRF.encode_view` call)::
@@ -24,9 +25,11 @@ from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
-from gsnerf_ros.model.pyramid import geometry_level, image_level, semantic_level
+from gsnerf_ros.model.pyramid import (geometry_level, image_level, level_upsample,
+                                      semantic_levels)
 
-__all__ = ["check_views", "per_view_range", "geometry_inputs", "encoder_outputs", "encode_views",
+__all__ = ["check_views", "per_view_range", "geometry_inputs", "semantic_maps", "encoder_outputs",
+           "encode_views",
            "encode_view", "encode_sources", "source_neighbours"]
 
 
@@ -50,25 +53,46 @@ def per_view_range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
     return t.clone()
 
 
+def semantic_maps(encoder: FeatureEncoder, config: GSNeRFConfig,
+                  images: Tensor) -> tuple[Tensor, Tensor, int]:
+    """The 2D semantic maps of full-resolution ``images`` [N, 3, H, W]: the semantic feature
+    [N, Cs, h_s, w_s] and logits [N, C, h_s, w_s] at each level of
+    ``model.pyramid.semantic_levels`` (``semantic_max_pixels``, ``semantic_fuse_max_pixels``),
+    the coarser ones resampled onto the finest level s (:func:`level_upsample`) and the levels
+    averaged (the logit head is affine, so the fused logits are the head of the fused
+    feature); and s. One level: the encoder's maps of that level's image, unchanged."""
+    H, W = (int(x) for x in images.shape[-2:])
+    levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
+                             config.geometry_max_pixels)
+    feats, logits = [], []
+    x, at = images, 0
+    for lvl in levels:
+        x, at = image_level(x, lvl - at), lvl
+        f, lg = encoder.semantic_maps(x)
+        feats.append(level_upsample(f, lvl, levels[0], H, W))
+        logits.append(level_upsample(lg, lvl, levels[0], H, W))
+    if len(levels) == 1:
+        return feats[0], logits[0], levels[0]
+    return torch.stack(feats).mean(0), torch.stack(logits).mean(0), levels[0]
+
+
 def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor, K: Tensor,
                     semantic_views: int | None = None) -> tuple[EncoderOutput, Tensor, Tensor]:
     """The 2D encoder's maps of ``images`` [V, 3, H, W] with ``K`` [V, 3, 3]: the feature pyramid
     at the geometry level g (:func:`geometry_inputs`) and the semantic feature and logits at the
-    semantic level s (``model.pyramid.semantic_level``, s <= g), of the first
-    ``semantic_views`` views (default all). One encoder pass on the level-g images when s = g;
-    otherwise a pyramid pass on them and a semantic pass on the level-s images (the level-g
-    images are the level-s ones taken g - s levels further, the same values as directly).
+    semantic level s (:func:`semantic_maps`, s <= g), of the first ``semantic_views`` views
+    (default all). One encoder pass on the level-g images when the semantics are one pass at
+    g; otherwise a pyramid pass on them and the semantic pass(es) (the level-g images are the
+    same values as the semantic levels' images taken further).
     Returns the maps, the level-g images [V, 3, h_g, w_g] and their intrinsics [V, 3, 3]."""
     H, W = (int(x) for x in images.shape[-2:])
     g = geometry_level(H, W, config.geometry_max_pixels)
-    s = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
-    if s == g and semantic_views is None:
-        geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
+    geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
+    levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
+                             config.geometry_max_pixels)
+    if levels == (g,) and semantic_views is None:
         return encoder(geo_images), geo_images, geo_K
-    sem_images = image_level(images, s) if s else images
-    geo_images = image_level(sem_images, g - s) if g > s else sem_images
-    geo_K = level_intrinsics(K, g) if g else K
-    sem_feature, sem_logits = encoder.semantic_maps(sem_images[:semantic_views])
+    sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views])
     return (EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
                           semantic_feature=sem_feature, semantic_logits=sem_logits),
             geo_images, geo_K)
@@ -128,8 +152,9 @@ def encode_view(encoder: FeatureEncoder, cost_volume: CascadeCostVolume, config:
     V = images.shape[0]
     nr, fr = per_view_range(near, V, images.device), per_view_range(far, V, images.device)
     H, W = (int(x) for x in images.shape[-2:])
-    one_pass = (semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
-                == geometry_level(H, W, config.geometry_max_pixels))
+    one_pass = (semantic_levels(H, W, config.semantic_max_pixels,
+                                config.semantic_fuse_max_pixels, config.geometry_max_pixels)
+                == (geometry_level(H, W, config.geometry_max_pixels),))
     # Only the keyframe's own semantic maps are kept: a separate semantic pass skips the
     # neighbours.
     feats, geo_images, geo_K = encoder_outputs(encoder, config, images, Ks,

@@ -34,9 +34,9 @@ from gsnerf_ros.model.confidence import semantic_confidence
 from gsnerf_ros.model.cost_volume import CascadeCostVolume
 from gsnerf_ros.model.encoder import FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
-from gsnerf_ros.model.geo_reasoner import encode_sources, encode_view
+from gsnerf_ros.model.geo_reasoner import encode_sources, encode_view, semantic_maps
 from gsnerf_ros.model.palette import default_palette
-from gsnerf_ros.model.pyramid import image_level, level_to_full, semantic_level
+from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.model.sampling import fine_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import (SEMANTIC_MODES, SemanticRenderer,
@@ -127,14 +127,11 @@ class GSNeRF(nn.Module):
                               far)
 
     def semantic_logits_2d(self, images: Tensor) -> tuple[Tensor, int]:
-        """The Semantic Geo-Reasoner's 2D segmenter on ``images`` [N, 3, H, W] in [0, 1], at the
-        semantic level ``s`` the model encodes sources at (``semantic_max_pixels``,
-        :func:`~gsnerf_ros.model.pyramid.semantic_level`): logits [N, C, h_s, w_s] (with grad)
-        and ``s``."""
-        H, W = (int(x) for x in images.shape[-2:])
-        s = semantic_level(H, W, self.config.semantic_max_pixels,
-                           self.config.geometry_max_pixels)
-        _, logits = self.encoder.semantic_maps(image_level(images, s) if s else images)
+        """The Semantic Geo-Reasoner's 2D segmenter on ``images`` [N, 3, H, W] in [0, 1], as
+        the model encodes sources (``semantic_max_pixels``, ``semantic_fuse_max_pixels``:
+        :func:`~gsnerf_ros.model.geo_reasoner.semantic_maps`): logits [N, C, h_s, w_s] (with
+        grad) at the semantic level ``s``, and ``s``."""
+        _, logits, s = semantic_maps(self.encoder, self.config, images)
         return logits, s
 
     @torch.no_grad()

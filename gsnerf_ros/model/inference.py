@@ -56,6 +56,9 @@ class InferenceConfig:
     """Largest image (pixels) the 2D semantic maps are computed at (``semantic_max_pixels``:
     0 = the render size, -1 = the geometry level); sidecar only, no CLI option or node
     parameter yet."""
+    semantic_fuse_max_pixels: int | None = _setting("semantic_fuse_max_pixels", "", "", "")
+    """Largest image (pixels) of the second 2D semantic pass fused with the first
+    (``semantic_fuse_max_pixels``: -1 = one pass, 0 = the render size); sidecar only."""
     num_neighbors: int | None = _setting(
         "cost_volume.num_neighbors", "--num-neighbors",
         "views each source's cost volume matches against (default: the checkpoint's "
@@ -93,6 +96,8 @@ class InferenceConfig:
                "geometry_max_pixels must be >= 0 (0 = the render size)")
         _check(self.semantic_max_pixels is None or self.semantic_max_pixels >= -1,
                "semantic_max_pixels must be >= -1 (-1 = the geometry level, 0 = the render size)")
+        _check(self.semantic_fuse_max_pixels is None or self.semantic_fuse_max_pixels >= -1,
+               "semantic_fuse_max_pixels must be >= -1 (-1 = one pass, 0 = the render size)")
         _check(self.num_neighbors is None or self.num_neighbors >= 1,
                "num_neighbors must be >= 1 (a cost volume needs a neighbour)")
         _check(self.neighbour_rule is None or self.neighbour_rule in NEIGHBOUR_RULES,

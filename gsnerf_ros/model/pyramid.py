@@ -13,9 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["level_size", "level_of_size", "geometry_level", "semantic_level", "depth_level",
-           "level_to_full",
-           "image_level", "image_pyramid"]
+__all__ = ["level_size", "level_of_size", "geometry_level", "semantic_level", "semantic_levels",
+           "depth_level", "level_to_full", "level_upsample", "image_level", "image_pyramid"]
 
 
 def level_size(height: int, width: int, level: int) -> tuple[int, int]:
@@ -60,6 +59,19 @@ def semantic_level(height: int, width: int, semantic_max_pixels: int,
     return min(g, geometry_level(height, width, semantic_max_pixels))
 
 
+def semantic_levels(height: int, width: int, semantic_max_pixels: int,
+                    semantic_fuse_max_pixels: int, geometry_max_pixels: int) -> tuple[int, ...]:
+    """The pyramid levels of an ``height x width`` image that the 2D semantic path runs on,
+    finest first, each once: :func:`semantic_level`'s, and with ``semantic_fuse_max_pixels``
+    >= 0 the first level with at most that many pixels (0: the image size), never coarser than
+    the geometry level. The fused maps are kept at the first (finest) one."""
+    s = semantic_level(height, width, semantic_max_pixels, geometry_max_pixels)
+    if semantic_fuse_max_pixels < 0:
+        return (s,)
+    f = semantic_level(height, width, semantic_fuse_max_pixels, geometry_max_pixels)
+    return tuple(sorted({s, f}))
+
+
 def depth_level(depth: Tensor, level: int) -> Tensor:
     """Depth (or labels) at pyramid level ``level``: every ``2^l``-th pixel, no averaging, so
     invalid zeros stay invalid and no depth is invented at edges. (*B, H, W) -> (*B, h_l, w_l)."""
@@ -83,6 +95,28 @@ def level_to_full(x: Tensor, level: int, height: int, width: int) -> Tensor:
     cols = torch.div(torch.arange(width, device=x.device) + s // 2, s,
                      rounding_mode="floor").clamp(max=w - 1)
     return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def level_upsample(x: Tensor, level: int, to_level: int, height: int, width: int) -> Tensor:
+    """A map at pyramid ``level`` of an ``height x width`` image, bilinearly resampled onto the
+    grid of the finer ``to_level`` (<= ``level``): pixel ``j`` of ``to_level`` lies at
+    ``j / 2^(level - to_level)`` of ``level``'s grid (both centred on full-resolution pixels
+    ``2^l j``; border values beyond the last pixel). (B, C, h_l, w_l) -> (B, C, h_t, w_t)."""
+    h, w = x.shape[-2:]
+    if (h, w) != level_size(height, width, level) or to_level > level:
+        raise ValueError(f"map {(h, w)} is not level {level} of {height}x{width}, or level "
+                         f"{to_level} is not finer")
+    if to_level == level:
+        return x
+    ht, wt = level_size(height, width, to_level)
+    r = 2.0 ** (level - to_level)
+    ys = torch.arange(ht, device=x.device, dtype=x.dtype) / r
+    xs = torch.arange(wt, device=x.device, dtype=x.dtype) / r
+    gy = (2.0 * ys / max(h - 1, 1) - 1.0) if h > 1 else torch.zeros_like(ys)
+    gx = (2.0 * xs / max(w - 1, 1) - 1.0) if w > 1 else torch.zeros_like(xs)
+    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)            # [ht, wt, 2]
+    grid = grid[None].expand(x.shape[0], -1, -1, -1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 
 _BLUR = torch.tensor([0.25, 0.5, 0.25])

@@ -25,7 +25,8 @@ from gsnerf_ros.model.inference import (
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "gsnerf_cpu"
 MODEL_FIELDS = [f.name for f in fields(InferenceConfig) if f.metadata["config_key"]]
-SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, num_neighbors=1,
+SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic_fuse_max_pixels=300,
+                       num_neighbors=1,
                        consistency_tolerance=0.05,
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
                        neighbour_rule="triangulation")
