@@ -20,7 +20,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from gsnerf_ros.data.classes import remap_labels
 from gsnerf_ros.data.formats import FORMATS, open_scenes
+from gsnerf_ros.train.data_setup import class_label_maps
 from gsnerf_ros.train.evaluate import ScoreGroup
 
 __all__ = ["score_segmenter", "main"]
@@ -38,13 +40,17 @@ def score_segmenter(model: Any, root: str | Path, fmt: str = "replica", batch: i
     ``root``, as gsnerf-eval summarises a group of views (:class:`ScoreGroup`):
     ``mIoU``/``acc``/``class_acc`` (per-image means), ``*_accumulated``, ``per_class_iou`` (name
     -> IoU %, None for a class absent from ground truth and prediction), ``class_pixels``,
-    ``n_images``. Frames are batched by ``batch`` within a scene (one size per scene). Raises
+    ``n_images``. Frames are batched by ``batch`` within a scene (one size per scene). A
+    scene's label ids are matched to the model's classes by name, as gsnerf-eval does
+    (``data_setup.class_label_maps``; ``ClassMatchError`` when they cannot be). Raises
     ValueError when no frame under ``root`` has labels."""
     model.eval()
     device = next(model.parameters()).device
     group = ScoreGroup(len(model.class_names))
     scenes = open_scenes(root, fmt)
-    for scene in tqdm(scenes, desc=f"segmenter {Path(root).name}", disable=not progress):
+    label_maps = class_label_maps(scenes, list(model.class_names))
+    for scene, lmap in zip(tqdm(scenes, desc=f"segmenter {Path(root).name}",
+                                disable=not progress), label_maps):
         for start in range(0, len(scene), batch):
             frames = [scene.frame(i) for i in range(start, min(start + batch, len(scene)))]
             frames = [f for f in frames if f.labels is not None]
@@ -53,7 +59,7 @@ def score_segmenter(model: Any, root: str | Path, fmt: str = "replica", batch: i
             images = torch.stack([f.image for f in frames]).float().to(device)
             pred = model.segment_2d(images).cpu()
             for p, f in zip(pred, frames):
-                group.add({}, p, f.labels)
+                group.add({}, p, f.labels if lmap is None else remap_labels(f.labels, lmap))
     if group.n == 0:
         raise ValueError(f"segmenter_score: no labelled frame under {root}")
     summary = group.summary(list(model.class_names))

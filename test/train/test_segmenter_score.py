@@ -66,3 +66,38 @@ def test_the_command_scores_a_checkpoint_and_writes_json(room_and_checkpoint: tu
         main(["--checkpoint", str(ckpt), "--data", str(rooms), "--batch", "0"])
     with pytest.raises(FileNotFoundError):
         main(["--checkpoint", str(ckpt), "--data", str(tmp_path / "nowhere")])
+
+
+def test_a_dataset_with_its_own_class_list_is_scored_by_name(
+        room_and_checkpoint: tuple[Path, Path], tmp_path: Path) -> None:
+    """The same rooms with their scene.json class list reversed (label id i now names the
+    model's class C-1-i): the ids are matched to the model's classes by name, as gsnerf-eval
+    does, so "wall everywhere" scores the pixels of the id that now names the wall; a class
+    the model does not know is refused."""
+    import shutil
+
+    from gsnerf_ros.data.class_mapping import ClassMatchError
+
+    rooms, ckpt = room_and_checkpoint
+    names = GSNeRF.from_checkpoint(ckpt).class_names
+    copy = tmp_path / "rooms"
+    shutil.copytree(rooms, copy)
+    for side in copy.glob("*/scene.json"):
+        meta = json.loads(side.read_text())
+        assert meta["class_names"] == list(names)
+        meta["class_names"] = list(reversed(names))
+        side.write_text(json.dumps(meta))
+    labels = torch.stack([s.frame(i).labels for s in open_scenes(copy, "replica")
+                          for i in range(len(s))])
+    valid = labels[labels != 255]
+    wall_id = len(names) - 1                              # "wall" in the reversed list
+    wall = float((valid == wall_id).float().mean()) * 100
+    s = score_segmenter(_Constant(names, 0), copy)
+    assert s["acc_accumulated"] == pytest.approx(wall, rel=1e-6)
+    assert s["per_class_iou"]["wall"] == pytest.approx(wall, rel=1e-6)
+    for side in copy.glob("*/scene.json"):
+        meta = json.loads(side.read_text())
+        meta["class_names"][0] = "spaceship"
+        side.write_text(json.dumps(meta))
+    with pytest.raises(ClassMatchError, match="spaceship"):
+        score_segmenter(_Constant(names, 0), copy)
