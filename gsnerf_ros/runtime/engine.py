@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from gsnerf_ros.geometry import neighbour_lateral_shares
-from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer
+from gsnerf_ros.runtime.encoding_worker import EncodingWorker
+from gsnerf_ros.runtime.keyframes import Keyframe, KeyframeBuffer
 from gsnerf_ros.runtime.request_queue import PRIORITY_SERVICE, RequestQueue
 from gsnerf_ros.runtime.requests import RequestError
 

@@ -1,4 +1,5 @@
-"""The node's keyframe buffer and its encoding worker (ROS-free, thread-safe).
+"""The node's keyframe buffer (ROS-free, thread-safe); its encoding worker is
+:class:`gsnerf_ros.runtime.encoding_worker.EncodingWorker`.
 
 Keyframe policy: a frame becomes a keyframe when its camera moved more than
 ``min_translation`` metres or turned more than ``min_rotation_deg`` degrees since the **last
@@ -25,7 +26,7 @@ are neither waiting for nor under encoding (those are never evicted):
   of the places driven past). The newest
   :data:`BASELINE_KEEP_NEWEST` are never dropped (the next keyframes are matched against them).
 
-Encoding: every keyframe is encoded by the geo-reasoner by :class:`EncodingWorker` in its own
+Encoding: every keyframe is encoded by the geo-reasoner by ``EncodingWorker`` in its own
 thread (never on the request path), against ``num_neighbors`` other keyframes chosen by
 ``neighbour_rule`` (``nearest``: pose distance; ``triangulation``: the best
 :func:`~gsnerf_ros.geometry.triangulation_scores`), newest first (the newest keyframe is the one
@@ -48,7 +49,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -58,7 +59,7 @@ from gsnerf_ros.geometry import (NEIGHBOUR_RULES, choose_neighbours, nearest_vie
                                  pose_distance, rotation_angle, scene_depth_prior,
                                  triangulation_scores)
 
-__all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EncodingWorker", "EVICTION_POLICIES",
+__all__ = ["Keyframe", "KeyframePolicy", "KeyframeBuffer", "EVICTION_POLICIES",
            "BASELINE_KEEP_NEWEST", "baseline_eviction_losses"]
 
 EVICTION_POLICIES = ("oldest", "redundant", "baseline")
@@ -370,6 +371,12 @@ class KeyframeBuffer:
             self._cond.notify_all()
             return True
 
+    def mark_failed(self, kf_id: int, neighbors: int = 0) -> bool:
+        """Record that encoding keyframe ``kf_id`` against ``neighbors`` keyframes failed: it
+        leaves the pending set (not retried) and keeps an earlier usable encoding if it has
+        one. False when the keyframe was dropped meanwhile."""
+        return self.set_encoding(kf_id, _FAILED, neighbors=neighbors)
+
     def neighbours_for(self, kf: Keyframe, k: int) -> list[Keyframe]:
         """The ``k`` other keyframes (encoded or not) ``kf`` is matched against, best first, by
         ``policy.neighbour_rule`` (module docstring)."""
@@ -422,79 +429,6 @@ class KeyframeBuffer:
     def notify(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-
-@dataclass
-class EncodingWorker:
-    """Encodes pending keyframes in a background thread.
-
-    ``encode_fn(keyframe, neighbours) -> encoding`` runs under ``device_lock`` (the same lock the
-    renders take, so the device does one thing at a time). Errors are reported through
-    ``on_error`` and the keyframe is dropped from the pending set by marking it failed (a failed
-    upgrade keeps the earlier encoding). ``min_neighbors`` (None = ``num_neighbors``): the
-    neighbours a first encoding needs; keyframes encoded against fewer than ``num_neighbors``
-    are upgraded later (module docstring).
-    """
-
-    buffer: KeyframeBuffer
-    encode_fn: Callable[[Keyframe, list[Keyframe]], Any]
-    num_neighbors: int
-    device_lock: threading.Lock = field(default_factory=threading.Lock)
-    on_encoded: Callable[[Keyframe], None] | None = None
-    on_error: Callable[[Keyframe, Exception], None] | None = None
-    min_neighbors: int | None = None
-    depth_fn: Callable[[Any], float | None] | None = None
-    """Median depth (m) of an encoding, stored as the keyframe's ``scene_depth`` (the
-    triangulation neighbour rule's scene depth); None: not known."""
-
-    def __post_init__(self) -> None:
-        if self.min_neighbors is None or self.min_neighbors > self.num_neighbors:
-            self.min_neighbors = self.num_neighbors
-        if self.min_neighbors < 0:
-            raise ValueError(f"min_neighbors must be >= 0, got {self.min_neighbors}")
-        self.buffer.encode_min_neighbors = self.min_neighbors
-        self.buffer.encode_want_neighbors = self.num_neighbors
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="gsnerf-encoder", daemon=True)
-        self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        self.buffer.notify()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def step(self) -> bool:
-        """Encode one pending keyframe if one is ready; True when something was encoded."""
-        job = self.buffer.next_pending(int(self.min_neighbors or 0), self.num_neighbors)
-        if job is None:
-            return False
-        kf, nbrs = job
-        t0 = time.perf_counter()
-        try:
-            with self.device_lock:
-                enc = self.encode_fn(kf, nbrs)
-        except Exception as exc:  # noqa: BLE001 - reported, the worker keeps running
-            self.buffer.set_encoding(kf.id, _FAILED, neighbors=len(nbrs))
-            if self.on_error is not None:
-                self.on_error(kf, exc)
-            return False
-        ms = (time.perf_counter() - t0) * 1e3
-        depth = self.depth_fn(enc) if self.depth_fn is not None else None
-        if (self.buffer.set_encoding(kf.id, enc, ms, len(nbrs), depth)
-                and self.on_encoded is not None):
-            self.on_encoded(kf)
-        return True
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if not self.step():
-                v = self.buffer.version
-                self.buffer.wait_for(lambda b: b.version != v or self._stop.is_set(), 0.5)
 
 
 def baseline_eviction_losses(frames: list[Keyframe], scene_depth: float, m: int,

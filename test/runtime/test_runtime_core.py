@@ -13,7 +13,8 @@ import torch
 from gsnerf_ros.geometry import look_at, make_pose
 from gsnerf_ros.runtime.engine import RenderEngine, RenderSettings, sources_lateral_share
 from gsnerf_ros.runtime.ingest import resize_frame
-from gsnerf_ros.runtime.keyframes import EncodingWorker, Keyframe, KeyframeBuffer, KeyframePolicy
+from gsnerf_ros.runtime.encoding_worker import EncodingWorker
+from gsnerf_ros.runtime.keyframes import Keyframe, KeyframeBuffer, KeyframePolicy
 from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 from gsnerf_ros.runtime.pending_frames import PendingFrames, TimeJumpDetector
 from helpers.fakes import FakeRenderer
