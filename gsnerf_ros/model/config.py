@@ -215,6 +215,10 @@ class RendererConfig:
         _check(self.num_layers >= 0 and self.density_blocks >= 0, "renderer layer counts >= 0")
 
 
+VOTE_WEIGHTS = ("mean", "proximity")
+"""``semantic.vote_weights``: how the ``label_skip`` vote weighs the visible source views."""
+
+
 @dataclass
 class SemanticConfig:
     """Semantic renderer (paper Eq. 12-14) and per-pixel confidence."""
@@ -236,9 +240,16 @@ class SemanticConfig:
     point's projection to the head's output (a skip connection; no parameters). The renderer
     then starts from, and learns a correction to, the vote of the source views' 2D labels
     (what the reprojection baseline does). ``False``: the paper's renderer."""
+    vote_weights: str = "mean"
+    """How ``label_skip`` weighs the visible views: ``mean`` (each alike) or ``proximity``
+    (view v by 1 / (``geometry.pose_distance`` to the target + 0.05 m), the reprojection
+    baseline's weights: a source posed like the target sees the point at the target's scale
+    and angle)."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "semantic.d_model must be divisible by num_heads")
+        _check(self.vote_weights in VOTE_WEIGHTS,
+               f"semantic.vote_weights must be one of {' | '.join(VOTE_WEIGHTS)}")
         _check(self.neighbourhood in (1, 3), "semantic.neighbourhood must be 1 or 3")
         _check(self.mode in ("surface", "volume"), "semantic.mode must be surface | volume")
         _check(self.confidence_min_views >= 1, "semantic.confidence_min_views must be >= 1")

@@ -16,7 +16,7 @@ from typing import Any
 
 from gsnerf_ros.config import check as _check
 from gsnerf_ros.geometry.triangulation import NEIGHBOUR_RULES
-from gsnerf_ros.model.config import GSNeRFConfig
+from gsnerf_ros.model.config import VOTE_WEIGHTS, GSNeRFConfig
 
 __all__ = ["InferenceConfig", "apply_inference", "add_inference_arguments", "inference_from_args"]
 
@@ -81,6 +81,11 @@ class InferenceConfig:
         "renderer.normalise_colour", "", "", "")
     """Colour normalised by the accumulated opacity (``renderer.normalise_colour``); no CLI
     option or node parameter (a property of the training)."""
+    vote_weights: str | None = _setting(
+        "semantic.vote_weights", "--vote-weights",
+        "how the semantic renderer's vote of the sources' 2D labels (semantic.label_skip) "
+        "weighs the views: mean (alike) or proximity (by pose distance to the target, as the "
+        "reprojection baseline) (default: the checkpoint's semantic.vote_weights)", "HOW")
     near: float | None = _setting(
         None, "--near", "depth range (m) for every scene instead of the data's own (e.g. the "
         "range the checkpoint was trained with)", "M")
@@ -104,6 +109,8 @@ class InferenceConfig:
                f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got {self.neighbour_rule!r}")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,
                "consistency_tolerance must be >= 0 (0 = off)")
+        _check(self.vote_weights is None or self.vote_weights in VOTE_WEIGHTS,
+               f"vote_weights must be one of {VOTE_WEIGHTS}, got {self.vote_weights!r}")
         _check(self.colour_views is None or self.colour_views >= 0,
                "colour_views must be >= 0 (0 = every view)")
         for name in ("near", "far"):

@@ -26,6 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from gsnerf_ros.geometry import pose_distance
 from gsnerf_ros.model.attention import ViewTransformer, masked_mean_var, mlp
 from gsnerf_ros.model.config import RendererConfig, SemanticConfig
 from gsnerf_ros.model.cost_volume import PlaneSpacing
@@ -33,7 +34,8 @@ from gsnerf_ros.model.encoding import SourceEncoding
 from gsnerf_ros.model.features import (occlusion_mask, project_to_views, sample_maps,
                                        semantic_neighbourhood)
 
-__all__ = ["SemanticRenderer", "SEMANTIC_MODES", "surface_visibility", "render_semantics"]
+__all__ = ["SemanticRenderer", "SEMANTIC_MODES", "surface_visibility", "render_semantics",
+           "vote_weights"]
 
 SEMANTIC_MODES = ("surface", "volume")
 """``semantic.mode`` / ``render(semantic_mode=...)``: one point at D_T, or composited samples."""
@@ -51,9 +53,11 @@ class SemanticRenderer(nn.Module):
         self.transformer = ViewTransformer(d, cfg.num_heads, cfg.num_layers, cfg.ff_mult)
         self.head = mlp([2 * d, 2 * d, num_classes])
 
-    def forward(self, feats: Tensor, mask: Tensor, logits_2d: Tensor | None = None) -> Tensor:
+    def forward(self, feats: Tensor, mask: Tensor, logits_2d: Tensor | None = None,
+                vote_weights: Tensor | None = None) -> Tensor:
         """``feats`` [P, V, in_ch], ``mask`` [P, V] bool (view sees the point), ``logits_2d``
-        [P, V, C] the 2D segmenter's logits at the projections (used with ``label_skip``)."""
+        [P, V, C] the 2D segmenter's logits at the projections (used with ``label_skip``),
+        ``vote_weights`` [V] > 0 the views' weights in that vote (None: alike)."""
         mean, var = masked_mean_var(feats, mask)
         tokens = torch.cat([self.global_embed(torch.cat([var, mean], -1))[:, None],
                             self.view_embed(feats)], 1)
@@ -67,7 +71,10 @@ class SemanticRenderer(nn.Module):
         if logits_2d is None:
             raise ValueError("semantic.label_skip needs the 2D logits at the projections")
         logp = torch.log_softmax(logits_2d.float(), -1)
-        vote = (logp * m.float()).sum(1) / m.float().sum(1).clamp(min=1.0)
+        w = m.float()
+        if vote_weights is not None:
+            w = w * vote_weights.float()[None, :, None]
+        vote = (logp * w).sum(1) / w.sum(1).clamp(min=1e-6)
         return logits + vote.to(logits.dtype)
 
 
@@ -84,7 +91,8 @@ def surface_visibility(enc: SourceEncoding, origins: Tensor, dirs: Tensor, depth
 
 def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: SemanticConfig,
                      mode: str, at_samples: bool, surface_uv: Tensor, surface_visible: Tensor,
-                     samples: dict[str, Tensor], surface_index: Tensor) -> Tensor:
+                     samples: dict[str, Tensor], surface_index: Tensor,
+                     vote_weights: Tensor | None = None) -> Tensor:
     """Class logits [N, C] of N rays (paper Eq. 12-14).
 
     ``mode``: ``surface`` (the point at D_T: ``surface_uv`` [V, N, 2] and ``surface_visible``
@@ -92,7 +100,8 @@ def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: Seman
     volume weights). ``at_samples`` (``ModeSpec.semantics_at_samples``, surface mode): the
     features are gathered at every sample and the one at ``surface_index`` [N] (the sample on
     D_T) is used. ``samples``: :func:`.volume_renderer.render_samples`' output (``uv``
-    [V, N * S, 2], ``visible`` [N, S, V], ``weights`` [N, S])."""
+    [V, N * S, 2], ``visible`` [N, S, V], ``weights`` [N, S]). ``vote_weights`` [V]: the views'
+    weights in the ``label_skip`` vote (:func:`vote_weights`; None: alike)."""
     if mode not in SEMANTIC_MODES:
         raise ValueError(f"semantic_mode must be surface | volume, got {mode!r}")
     skip = cfg.label_skip
@@ -105,12 +114,26 @@ def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: Seman
                if skip else None)
         if mode == "volume":
             lg = renderer(feats.reshape(N * S, V, -1), samples["visible"].reshape(N * S, V),
-                          l2d.reshape(N * S, V, -1) if l2d is not None else None).reshape(N, S, -1)
+                          l2d.reshape(N * S, V, -1) if l2d is not None else None,
+                          vote_weights).reshape(N, S, -1)
             return (samples["weights"][..., None] * lg.float()).sum(1)
         rows = torch.arange(N, device=surface_index.device)
         idx = surface_index
         return renderer(feats[rows, idx], samples["visible"][rows, idx],
-                        l2d[rows, idx] if l2d is not None else None)
+                        l2d[rows, idx] if l2d is not None else None, vote_weights)
     sf = semantic_neighbourhood(enc, surface_uv, cfg.neighbourhood)
     l2d = sample_maps(enc.semantic_logits, surface_uv, enc.semantic_level) if skip else None
-    return renderer(sf, surface_visible, l2d)
+    return renderer(sf, surface_visible, l2d, vote_weights)
+
+
+def vote_weights(enc: SourceEncoding, c2w: Tensor, how: str) -> Tensor | None:
+    """The source views' weights [V] in the ``label_skip`` vote for a target at ``c2w``
+    [4, 4] (``semantic.vote_weights``): None for ``mean``; for ``proximity`` 1 / (pose
+    distance + 0.05 m) (``geometry.pose_distance``), as the reprojection baseline weighs
+    its vote (train/baseline.py)."""
+    if how == "mean":
+        return None
+    if how != "proximity":
+        raise ValueError(f"semantic.vote_weights must be mean | proximity, got {how!r}")
+    t = c2w.to(enc.c2w).float().expand_as(enc.c2w)
+    return 1.0 / (pose_distance(enc.c2w.float(), t) + 0.05)

@@ -111,6 +111,7 @@ class GSNeRFCore(CameraInputMixin, SemanticSourceMixin, RenderServicesMixin, _No
                 label_depth_search=p.semantic_label_depth_search,
                 geometry_max_pixels=p.model_geometry_max_pixels,
                 num_neighbors=p.model_num_neighbors, neighbour_rule=p.model_neighbour_rule,
+                vote_weights=p.model_vote_weights,
                 colour_views=p.model_colour_views,
                 consistency_tolerance=p.model_consistency_tolerance,
                 floor_z=p.model_floor_z if p.model_floor_bound else None)

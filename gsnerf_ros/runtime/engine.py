@@ -75,7 +75,8 @@ class GSNeRFRenderer:
     (``renderer.colour_views``: the colour's nearest sources; 0 = every source) and
     ``neighbour_rule`` (``cost_volume.neighbour_rule``, None or "" keeps the checkpoint's: how
     each keyframe's cost-volume neighbours are chosen; the engine gives the keyframe buffer the
-    same rule, :attr:`neighbour_rule`).
+    same rule, :attr:`neighbour_rule`) and ``vote_weights`` (``semantic.vote_weights``, None or ""
+    keeps the checkpoint's: how the semantic renderer's vote weighs the sources).
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
@@ -94,7 +95,8 @@ class GSNeRFRenderer:
                  colour_views: int | None = None,
                  consistency_tolerance: float | None = None,
                  semantic_source: str = "model", label_angle_sigma: float = 0.0,
-                 label_depth_search: float = 0.0, neighbour_rule: str | None = None) -> None:
+                 label_depth_search: float = 0.0, neighbour_rule: str | None = None,
+                 vote_weights: str | None = None) -> None:
         from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.inference import InferenceConfig, apply_inference
 
@@ -107,7 +109,7 @@ class GSNeRFRenderer:
         inference = InferenceConfig.from_sentinels(
             geometry_max_pixels=geometry_max_pixels, num_neighbors=num_neighbors,
             consistency_tolerance=consistency_tolerance, colour_views=colour_views,
-            neighbour_rule=neighbour_rule)
+            neighbour_rule=neighbour_rule, vote_weights=vote_weights)
         self.model = model.eval().set_kernel(kernel)
         apply_inference(self.model.config, inference)
         self.max_memory_mb = float(max_memory_mb)

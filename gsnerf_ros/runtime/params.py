@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from gsnerf_ros.geometry import NEIGHBOUR_RULES
+from gsnerf_ros.model.config import VOTE_WEIGHTS
 from gsnerf_ros.model.fused_attention import KERNELS
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 from gsnerf_ros.runtime.ingest import CAMERA_INPUTS
@@ -184,6 +185,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "chosen: nearest (pose distance) or triangulation (the angle they subtend at the "
               "scene: for a robot camera driving forward; docs/METHOD.md). Empty = the "
               "checkpoint's own (gsnerf_lite0: nearest).", choices=("", *NEIGHBOUR_RULES)),
+    ParamSpec("model.vote_weights", "", "How the semantic renderer's vote of the source "
+              "keyframes' 2D labels weighs them: mean (alike) or proximity (by pose distance "
+              "to the requested pose, as the reprojection baseline). Empty = the checkpoint's "
+              "own (gsnerf_lite0: proximity).", choices=("", *VOTE_WEIGHTS)),
     ParamSpec("model.colour_views", -1, "The rendered colour is blended from this many "
               "source keyframes nearest the requested pose; a farther one only where "
               "none of those sees the sample. -1 = the checkpoint's own (gsnerf_lite0: 2), 0 = "
@@ -290,6 +295,7 @@ class NodeParams:
     model_geometry_max_pixels: int
     model_num_neighbors: int
     model_neighbour_rule: str
+    model_vote_weights: str
     model_colour_views: int
     model_consistency_tolerance: float
     semantic_source: str

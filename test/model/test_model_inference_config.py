@@ -29,7 +29,7 @@ SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic
                        num_neighbors=1,
                        consistency_tolerance=0.05,
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
-                       neighbour_rule="triangulation")
+                       neighbour_rule="triangulation", vote_weights="proximity")
 
 
 def _read(config: GSNeRFConfig, key: str) -> object:
@@ -75,7 +75,7 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
     from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 
     values = {"geometry_max_pixels": 0, "num_neighbors": 3, "consistency_tolerance": 0.05,
-              "colour_views": 1, "neighbour_rule": "triangulation"}
+              "colour_views": 1, "neighbour_rule": "triangulation", "vote_weights": "proximity"}
     cli_fields = [f for f in fields(InferenceConfig) if f.metadata["config_key"] and f.metadata["flag"]]
     assert sorted(f.name for f in cli_fields) == sorted(values)
     names = {s.name for s in PARAMETERS}
