@@ -33,6 +33,7 @@ from gsnerf_ros.geometry.pose import (
     nearest_views,
     neighbour_lateral_shares,
     pose_distance,
+    proximity_weights,
     quat_to_matrix,
     rotation_angle,
 )
@@ -42,7 +43,7 @@ __all__ = [
     "pixels_to_grid", "project_points",
     "scale_intrinsics", "transform_points", "unproject_depth", "unproject_pixels",
     "world_to_pixels", "lateral_baseline_share", "look_at", "make_pose", "matrix_to_quat",
-    "nearest_views", "neighbour_lateral_shares", "pose_distance", "quat_to_matrix",
+    "nearest_views", "neighbour_lateral_shares", "pose_distance", "proximity_weights", "quat_to_matrix",
     "rotation_angle", "register_depth", "NEIGHBOUR_RULES", "TriangulationBand", "angle_band",
     "choose_neighbours", "scene_depth_prior", "triangulation_neighbours", "triangulation_scores",
 ]

@@ -18,6 +18,7 @@ __all__ = [
     "look_at",
     "rotation_angle",
     "pose_distance",
+    "proximity_weights",
     "lateral_baseline_share",
     "nearest_views",
     "neighbour_lateral_shares",
@@ -119,6 +120,14 @@ def pose_distance(c2w_a: Tensor, c2w_b: Tensor, angle_weight: float = 1.0 / math
     za, zb = c2w_a[..., :3, 2], c2w_b[..., :3, 2]
     cos = (za * zb).sum(-1) / (za.norm(dim=-1) * zb.norm(dim=-1)).clamp(min=1e-9)
     return dist + angle_weight * torch.arccos(cos.clamp(-1.0, 1.0))
+
+
+def proximity_weights(c2w: Tensor, c2w_target: Tensor, offset: float = 0.05) -> Tensor:
+    """Weights of views ``c2w`` [V, 4, 4] for a target at ``c2w_target`` [4, 4]:
+    1 / (:func:`pose_distance` + ``offset`` m), so the view posed most like the target weighs
+    most (the reprojection baseline's weights, and the semantic vote's with
+    ``semantic.vote_weights: proximity``). [V]."""
+    return 1.0 / (pose_distance(c2w, c2w_target.to(c2w).expand_as(c2w)) + offset)
 
 
 def lateral_baseline_share(c2w_a: Tensor, c2w_b: Tensor) -> Tensor:

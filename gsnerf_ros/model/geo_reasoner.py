@@ -25,8 +25,8 @@ from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
-from gsnerf_ros.model.pyramid import (geometry_level, image_level, level_upsample,
-                                      semantic_levels)
+from gsnerf_ros.model.pyramid import (geometry_level, image_level, image_pyramid,
+                                      level_upsample, semantic_levels)
 
 __all__ = ["check_views", "per_view_range", "geometry_inputs", "semantic_maps", "encoder_outputs",
            "encode_views",
@@ -53,22 +53,24 @@ def per_view_range(x: float | Tensor, V: int, device: torch.device) -> Tensor:
     return t.clone()
 
 
-def semantic_maps(encoder: FeatureEncoder, config: GSNeRFConfig,
-                  images: Tensor) -> tuple[Tensor, Tensor, int]:
+def semantic_maps(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor,
+                  pyramid: list[Tensor] | None = None) -> tuple[Tensor, Tensor, int]:
     """The 2D semantic maps of full-resolution ``images`` [N, 3, H, W]: the semantic feature
     [N, Cs, h_s, w_s] and logits [N, C, h_s, w_s] at each level of
     ``model.pyramid.semantic_levels`` (``semantic_max_pixels``, ``semantic_fuse_max_pixels``),
     the coarser ones resampled onto the finest level s (:func:`level_upsample`) and the levels
     averaged (the logit head is affine, so the fused logits are the head of the fused
-    feature); and s. One level: the encoder's maps of that level's image, unchanged."""
+    feature); and s. One level: the encoder's maps of that level's image, unchanged.
+    ``pyramid``: the images' :func:`image_pyramid` when the caller has it (at least to the
+    coarsest semantic level), so no level is blurred twice."""
     H, W = (int(x) for x in images.shape[-2:])
     levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
                              config.geometry_max_pixels)
+    if pyramid is None:
+        pyramid = image_pyramid(images, levels[-1] + 1)
     feats, logits = [], []
-    x, at = images, 0
     for lvl in levels:
-        x, at = image_level(x, lvl - at), lvl
-        f, lg = encoder.semantic_maps(x)
+        f, lg = encoder.semantic_maps(pyramid[lvl])
         feats.append(level_upsample(f, lvl, levels[0], H, W))
         logits.append(level_upsample(lg, lvl, levels[0], H, W))
     if len(levels) == 1:
@@ -82,17 +84,21 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
     at the geometry level g (:func:`geometry_inputs`) and the semantic feature and logits at the
     semantic level s (:func:`semantic_maps`, s <= g), of the first ``semantic_views`` views
     (default all). One encoder pass on the level-g images when the semantics are one pass at
-    g; otherwise a pyramid pass on them and the semantic pass(es) (the level-g images are the
-    same values as the semantic levels' images taken further).
+    g; otherwise a pyramid pass on them and the semantic pass(es), every level's images blurred
+    once (:func:`image_pyramid`; the level-g images are the semantic levels' taken further, the
+    same values as directly).
     Returns the maps, the level-g images [V, 3, h_g, w_g] and their intrinsics [V, 3, 3]."""
     H, W = (int(x) for x in images.shape[-2:])
     g = geometry_level(H, W, config.geometry_max_pixels)
-    geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
     levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
                              config.geometry_max_pixels)
     if levels == (g,) and semantic_views is None:
+        geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
         return encoder(geo_images), geo_images, geo_K
-    sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views])
+    pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
+    geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
+    sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views],
+                                               [p[:semantic_views] for p in pyramid])
     return (EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
                           semantic_feature=sem_feature, semantic_logits=sem_logits),
             geo_images, geo_K)

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gsnerf_ros.geometry import pixels_to_grid
+
 __all__ = ["level_size", "level_of_size", "geometry_level", "semantic_level", "semantic_levels",
            "depth_level", "level_to_full", "level_upsample", "image_level", "image_pyramid"]
 
@@ -112,10 +114,8 @@ def level_upsample(x: Tensor, level: int, to_level: int, height: int, width: int
     r = 2.0 ** (level - to_level)
     ys = torch.arange(ht, device=x.device, dtype=x.dtype) / r
     xs = torch.arange(wt, device=x.device, dtype=x.dtype) / r
-    gy = (2.0 * ys / max(h - 1, 1) - 1.0) if h > 1 else torch.zeros_like(ys)
-    gx = (2.0 * xs / max(w - 1, 1) - 1.0) if w > 1 else torch.zeros_like(xs)
-    grid = torch.stack(torch.meshgrid(gx, gy, indexing="xy"), -1)            # [ht, wt, 2]
-    grid = grid[None].expand(x.shape[0], -1, -1, -1)
+    uv = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)              # [ht, wt, 2]
+    grid = pixels_to_grid(uv, h, w)[None].expand(x.shape[0], -1, -1, -1)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
 
 

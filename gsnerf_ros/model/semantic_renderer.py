@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from gsnerf_ros.geometry import pose_distance
+from gsnerf_ros.geometry import proximity_weights
 from gsnerf_ros.model.attention import ViewTransformer, masked_mean_var, mlp
 from gsnerf_ros.model.config import RendererConfig, SemanticConfig
 from gsnerf_ros.model.cost_volume import PlaneSpacing
@@ -128,12 +128,11 @@ def render_semantics(renderer: SemanticRenderer, enc: SourceEncoding, cfg: Seman
 
 def vote_weights(enc: SourceEncoding, c2w: Tensor, how: str) -> Tensor | None:
     """The source views' weights [V] in the ``label_skip`` vote for a target at ``c2w``
-    [4, 4] (``semantic.vote_weights``): None for ``mean``; for ``proximity`` 1 / (pose
-    distance + 0.05 m) (``geometry.pose_distance``), as the reprojection baseline weighs
-    its vote (train/baseline.py)."""
+    [4, 4] (``semantic.vote_weights``): None for ``mean``; for ``proximity``
+    :func:`geometry.proximity_weights`, 1 / (pose distance + 0.05 m), as the reprojection
+    baseline weighs its vote (train/baseline.py)."""
     if how == "mean":
         return None
     if how != "proximity":
         raise ValueError(f"semantic.vote_weights must be mean | proximity, got {how!r}")
-    t = c2w.to(enc.c2w).float().expand_as(enc.c2w)
-    return 1.0 / (pose_distance(enc.c2w.float(), t) + 0.05)
+    return proximity_weights(enc.c2w.float(), c2w.float())

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gsnerf_ros.geometry import pixels_to_grid, pose_distance, unproject_depth, world_to_pixels
+from gsnerf_ros.geometry import (pixels_to_grid, proximity_weights, unproject_depth,
+                                 world_to_pixels)
 
 __all__ = ["BaselineResult", "reproject_to_target"]
 
@@ -67,7 +68,7 @@ def reproject_to_target(images: Tensor, src_labels: Tensor, src_depth: Tensor, K
                         align_corners=True)[:, 0, :, 0].round().long()    # (V,N)
     visible = inside & (d_src > 0) & (z <= d_src * (1 + rel_tol) + abs_tol)
     use = torch.where(visible.any(0, keepdim=True), visible, inside)      # (V,N)
-    w_view = 1.0 / (pose_distance(c2w, c2w_t.expand_as(c2w)) + 0.05)     # (V,)
+    w_view = proximity_weights(c2w, c2w_t)                                # (V,)
     w = use.float() * w_view[:, None]
     wsum = w.sum(0)
     rgb = (col * w[:, None]).sum(0) / wsum.clamp(min=1e-12)              # (3,N)
