@@ -26,6 +26,7 @@ __all__ = [
     "SAMPLING_MODES",
     "NORMS",
     "BACKBONES",
+    "FOOTPRINT_DEPTHS",
 ]
 
 NORMS = ("group", "instance", "none")
@@ -147,12 +148,25 @@ class CostVolumeConfig:
         _check(self.norm in NORMS, f"cost_volume.norm must be one of {NORMS}")
 
 
+FOOTPRINT_DEPTHS = ("point", "centre", "measured_centre")
+"""``target_depth.footprint_depth``: the depth a splatted point's footprint gives its pixels."""
+
+
 @dataclass
 class TargetDepthConfig:
     """Target-view depth estimation (paper Algorithm 1 with a z-buffer)."""
 
     max_splat_radius: int = 2
     """Largest footprint radius (px) of a splatted point; 0 splats every point to one pixel."""
+    footprint_depth: str = "point"
+    """What a pixel that a point's footprint covers gets: ``point``, the point's own depth (the
+    nearest footprint wins: on a slanted surface every pixel takes the nearest of its
+    neighbours' depths, biased towards the camera); ``centre``, footprints decide only which
+    surface the pixel sees, its depth is that of the points nearest its centre when they lie
+    within ``leak_tolerance`` of that surface, and it is filled from its neighbours otherwise;
+    ``measured_centre``, ``centre`` where every source point is measured (RGB-D: footprints
+    of about a pixel, at the camera's resolution), ``point`` otherwise (a model trained on
+    ``point`` D_T from its cost volume's coarse maps). One of :data:`FOOTPRINT_DEPTHS`."""
     leak_filter: bool = True
     """Drop z-buffer pixels where most neighbours are clearly nearer (background leaking through
     gaps of a forward-splatted foreground)."""
@@ -160,6 +174,9 @@ class TargetDepthConfig:
     """Relative depth gap that counts as 'clearly nearer'."""
     fill_iterations: int = 8
     """Rounds of 3x3 masked-mean hole filling; pixels still empty are invalid."""
+    measured_fill_iterations: int = -1
+    """Rounds of hole filling when every source point is measured (RGB-D), whose neighbours are
+    exact enough to be carried farther than an estimate's; -1 = ``fill_iterations``."""
     smooth: bool = True
     smooth_range: float = 0.05
     """Edge-preserving 3x3 bilateral smoothing: range sigma relative to depth."""
@@ -173,6 +190,11 @@ class TargetDepthConfig:
     def __post_init__(self) -> None:
         _check(self.fill_iterations >= 0 and self.max_splat_radius >= 0,
                "target_depth.fill_iterations and max_splat_radius must be >= 0")
+        _check(self.measured_fill_iterations >= -1,
+               "target_depth.measured_fill_iterations must be >= 0 (-1 = fill_iterations)")
+        _check(self.footprint_depth in FOOTPRINT_DEPTHS,
+               f"target_depth.footprint_depth must be one of {FOOTPRINT_DEPTHS}, got "
+               f"{self.footprint_depth!r}")
         _check(self.consistency_tolerance >= 0 and self.consistency_min_views >= 1,
                "target_depth.consistency_tolerance must be >= 0 and consistency_min_views >= 1")
         _check(self.leak_tolerance >= 0 and self.smooth_range > 0,

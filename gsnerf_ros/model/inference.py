@@ -16,7 +16,7 @@ from typing import Any
 
 from gsnerf_ros.config import check as _check
 from gsnerf_ros.geometry.triangulation import NEIGHBOUR_RULES
-from gsnerf_ros.model.config import VOTE_WEIGHTS, GSNeRFConfig
+from gsnerf_ros.model.config import FOOTPRINT_DEPTHS, VOTE_WEIGHTS, GSNeRFConfig
 
 __all__ = ["InferenceConfig", "apply_inference", "add_inference_arguments", "inference_from_args"]
 
@@ -72,6 +72,13 @@ class InferenceConfig:
         "target_depth.consistency_tolerance", "--consistency-tolerance",
         "relative depth agreement for the multi-view check of D_T (default: the checkpoint's "
         "target_depth.consistency_tolerance; 0 = off)", "T")
+    footprint_depth: str | None = _setting("target_depth.footprint_depth", "", "", "")
+    """What a splatted point's footprint gives the pixels of D_T (``target_depth.footprint_depth``:
+    point | centre | measured_centre); sidecar only."""
+    measured_fill_iterations: int | None = _setting(
+        "target_depth.measured_fill_iterations", "", "", "")
+    """Hole-filling rounds of D_T where every source depth is measured
+    (``target_depth.measured_fill_iterations``; -1 = ``fill_iterations``); sidecar only."""
     colour_views: int | None = _setting(
         "renderer.colour_views", "--colour-views",
         "the colour is blended from the K source views nearest the target, a farther view only "
@@ -109,6 +116,10 @@ class InferenceConfig:
                f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got {self.neighbour_rule!r}")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,
                "consistency_tolerance must be >= 0 (0 = off)")
+        _check(self.footprint_depth is None or self.footprint_depth in FOOTPRINT_DEPTHS,
+               f"footprint_depth must be one of {FOOTPRINT_DEPTHS}, got {self.footprint_depth!r}")
+        _check(self.measured_fill_iterations is None or self.measured_fill_iterations >= -1,
+               "measured_fill_iterations must be >= 0 (-1 = fill_iterations)")
         _check(self.vote_weights is None or self.vote_weights in VOTE_WEIGHTS,
                f"vote_weights must be one of {VOTE_WEIGHTS}, got {self.vote_weights!r}")
         _check(self.colour_views is None or self.colour_views >= 0,

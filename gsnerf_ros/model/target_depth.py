@@ -3,10 +3,14 @@
 Every source depth map is lifted to world points, projected into the target camera, and splatted
 to the nearest pixel (and, where the target sees the surface magnified, to the pixels of the
 point's projected footprint); where several points land on one pixel the nearest wins (``scatter_reduce``
-'amin', so the result does not depend on write order). Only points in front of the camera (and
+'amin', so the result does not depend on write order). With ``footprint_depth: centre`` the
+footprints decide only which surface a pixel sees and its depth comes from the points nearest its
+centre (no bias towards the camera on slanted surfaces); ``measured_centre`` does so only where
+every source depth is measured (RGB-D). Only points in front of the camera (and
 inside [near, far] when given) count. Background points that leak through gaps of a stretched
 foreground are removed by a 3x3 majority test, holes are filled by a few rounds of 3x3 masked
-means, and an edge-preserving 3x3 bilateral filter smooths the result. Everything is
+means (more where every source depth is measured: ``measured_fill_iterations``), and an
+edge-preserving 3x3 bilateral filter smooths the result. Everything is
 deterministic, runs in float32 and carries no gradient.
 
 :func:`floor_bound` bounds the depths by a known floor plane (a ground robot's): the sources'
@@ -43,7 +47,9 @@ def _sync_free_default(device: torch.device) -> bool:
 def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: int,
                   near: float | None = None, far: float | None = None,
                   point_size: Tensor | None = None, max_radius: int = 0,
-                  valid: Tensor | None = None, sync_free: bool | None = None) -> Tensor:
+                  valid: Tensor | None = None, sync_free: bool | None = None,
+                  centre_tolerance: float | None = None,
+                  centre_applies: Tensor | None = None) -> Tensor:
     """Nearest-surface z-buffer of world points seen by a camera.
 
     Shapes: ``points_world`` [P, 3] m, ``K`` [3, 3], ``c2w`` [4, 4] -> [H, W] z-depth (m),
@@ -53,6 +59,14 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     point stands for) a point also covers the pixels within its projected footprint, radius
     ``ceil(size_px / 2 - 0.5)`` capped at ``max_radius`` (closes gaps where the target camera
     sees a surface magnified).
+
+    A footprint gives its pixels the point's own depth, so where footprints overlap on a slanted
+    surface the nearest wins and the depth is biased towards the camera. With
+    ``centre_tolerance`` (relative) the footprints only decide which surface a pixel sees: the
+    pixel keeps the depth of the points that land nearest its centre when it is within
+    ``centre_tolerance`` of the footprints' nearest, and is ``inf`` (empty, to be filled from
+    its neighbours) otherwise. ``centre_applies`` (0-dim bool tensor) applies that rule only
+    when True, without a host synchronisation (the point depths otherwise).
 
     Two equivalent schedules (same result: the z-buffer is a min, independent of order):
     ``sync_free=False`` gathers the kept points and groups them by radius (least work; needs
@@ -102,6 +116,9 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
         return buf.scatter_reduce(0, idx, torch.where(ok, zz, inf), reduce="amin",
                                   include_self=True)
 
+    centre = None
+    if centre_tolerance is not None and point_size is not None and max_radius > 0:
+        centre = splat(torch.full_like(buf, float("inf")), ui, vi, zk, 0, 0)
     if sync_free:
         R = max_radius if point_size is not None else 0
         for dy in range(-R, R + 1):
@@ -109,16 +126,19 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
                 zz = zk if (dx, dy) == (0, 0) else torch.where(
                     radius >= max(abs(dx), abs(dy)), zk, inf)
                 buf = splat(buf, ui, vi, zz, dx, dy)
-        return buf.reshape(height, width)
-    R = int(radius.max()) if radius.numel() else 0
-    for r in range(R + 1):                       # group points by footprint radius
-        sel = radius == r
-        ur, vr, zr = ui[sel], vi[sel], zk[sel]
-        if zr.numel() == 0:
-            continue
-        for dy in range(-r, r + 1):
-            for dx in range(-r, r + 1):
-                buf = splat(buf, ur, vr, zr, dx, dy)
+    else:
+        R = int(radius.max()) if radius.numel() else 0
+        for r in range(R + 1):                   # group points by footprint radius
+            sel = radius == r
+            ur, vr, zr = ui[sel], vi[sel], zk[sel]
+            if zr.numel() == 0:
+                continue
+            for dy in range(-r, r + 1):
+                for dx in range(-r, r + 1):
+                    buf = splat(buf, ur, vr, zr, dx, dy)
+    if centre is not None:                       # the surface from footprints, depth from centres
+        by_centre = torch.where(centre <= buf * (1.0 + centre_tolerance), centre, inf)
+        buf = by_centre if centre_applies is None else torch.where(centre_applies, by_centre, buf)
     return buf.reshape(height, width)
 
 
@@ -149,8 +169,24 @@ def consistent_views(depths: Tensor, K: Tensor, c2w: Tensor, rel_tol: float) -> 
     return agree.sum(0).reshape(V, h, w) * valid
 
 
-def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool) -> Tensor:
-    """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty)."""
+def _fill_rounds(cfg: TargetDepthConfig, sync_free: bool, all_measured: Tensor | None
+                 ) -> tuple[int, Tensor | bool]:
+    """Hole-filling rounds of a z-buffer: ``fill_iterations``, or ``measured_fill_iterations``
+    when every source point is measured (``all_measured``, a 0-dim bool tensor or None = not
+    known). Returns the number of rounds to run and, for the rounds past ``fill_iterations``,
+    whether they apply (a 0-dim tensor off the CPU: no host synchronisation)."""
+    extra = cfg.measured_fill_iterations
+    if extra < 0 or all_measured is None:
+        return cfg.fill_iterations, False
+    if not sync_free:
+        return (extra, True) if bool(all_measured) else (cfg.fill_iterations, False)
+    return max(extra, cfg.fill_iterations), all_measured
+
+
+def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool,
+                          all_measured: Tensor | None = None) -> Tensor:
+    """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty);
+    ``all_measured``: see :func:`_fill_rounds`."""
     if cfg.leak_filter:
         nb = _neighbours(depth)
         nb_valid = torch.isfinite(nb)
@@ -158,7 +194,8 @@ def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool
         nearer = nb_valid & (nb < depth[None] * (1.0 - cfg.leak_tolerance))
         leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
         depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
-    for _ in range(cfg.fill_iterations):
+    rounds, extra_applies = _fill_rounds(cfg, sync_free, all_measured)
+    for i in range(rounds):
         holes = ~torch.isfinite(depth)
         if not sync_free and not bool(holes.any()):
             break                    # later rounds would change nothing
@@ -166,7 +203,10 @@ def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool
         nb_valid = torch.isfinite(nb)
         cnt = nb_valid.sum(0)
         mean = torch.where(nb_valid, nb, torch.zeros_like(nb)).sum(0) / cnt.clamp(min=1)
-        depth = torch.where(holes & (cnt > 0), mean, depth)
+        fill = holes & (cnt > 0)
+        if i >= cfg.fill_iterations and isinstance(extra_applies, Tensor):
+            fill = fill & extra_applies          # the measured-only rounds, without a sync
+        depth = torch.where(fill, mean, depth)
     return depth
 
 
@@ -186,19 +226,30 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
     f_src = torch.sqrt(src_K[:, 0, 0] * src_K[:, 1, 1]).float()          # [V]
     size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
 
+    measured = src_measured.reshape(-1) if src_measured is not None else None
+    all_measured = (~(ok & ~measured).any()) if measured is not None else None
+    centre_tol, centre_applies = None, None
+    if cfg.footprint_depth == "centre":
+        centre_tol = cfg.leak_tolerance
+    elif cfg.footprint_depth == "measured_centre" and all_measured is not None:
+        if sync_free:
+            centre_tol, centre_applies = cfg.leak_tolerance, all_measured
+        elif bool(all_measured):
+            centre_tol = cfg.leak_tolerance
+
     def splat_filled(keep: Tensor) -> Tensor:
         zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
                            point_size=size, max_radius=cfg.max_splat_radius, valid=keep,
-                           sync_free=sync_free)
+                           sync_free=sync_free, centre_tolerance=centre_tol,
+                           centre_applies=centre_applies)
         zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
-        return _leak_filter_and_fill(zb, cfg, sync_free)
+        return _leak_filter_and_fill(zb, cfg, sync_free, all_measured)
 
     if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
         # Two tiers: points that other sources confirm first; the rest only where no
         # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
         # a surface that the others agree on, and nothing is left empty that was covered).
-        measured = src_measured.reshape(-1) if src_measured is not None else None
-        if measured is not None and not sync_free and not bool((ok & ~measured).any()):
+        if all_measured is not None and not sync_free and bool(all_measured):
             # Every valid point is measured (RGB-D) and so trusted: the check would change
             # nothing, and at the camera's resolution it is most of D_T's time on the CPU.
             trusted = measured
