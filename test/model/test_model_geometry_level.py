@@ -69,6 +69,34 @@ def test_geometry_level_is_the_first_pyramid_level_that_fits() -> None:
         GSNeRFConfig(geometry_max_pixels=-1)
 
 
+def _blur_subsample_reference(images: torch.Tensor, level: int) -> torch.Tensor:
+    """The textbook form of a pyramid level: a separable [1, 2, 1] / 4 convolution over every
+    pixel (replicate padding), then every second row and column."""
+    import torch.nn.functional as F
+
+    k = torch.tensor([0.25, 0.5, 0.25], dtype=images.dtype)
+    x = images
+    for _ in range(level):
+        B, C, h, w = x.shape
+        x = F.pad(x, (1, 1, 1, 1), mode="replicate").reshape(B * C, 1, h + 2, w + 2)
+        x = F.conv2d(F.conv2d(x, k.reshape(1, 1, 1, 3)), k.reshape(1, 1, 3, 1))
+        x = x.reshape(B, C, h, w)[..., ::2, ::2]
+    return x
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 240, 320), (1, 3, 239, 317), (1, 2, 7, 5), (1, 1, 1, 1)])
+def test_image_level_is_the_blurred_subsampled_image(shape) -> None:
+    """image_level sums the blur's taps at the kept pixels only; it equals blurring every pixel
+    and subsampling, bit for bit, on even and odd sizes down to one pixel, and keeps a constant
+    image constant (the blur's weights sum to 1)."""
+    x = torch.rand(*shape, generator=torch.Generator().manual_seed(0))
+    for level in (0, 1, 3):
+        ref = _blur_subsample_reference(x, level)
+        assert torch.equal(image_level(x, level), ref), level
+    flat = torch.full(shape, 0.7)
+    assert torch.allclose(image_level(flat, 2), torch.full_like(image_level(flat, 2), 0.7))
+
+
 def test_capped_encoding_is_the_encoding_of_the_pyramid_level(room) -> None:
     images, _, K, c2w, near, far = room
     V = 6

@@ -271,3 +271,19 @@ def test_demo_watch_reports_a_player_crash_and_a_silent_node(tmp_path) -> None:
                     input_problem="0 frames received on /image: no publisher matched")
     with pytest.raises(DemoError, match="0 frames received on /image: no publisher matched"):
         watch()
+
+
+def test_demo_keeps_every_keyframe_of_a_procedural_room() -> None:
+    """The demo's buffer holds every frame the player publishes (none evicted, so the held-out
+    views are rendered from the keyframes around them); --capacity overrides it and a bag keeps
+    the node's own."""
+    from gsnerf_ros.ros.tools.demo import DemoError, build_parser, keyframe_capacity
+
+    parse = build_parser().parse_args
+    assert keyframe_capacity(parse([]), 60) == 48                      # 60 frames, 12 held out
+    assert keyframe_capacity(parse(["--holdout", "every:4"]), 16) == 32   # the node's default
+    assert keyframe_capacity(parse(["--holdout", ""]), 100) == 100
+    assert keyframe_capacity(parse(["--capacity", "8"]), 60) == 8
+    assert keyframe_capacity(parse([]), None) is None                  # a bag
+    with pytest.raises(DemoError, match="--capacity"):
+        keyframe_capacity(parse(["--capacity", "0"]), 60)

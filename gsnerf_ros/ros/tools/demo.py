@@ -32,7 +32,7 @@ from gsnerf_ros.data.bag_discovery import add_layout_arguments
 from gsnerf_ros.ros.tools.node_harness import NodeHarness, own_ros_domain
 from gsnerf_ros.runtime.checkpoint_lookup import DEFAULT_CHECKPOINT
 
-__all__ = ["main", "run_demo", "DemoError", "build_parser", "StallWatch"]
+__all__ = ["main", "run_demo", "DemoError", "build_parser", "StallWatch", "keyframe_capacity"]
 
 class DemoError(RuntimeError):
     """The demo could not run; the message says why and what to do."""
@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                          "then fails with that reason")
     ap.add_argument("--min-translation", type=float, default=0.15)
     ap.add_argument("--min-rotation-deg", type=float, default=10.0)
+    ap.add_argument("--capacity", type=int, default=None,
+                    help="the node's keyframes.capacity (default for a procedural room: at least "
+                         "every frame the player publishes, so the held-out views are rendered "
+                         "from the keyframes around them, whichever the buffer would have "
+                         "evicted first; for a bag: the node's)")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole demo")
     ap.add_argument("--labels", action="store_true",
                     help="the player publishes the room's labels as a 2D segmenter's (class ids "
@@ -73,6 +78,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="the player also publishes depth (an RGB-D camera) and the node uses it "
                          "for the render geometry (model.use_sensor_depth)")
     return ap
+
+
+def keyframe_capacity(args: argparse.Namespace, room_frames: int | None) -> int | None:
+    """The node's ``keyframes.capacity`` for the demo: ``--capacity``, else for a procedural
+    room of ``room_frames`` frames at least every frame the player publishes (at least the
+    node's default 32), else (a bag) None, the node's own. A sliding buffer smaller than the
+    room evicts the first keyframes, and which survive depends on timing: the held-out views
+    near the start were then rendered from the end of the trajectory (docs/RESULTS.md §8)."""
+    from gsnerf_ros.ros.tools.player import parse_holdout
+
+    if args.capacity is not None:
+        if args.capacity < 1:
+            raise DemoError(f"--capacity must be >= 1, got {args.capacity}")
+        return args.capacity
+    if room_frames is None:
+        return None
+    return max(32, room_frames - len(parse_holdout(args.holdout, room_frames)))
 
 
 def _panel(gt_rgb: np.ndarray | None, rgb: np.ndarray, gt_lab: np.ndarray | None,
@@ -218,12 +240,15 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         player_cmd += ["--labels-topic", "labels", "--label-info-topic", "label_info",
                        "--label-noise", str(args.label_noise)]
 
-    extra = {"keyframes.min_translation": args.min_translation,
+    extra: dict[str, Any] = {"keyframes.min_translation": args.min_translation,
              "keyframes.min_rotation_deg": args.min_rotation_deg,
              # the player is faster than real time: no keyframe rate cap, every keyframe waits
              "keyframes.min_interval": 0.0, "keyframes.max_pending": 0,
              "render.width": args.width, "render.height": args.height,
              "frames.world": world, "topics.image_transport": transport}
+    capacity = keyframe_capacity(args, len(scene) if scene is not None else None)
+    if capacity is not None:
+        extra["keyframes.capacity"] = capacity
     if args.rgbd:
         extra["topics.depth"] = "depth"
     if args.labels:
@@ -329,7 +354,8 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
             "checkpoint": str(ckpt), "source": args.bag or f"procedural test room {args.seed}",
             "world_frame": world, "image_transport": transport,
             "device_requested": args.device, "device": run.diag.get("device"),
-            "rgbd": bool(args.rgbd), "keyframes": n_kf, "views": len(per_view),
+            "rgbd": bool(args.rgbd), "keyframes": n_kf,
+            "keyframes_capacity": extra.get("keyframes.capacity"), "views": len(per_view),
             "semantic_source": "labels" if args.labels else "model",
             "label_noise": args.label_noise if args.labels else None,
             "label_info_classes": len(label_info.get("names", {})) if args.labels else None,
