@@ -79,6 +79,9 @@ class InferenceConfig:
         "target_depth.measured_fill_iterations", "", "", "")
     """Hole-filling rounds of D_T where every source depth is measured
     (``target_depth.measured_fill_iterations``; -1 = ``fill_iterations``); sidecar only."""
+    sensor_sigma: float | None = _setting("sampling.sensor_sigma", "", "", "")
+    """Spread of the depth-guided samples around a D_T from measured source depth
+    (``sampling.sensor_sigma``, relative); sidecar only."""
     colour_views: int | None = _setting(
         "renderer.colour_views", "--colour-views",
         "the colour is blended from the K source views nearest the target, a farther view only "
@@ -120,6 +123,9 @@ class InferenceConfig:
                f"footprint_depth must be one of {FOOTPRINT_DEPTHS}, got {self.footprint_depth!r}")
         _check(self.measured_fill_iterations is None or self.measured_fill_iterations >= -1,
                "measured_fill_iterations must be >= 0 (-1 = fill_iterations)")
+        _check(self.sensor_sigma is None or (math.isfinite(self.sensor_sigma)
+                                             and self.sensor_sigma > 0),
+               f"sensor_sigma must be > 0, got {self.sensor_sigma}")
         _check(self.vote_weights is None or self.vote_weights in VOTE_WEIGHTS,
                f"vote_weights must be one of {VOTE_WEIGHTS}, got {self.vote_weights!r}")
         _check(self.colour_views is None or self.colour_views >= 0,
