@@ -27,11 +27,13 @@ from torch import Tensor
 
 from gsnerf_ros.data.segmenter_labels import read_segmenter_png, write_segmenter_png
 
-__all__ = ["corrupt_blobs", "corrupt_dataset", "main"]
+__all__ = ["corrupt_blobs", "corrupt_dataset", "ellipse_mask", "main"]
 
 
-def _ellipse_mask(h: int, w: int, centre: tuple[float, float], axes: tuple[float, float],
-                  angle_deg: float) -> np.ndarray:
+def ellipse_mask(h: int, w: int, centre: tuple[float, float], axes: tuple[float, float],
+                 angle_deg: float) -> np.ndarray:
+    """[h, w] bool: the filled ellipse at ``centre`` (x, y px) with semi-axes ``axes`` (px, at
+    least 1) turned by ``angle_deg``."""
     m = np.zeros((h, w), np.uint8)
     cv2.ellipse(m, (int(round(centre[0])), int(round(centre[1]))),
                 (max(1, int(round(axes[0]))), max(1, int(round(axes[1])))), angle_deg, 0, 360,
@@ -70,7 +72,7 @@ def corrupt_blobs(labels: Tensor, fraction: float, rng: np.random.Generator,
         angle = float(rng.uniform(0, 180))
         new = int(rng.choice(classes))
         while True:
-            blob = _ellipse_mask(h, w, centre, axes, angle) & known
+            blob = ellipse_mask(h, w, centre, axes, angle) & known
             # pixels this blob would turn wrong, minus those it would turn right again
             change = blob & (out != new)
             delta = int((change & (orig == out)).sum()) - int((change & (orig == new)).sum())

@@ -164,9 +164,11 @@ class TargetDepthConfig:
     neighbours' depths, biased towards the camera); ``centre``, footprints decide only which
     surface the pixel sees, its depth is that of the points nearest its centre when they lie
     within ``leak_tolerance`` of that surface, and it is filled from its neighbours otherwise;
-    ``measured_centre``, ``centre`` where every source point is measured (RGB-D: footprints
-    of about a pixel, at the camera's resolution), ``point`` otherwise (a model trained on
-    ``point`` D_T from its cost volume's coarse maps). One of :data:`FOOTPRINT_DEPTHS`."""
+    ``measured_centre``, ``centre`` for the measured points (RGB-D: footprints of about a
+    pixel, at the camera's resolution) and ``point`` for the estimated ones (a model trained on
+    ``point`` D_T from its cost volume's coarse maps), per pixel by which surface it sees (a
+    depth camera's holes, filled by the estimate, keep the rule elsewhere). One of
+    :data:`FOOTPRINT_DEPTHS`."""
     leak_filter: bool = True
     """Drop z-buffer pixels where most neighbours are clearly nearer (background leaking through
     gaps of a forward-splatted foreground)."""
@@ -175,8 +177,10 @@ class TargetDepthConfig:
     fill_iterations: int = 8
     """Rounds of 3x3 masked-mean hole filling; pixels still empty are invalid."""
     measured_fill_iterations: int = -1
-    """Rounds of hole filling when every source point is measured (RGB-D), whose neighbours are
-    exact enough to be carried farther than an estimate's; -1 = ``fill_iterations``."""
+    """Rounds of hole filling for holes whose neighbours are all measured (RGB-D): past
+    ``fill_iterations``, a round fills only such holes (measured depth is exact enough to be
+    carried farther than an estimate); -1 (or anything <= ``fill_iterations``) = no more
+    rounds than ``fill_iterations``."""
     smooth: bool = True
     smooth_range: float = 0.05
     """Edge-preserving 3x3 bilateral smoothing: range sigma relative to depth."""

@@ -5,11 +5,11 @@ to the nearest pixel (and, where the target sees the surface magnified, to the p
 point's projected footprint); where several points land on one pixel the nearest wins (``scatter_reduce``
 'amin', so the result does not depend on write order). With ``footprint_depth: centre`` the
 footprints decide only which surface a pixel sees and its depth comes from the points nearest its
-centre (no bias towards the camera on slanted surfaces); ``measured_centre`` does so only where
-every source depth is measured (RGB-D). Only points in front of the camera (and
+centre (no bias towards the camera on slanted surfaces); ``measured_centre`` does so where the
+surface a pixel sees is measured (RGB-D). Only points in front of the camera (and
 inside [near, far] when given) count. Background points that leak through gaps of a stretched
 foreground are removed by a 3x3 majority test, holes are filled by a few rounds of 3x3 masked
-means (more where every source depth is measured: ``measured_fill_iterations``), and an
+means (more where the neighbours are measured: ``measured_fill_iterations``), and an
 edge-preserving 3x3 bilateral filter smooths the result. Everything is
 deterministic, runs in float32 and carries no gradient.
 
@@ -49,7 +49,7 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
                   point_size: Tensor | None = None, max_radius: int = 0,
                   valid: Tensor | None = None, sync_free: bool | None = None,
                   centre_tolerance: float | None = None,
-                  centre_applies: Tensor | None = None) -> Tensor:
+                  centre_points: Tensor | None = None) -> Tensor:
     """Nearest-surface z-buffer of world points seen by a camera.
 
     Shapes: ``points_world`` [P, 3] m, ``K`` [3, 3], ``c2w`` [4, 4] -> [H, W] z-depth (m),
@@ -65,8 +65,9 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     ``centre_tolerance`` (relative) the footprints only decide which surface a pixel sees: the
     pixel keeps the depth of the points that land nearest its centre when it is within
     ``centre_tolerance`` of the footprints' nearest, and is ``inf`` (empty, to be filled from
-    its neighbours) otherwise. ``centre_applies`` (0-dim bool tensor) applies that rule only
-    when True, without a host synchronisation (the point depths otherwise).
+    its neighbours) otherwise. ``centre_points`` [P] bool applies that rule only to those points
+    (e.g. measured ones; None: all): where one of them is the surface a pixel sees, the pixel
+    gets its centre depth; elsewhere the other points' footprint depth.
 
     Two equivalent schedules (same result: the z-buffer is a min, independent of order):
     ``sync_free=False`` gathers the kept points and groups them by radius (least work; needs
@@ -75,11 +76,25 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     shapes: no synchronisation, CUDA-graph capturable). Default: grouped on CPU, sync-free
     elsewhere.
     """
+    return _zbuffer(points_world, K, c2w, height, width, near, far, point_size, max_radius,
+                    valid, sync_free, centre_tolerance, centre_points)[0]
+
+
+def _zbuffer(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: int,
+             near: float | None, far: float | None, point_size: Tensor | None, max_radius: int,
+             valid: Tensor | None, sync_free: bool | None, centre_tolerance: float | None,
+             centre_points: Tensor | None, flag_points: Tensor | None = None
+             ) -> tuple[Tensor, Tensor]:
+    """:func:`zbuffer_splat` (same arguments), and [H, W] bool: the pixels whose surface (the
+    footprints' nearest, within ``centre_tolerance`` or exactly) is one of ``flag_points``'
+    [P] bool (all False when None)."""
     if sync_free is None:
         sync_free = _sync_free_default(points_world.device)
     if not sync_free and valid is not None:      # gather first: project only the valid points
         points_world = points_world[valid]
         point_size = point_size[valid] if point_size is not None else None
+        centre_points = centre_points[valid] if centre_points is not None else None
+        flag_points = flag_points[valid] if flag_points is not None else None
         valid = None
     uv, z = world_to_pixels(points_world[None].float(), K[None].float(), c2w[None].float())
     uv, z = uv[0], z[0]
@@ -92,7 +107,6 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
         keep &= z >= near
     if far is not None:
         keep &= z <= far
-    buf = torch.full((height * width,), float("inf"), device=z.device, dtype=torch.float32)
     inf = torch.tensor(float("inf"), device=z.device, dtype=torch.float32)
     if sync_free:
         ui = torch.nan_to_num(ui, nan=-1.0).clamp(-1, width).long()
@@ -102,12 +116,19 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
         ui, vi, zk = ui[keep].long(), vi[keep].long(), z[keep].float()
         if point_size is not None:
             point_size = point_size[keep]
+        if centre_points is not None:
+            centre_points = centre_points[keep]
+        if flag_points is not None:
+            flag_points = flag_points[keep]
     if point_size is None or max_radius <= 0:
         radius = torch.zeros_like(ui)
     else:
         f = torch.sqrt(K[0, 0] * K[1, 1]).float()
         size_px = f * point_size.float() / zk.clamp(min=1e-6)
         radius = torch.nan_to_num(torch.ceil(size_px / 2 - 0.5), nan=0.0).clamp(0, max_radius).long()
+
+    def empty() -> Tensor:
+        return torch.full((height * width,), float("inf"), device=z.device, dtype=torch.float32)
 
     def splat(buf: Tensor, u: Tensor, v: Tensor, zz: Tensor, dx: int, dy: int) -> Tensor:
         u2, v2 = u + dx, v + dy
@@ -116,30 +137,57 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
         return buf.scatter_reduce(0, idx, torch.where(ok, zz, inf), reduce="amin",
                                   include_self=True)
 
-    centre = None
-    if centre_tolerance is not None and point_size is not None and max_radius > 0:
-        centre = splat(torch.full_like(buf, float("inf")), ui, vi, zk, 0, 0)
-    if sync_free:
-        R = max_radius if point_size is not None else 0
-        for dy in range(-R, R + 1):
-            for dx in range(-R, R + 1):
-                zz = zk if (dx, dy) == (0, 0) else torch.where(
-                    radius >= max(abs(dx), abs(dy)), zk, inf)
-                buf = splat(buf, ui, vi, zz, dx, dy)
-    else:
+    def footprints(zs: Tensor) -> Tensor:
+        buf = empty()
+        if sync_free:
+            R = max_radius if point_size is not None else 0
+            for dy in range(-R, R + 1):
+                for dx in range(-R, R + 1):
+                    zz = zs if (dx, dy) == (0, 0) else torch.where(
+                        radius >= max(abs(dx), abs(dy)), zs, inf)
+                    buf = splat(buf, ui, vi, zz, dx, dy)
+            return buf
         R = int(radius.max()) if radius.numel() else 0
         for r in range(R + 1):                   # group points by footprint radius
             sel = radius == r
-            ur, vr, zr = ui[sel], vi[sel], zk[sel]
+            ur, vr, zr = ui[sel], vi[sel], zs[sel]
             if zr.numel() == 0:
                 continue
             for dy in range(-r, r + 1):
                 for dx in range(-r, r + 1):
                     buf = splat(buf, ur, vr, zr, dx, dy)
-    if centre is not None:                       # the surface from footprints, depth from centres
-        by_centre = torch.where(centre <= buf * (1.0 + centre_tolerance), centre, inf)
-        buf = by_centre if centre_applies is None else torch.where(centre_applies, by_centre, buf)
-    return buf.reshape(height, width)
+        return buf
+
+    use_centre = centre_tolerance is not None and point_size is not None and max_radius > 0
+    tol = centre_tolerance or 0.0
+
+    def in_front(part: Tensor, nearest: Tensor) -> Tensor:
+        return torch.isfinite(part) & (part <= nearest * (1.0 + tol))
+
+    # One subset of the points split out when its surface matters: the centre rule's points,
+    # else the flagged ones.
+    split = centre_points if use_centre and centre_points is not None else flag_points
+    if split is None:
+        buf = footprints(zk)
+        split_front = torch.ones_like(buf, dtype=torch.bool)
+    else:
+        buf_s = footprints(torch.where(split, zk, inf))                  # its surface ...
+        buf = torch.minimum(buf_s, footprints(torch.where(split, inf, zk)))
+        split_front = in_front(buf_s, buf)                               # ... where in front
+    if flag_points is None:
+        flags = torch.zeros_like(buf, dtype=torch.bool)
+    elif flag_points is split:
+        flags = split_front
+    else:
+        flags = in_front(footprints(torch.where(flag_points, zk, inf)), buf)
+    if not use_centre:
+        return buf.reshape(height, width), flags.reshape(height, width)
+    # the surface from footprints, the depth from the points at the pixel's centre
+    zc = zk if centre_points is None else torch.where(centre_points, zk, inf)
+    centre = splat(empty(), ui, vi, zc, 0, 0)
+    by_centre = torch.where(centre <= buf * (1.0 + tol), centre, inf)
+    out = by_centre if centre_points is None else torch.where(split_front, by_centre, buf)
+    return out.reshape(height, width), flags.reshape(height, width)
 
 
 @torch.no_grad()
@@ -169,24 +217,14 @@ def consistent_views(depths: Tensor, K: Tensor, c2w: Tensor, rel_tol: float) -> 
     return agree.sum(0).reshape(V, h, w) * valid
 
 
-def _fill_rounds(cfg: TargetDepthConfig, sync_free: bool, all_measured: Tensor | None
-                 ) -> tuple[int, Tensor | bool]:
-    """Hole-filling rounds of a z-buffer: ``fill_iterations``, or ``measured_fill_iterations``
-    when every source point is measured (``all_measured``, a 0-dim bool tensor or None = not
-    known). Returns the number of rounds to run and, for the rounds past ``fill_iterations``,
-    whether they apply (a 0-dim tensor off the CPU: no host synchronisation)."""
-    extra = cfg.measured_fill_iterations
-    if extra < 0 or all_measured is None:
-        return cfg.fill_iterations, False
-    if not sync_free:
-        return (extra, True) if bool(all_measured) else (cfg.fill_iterations, False)
-    return max(extra, cfg.fill_iterations), all_measured
-
-
 def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool,
-                          all_measured: Tensor | None = None) -> Tensor:
-    """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty);
-    ``all_measured``: see :func:`_fill_rounds`."""
+                          measured: Tensor | None = None) -> Tensor:
+    """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty).
+    ``measured`` [H, W] bool marks the pixels whose surface is measured (sensor depth): past
+    ``fill_iterations`` rounds, up to ``measured_fill_iterations`` fill only holes whose filled
+    neighbours are all measured (a filled pixel is measured when they all were). Off the CPU
+    every round runs (fixed work, no host synchronisation); on it the loop stops when a round
+    fills nothing, since the next would not either."""
     if cfg.leak_filter:
         nb = _neighbours(depth)
         nb_valid = torch.isfinite(nb)
@@ -194,18 +232,24 @@ def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool
         nearer = nb_valid & (nb < depth[None] * (1.0 - cfg.leak_tolerance))
         leaked = torch.isfinite(depth) & (2 * nearer.sum(0) > nb_valid.sum(0))
         depth = torch.where(leaked, torch.full_like(depth, float("nan")), depth)
-    rounds, extra_applies = _fill_rounds(cfg, sync_free, all_measured)
+    rounds = cfg.fill_iterations
+    if measured is not None:
+        rounds = max(rounds, cfg.measured_fill_iterations)
     for i in range(rounds):
         holes = ~torch.isfinite(depth)
-        if not sync_free and not bool(holes.any()):
-            break                    # later rounds would change nothing
         nb = _neighbours(depth)
         nb_valid = torch.isfinite(nb)
         cnt = nb_valid.sum(0)
         mean = torch.where(nb_valid, nb, torch.zeros_like(nb)).sum(0) / cnt.clamp(min=1)
         fill = holes & (cnt > 0)
-        if i >= cfg.fill_iterations and isinstance(extra_applies, Tensor):
-            fill = fill & extra_applies          # the measured-only rounds, without a sync
+        if measured is not None:
+            nb_measured = _neighbours(measured.float()) > 0.5          # NaN outside: False
+            all_measured = (nb_valid & ~nb_measured).sum(0) == 0
+            if i >= cfg.fill_iterations:
+                fill = fill & all_measured       # the measured-only rounds
+            measured = torch.where(fill, all_measured, measured)
+        if not sync_free and not bool(fill.any()):
+            break                                # later rounds would change nothing
         depth = torch.where(fill, mean, depth)
     return depth
 
@@ -227,29 +271,36 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
     size = (d / f_src[:, None, None]).reshape(-1)                        # patch size, m
 
     measured = src_measured.reshape(-1) if src_measured is not None else None
-    all_measured = (~(ok & ~measured).any()) if measured is not None else None
-    centre_tol, centre_applies = None, None
+    if measured is not None and not sync_free:
+        # On the CPU the common cases take no extra z-buffer pass: every point measured (an
+        # RGB-D camera with no hole) or none (RGB).
+        n_meas = int((ok & measured).sum())
+        if n_meas == 0:
+            measured = None
+    every_measured = measured is not None and not sync_free and n_meas == int(ok.sum())
+    centre_tol, centre_points = None, None
     if cfg.footprint_depth == "centre":
         centre_tol = cfg.leak_tolerance
-    elif cfg.footprint_depth == "measured_centre" and all_measured is not None:
-        if sync_free:
-            centre_tol, centre_applies = cfg.leak_tolerance, all_measured
-        elif bool(all_measured):
-            centre_tol = cfg.leak_tolerance
+    elif cfg.footprint_depth == "measured_centre" and measured is not None:
+        centre_tol = cfg.leak_tolerance
+        centre_points = None if every_measured else measured
+    extra_fill = measured is not None and cfg.measured_fill_iterations > cfg.fill_iterations
+    flag_points = measured if extra_fill and not every_measured else None
 
     def splat_filled(keep: Tensor) -> Tensor:
-        zb = zbuffer_splat(pts, K.detach(), c2w.detach(), height, width, near, far,
-                           point_size=size, max_radius=cfg.max_splat_radius, valid=keep,
-                           sync_free=sync_free, centre_tolerance=centre_tol,
-                           centre_applies=centre_applies)
+        zb, flags = _zbuffer(pts, K.detach(), c2w.detach(), height, width, near, far, size,
+                             cfg.max_splat_radius, keep, sync_free, centre_tol, centre_points,
+                             flag_points)
         zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
-        return _leak_filter_and_fill(zb, cfg, sync_free, all_measured)
+        if extra_fill and every_measured:
+            flags = torch.ones_like(flags)
+        return _leak_filter_and_fill(zb, cfg, sync_free, flags if extra_fill else None)
 
     if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
         # Two tiers: points that other sources confirm first; the rest only where no
         # confirmed point reaches (so a wrong, too-near estimate of one source cannot hide
         # a surface that the others agree on, and nothing is left empty that was covered).
-        if all_measured is not None and not sync_free and bool(all_measured):
+        if every_measured:
             # Every valid point is measured (RGB-D) and so trusted: the check would change
             # nothing, and at the camera's resolution it is most of D_T's time on the CPU.
             trusted = measured

@@ -156,6 +156,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     p.add_argument("--sensor-depth", action="store_true",
                    help="RGB-D setting: the sources' ground-truth depth replaces the cost-volume "
                         "depth for D_T and occlusion (never the target's depth)")
+    p.add_argument("--sensor-holes", type=float, default=0.0, metavar="F",
+                   help="with --sensor-depth: drop this share of each source's measured depth "
+                        "in blobs, as a depth camera's holes (seeded; the model's estimate "
+                        "stands in there)")
     p.add_argument("--class-map", default=None, metavar="FILE",
                    help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
                         "that class unscored); classes are otherwise matched by name and a "
@@ -186,6 +190,10 @@ def eval_main(argv: list[str] | None = None) -> int:
     inference = inference_from_args(p, args)
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
+    if args.sensor_holes and not args.sensor_depth:
+        p.error("--sensor-holes needs --sensor-depth")
+    if not 0.0 <= args.sensor_holes < 1.0:
+        p.error(f"--sensor-holes must lie in [0, 1), got {args.sensor_holes}")
 
     device = resolve_device(args.device)
     if args.threads > 0:
@@ -216,7 +224,8 @@ def eval_main(argv: list[str] | None = None) -> int:
     res = evaluate(model, views, EvalOptions(
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
-        sensor_depth=args.sensor_depth, floor_z=inference.floor_z,
+        sensor_depth=args.sensor_depth, sensor_holes=args.sensor_holes,
+        floor_z=inference.floor_z,
         semantic_source="labels" if args.labels_from else "model",
         label_angle_sigma=args.label_angle_sigma,
         label_depth_search=args.label_depth_search), device=device,
@@ -226,6 +235,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["num_sources"] = args.num_sources
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
+    res["sensor_holes"] = args.sensor_holes
     res["labels_from"] = args.labels_from
     res["label_angle_sigma"] = args.label_angle_sigma
     res["label_depth_search"] = args.label_depth_search

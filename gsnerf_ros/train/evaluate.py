@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -78,6 +79,11 @@ class EvalOptions:
     """Give the model the sources' ground-truth depth as if from an RGB-D camera
     (:func:`gsnerf_ros.model.encoding.with_sensor_depth`): D_T and occlusion use it. Never the
     target's depth."""
+    sensor_holes: float = 0.0
+    """With ``sensor_depth``: this share of each source's measured depth dropped in blobs, as
+    a depth camera's holes (:func:`gsnerf_ros.data.sensor_holes.depth_holes`; seeded by the
+    scene, target and source, so every run drops the same pixels); the model's estimate
+    stands in there."""
     floor_z: float | None = None
     """Height (m) of the floor plane in the data's z-up world frame: the sources' depths, D_T
     and the rendered depth are bounded by it (:func:`gsnerf_ros.model.encoding.with_floor`), so
@@ -172,6 +178,22 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
+def _sensor_depth(view: EvalView, holes: float) -> Tensor:
+    """The sources' measured depth [V, H, W] m of ``view``, with ``holes`` of each map dropped
+    (:attr:`EvalOptions.sensor_holes`)."""
+    V = view.images.shape[0] - 1
+    depth = view.depths[:V]
+    if holes <= 0:
+        return depth
+    from gsnerf_ros.data.sensor_holes import depth_holes
+
+    out = []
+    for i, src in enumerate(view.source_indices[:V]):
+        seed = zlib.crc32(f"{view.scene}:{view.target_index}:{src}".encode())
+        out.append(depth_holes(depth[i], holes, np.random.default_rng(seed)))
+    return torch.stack(out)
+
+
 @torch.no_grad()
 def render_eval_view(model: Any, view: EvalView, options: EvalOptions,
                      device: torch.device | str = "cpu") -> tuple[Any, Any]:
@@ -189,7 +211,7 @@ def render_eval_view(model: Any, view: EvalView, options: EvalOptions,
     if options.sensor_depth:
         if view.depths is None:
             raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
-        enc = enc.with_sensor_depth(view.depths[:V].to(device))
+        enc = enc.with_sensor_depth(_sensor_depth(view, options.sensor_holes).to(device))
     if options.floor_z is not None:
         enc = enc.with_floor(options.floor_z)
     sampling = dict(options.sampling)

@@ -1,0 +1,73 @@
+"""A depth camera's holes: ``data.sensor_holes.depth_holes`` and ``gsnerf-eval --sensor-depth
+--sensor-holes F``, where the model's estimate stands in for the dropped measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gsnerf_ros.data.sensor_holes import depth_holes
+from helpers.rooms import write_room_and_tiny_checkpoint
+
+H, W = 24, 32
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.2])
+def test_depth_holes_drop_the_share_in_blobs(fraction: float) -> None:
+    depth = torch.full((60, 80), 2.5)
+    depth[:6, :6] = 0.0                                       # already no measurement
+    out = depth_holes(depth, fraction, np.random.default_rng(0))
+    valid = depth > 0
+    dropped = valid & (out == 0)
+    share = float(dropped.sum()) / float(valid.sum())
+    assert fraction <= share <= fraction + 0.1
+    assert torch.equal(out[valid & ~dropped], depth[valid & ~dropped])   # the rest untouched
+    assert (out[~valid] == 0).all() and torch.equal(depth[6:, 6:], torch.full((54, 74), 2.5))
+    h = dropped.numpy()       # blobs: dropped pixels have dropped 4-neighbours (scattered
+    inner = h[1:-1, 1:-1]     # single pixels at 5-20 % would have two in 1-15 % of cases)
+    neigh = h[:-2, 1:-1].astype(int) + h[2:, 1:-1] + h[1:-1, :-2] + h[1:-1, 2:]
+    assert (neigh[inner] >= 2).mean() > 0.9
+    assert torch.equal(out, depth_holes(depth, fraction, np.random.default_rng(0)))  # seeded
+    assert torch.equal(depth_holes(depth, 0.0, np.random.default_rng(0)), depth)
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="fraction"):
+            depth_holes(depth, bad, np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def room(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("holes")
+    write_room_and_tiny_checkpoint(root, H, W)
+    return {"data": root / "rooms", "ckpt": root / "tiny.safetensors"}
+
+
+def _eval(room: dict, out: Path, *extra: str) -> int:
+    from gsnerf_ros.train.cli import eval_main
+
+    torch.set_num_threads(1)
+    return eval_main(["--checkpoint", str(room["ckpt"]), "--data", str(room["data"]),
+                      "--json", str(out), "--height", str(H), "--width", str(W),
+                      "--num-sources", "3", "--max-targets", "2", "--no-lpips", "--no-baseline",
+                      "--device", "cpu", *extra])
+
+
+def test_eval_with_sensor_holes(room, tmp_path, capsys) -> None:
+    """The holes change D_T (the estimate fills them) and are the same in every run; without
+    --sensor-depth, or out of [0, 1), the option is refused."""
+    runs = {}
+    for name, extra in (("full", []), ("holes", ["--sensor-holes", "0.3"]),
+                        ("again", ["--sensor-holes", "0.3"])):
+        assert _eval(room, tmp_path / f"{name}.json", "--sensor-depth", *extra) == 0
+        runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert runs["full"]["sensor_holes"] == 0.0 and runs["holes"]["sensor_holes"] == 0.3
+    assert runs["holes"]["target_depth_abs_rel"] != runs["full"]["target_depth_abs_rel"]
+    assert runs["holes"]["target_depth_abs_rel"] == runs["again"]["target_depth_abs_rel"]
+    for extra in (["--sensor-holes", "0.2"], ["--sensor-depth", "--sensor-holes", "1.5"]):
+        with pytest.raises(SystemExit) as e:
+            _eval(room, tmp_path / "x.json", *extra)
+        assert e.value.code == 2
+        assert "--sensor-holes" in capsys.readouterr().err
