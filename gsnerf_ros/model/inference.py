@@ -77,7 +77,7 @@ class InferenceConfig:
     point | centre | measured_centre); sidecar only."""
     measured_fill_iterations: int | None = _setting(
         "target_depth.measured_fill_iterations", "", "", "")
-    """Hole-filling rounds of D_T where every source depth is measured
+    """Hole-filling rounds of D_T for holes between measured pixels
     (``target_depth.measured_fill_iterations``; -1 = ``fill_iterations``); sidecar only."""
     sensor_sigma: float | None = _setting("sampling.sensor_sigma", "", "", "")
     """Spread of the depth-guided samples around a D_T from measured source depth
