@@ -62,3 +62,16 @@ def write_room_and_tiny_checkpoint(root: Path, height: int, width: int) -> Path:
     model = GSNeRF(GSNeRFConfig.tiny(len(PROCEDURAL_CLASSES)), class_names=PROCEDURAL_CLASSES,
                    palette=PROCEDURAL_PALETTE)
     return model.save_checkpoint(root / "tiny.safetensors", metadata={})
+
+
+def eval_tiny_room(root: Path, out: Path, height: int, width: int, *extra: str) -> int:
+    """``gsnerf-eval`` on the room and checkpoint of :func:`write_room_and_tiny_checkpoint`
+    under ``root`` (3 sources, 2 targets, no baseline, no LPIPS, CPU, one thread), JSON to
+    ``out``, with ``extra`` options. Returns the exit status."""
+    from gsnerf_ros.train.cli import eval_main
+
+    torch.set_num_threads(1)
+    return eval_main(["--checkpoint", str(root / "tiny.safetensors"), "--data",
+                      str(root / "rooms"), "--json", str(out), "--height", str(height),
+                      "--width", str(width), "--num-sources", "3", "--max-targets", "2",
+                      "--no-lpips", "--no-baseline", "--device", "cpu", *extra])

@@ -13,7 +13,7 @@ import torch
 
 from gsnerf_ros.data.label_corruption import corrupt_blobs, corrupt_dataset
 from gsnerf_ros.data.segmenter_labels import read_segmenter_png, write_segmenter_png
-from helpers.rooms import write_room_and_tiny_checkpoint
+from helpers.rooms import eval_tiny_room, write_room_and_tiny_checkpoint
 
 H, W = 24, 32
 
@@ -68,13 +68,7 @@ def room(tmp_path_factory) -> dict:
 
 
 def _eval(room: dict, out: Path, *extra: str) -> int:
-    from gsnerf_ros.train.cli import eval_main
-
-    torch.set_num_threads(1)
-    return eval_main(["--checkpoint", str(room["ckpt"]), "--data", str(room["data"]),
-                      "--json", str(out), "--height", str(H), "--width", str(W),
-                      "--num-sources", "3", "--max-targets", "2", "--no-lpips", "--no-baseline",
-                      "--device", "cpu", *extra])
+    return eval_tiny_room(room["root"], out, H, W, *extra)
 
 
 def test_eval_votes_each_segmenter_and_scores_it_on_the_sources(room, tmp_path,

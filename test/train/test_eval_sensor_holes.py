@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from gsnerf_ros.data.sensor_holes import depth_holes
-from helpers.rooms import write_room_and_tiny_checkpoint
+from helpers.rooms import eval_tiny_room, write_room_and_tiny_checkpoint
 
 H, W = 24, 32
 
@@ -42,17 +42,11 @@ def test_depth_holes_drop_the_share_in_blobs(fraction: float) -> None:
 def room(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("holes")
     write_room_and_tiny_checkpoint(root, H, W)
-    return {"data": root / "rooms", "ckpt": root / "tiny.safetensors"}
+    return {"root": root, "data": root / "rooms", "ckpt": root / "tiny.safetensors"}
 
 
 def _eval(room: dict, out: Path, *extra: str) -> int:
-    from gsnerf_ros.train.cli import eval_main
-
-    torch.set_num_threads(1)
-    return eval_main(["--checkpoint", str(room["ckpt"]), "--data", str(room["data"]),
-                      "--json", str(out), "--height", str(H), "--width", str(W),
-                      "--num-sources", "3", "--max-targets", "2", "--no-lpips", "--no-baseline",
-                      "--device", "cpu", *extra])
+    return eval_tiny_room(room["root"], out, H, W, *extra)
 
 
 def test_eval_with_sensor_holes(room, tmp_path, capsys) -> None:
