@@ -1,4 +1,5 @@
-"""A depth camera's holes: a share of a depth map dropped (set to 0) in elliptical blobs.
+"""A depth camera's imperfections: holes (a share of a depth map dropped, set to 0, in
+elliptical blobs) and noise (relative, per pixel).
 
 Real depth cameras lose whole regions, not single pixels: dark, shiny or transparent surfaces,
 surfaces out of range or seen at a grazing angle, the shadow beside an edge a stereo or
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from gsnerf_ros.data.label_corruption import ellipse_mask
 
-__all__ = ["depth_holes"]
+__all__ = ["depth_holes", "depth_noise"]
 
 
 def depth_holes(depth: Tensor, fraction: float, rng: np.random.Generator,
@@ -44,3 +45,18 @@ def depth_holes(depth: Tensor, fraction: float, rng: np.random.Generator,
                              (a, a * rng.uniform(0.3, 1.0)), float(rng.uniform(0, 180)))
     out[torch.from_numpy(hole).to(out.device)] = 0.0
     return out
+
+
+def depth_noise(depth: Tensor, sigma: float, rng: np.random.Generator) -> Tensor:
+    """``depth`` [H, W] m with independent Gaussian noise of ``sigma`` x the depth on every
+    valid (> 0) pixel (a depth camera's error grows with distance; stereo cameras' with its
+    square, which this does not model). Returns a new tensor; ``sigma`` >= 0."""
+    if not (sigma >= 0.0 and np.isfinite(sigma)):
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    out = depth.detach().clone()
+    if sigma == 0:
+        return out
+    n = torch.from_numpy(rng.standard_normal(tuple(out.shape)).astype(np.float32)).to(out.device)
+    valid = torch.isfinite(out) & (out > 0)
+    noisy = out * (1.0 + sigma * n)
+    return torch.where(valid & (noisy > 0), noisy, out)

@@ -160,6 +160,9 @@ def eval_main(argv: list[str] | None = None) -> int:
                    help="with --sensor-depth: drop this share of each source's measured depth "
                         "in blobs, as a depth camera's holes (seeded; the model's estimate "
                         "stands in there)")
+    p.add_argument("--sensor-noise", type=float, default=0.0, metavar="S",
+                   help="with --sensor-depth: relative Gaussian noise on each source's measured "
+                        "depth (seeded)")
     p.add_argument("--class-map", default=None, metavar="FILE",
                    help="YAML/JSON 'data class name: checkpoint class name' aliases (null = leave "
                         "that class unscored); classes are otherwise matched by name and a "
@@ -192,6 +195,10 @@ def eval_main(argv: list[str] | None = None) -> int:
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
     if args.sensor_holes and not args.sensor_depth:
         p.error("--sensor-holes needs --sensor-depth")
+    if args.sensor_noise and not args.sensor_depth:
+        p.error("--sensor-noise needs --sensor-depth")
+    if not (0.0 <= args.sensor_noise < 1.0):
+        p.error(f"--sensor-noise must lie in [0, 1), got {args.sensor_noise}")
     if not 0.0 <= args.sensor_holes < 1.0:
         p.error(f"--sensor-holes must lie in [0, 1), got {args.sensor_holes}")
 
@@ -225,6 +232,7 @@ def eval_main(argv: list[str] | None = None) -> int:
         sampling=sampling, baseline=not args.no_baseline, panels_dir=args.panels,
         panels_per_scene=args.panels_per_scene, lpips=not args.no_lpips,
         sensor_depth=args.sensor_depth, sensor_holes=args.sensor_holes,
+        sensor_noise=args.sensor_noise,
         floor_z=inference.floor_z,
         semantic_source="labels" if args.labels_from else "model",
         label_angle_sigma=args.label_angle_sigma,
@@ -236,6 +244,7 @@ def eval_main(argv: list[str] | None = None) -> int:
     res["resolution"] = [args.width, args.height]
     res["sensor_depth"] = bool(args.sensor_depth)
     res["sensor_holes"] = args.sensor_holes
+    res["sensor_noise"] = args.sensor_noise
     res["labels_from"] = args.labels_from
     res["label_angle_sigma"] = args.label_angle_sigma
     res["label_depth_search"] = args.label_depth_search

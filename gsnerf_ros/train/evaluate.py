@@ -84,6 +84,9 @@ class EvalOptions:
     a depth camera's holes (:func:`gsnerf_ros.data.sensor_holes.depth_holes`; seeded by the
     scene, target and source, so every run drops the same pixels); the model's estimate
     stands in there."""
+    sensor_noise: float = 0.0
+    """With ``sensor_depth``: relative Gaussian noise on each source's measured depth
+    (:func:`gsnerf_ros.data.sensor_holes.depth_noise`; seeded like ``sensor_holes``)."""
     floor_z: float | None = None
     """Height (m) of the floor plane in the data's z-up world frame: the sources' depths, D_T
     and the rendered depth are bounded by it (:func:`gsnerf_ros.model.encoding.with_floor`), so
@@ -178,19 +181,19 @@ def _num(v: Any) -> float | None:
     return None if math.isnan(v) else v
 
 
-def _sensor_depth(view: EvalView, holes: float) -> Tensor:
+def _sensor_depth(view: EvalView, holes: float, noise: float = 0.0) -> Tensor:
     """The sources' measured depth [V, H, W] m of ``view``, with ``holes`` of each map dropped
-    (:attr:`EvalOptions.sensor_holes`)."""
+    and relative ``noise`` added (:attr:`EvalOptions.sensor_holes`, ``sensor_noise``)."""
     V = view.images.shape[0] - 1
     depth = view.depths[:V]
-    if holes <= 0:
+    if holes <= 0 and noise <= 0:
         return depth
-    from gsnerf_ros.data.sensor_holes import depth_holes
+    from gsnerf_ros.data.sensor_holes import depth_holes, depth_noise
 
     out = []
     for i, src in enumerate(view.source_indices[:V]):
-        seed = zlib.crc32(f"{view.scene}:{view.target_index}:{src}".encode())
-        out.append(depth_holes(depth[i], holes, np.random.default_rng(seed)))
+        rng = np.random.default_rng(zlib.crc32(f"{view.scene}:{view.target_index}:{src}".encode()))
+        out.append(depth_noise(depth_holes(depth[i], holes, rng), noise, rng))
     return torch.stack(out)
 
 
@@ -211,7 +214,8 @@ def render_eval_view(model: Any, view: EvalView, options: EvalOptions,
     if options.sensor_depth:
         if view.depths is None:
             raise ValueError(f"sensor_depth needs depth maps; scene {view.scene} has none")
-        enc = enc.with_sensor_depth(_sensor_depth(view, options.sensor_holes).to(device))
+        enc = enc.with_sensor_depth(_sensor_depth(view, options.sensor_holes,
+                                                  options.sensor_noise).to(device))
     if options.floor_z is not None:
         enc = enc.with_floor(options.floor_z)
     sampling = dict(options.sampling)
