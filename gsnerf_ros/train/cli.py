@@ -193,14 +193,12 @@ def eval_main(argv: list[str] | None = None) -> int:
     inference = inference_from_args(p, args)
     if args.format != "bag" and (args.world_frame or args.image_topic or args.camera_info_topic):
         p.error("--world-frame / --image-topic / --camera-info-topic need --format bag")
-    if args.sensor_holes and not args.sensor_depth:
-        p.error("--sensor-holes needs --sensor-depth")
-    if args.sensor_noise and not args.sensor_depth:
-        p.error("--sensor-noise needs --sensor-depth")
-    if not (0.0 <= args.sensor_noise < 1.0):
-        p.error(f"--sensor-noise must lie in [0, 1), got {args.sensor_noise}")
-    if not 0.0 <= args.sensor_holes < 1.0:
-        p.error(f"--sensor-holes must lie in [0, 1), got {args.sensor_holes}")
+    for flag, value in (("--sensor-holes", args.sensor_holes),
+                        ("--sensor-noise", args.sensor_noise)):
+        if value and not args.sensor_depth:
+            p.error(f"{flag} needs --sensor-depth")
+        if not 0.0 <= value < 1.0:
+            p.error(f"{flag} must lie in [0, 1), got {value}")
 
     device = resolve_device(args.device)
     if args.threads > 0:
