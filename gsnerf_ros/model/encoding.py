@@ -21,6 +21,7 @@ __all__ = ["ViewEncoding", "SourceEncoding", "StackCache", "volume_layout", "wit
            "depth_at_level", "with_floor", "check_floor_z"]
 
 _LIST_FIELDS = ("depth_levels", "volumes", "plane_start")
+_HOST_FIELDS = ("has_sensor_depth",)     # Python values, not tensors: carried as they are
 
 
 def volume_layout(vol: Tensor) -> Tensor:
@@ -109,6 +110,9 @@ class ViewEncoding(_MapLevels):
       inverse spacing or m for linear (``cost_volume.PlaneSpacing``); ``plane_step`` [3], signed
     - ``depth_measured`` [h_r, w_r] bool: pixels of ``depth_levels[0]`` that hold a sensor
       measurement (:meth:`with_sensor_depth`) rather than the cost-volume estimate
+    - ``has_sensor_depth`` (a Python bool, host side): whether :meth:`with_sensor_depth` was
+      applied, so ``depth_measured`` may hold a True. False guarantees that it holds none, and
+      lets a render skip D_T's measured-depth passes without reading the mask from the device
     """
 
     image: Tensor
@@ -124,6 +128,7 @@ class ViewEncoding(_MapLevels):
     plane_start: list[Tensor]
     plane_step: Tensor
     depth_measured: Tensor
+    has_sensor_depth: bool = False
 
     @property
     def depth(self) -> Tensor:
@@ -149,7 +154,8 @@ class ViewEncoding(_MapLevels):
 
 @dataclass
 class SourceEncoding(_MapLevels):
-    """A set of V source views: every :class:`ViewEncoding` field with a leading V axis."""
+    """A set of V source views: every :class:`ViewEncoding` tensor field with a leading V
+    axis; ``has_sensor_depth`` is True when any of the views has it."""
 
     image: Tensor
     K: Tensor
@@ -164,6 +170,7 @@ class SourceEncoding(_MapLevels):
     plane_start: list[Tensor]
     plane_step: Tensor
     depth_measured: Tensor
+    has_sensor_depth: bool = False
 
     def __len__(self) -> int:
         return int(self.image.shape[0])
@@ -210,7 +217,9 @@ class SourceEncoding(_MapLevels):
         kw = {}
         for f in fields(SourceEncoding):
             vals = [getattr(v, f.name) for v in views]
-            if f.name in _LIST_FIELDS:
+            if f.name == "has_sensor_depth":
+                kw[f.name] = any(vals)
+            elif f.name in _LIST_FIELDS:
                 if f.name == "volumes" and vals[0][0].device.type == "cpu":
                     # One copy straight into the channels-last layout (see volume_layout).
                     kw[f.name] = [torch.stack([x[l].permute(1, 2, 3, 0) for x in vals]
@@ -246,7 +255,10 @@ class SourceEncoding(_MapLevels):
         kw = {}
         for f in fields(SourceEncoding):
             v = getattr(self, f.name)
-            kw[f.name] = [x[i] for x in v] if f.name in _LIST_FIELDS else v[i]
+            if f.name in _HOST_FIELDS:
+                kw[f.name] = v   # the set's mark: the view may hold no measurement (harmless)
+            else:
+                kw[f.name] = [x[i] for x in v] if f.name in _LIST_FIELDS else v[i]
         return ViewEncoding(**kw)
 
     def detach(self) -> "SourceEncoding":
@@ -313,6 +325,7 @@ def with_sensor_depth(enc: _Enc, depth: Tensor) -> _Enc:
     kw = {f.name: getattr(enc, f.name) for f in fields(enc)}
     kw["depth_levels"] = [torch.where(ok, depth, d0), *enc.depth_levels[1:]]
     kw["depth_measured"] = enc.depth_measured | ok
+    kw["has_sensor_depth"] = True
     return type(enc)(**kw)
 
 
@@ -379,6 +392,9 @@ def _map(obj, fn):  # type: ignore[no-untyped-def]
     kw = {}
     for f in fields(obj):
         v = getattr(obj, f.name)
+        if f.name in _HOST_FIELDS:
+            kw[f.name] = v
+            continue
         kw[f.name] = [fn(x) for x in v] if f.name in _LIST_FIELDS else fn(v)
         if f.name == "volumes" and isinstance(obj, SourceEncoding):
             kw[f.name] = [volume_layout(x) for x in kw[f.name]]

@@ -158,12 +158,17 @@ class GSNeRF(nn.Module):
 
     def target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,
                      near: float | None = None, far: float | None = None) -> tuple[Tensor, Tensor]:
-        """2. D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera."""
+        """2. D_T [H, W] m and its validity mask [H, W] (Algorithm 1) for a target camera. The
+        measured-depth rules (``target_depth.footprint_depth``, ``measured_fill_iterations``)
+        run only for a set with sensor depth (``enc.has_sensor_depth``, a host-side mark), so
+        an RGB render on the GPU does not run their passes for nothing."""
         near, far = self.depth_range(enc, near, far)
         dev = enc.image.device
         return estimate_target_depth(enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
-                                     self.config.target_depth, src_measured=enc.depth_measured)
+                                     self.config.target_depth,
+                                     src_measured=enc.depth_measured if enc.has_sensor_depth
+                                     else None)
 
     def colour_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
         """[V] bool: the ``renderer.colour_views`` source views nearest the target ``c2w`` [4, 4]

@@ -1,0 +1,108 @@
+"""The host-side mark of sensor depth on encodings (``has_sensor_depth``): set by
+``with_sensor_depth``, carried by every copy, and what lets an RGB render skip D_T's
+measured-depth passes without reading the device (model/encoding.py, model/gsnerf.py)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+
+import gsnerf_ros.model.gsnerf as gs
+import gsnerf_ros.model.target_depth as td
+from gsnerf_ros.geometry import look_at
+from gsnerf_ros.model import GSNeRF, GSNeRFConfig, SourceEncoding
+
+V, H, W = 3, 24, 32
+UP = torch.tensor([0.0, -1.0, 0.0])
+
+
+@pytest.fixture(scope="module")
+def rig():  # type: ignore[no-untyped-def]
+    torch.manual_seed(0)
+    model = GSNeRF(GSNeRFConfig.tiny(4)).eval()
+    c2w = torch.stack([look_at(torch.tensor([0.3 * i - 0.3, 0.0, 0.0]), torch.tensor([0.0, 0.0, 2.5]),
+                               UP) for i in range(V)])
+    K = torch.tensor([[28.0, 0.0, (W - 1) / 2], [0.0, 28.0, (H - 1) / 2], [0.0, 0.0, 1.0]]
+                     ).expand(V, 3, 3).clone()
+    with torch.no_grad():
+        enc = model.encode_sources(torch.rand(V, 3, H, W), K, c2w, 0.5, 5.0)
+    depth = torch.full((V, H, W), 2.5)
+    depth[:, :, :6] = 0.0                                         # a sensor hole
+    tgt = look_at(torch.tensor([0.1, 0.05, 0.2]), torch.tensor([0.0, 0.0, 2.5]), UP)
+    return model, enc, enc.with_sensor_depth(depth), K, tgt
+
+
+def test_the_mark_is_set_by_sensor_depth_and_carried_by_every_copy(rig) -> None:  # type: ignore[no-untyped-def]
+    _, enc, rgbd, _, _ = rig
+    assert enc.has_sensor_depth is False and not enc.depth_measured.any()
+    assert rgbd.has_sensor_depth is True
+    for copy in (rgbd.subset([2, 0]), rgbd.detach(), rgbd.to("cpu"), rgbd.with_floor(-1.0),
+                 rgbd.view(1), rgbd.view(1).detach()):
+        assert copy.has_sensor_depth is True
+    for copy in (enc.subset([1]), enc.view(0), enc.with_floor(-1.0), enc.detach()):
+        assert copy.has_sensor_depth is False
+    assert enc.view(0).with_sensor_depth(torch.full((H, W), 2.0)).has_sensor_depth is True
+    mixed = SourceEncoding.stack([enc.view(0), rgbd.view(1)])
+    assert mixed.has_sensor_depth is True and mixed.depth_measured[1].any()
+    assert SourceEncoding.stack([enc.view(0), enc.view(2)]).has_sensor_depth is False
+
+
+def test_rgb_render_passes_no_measured_mask_to_target_depth(rig, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """GSNeRF.target_depth gives D_T the measured mask only for a set with sensor depth."""
+    model, enc, rgbd, K, tgt = rig
+    seen: list[object] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("src_measured"))
+        return td.estimate_target_depth(*args, **kwargs)
+
+    monkeypatch.setattr(gs, "estimate_target_depth", spy)
+    model.target_depth(enc, K[0], tgt, H, W, 0.5, 5.0)
+    model.target_depth(rgbd, K[0], tgt, H, W, 0.5, 5.0)
+    assert seen[0] is None
+    assert isinstance(seen[1], torch.Tensor) and torch.equal(seen[1], rgbd.depth_measured)
+
+
+def test_gpu_schedule_runs_no_measured_passes_for_rgb(rig, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """On the synchronisation-free schedule (the GPU's, forced here on the CPU) and with
+    version 5's measured-depth rules, an RGB render runs the z-buffer and fill rounds of the
+    plain rules (no centre splat, the same count of neighbour reads, the same D_T); an RGB-D
+    render runs the measured ones."""
+    model, enc, rgbd, K, tgt = rig
+    cfg = model.config.target_depth
+    old = (cfg.footprint_depth, cfg.measured_fill_iterations)
+    calls: list[str] = []
+    real_zbuffer, real_neighbours = td._zbuffer, td._neighbours
+
+    def zbuffer(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append("centre splat" if args[11] is not None else "splat")
+        return real_zbuffer(*args, **kwargs)
+
+    def neighbours(x):  # type: ignore[no-untyped-def]
+        calls.append("fill round")
+        return real_neighbours(x)
+
+    monkeypatch.setattr(td, "_zbuffer", zbuffer)
+    monkeypatch.setattr(td, "_neighbours", neighbours)
+    monkeypatch.setattr(gs, "estimate_target_depth",
+                        functools.partial(td.estimate_target_depth, sync_free=True))
+    try:
+        plain = model.target_depth(enc, K[0], tgt, H, W, 0.5, 5.0)
+        c_plain = list(calls)
+        cfg.footprint_depth, cfg.measured_fill_iterations = "measured_centre", 32
+        calls.clear()
+        v5 = model.target_depth(enc, K[0], tgt, H, W, 0.5, 5.0)
+        c_v5 = list(calls)
+        calls.clear()
+        model.target_depth(rgbd, K[0], tgt, H, W, 0.5, 5.0)
+        c_rgbd = list(calls)
+    finally:
+        cfg.footprint_depth, cfg.measured_fill_iterations = old
+    assert "splat" in c_plain and "centre splat" not in c_plain
+    assert c_v5 == c_plain
+    assert torch.equal(v5[0].nan_to_num(-1.0), plain[0].nan_to_num(-1.0))
+    assert torch.equal(v5[1], plain[1])
+    assert "centre splat" in c_rgbd
+    assert c_rgbd.count("fill round") > c_plain.count("fill round")
