@@ -169,6 +169,11 @@ class TargetDepthConfig:
     ``point`` D_T from its cost volume's coarse maps), per pixel by which surface it sees (a
     depth camera's holes, filled by the estimate, keep the rule elsewhere). One of
     :data:`FOOTPRINT_DEPTHS`."""
+    centre_mean_tolerance: float = 0.0
+    """With a centre rule (``centre``, ``measured_centre``): a pixel's depth is the mean of
+    the centre points that lie within this relative distance of the nearest of them, instead
+    of that nearest (0). The nearest of several noisy measurements of one surface is biased
+    towards the camera by about the noise (a depth camera's ~1 %); their mean is not."""
     leak_filter: bool = True
     """Drop z-buffer pixels where most neighbours are clearly nearer (background leaking through
     gaps of a forward-splatted foreground)."""
@@ -203,6 +208,8 @@ class TargetDepthConfig:
                "target_depth.consistency_tolerance must be >= 0 and consistency_min_views >= 1")
         _check(self.leak_tolerance >= 0 and self.smooth_range > 0,
                "target_depth tolerances must be positive")
+        _check(0 <= self.centre_mean_tolerance < 1,
+               "target_depth.centre_mean_tolerance must lie in [0, 1) (0 = the nearest)")
 
 
 @dataclass
@@ -271,9 +278,18 @@ class SemanticConfig:
     (view v by 1 / (``geometry.pose_distance`` to the target + 0.05 m), the reprojection
     baseline's weights: a source posed like the target sees the point at the target's scale
     and angle)."""
+    view_geometry: bool = False
+    """Give the renderer how each view sees the surface point (:data:`GEOMETRY_FEATURES` per
+    view: the ray angle, the depth residual against the view's own depth, the distance ratio,
+    the 2D segmenter's entropy there) and let it learn a per-view factor on the vote's
+    weights (``label_skip`` needed; surface mode). Both start as no-ops (zero-initialised
+    output layers), so a renderer trained without them is continued from where it was.
+    ``False``: no such inputs (every checkpoint before them)."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "semantic.d_model must be divisible by num_heads")
+        _check(not self.view_geometry or (self.label_skip and self.mode == "surface"),
+               "semantic.view_geometry needs label_skip: true and mode: surface")
         _check(self.vote_weights in VOTE_WEIGHTS,
                f"semantic.vote_weights must be one of {' | '.join(VOTE_WEIGHTS)}")
         _check(self.neighbourhood in (1, 3), "semantic.neighbourhood must be 1 or 3")

@@ -40,7 +40,8 @@ from gsnerf_ros.model.pyramid import level_to_full
 from gsnerf_ros.model.sampling import fine_depths, sample_along_rays
 from gsnerf_ros.model.sampling_modes import mode_spec
 from gsnerf_ros.model.semantic_renderer import (SEMANTIC_MODES, SemanticRenderer,
-                                                render_semantics, surface_visibility,
+                                                render_semantics, surface_geometry,
+                                                surface_visibility,
                                                 vote_weights)
 from gsnerf_ros.model.target_depth import estimate_target_depth, floor_bound
 from gsnerf_ros.model.volume_renderer import VolumeRenderer, colour_view_mask, render_samples
@@ -251,10 +252,12 @@ class GSNeRF(nn.Module):
             return out
         # 5. semantic rendering; the surface point's visibility also gives the confidence
         uv_s, vis_s = surface_visibility(enc, origins, dirs, td, rcfg, spacing)
+        geometry = (surface_geometry(enc, origins, dirs, td, uv_s)
+                    if cfg.semantic.view_geometry else None)
         logits = render_semantics(self.semantic_renderer, enc, cfg.semantic, sem_mode,
                                   spec.semantics_at_samples, uv_s, vis_s, vol,
                                   samples.surface_index,
-                                  vote_weights(enc, c2w, cfg.semantic.vote_weights))
+                                  vote_weights(enc, c2w, cfg.semantic.vote_weights), geometry)
         n_vis = vis_s.sum(-1)
         out.update({
             "semantic_logits": logits, "n_visible": n_vis,

@@ -79,6 +79,10 @@ class InferenceConfig:
         "target_depth.measured_fill_iterations", "", "", "")
     """Hole-filling rounds of D_T for holes between measured pixels
     (``target_depth.measured_fill_iterations``; -1 = ``fill_iterations``); sidecar only."""
+    centre_mean_tolerance: float | None = _setting(
+        "target_depth.centre_mean_tolerance", "", "", "")
+    """D_T's centre rule averages the points within this relative distance of the nearest
+    (``target_depth.centre_mean_tolerance``; 0 = the nearest); sidecar only."""
     sensor_sigma: float | None = _setting("sampling.sensor_sigma", "", "", "")
     """Spread of the depth-guided samples around a D_T from measured source depth
     (``sampling.sensor_sigma``, relative); sidecar only."""
@@ -123,6 +127,8 @@ class InferenceConfig:
                f"footprint_depth must be one of {FOOTPRINT_DEPTHS}, got {self.footprint_depth!r}")
         _check(self.measured_fill_iterations is None or self.measured_fill_iterations >= -1,
                "measured_fill_iterations must be >= 0 (-1 = fill_iterations)")
+        _check(self.centre_mean_tolerance is None or 0 <= self.centre_mean_tolerance < 1,
+               "centre_mean_tolerance must lie in [0, 1) (0 = the nearest)")
         _check(self.sensor_sigma is None or (math.isfinite(self.sensor_sigma)
                                              and self.sensor_sigma > 0),
                f"sensor_sigma must be > 0, got {self.sensor_sigma}")

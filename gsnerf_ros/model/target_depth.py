@@ -49,7 +49,7 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
                   point_size: Tensor | None = None, max_radius: int = 0,
                   valid: Tensor | None = None, sync_free: bool | None = None,
                   centre_tolerance: float | None = None,
-                  centre_points: Tensor | None = None) -> Tensor:
+                  centre_points: Tensor | None = None, centre_mean: float = 0.0) -> Tensor:
     """Nearest-surface z-buffer of world points seen by a camera.
 
     Shapes: ``points_world`` [P, 3] m, ``K`` [3, 3], ``c2w`` [4, 4] -> [H, W] z-depth (m),
@@ -67,7 +67,11 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     ``centre_tolerance`` of the footprints' nearest, and is ``inf`` (empty, to be filled from
     its neighbours) otherwise. ``centre_points`` [P] bool applies that rule only to those points
     (e.g. measured ones; None: all): where one of them is the surface a pixel sees, the pixel
-    gets its centre depth; elsewhere the other points' footprint depth.
+    gets its centre depth; elsewhere the other points' footprint depth. With ``centre_mean`` >
+    0 that centre depth is the mean of the centre points within ``centre_mean`` (relative) of
+    their nearest (noisy measurements of one surface: the nearest is biased towards the
+    camera); summed in integer micrometres, so the mean does not depend on the order of the
+    points (both schedules agree to the bit, and a GPU's atomic adds are deterministic).
 
     Two equivalent schedules (same result: the z-buffer is a min, independent of order):
     ``sync_free=False`` gathers the kept points and groups them by radius (least work; needs
@@ -77,14 +81,14 @@ def zbuffer_splat(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, wid
     elsewhere.
     """
     return _zbuffer(points_world, K, c2w, height, width, near, far, point_size, max_radius,
-                    valid, sync_free, centre_tolerance, centre_points)[0]
+                    valid, sync_free, centre_tolerance, centre_points, None, centre_mean)[0]
 
 
 def _zbuffer(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: int,
              near: float | None, far: float | None, point_size: Tensor | None, max_radius: int,
              valid: Tensor | None, sync_free: bool | None, centre_tolerance: float | None,
-             centre_points: Tensor | None, flag_points: Tensor | None = None
-             ) -> tuple[Tensor, Tensor]:
+             centre_points: Tensor | None, flag_points: Tensor | None = None,
+             centre_mean: float = 0.0) -> tuple[Tensor, Tensor]:
     """:func:`zbuffer_splat` (same arguments), and [H, W] bool: the pixels whose surface (the
     footprints' nearest, within ``centre_tolerance`` or exactly) is one of ``flag_points``'
     [P] bool (all False when None)."""
@@ -185,9 +189,33 @@ def _zbuffer(points_world: Tensor, K: Tensor, c2w: Tensor, height: int, width: i
     # the surface from footprints, the depth from the points at the pixel's centre
     zc = zk if centre_points is None else torch.where(centre_points, zk, inf)
     centre = splat(empty(), ui, vi, zc, 0, 0)
-    by_centre = torch.where(centre <= buf * (1.0 + tol), centre, inf)
+    value = _mean_near_nearest(centre, ui, vi, zc, centre_mean, height, width) \
+        if centre_mean > 0 else centre
+    by_centre = torch.where(centre <= buf * (1.0 + tol), value, inf)
     out = by_centre if centre_points is None else torch.where(split_front, by_centre, buf)
     return out.reshape(height, width), flags.reshape(height, width)
+
+
+_MICROMETRES = 1e6
+
+
+def _mean_near_nearest(nearest: Tensor, ui: Tensor, vi: Tensor, z: Tensor, rel: float,
+                       height: int, width: int) -> Tensor:
+    """[H*W] m: per pixel, the mean of the depths ``z`` [P] (m; ``inf`` = dropped) of the points
+    that land on it (``ui``/``vi`` [P] pixel indices, possibly outside the image) and lie within
+    ``rel`` of its nearest ``nearest`` [H*W] (their minimum; ``inf`` where none), else
+    ``nearest``. The offsets from the nearest are summed as int64 micrometres: exact, so the
+    result is independent of the points' order (grouped or sync-free schedule, GPU atomics).
+    Fixed shapes, no host synchronisation."""
+    inside = (ui >= 0) & (ui < width) & (vi >= 0) & (vi < height)
+    idx = vi.clamp(0, height - 1) * width + ui.clamp(0, width - 1)
+    base = nearest[idx]
+    sel = inside & torch.isfinite(z) & torch.isfinite(base) & (z <= base * (1.0 + rel))
+    off = torch.round(torch.where(sel, z - base, torch.zeros_like(z)) * _MICROMETRES).long()
+    sums = torch.zeros_like(nearest, dtype=torch.int64).scatter_add_(0, idx, off)
+    count = torch.zeros_like(nearest, dtype=torch.int64).scatter_add_(0, idx, sel.long())
+    mean = nearest + sums.to(nearest.dtype) / count.clamp(min=1).to(nearest.dtype) / _MICROMETRES
+    return torch.where(count > 0, mean, nearest)
 
 
 @torch.no_grad()
@@ -290,7 +318,7 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
     def splat_filled(keep: Tensor) -> Tensor:
         zb, flags = _zbuffer(pts, K.detach(), c2w.detach(), height, width, near, far, size,
                              cfg.max_splat_radius, keep, sync_free, centre_tol, centre_points,
-                             flag_points)
+                             flag_points, cfg.centre_mean_tolerance)
         zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
         if extra_fill and every_measured:
             flags = torch.ones_like(flags)

@@ -31,7 +31,7 @@ SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
                        neighbour_rule="triangulation", vote_weights="proximity",
                        footprint_depth="centre", measured_fill_iterations=32,
-                       sensor_sigma=0.005)
+                       sensor_sigma=0.005, centre_mean_tolerance=0.03)
 
 
 def _read(config: GSNeRFConfig, key: str) -> object:
@@ -52,6 +52,7 @@ def test_round_trips_through_the_sidecar_and_yaml() -> None:
                 {"cost_volume.neighbour_rule": "farthest"},
                 {"target_depth.footprint_depth": "mean"},
                 {"target_depth.measured_fill_iterations": -3},
+                {"target_depth.centre_mean_tolerance": 1.5},
                 {"sampling.sensor_sigma": 0.0}):
         with pytest.raises(ValueError):
             InferenceConfig.from_sidecar(bad)
