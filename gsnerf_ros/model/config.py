@@ -240,6 +240,11 @@ class RendererConfig:
     :func:`geometry.pose_distance`); a farther view lends colour only to samples that none of
     those sees or, failing that, lands in. 0 = every source view (the paper). The density, D_T
     and the semantics always use every view. An inference setting (docs/METHOD.md §11)."""
+    depth_from_measured: bool = False
+    """Where the surface a target pixel sees is measured (an RGB-D source's depth decided D_T
+    there), the output depth is D_T itself, not the volume-rendered depth (which spreads over
+    the depth-guided samples within ``sampling.sensor_sigma`` of it); elsewhere the rendered
+    depth. An inference setting; nothing changes from RGB."""
 
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "renderer.d_model must be divisible by num_heads")

@@ -43,7 +43,8 @@ from gsnerf_ros.model.semantic_renderer import (SEMANTIC_MODES, SemanticRenderer
                                                 render_semantics, surface_geometry,
                                                 surface_visibility,
                                                 vote_weights)
-from gsnerf_ros.model.target_depth import estimate_target_depth, floor_bound
+from gsnerf_ros.model.target_depth import (estimate_target_depth,
+                                           estimate_target_depth_measured, floor_bound)
 from gsnerf_ros.model.volume_renderer import VolumeRenderer, colour_view_mask, render_samples
 
 __all__ = ["GSNeRF", "RenderResult", "default_palette", "CHECKPOINT_FORMAT"]
@@ -288,6 +289,8 @@ class GSNeRF(nn.Module):
         ``guided_sigma``: see :meth:`render_rays`. ``semantics`` False: without the model's
         semantics (:meth:`render_rays`); the result's ``semantic_logits``, ``labels`` and
         ``confidence`` are None, RGB, depth, D_T and ``acc`` are the same as with them.
+        With ``renderer.depth_from_measured`` and sensor depth, the depth is D_T where its
+        surface is measured (the reprojected measurement).
         """
         chunk = chunk or self.config.sampling.chunk
         if chunk < 1 or height < 1 or width < 1:
@@ -296,7 +299,15 @@ class GSNeRF(nn.Module):
         floor = None
         if floor_z is not None:
             enc, floor = floor_bound(enc, K, c2w, height, width, floor_z)
-        td = self.target_depth(enc, K, c2w, height, width, near, far)
+        measured = None
+        if self.config.renderer.depth_from_measured and enc.has_sensor_depth:
+            dev = enc.image.device
+            *td, measured = estimate_target_depth_measured(
+                enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(), c2w.to(dev).float(),
+                height, width, near, far, self.config.target_depth, src_measured=enc.depth_measured)
+            td = (td[0], td[1])
+        else:
+            td = self.target_depth(enc, K, c2w, height, width, near, far)
         if floor is not None:
             td = (torch.minimum(td[0], floor), td[1])
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)
@@ -323,6 +334,8 @@ class GSNeRF(nn.Module):
                                          device=v.device)
                 out[k][s:s + n].copy_(v)
         depth = out["depth"].reshape(height, width)
+        if measured is not None:       # renderer.depth_from_measured: the measurement itself
+            depth = torch.where(measured, td[0], depth)
         if floor is not None:
             depth = torch.minimum(depth, floor)
         logits = (out["semantic_logits"].reshape(height, width, -1) if semantics else None)

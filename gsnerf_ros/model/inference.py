@@ -79,6 +79,9 @@ class InferenceConfig:
         "target_depth.measured_fill_iterations", "", "", "")
     """Hole-filling rounds of D_T for holes between measured pixels
     (``target_depth.measured_fill_iterations``; -1 = ``fill_iterations``); sidecar only."""
+    depth_from_measured: bool | None = _setting("renderer.depth_from_measured", "", "", "")
+    """The output depth is D_T where its surface is measured (``renderer.depth_from_measured``);
+    sidecar only."""
     centre_mean_tolerance: float | None = _setting(
         "target_depth.centre_mean_tolerance", "", "", "")
     """D_T's centre rule averages the points within this relative distance of the nearest

@@ -27,8 +27,8 @@ from gsnerf_ros.geometry import floor_depth, unproject_depth, world_to_pixels
 from gsnerf_ros.model.config import TargetDepthConfig
 from gsnerf_ros.model.encoding import SourceEncoding, check_floor_z
 
-__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth", "target_depth_tiers",
-           "floor_bound"]
+__all__ = ["zbuffer_splat", "consistent_views", "estimate_target_depth",
+           "estimate_target_depth_measured", "target_depth_tiers", "floor_bound"]
 
 
 def _neighbours(x: Tensor) -> Tensor:
@@ -246,13 +246,14 @@ def consistent_views(depths: Tensor, K: Tensor, c2w: Tensor, rel_tol: float) -> 
 
 
 def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool,
-                          measured: Tensor | None = None) -> Tensor:
+                          measured: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
     """Drop leaked background pixels and fill small holes of a z-buffer ([H, W], NaN = empty).
     ``measured`` [H, W] bool marks the pixels whose surface is measured (sensor depth): past
     ``fill_iterations`` rounds, up to ``measured_fill_iterations`` fill only holes whose filled
     neighbours are all measured (a filled pixel is measured when they all were). Off the CPU
     every round runs (fixed work, no host synchronisation); on it the loop stops when a round
-    fills nothing, since the next would not either."""
+    fills nothing, since the next would not either. Returns the depth and the updated
+    ``measured`` (None when not given)."""
     if cfg.leak_filter:
         nb = _neighbours(depth)
         nb_valid = torch.isfinite(nb)
@@ -279,17 +280,18 @@ def _leak_filter_and_fill(depth: Tensor, cfg: TargetDepthConfig, sync_free: bool
         if not sync_free and not bool(fill.any()):
             break                                # later rounds would change nothing
         depth = torch.where(fill, mean, depth)
-    return depth
+    return depth, measured
 
 
 def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor, c2w: Tensor,
                     height: int, width: int, near: float | None, far: float | None,
-                    cfg: TargetDepthConfig, sync_free: bool, src_measured: Tensor | None
-                    ) -> tuple[Tensor, Tensor]:
+                    cfg: TargetDepthConfig, sync_free: bool, src_measured: Tensor | None,
+                    track_measured: bool = False) -> tuple[Tensor, Tensor, Tensor | None]:
     """The z-buffer of :func:`estimate_target_depth` after the leak filter and hole filling,
-    before smoothing: ``depth`` [H, W] m (NaN = empty) and ``tier`` [H, W] int64, 1 where the
+    before smoothing: ``depth`` [H, W] m (NaN = empty), ``tier`` [H, W] int64, 1 where the
     pixel came from trusted points (confirmed or measured; every point when the consistency
-    check is off), 2 where only from the remaining points, 0 where empty."""
+    check is off), 2 where only from the remaining points, 0 where empty, and with
+    ``track_measured`` [H, W] bool: the pixels whose surface is measured (None otherwise)."""
     if src_depths.dim() != 3 or src_K.shape[-2:] != (3, 3) or src_c2w.shape[-2:] != (4, 4):
         raise ValueError("src_depths must be [V,h,w], src_K [V,3,3], src_c2w [V,4,4]")
     d = src_depths.detach().float()
@@ -313,16 +315,17 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
         centre_tol = cfg.leak_tolerance
         centre_points = None if every_measured else measured
     extra_fill = measured is not None and cfg.measured_fill_iterations > cfg.fill_iterations
-    flag_points = measured if extra_fill and not every_measured else None
+    flags_needed = measured is not None and (extra_fill or track_measured)
+    flag_points = measured if flags_needed and not every_measured else None
 
-    def splat_filled(keep: Tensor) -> Tensor:
+    def splat_filled(keep: Tensor) -> tuple[Tensor, Tensor | None]:
         zb, flags = _zbuffer(pts, K.detach(), c2w.detach(), height, width, near, far, size,
                              cfg.max_splat_radius, keep, sync_free, centre_tol, centre_points,
                              flag_points, cfg.centre_mean_tolerance)
         zb = torch.where(torch.isfinite(zb), zb, torch.full_like(zb, float("nan")))
-        if extra_fill and every_measured:
+        if flags_needed and every_measured:
             flags = torch.ones_like(flags)
-        return _leak_filter_and_fill(zb, cfg, sync_free, flags if extra_fill else None)
+        return _leak_filter_and_fill(zb, cfg, sync_free, flags if flags_needed else None)
 
     if cfg.consistency_tolerance > 0 and d.shape[0] > 1:
         # Two tiers: points that other sources confirm first; the rest only where no
@@ -338,17 +341,24 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
             trusted = n_agree >= cfg.consistency_min_views
             if measured is not None:
                 trusted = trusted | measured
-        confirmed = splat_filled(ok & trusted)
+        confirmed, meas_first = splat_filled(ok & trusted)
         first = torch.isfinite(confirmed)
         if not sync_free and not bool((ok & ~trusted).any()):
-            depth = confirmed            # every point trusted (e.g. RGB-D): no second tier
+            depth, meas = confirmed, meas_first   # every point trusted (e.g. RGB-D): one tier
         else:
-            depth = torch.where(first, confirmed, splat_filled(ok))
+            second, meas_second = splat_filled(ok)
+            depth = torch.where(first, confirmed, second)
+            meas = (torch.where(first, meas_first, meas_second)
+                    if meas_first is not None and meas_second is not None else None)
         tier = torch.where(first, 1, torch.where(torch.isfinite(depth), 2, 0))
     else:
-        depth = splat_filled(ok)
+        depth, meas = splat_filled(ok)
         tier = torch.isfinite(depth).long()
-    return depth, tier
+    if not track_measured:
+        return depth, tier, None
+    if meas is None:
+        meas = torch.zeros_like(depth, dtype=torch.bool)
+    return depth, tier, meas & torch.isfinite(depth)
 
 
 @torch.no_grad()
@@ -391,29 +401,63 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
     if sync_free is None:
         sync_free = _sync_free_default(src_depths.device)
     with torch.autocast(device_type=src_depths.device.type, enabled=False):
-        depth, _ = _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width, near, far,
-                                   cfg, sync_free, src_measured)
-        valid = torch.isfinite(depth)
-        if cfg.smooth:
-            nb = _neighbours(depth)
-            nb_valid = torch.isfinite(nb)
-            offs = torch.tensor([2, 1, 2, 1, 0, 1, 2, 1, 2], device=depth.device, dtype=torch.float32)
-            w_space = torch.exp(-offs / 2.0)[:, None, None]                 # sigma_space = 1 px
-            sr = (cfg.smooth_range * depth).clamp(min=1e-6)[None]
-            diff = torch.where(nb_valid, nb - depth[None], torch.zeros_like(nb))
-            w = w_space * torch.exp(-0.5 * (diff / sr) ** 2) * nb_valid
-            sm = (w * torch.where(nb_valid, nb, torch.zeros_like(nb))).sum(0) / w.sum(0).clamp(min=1e-12)
-            depth = torch.where(valid, sm, depth)
-
-        # Holes get the median valid depth (nanmedian: no masked gather, no synchronisation),
-        # or the middle of [near, far] when nothing is valid.
-        median = torch.nanmedian(torch.where(valid, depth, torch.full_like(depth, float("nan"))))
-        default = 0.5 * (near + far) if near is not None and far is not None else 0.0
-        fallback = torch.where(torch.isnan(median), torch.full_like(median, default), median)
-        depth = torch.where(valid, depth, fallback)
-        if near is not None or far is not None:
-            depth = depth.clamp(min=near, max=far)
+        depth, valid, _ = _target_depth(src_depths, src_K, src_c2w, K, c2w, height, width,
+                                        near, far, cfg, sync_free, src_measured, False)
     return depth, valid
+
+
+@torch.no_grad()
+def estimate_target_depth_measured(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor,
+                                   K: Tensor, c2w: Tensor, height: int, width: int,
+                                   near: float | None = None, far: float | None = None,
+                                   cfg: TargetDepthConfig | None = None,
+                                   sync_free: bool | None = None,
+                                   src_measured: Tensor | None = None
+                                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`estimate_target_depth` (same arguments and result) and [H, W] bool: the valid
+    pixels whose surface is measured (a sensor depth's points decided it, or holes filled from
+    measured neighbours only); all False without ``src_measured``."""
+    cfg = cfg or TargetDepthConfig()
+    if sync_free is None:
+        sync_free = _sync_free_default(src_depths.device)
+    with torch.autocast(device_type=src_depths.device.type, enabled=False):
+        depth, valid, measured = _target_depth(src_depths, src_K, src_c2w, K, c2w, height,
+                                               width, near, far, cfg, sync_free, src_measured,
+                                               True)
+    assert measured is not None
+    return depth, valid, measured
+
+
+def _target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor, c2w: Tensor,
+                  height: int, width: int, near: float | None, far: float | None,
+                  cfg: TargetDepthConfig, sync_free: bool, src_measured: Tensor | None,
+                  track_measured: bool) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`estimate_target_depth`'s work (see there), and the measured pixels when
+    ``track_measured``."""
+    depth, _, measured = _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width,
+                                         near, far, cfg, sync_free, src_measured,
+                                         track_measured)
+    valid = torch.isfinite(depth)
+    if cfg.smooth:
+        nb = _neighbours(depth)
+        nb_valid = torch.isfinite(nb)
+        offs = torch.tensor([2, 1, 2, 1, 0, 1, 2, 1, 2], device=depth.device, dtype=torch.float32)
+        w_space = torch.exp(-offs / 2.0)[:, None, None]                 # sigma_space = 1 px
+        sr = (cfg.smooth_range * depth).clamp(min=1e-6)[None]
+        diff = torch.where(nb_valid, nb - depth[None], torch.zeros_like(nb))
+        w = w_space * torch.exp(-0.5 * (diff / sr) ** 2) * nb_valid
+        sm = (w * torch.where(nb_valid, nb, torch.zeros_like(nb))).sum(0) / w.sum(0).clamp(min=1e-12)
+        depth = torch.where(valid, sm, depth)
+
+    # Holes get the median valid depth (nanmedian: no masked gather, no synchronisation),
+    # or the middle of [near, far] when nothing is valid.
+    median = torch.nanmedian(torch.where(valid, depth, torch.full_like(depth, float("nan"))))
+    default = 0.5 * (near + far) if near is not None and far is not None else 0.0
+    fallback = torch.where(torch.isnan(median), torch.full_like(median, default), median)
+    depth = torch.where(valid, depth, fallback)
+    if near is not None or far is not None:
+        depth = depth.clamp(min=near, max=far)
+    return depth, valid, (measured & valid if measured is not None else None)
 
 
 def floor_bound(enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,

@@ -11,7 +11,8 @@ import torch
 
 from gsnerf_ros.geometry import look_at, pixel_grid, unproject_depth, world_to_pixels
 from gsnerf_ros.model.config import TargetDepthConfig
-from gsnerf_ros.model.target_depth import estimate_target_depth, zbuffer_splat
+from gsnerf_ros.model.target_depth import (estimate_target_depth, estimate_target_depth_measured,
+                                           zbuffer_splat)
 from helpers.plane_scenes import intrinsics as _K, plane_view as _plane_view, translation as _translation
 
 
@@ -438,3 +439,29 @@ def test_centre_mean_removes_the_bias_of_noisy_measurements() -> None:
         assert int(torch.isfinite(mean).sum()) == 1
     with pytest.raises(ValueError, match="centre_mean_tolerance"):
         TargetDepthConfig(centre_mean_tolerance=1.0)
+
+
+def test_measured_pixels_of_target_depth() -> None:
+    """``estimate_target_depth_measured``: the same D_T and validity, and the valid pixels
+    whose surface is measured: all of them when every source is, none without measurements,
+    and with one source an estimate only where the measured one decides the pixel."""
+    H, W = 16, 24
+    K, c2w, depth = _wall_views(H, W, [-0.1, 0.1])
+    depth[1] *= 0.99                          # view 1 nearer, within the consistency check
+    Ks, tgt = K.expand(2, 3, 3), _translation(0.0, 0.0, 0.0)
+    one = depth > 0
+    one[1] = False
+    for meas in (depth > 0, one, None):
+        for sf in (False, True):
+            d, valid = estimate_target_depth(depth, Ks, c2w, K, tgt, H, W, 0.5, 8.0,
+                                             src_measured=meas, sync_free=sf)
+            d2, valid2, measured = estimate_target_depth_measured(
+                depth, Ks, c2w, K, tgt, H, W, 0.5, 8.0, src_measured=meas, sync_free=sf)
+            assert torch.equal(d, d2) and torch.equal(valid, valid2)
+            assert not (measured & ~valid).any()
+            if meas is None:
+                assert not measured.any()
+            elif meas is one:           # the nearer estimate wins the z-buffer: not measured
+                assert not measured[:, 6:-6].any()
+            else:
+                assert torch.equal(measured, valid)

@@ -106,3 +106,28 @@ def test_gpu_schedule_runs_no_measured_passes_for_rgb(rig, monkeypatch) -> None:
     assert torch.equal(v5[1], plain[1])
     assert "centre splat" in c_rgbd
     assert c_rgbd.count("fill round") > c_plain.count("fill round")
+
+
+def test_depth_from_measured_publishes_the_measurement_and_changes_nothing_else(rig) -> None:  # type: ignore[no-untyped-def]
+    """``renderer.depth_from_measured``: an RGB-D render's depth is D_T where its surface is
+    measured, the rendered depth elsewhere;
+    colour and D_T are the same; an RGB render is bit-identical."""
+    model, enc, rgbd, K, tgt = rig
+    with torch.no_grad():
+        plain = model.render(rgbd, K[0], tgt, H, W, near=0.5, far=5.0)
+        plain_rgb = model.render(enc, K[0], tgt, H, W, near=0.5, far=5.0)
+        model.config.renderer.depth_from_measured = True
+        try:
+            out = model.render(rgbd, K[0], tgt, H, W, near=0.5, far=5.0)
+            out_rgb = model.render(enc, K[0], tgt, H, W, near=0.5, far=5.0)
+        finally:
+            model.config.renderer.depth_from_measured = False
+    assert torch.equal(out.rgb, plain.rgb) and torch.equal(out.target_depth, plain.target_depth)
+    assert torch.equal(out_rgb.depth, plain_rgb.depth) and torch.equal(out_rgb.rgb, plain_rgb.rgb)
+    dev_K, dev_c2w = K[0].float(), tgt.float()
+    _, _, measured = td.estimate_target_depth_measured(
+        rgbd.depth, rgbd.depth_K, rgbd.c2w, dev_K, dev_c2w, H, W, 0.5, 5.0,
+        model.config.target_depth, src_measured=rgbd.depth_measured)
+    assert measured.float().mean() > 0.5
+    assert torch.equal(out.depth, torch.where(measured, out.target_depth, plain.depth))
+    assert not torch.equal(out.depth, plain.depth)

@@ -31,7 +31,7 @@ SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
                        neighbour_rule="triangulation", vote_weights="proximity",
                        footprint_depth="centre", measured_fill_iterations=32,
-                       sensor_sigma=0.005, centre_mean_tolerance=0.03)
+                       sensor_sigma=0.005, centre_mean_tolerance=0.03, depth_from_measured=True)
 
 
 def _read(config: GSNeRFConfig, key: str) -> object:
