@@ -131,3 +131,30 @@ def test_depth_from_measured_publishes_the_measurement_and_changes_nothing_else(
     assert measured.float().mean() > 0.5
     assert torch.equal(out.depth, torch.where(measured, out.target_depth, plain.depth))
     assert not torch.equal(out.depth, plain.depth)
+
+
+def test_rgbd_render_with_depth_from_measured_has_no_host_device_synchronisation(rig) -> None:  # type: ignore[no-untyped-def]
+    """On the synchronisation-free schedule (the GPU's), an RGB-D render with version 5's
+    measured-depth rules and ``depth_from_measured`` reads nothing back to the host."""
+    from helpers.sync_detector import SyncDetector
+
+    model, _, rgbd, K, tgt = rig
+    cfg = model.config
+    old = (cfg.target_depth.footprint_depth, cfg.target_depth.measured_fill_iterations,
+           cfg.target_depth.centre_mean_tolerance)
+    cfg.target_depth.footprint_depth, cfg.target_depth.measured_fill_iterations = "measured_centre", 32
+    cfg.target_depth.centre_mean_tolerance = 0.05
+    cfg.renderer.depth_from_measured = True
+    real = (td.estimate_target_depth, td.estimate_target_depth_measured)
+    gs.estimate_target_depth = functools.partial(real[0], sync_free=True)
+    gs.estimate_target_depth_measured = functools.partial(real[1], sync_free=True)
+    det = SyncDetector()
+    try:
+        with det, torch.no_grad():
+            model.render(rgbd, K[0], tgt, H, W, near=0.5, far=5.0, chunk=256)
+    finally:
+        gs.estimate_target_depth, gs.estimate_target_depth_measured = real
+        (cfg.target_depth.footprint_depth, cfg.target_depth.measured_fill_iterations,
+         cfg.target_depth.centre_mean_tolerance) = old
+        cfg.renderer.depth_from_measured = False
+    assert det.found == []

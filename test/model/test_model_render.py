@@ -368,26 +368,8 @@ def test_render_and_encode_have_no_host_device_synchronisation(setup, monkeypatc
     ``nonzero``, boolean-mask indexing): no stalls on a GPU, and CUDA-graph capturable."""
     import functools
 
-    from torch.utils._python_dispatch import TorchDispatchMode
-
     import gsnerf_ros.model.gsnerf as gs
-
-    aten = torch.ops.aten
-    sync_ops = {aten._local_scalar_dense, aten.nonzero, aten.masked_select, aten.is_nonzero,
-                aten.item}
-
-    class SyncDetector(TorchDispatchMode):
-        def __init__(self) -> None:
-            super().__init__()
-            self.found: list[str] = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
-            if func.overloadpacket in sync_ops:
-                self.found.append(str(func))
-            elif func.overloadpacket is aten.index and any(
-                    isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in (args[1] or [])):
-                self.found.append("index with a boolean mask")
-            return func(*args, **(kwargs or {}))
+    from helpers.sync_detector import SyncDetector
 
     model, enc, images, K, c2w, tgt = setup
     monkeypatch.setattr(gs, "estimate_target_depth",
