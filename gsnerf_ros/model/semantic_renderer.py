@@ -31,7 +31,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gsnerf_ros.geometry import proximity_weights

@@ -75,3 +75,17 @@ def eval_tiny_room(root: Path, out: Path, height: int, width: int, *extra: str) 
                       str(root / "rooms"), "--json", str(out), "--height", str(height),
                       "--width", str(width), "--num-sources", "3", "--max-targets", "2",
                       "--no-lpips", "--no-baseline", "--device", "cpu", *extra])
+
+
+def label_skip_model_and_views():  # type: ignore[no-untyped-def]
+    """A tiny model with the ``label_skip`` vote (seeded) and the protocol views of a 24x32
+    room: ``model``, then ``images``, ``K``, ``c2w`` [4, ...] (3 sources, the target last),
+    ``near``, ``far``."""
+    from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+
+    images, _, K, c2w, near, far = protocol_views(24, 32, frames=16, seed=2, num_sources=3,
+                                                  source_stride=3, with_target=True)
+    torch.manual_seed(0)
+    cfg = GSNeRFConfig.tiny(4)
+    cfg.semantic.label_skip = True
+    return GSNeRF(cfg).eval(), images, K, c2w, near, far

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import look_at, pose_distance
-from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 from gsnerf_ros.model.config import SemanticConfig
 from gsnerf_ros.model.semantic_renderer import SemanticRenderer, vote_weights
-from helpers.rooms import protocol_views
+from helpers.rooms import label_skip_model_and_views
 
 
 def _renderer(how: str) -> SemanticRenderer:
@@ -72,12 +71,7 @@ def test_proximity_weights_are_the_baselines() -> None:
 def test_a_render_with_proximity_weights_differs_only_in_its_classes() -> None:
     """The same model rendering with ``proximity`` instead of ``mean``: colour and depth are
     bit-identical, the semantic logits differ."""
-    images, _, K, c2w, near, far = protocol_views(24, 32, frames=16, seed=2, num_sources=3,
-                                                  source_stride=3, with_target=True)
-    torch.manual_seed(0)
-    cfg = GSNeRFConfig.tiny(4)
-    cfg.semantic.label_skip = True
-    model = GSNeRF(cfg).eval()
+    model, images, K, c2w, near, far = label_skip_model_and_views()
     with torch.no_grad():
         enc = model.encode_sources(images[:3], K[:3], c2w[:3], near, far)
         a = model.render(enc, K[3], c2w[3], 24, 32, chunk=512)

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from gsnerf_ros.geometry import camera_rays, look_at
-from gsnerf_ros.model import GSNeRF, GSNeRFConfig
+from gsnerf_ros.model import GSNeRF
 from gsnerf_ros.model.config import SemanticConfig
 from gsnerf_ros.model.semantic_renderer import (GEOMETRY_FEATURES, SemanticRenderer,
                                                 surface_geometry)
-from helpers.rooms import protocol_views
+from helpers.rooms import label_skip_model_and_views
 
 
 class _PassThrough(torch.nn.Module):
@@ -107,13 +107,8 @@ def test_surface_geometry_of_a_known_rig() -> None:
 
 
 def test_a_model_with_it_renders_and_its_colour_and_depth_are_unchanged() -> None:
-    images, _, K, c2w, near, far = protocol_views(24, 32, frames=16, seed=2, num_sources=3,
-                                                  source_stride=3, with_target=True)
-    torch.manual_seed(0)
-    cfg = GSNeRFConfig.tiny(4)
-    cfg.semantic.label_skip = True
-    model = GSNeRF(cfg).eval()
-    cfg2 = copy.deepcopy(cfg)
+    model, images, K, c2w, near, far = label_skip_model_and_views()
+    cfg2 = copy.deepcopy(model.config)
     cfg2.semantic.view_geometry = True
     geo = GSNeRF(cfg2).eval()
     geo.load_state_dict(model.state_dict(), strict=False)
