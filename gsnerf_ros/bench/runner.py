@@ -32,7 +32,8 @@ from gsnerf_ros.bench.environment import cpu_load, describe_environment
 from gsnerf_ros.bench.scene import make_bench_scene
 from gsnerf_ros.bench.stages import (BenchSettings, encode_scene, samples_per_ray, skipped,
                                      time_breakdown, time_keyframe_encode, time_labels_view,
-                                     time_ros_conversion, time_target_depth, time_view,
+                                     time_ros_conversion, time_target_depth,
+                                     time_target_depth_rgbd, time_view,
                                      time_view_selection)
 from gsnerf_ros.bench.sweeps import (DEFAULT_RESOLUTIONS, DEFAULT_SAMPLES, DEFAULT_VIEWS,
                                      sweep_resolution, sweep_samples, sweep_views)
@@ -288,6 +289,10 @@ def run_benchmark(cfg: BenchConfig, argv: list[str] | None = None) -> dict[str, 
                                    "extrapolated", "rays_timed")}
     else:
         stages["target_depth"] = {**tds.to_dict(), "per": "view"}
+    stages["target_depth_rgbd"] = {**time_target_depth_rgbd(model, enc, scene, H, W,
+                                                            settings).to_dict(),
+                                   "per": "view", "input": "the scene's exact depth as sensor "
+                                   "depth (with_sensor_depth), the model's measured-depth rules"}
     stages["ros_conversion"] = time_ros_conversion(_fake_result(model, H, W, device), model,
                                                    settings)
     res["stages"] = stages

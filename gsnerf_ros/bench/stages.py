@@ -31,7 +31,8 @@ from gsnerf_ros.model import GSNeRF, SourceEncoding, StackCache
 from gsnerf_ros.model.memory import DEFAULT_MAX_MEMORY_MB, auto_chunk, samples_per_ray
 
 __all__ = ["BenchSettings", "skipped", "precision_context", "samples_per_ray", "ray_subset",
-           "time_keyframe_encode", "time_view_selection", "time_target_depth", "time_view",
+           "time_keyframe_encode", "time_view_selection", "time_target_depth",
+           "time_target_depth_rgbd", "time_view",
            "time_breakdown", "time_ros_conversion", "time_labels_view", "encode_scene",
            "render_chunk"]
 
@@ -130,6 +131,21 @@ def time_target_depth(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, hei
 
     def run() -> None:
         model.target_depth(enc, K, scene.target_c2w, height, width)
+
+    return measure(run, settings.device, settings.repeats, settings.warmup)
+
+
+def time_target_depth_rgbd(model: GSNeRF, enc: SourceEncoding, scene: BenchScene, height: int,
+                           width: int, settings: BenchSettings) -> Stats:
+    """D_T from the scene's exact depth as an RGB-D camera's (``with_sensor_depth``), with the
+    model's rules for measured depth, as :meth:`GSNeRF.render` takes it
+    (``render_target_depth``: the measured mask too with ``renderer.depth_from_measured``)."""
+    K = _target_K(scene, height, width)
+    rgbd = enc.with_sensor_depth(scene.depths)
+    near, far = model.depth_range(rgbd)
+
+    def run() -> None:
+        model.render_target_depth(rgbd, K, scene.target_c2w, height, width, near, far)
 
     return measure(run, settings.device, settings.repeats, settings.warmup)
 

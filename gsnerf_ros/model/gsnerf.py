@@ -172,6 +172,19 @@ class GSNeRF(nn.Module):
                                      src_measured=enc.depth_measured if enc.has_sensor_depth
                                      else None)
 
+    def render_target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int,
+                            width: int, near: float, far: float
+                            ) -> tuple[Tensor, Tensor, Tensor | None]:
+        """What :meth:`render` takes D_T from: D_T [H, W] m, its validity [H, W] and, with
+        ``renderer.depth_from_measured`` and sensor depth (``enc.has_sensor_depth``), the
+        pixels whose surface is measured [H, W] bool (else None)."""
+        if not (self.config.renderer.depth_from_measured and enc.has_sensor_depth):
+            return (*self.target_depth(enc, K, c2w, height, width, near, far), None)
+        dev = enc.image.device
+        return estimate_target_depth_measured(
+            enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(), c2w.to(dev).float(), height,
+            width, near, far, self.config.target_depth, src_measured=enc.depth_measured)
+
     def colour_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
         """[V] bool: the ``renderer.colour_views`` source views nearest the target ``c2w`` [4, 4]
         (:func:`geometry.nearest_views`), or None when every view renders (0 or >= V)."""
@@ -299,15 +312,8 @@ class GSNeRF(nn.Module):
         floor = None
         if floor_z is not None:
             enc, floor = floor_bound(enc, K, c2w, height, width, floor_z)
-        measured = None
-        if self.config.renderer.depth_from_measured and enc.has_sensor_depth:
-            dev = enc.image.device
-            *td, measured = estimate_target_depth_measured(
-                enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(), c2w.to(dev).float(),
-                height, width, near, far, self.config.target_depth, src_measured=enc.depth_measured)
-            td = (td[0], td[1])
-        else:
-            td = self.target_depth(enc, K, c2w, height, width, near, far)
+        d_t, valid, measured = self.render_target_depth(enc, K, c2w, height, width, near, far)
+        td = (d_t, valid)
         if floor is not None:
             td = (torch.minimum(td[0], floor), td[1])
         uv = pixel_grid(height, width, enc.image.device).reshape(-1, 2)

@@ -18,8 +18,8 @@ from gsnerf_ros.model import GSNeRF, GSNeRFConfig
 
 TOP_KEYS = {"schema", "created", "command", "environment", "model", "settings", "stages",
             "modes", "variants", "sweeps", "accuracy", "precision", "node", "targets"}
-STAGES = {"keyframe_encode", "view_selection", "target_depth", "sampling_gathering",
-          "volume_renderer", "semantic_renderer", "other", "ros_conversion"}
+STAGES = {"keyframe_encode", "view_selection", "target_depth", "target_depth_rgbd",
+          "sampling_gathering", "volume_renderer", "semantic_renderer", "other", "ros_conversion"}
 
 
 def test_cli_tiny_cpu_writes_valid_json(tmp_path: Path) -> None:
