@@ -232,6 +232,13 @@ class SourceEncoding(_MapLevels):
                 kw[f.name] = torch.stack(vals)
         return SourceEncoding(**kw)
 
+    @property
+    def sensor_depth_mask(self) -> Tensor | None:
+        """``depth_measured`` [V, h_r, w_r] when the set has sensor depth
+        (``has_sensor_depth``), else None: the measured mask D_T is given, read without a
+        host-device transfer."""
+        return self.depth_measured if self.has_sensor_depth else None
+
     def with_sensor_depth(self, depth: Tensor) -> "SourceEncoding":
         """The set with measured depth maps ``depth`` [V, H, W] m (0 = no measurement); see
         :func:`with_sensor_depth`."""

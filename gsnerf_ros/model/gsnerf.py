@@ -169,8 +169,7 @@ class GSNeRF(nn.Module):
         return estimate_target_depth(enc.depth, enc.depth_K, enc.c2w, K.to(dev).float(),
                                      c2w.to(dev).float(), height, width, near, far,
                                      self.config.target_depth,
-                                     src_measured=enc.depth_measured if enc.has_sensor_depth
-                                     else None)
+                                     src_measured=enc.sensor_depth_mask)
 
     def render_target_depth(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int,
                             width: int, near: float, far: float

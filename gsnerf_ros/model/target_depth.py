@@ -348,8 +348,8 @@ def _tiered_zbuffer(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tenso
         else:
             second, meas_second = splat_filled(ok)
             depth = torch.where(first, confirmed, second)
-            meas = (torch.where(first, meas_first, meas_second)
-                    if meas_first is not None and meas_second is not None else None)
+            meas = (torch.where(first, meas_first, meas_second)   # both None or neither
+                    if meas_first is not None else None)
         tier = torch.where(first, 1, torch.where(torch.isfinite(depth), 2, 0))
     else:
         depth, meas = splat_filled(ok)
@@ -397,12 +397,8 @@ def estimate_target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K:
     instead of stopping once no hole is left, and always builds the second tier (off it, the
     second tier is skipped when every point is trusted); the result is the same.
     """
-    cfg = cfg or TargetDepthConfig()
-    if sync_free is None:
-        sync_free = _sync_free_default(src_depths.device)
-    with torch.autocast(device_type=src_depths.device.type, enabled=False):
-        depth, valid, _ = _target_depth(src_depths, src_K, src_c2w, K, c2w, height, width,
-                                        near, far, cfg, sync_free, src_measured, False)
+    depth, valid, _ = _target_depth(src_depths, src_K, src_c2w, K, c2w, height, width, near,
+                                    far, cfg, sync_free, src_measured, False)
     return depth, valid
 
 
@@ -417,47 +413,47 @@ def estimate_target_depth_measured(src_depths: Tensor, src_K: Tensor, src_c2w: T
     """:func:`estimate_target_depth` (same arguments and result) and [H, W] bool: the valid
     pixels whose surface is measured (a sensor depth's points decided it, or holes filled from
     measured neighbours only); all False without ``src_measured``."""
-    cfg = cfg or TargetDepthConfig()
-    if sync_free is None:
-        sync_free = _sync_free_default(src_depths.device)
-    with torch.autocast(device_type=src_depths.device.type, enabled=False):
-        depth, valid, measured = _target_depth(src_depths, src_K, src_c2w, K, c2w, height,
-                                               width, near, far, cfg, sync_free, src_measured,
-                                               True)
+    depth, valid, measured = _target_depth(src_depths, src_K, src_c2w, K, c2w, height, width,
+                                           near, far, cfg, sync_free, src_measured, True)
     assert measured is not None
     return depth, valid, measured
 
 
 def _target_depth(src_depths: Tensor, src_K: Tensor, src_c2w: Tensor, K: Tensor, c2w: Tensor,
                   height: int, width: int, near: float | None, far: float | None,
-                  cfg: TargetDepthConfig, sync_free: bool, src_measured: Tensor | None,
-                  track_measured: bool) -> tuple[Tensor, Tensor, Tensor | None]:
-    """:func:`estimate_target_depth`'s work (see there), and the measured pixels when
-    ``track_measured``."""
-    depth, _, measured = _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width,
-                                         near, far, cfg, sync_free, src_measured,
-                                         track_measured)
-    valid = torch.isfinite(depth)
-    if cfg.smooth:
-        nb = _neighbours(depth)
-        nb_valid = torch.isfinite(nb)
-        offs = torch.tensor([2, 1, 2, 1, 0, 1, 2, 1, 2], device=depth.device, dtype=torch.float32)
-        w_space = torch.exp(-offs / 2.0)[:, None, None]                 # sigma_space = 1 px
-        sr = (cfg.smooth_range * depth).clamp(min=1e-6)[None]
-        diff = torch.where(nb_valid, nb - depth[None], torch.zeros_like(nb))
-        w = w_space * torch.exp(-0.5 * (diff / sr) ** 2) * nb_valid
-        sm = (w * torch.where(nb_valid, nb, torch.zeros_like(nb))).sum(0) / w.sum(0).clamp(min=1e-12)
-        depth = torch.where(valid, sm, depth)
+                  cfg: TargetDepthConfig | None, sync_free: bool | None,
+                  src_measured: Tensor | None, track_measured: bool
+                  ) -> tuple[Tensor, Tensor, Tensor | None]:
+    """:func:`estimate_target_depth`'s work (see there; defaults resolved here, autocast off),
+    and the measured pixels when ``track_measured``."""
+    cfg = cfg or TargetDepthConfig()
+    if sync_free is None:
+        sync_free = _sync_free_default(src_depths.device)
+    with torch.autocast(device_type=src_depths.device.type, enabled=False):
+        depth, _, measured = _tiered_zbuffer(src_depths, src_K, src_c2w, K, c2w, height, width,
+                                             near, far, cfg, sync_free, src_measured,
+                                             track_measured)
+        valid = torch.isfinite(depth)
+        if cfg.smooth:
+            nb = _neighbours(depth)
+            nb_valid = torch.isfinite(nb)
+            offs = torch.tensor([2, 1, 2, 1, 0, 1, 2, 1, 2], device=depth.device, dtype=torch.float32)
+            w_space = torch.exp(-offs / 2.0)[:, None, None]                 # sigma_space = 1 px
+            sr = (cfg.smooth_range * depth).clamp(min=1e-6)[None]
+            diff = torch.where(nb_valid, nb - depth[None], torch.zeros_like(nb))
+            w = w_space * torch.exp(-0.5 * (diff / sr) ** 2) * nb_valid
+            sm = (w * torch.where(nb_valid, nb, torch.zeros_like(nb))).sum(0) / w.sum(0).clamp(min=1e-12)
+            depth = torch.where(valid, sm, depth)
 
-    # Holes get the median valid depth (nanmedian: no masked gather, no synchronisation),
-    # or the middle of [near, far] when nothing is valid.
-    median = torch.nanmedian(torch.where(valid, depth, torch.full_like(depth, float("nan"))))
-    default = 0.5 * (near + far) if near is not None and far is not None else 0.0
-    fallback = torch.where(torch.isnan(median), torch.full_like(median, default), median)
-    depth = torch.where(valid, depth, fallback)
-    if near is not None or far is not None:
-        depth = depth.clamp(min=near, max=far)
-    return depth, valid, (measured & valid if measured is not None else None)
+        # Holes get the median valid depth (nanmedian: no masked gather, no synchronisation),
+        # or the middle of [near, far] when nothing is valid.
+        median = torch.nanmedian(torch.where(valid, depth, torch.full_like(depth, float("nan"))))
+        default = 0.5 * (near + far) if near is not None and far is not None else 0.0
+        fallback = torch.where(torch.isnan(median), torch.full_like(median, default), median)
+        depth = torch.where(valid, depth, fallback)
+        if near is not None or far is not None:
+            depth = depth.clamp(min=near, max=far)
+        return depth, valid, (measured & valid if measured is not None else None)
 
 
 def floor_bound(enc: SourceEncoding, K: Tensor, c2w: Tensor, height: int, width: int,

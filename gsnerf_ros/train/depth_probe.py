@@ -211,8 +211,7 @@ def probe_scene_views(stats: DepthStats, images: Tensor, depths: Tensor, K: Tens
             tier = target_depth_tiers(enc.depth, enc.depth_K, enc.c2w, tK.to(enc.depth.device),
                                       tc2w.to(enc.depth.device), H, W, near, far,
                                       model.config.target_depth,
-                                      enc.depth_measured if enc.has_sensor_depth else None
-                                      ).cpu()
+                                      enc.sensor_depth_mask).cpu()
         dt = dt.float().cpu()
         m_all = plane_metrics(dt, tdepth, tdepth > 0, spacing, q0, step)
         for st in sinks:
