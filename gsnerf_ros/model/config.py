@@ -73,6 +73,12 @@ class EncoderConfig:
     norm: str = "group"
     """``group`` | ``instance`` | ``none``: all behave identically in train and eval."""
     groups: int = 8
+    depth_prior: bool = False
+    """``efficientnet_lite0``: a single-view depth head on the semantic path's taps
+    (:class:`~gsnerf_ros.model.depth_prior.MonoDepthHead`), whose prior the cost volume uses
+    with ``cost_volume.depth_prior_weight`` > 0 (model/depth_prior.py)."""
+    depth_prior_channels: int = 32
+    """Width of the depth head's feature pyramid."""
 
     def __post_init__(self) -> None:
         _check(self.backbone in BACKBONES,
@@ -96,6 +102,10 @@ class EncoderConfig:
                "encoder.semantic_decoder: fpn needs a pretrained backbone (encoder.backbone: "
                "efficientnet_lite0); the scratch encoder has its own U-Net")
         _check(self.semantic_fpn_channels > 0, "encoder.semantic_fpn_channels must be > 0")
+        _check(not self.depth_prior or self.backbone != "scratch",
+               "encoder.depth_prior needs a pretrained backbone (encoder.backbone: "
+               "efficientnet_lite0)")
+        _check(self.depth_prior_channels > 0, "encoder.depth_prior_channels must be > 0")
         _check(self.semantic_stem == "shared" or self.backbone != "scratch",
                "encoder.semantic_stem: own needs a pretrained backbone (encoder.backbone: "
                "efficientnet_lite0)")
@@ -132,6 +142,10 @@ class CostVolumeConfig:
     photometric_patch: int = 3
     photometric_scale: float = 4.0
     """Multiplier of the photometric channel (SAD of [0,1] colours is small)."""
+    depth_prior_weight: float = 0.0
+    """Weight of the encoder's single-view depth prior (``encoder.depth_prior``) in the first
+    stage's depth logits (:func:`~gsnerf_ros.model.depth_prior.prior_logits`; 1 = the product
+    of the two distributions, 0 = off, and the head is not run)."""
 
     def __post_init__(self) -> None:
         _check(self.spacing in ("inverse", "linear"), "cost_volume.spacing: inverse | linear")
@@ -146,6 +160,7 @@ class CostVolumeConfig:
                f"cost_volume.neighbour_rule must be one of {NEIGHBOUR_RULES}")
         _check(len(self.reg_channels) >= 2, "cost_volume.reg_channels needs >= 2 widths")
         _check(self.norm in NORMS, f"cost_volume.norm must be one of {NORMS}")
+        _check(self.depth_prior_weight >= 0, "cost_volume.depth_prior_weight must be >= 0")
 
 
 FOOTPRINT_DEPTHS = ("point", "centre", "measured_centre")

@@ -31,6 +31,7 @@ from gsnerf_ros.geometry import (
     unproject_pixels,
 )
 from gsnerf_ros.model.config import CostVolumeConfig
+from gsnerf_ros.model.depth_prior import prior_logits
 from gsnerf_ros.model.encoder import ConvBlock, FastConv3d, make_norm
 from gsnerf_ros.model.pyramid import image_pyramid
 
@@ -223,6 +224,9 @@ class CascadeInput:
     far: float
     ref_image: Tensor | None = None
     src_images: Tensor | None = None
+    depth_prior: Tensor | None = None
+    """[2, h, w] (log depth m, log std) of the reference view: the single-view prior the first
+    stage's logits take with ``cost_volume.depth_prior_weight`` > 0 (model/depth_prior.py)."""
 
 
 @dataclass
@@ -354,6 +358,10 @@ class CascadeCostVolume(nn.Module):
                 for j, i in enumerate(idx):
                     logits[i], vols[i] = lg[j], vl[j]
             for b in range(B):
+                if stage == 0 and cfg.depth_prior_weight > 0 and views[b].depth_prior is not None:
+                    logits[b] = logits[b].float() + prior_logits(
+                        sp.depth(q_all[b])[None], views[b].depth_prior[None],
+                        cfg.depth_prior_weight)[0]
                 prob = torch.softmax(logits[b].float(), dim=0)
                 depth = sp.depth((prob * q_all[b]).sum(0))
                 o = outs[b]

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from gsnerf_ros.model.backbones.efficientnet_lite import TAP_CHANNELS, EfficientNetLite0
 from gsnerf_ros.model.config import EncoderConfig
+from gsnerf_ros.model.depth_prior import MonoDepthHead
 
 __all__ = ["make_norm", "ConvBlock", "FastConv3d", "FeatureEncoder", "EncoderOutput",
            "ScratchUNetEncoder", "EfficientNetEncoder"]
@@ -87,11 +88,14 @@ class ConvBlock(nn.Module):
 @dataclass
 class EncoderOutput:
     """Per-image outputs. ``pyramid[l]``: [B, fpn_l, H/2^l, W/2^l] (ceil), l = 0, 1, 2;
-    ``semantic_feature`` [B, Cs, H, W]; ``semantic_logits`` [B, C, H, W]."""
+    ``semantic_feature`` [B, Cs, H, W]; ``semantic_logits`` [B, C, H, W]; ``depth_prior``
+    [B, 2, h, w] (log depth m, log std) where the Geo-Reasoner uses the single-view prior
+    (``cost_volume.depth_prior_weight`` > 0), else None."""
 
     pyramid: list[Tensor]
     semantic_feature: Tensor
     semantic_logits: Tensor
+    depth_prior: Tensor | None = None
 
 
 class FeatureEncoder(nn.Module):
@@ -125,6 +129,13 @@ class FeatureEncoder(nn.Module):
         """``(semantic_feature, semantic_logits)`` of ``forward(images)`` without the feature
         pyramid."""
         raise NotImplementedError
+
+    def depth_prior_maps(self, images: Tensor) -> Tensor:
+        """The single-view depth prior of ``images`` [B, 3, H, W] in [0, 1] (``encoder.depth_prior``):
+        [B, 2, ceil(H/4), ceil(W/4)], canonical log depth and log std
+        (:class:`~gsnerf_ros.model.depth_prior.MonoDepthHead`)."""
+        raise ValueError(f"{type(self).__name__} has no depth prior head (encoder.depth_prior "
+                         "needs encoder.backbone: efficientnet_lite0)")
 
 
 class ScratchUNetEncoder(FeatureEncoder):
@@ -207,6 +218,8 @@ class EfficientNetEncoder(FeatureEncoder):
     - ``semantic_decoder: fpn``: 1x1 laterals of the five taps to ``semantic_fpn_channels``,
       summed top-down, a 3x3 conv + norm + ReLU at stride 2, the semantic feature by a 1x1 conv
       there, upsampled bilinearly to full resolution; the logits (1x1 conv) as above.
+    - ``depth_prior``: a single-view depth head on the taps the semantic decoder reads
+      (:class:`~gsnerf_ros.model.depth_prior.MonoDepthHead`, :meth:`depth_prior_maps`).
 
     Input: images [B, 3, H, W] in [0, 1] (the backbone applies the ImageNet mean/std); any size,
     padded to a multiple of 32 by edge replication and cropped back. ``cfg.pretrained`` loads
@@ -255,6 +268,8 @@ class EfficientNetEncoder(FeatureEncoder):
                 for cin, cout, skip in zip(widths[:-1], widths[1:], skips))
             self.semantic_head = nn.Conv2d(widths[-1], semantic_channels, 3, padding=1)
         self.logit_head = nn.Conv2d(semantic_channels, num_classes, 1)
+        self.depth_head: MonoDepthHead | None = (
+            MonoDepthHead(TAP_CHANNELS, cfg.depth_prior_channels) if cfg.depth_prior else None)
 
     @staticmethod
     def _up2(x: Tensor) -> Tensor:
@@ -329,6 +344,13 @@ class EfficientNetEncoder(FeatureEncoder):
 
     def semantic_maps(self, images: Tensor) -> tuple[Tensor, Tensor]:
         return self._semantics(self._semantic_taps(images), *images.shape[-2:])
+
+    def depth_prior_maps(self, images: Tensor) -> Tensor:
+        """The depth head on the taps the semantic decoder reads (the semantic stem's where it
+        has one): the geometry's features stay as they are whatever the head learns."""
+        if self.depth_head is None:
+            return super().depth_prior_maps(images)
+        return self.depth_head(self._semantic_taps(images), *images.shape[-2:])
 
 
 _ENCODERS: dict[str, type[FeatureEncoder]] = {

@@ -23,13 +23,14 @@ from gsnerf_ros.geometry import (level_intrinsics, nearest_views, scene_depth_pr
                                  triangulation_neighbours)
 from gsnerf_ros.model.config import GSNeRFConfig
 from gsnerf_ros.model.cost_volume import CascadeCostVolume, CascadeInput
+from gsnerf_ros.model.depth_prior import canonical_to_metric
 from gsnerf_ros.model.encoder import EncoderOutput, FeatureEncoder
 from gsnerf_ros.model.encoding import SourceEncoding, ViewEncoding
 from gsnerf_ros.model.pyramid import (geometry_level, image_level, image_pyramid,
-                                      level_upsample, semantic_levels)
+                                      level_upsample, semantic_level, semantic_levels)
 
 __all__ = ["check_views", "per_view_range", "geometry_inputs", "semantic_maps", "encoder_outputs",
-           "encode_views",
+           "depth_prior", "encode_views",
            "encode_view", "encode_sources", "source_neighbours"]
 
 
@@ -87,6 +88,8 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
     g; otherwise a pyramid pass on them and the semantic pass(es), every level's images blurred
     once (:func:`image_pyramid`; the level-g images are the semantic levels' taken further, the
     same values as directly).
+    With ``cost_volume.depth_prior_weight`` > 0 the maps carry the single-view depth prior of
+    the same views (:func:`depth_prior`).
     Returns the maps, the level-g images [V, 3, h_g, w_g] and their intrinsics [V, 3, 3]."""
     H, W = (int(x) for x in images.shape[-2:])
     g = geometry_level(H, W, config.geometry_max_pixels)
@@ -94,14 +97,37 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
                              config.geometry_max_pixels)
     if levels == (g,) and semantic_views is None:
         geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
-        return encoder(geo_images), geo_images, geo_K
-    pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
-    geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
-    sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views],
-                                               [p[:semantic_views] for p in pyramid])
-    return (EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
-                          semantic_feature=sem_feature, semantic_logits=sem_logits),
-            geo_images, geo_K)
+        out = encoder(geo_images)
+        pyramid = None
+    else:
+        pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
+        geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
+        sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views],
+                                                   [p[:semantic_views] for p in pyramid])
+        out = EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
+                            semantic_feature=sem_feature, semantic_logits=sem_logits)
+    if config.cost_volume.depth_prior_weight > 0:
+        n = semantic_views
+        out.depth_prior = depth_prior(encoder, config, images[:n], K[:n],
+                                      None if pyramid is None else [p[:n] for p in pyramid])
+    return out, geo_images, geo_K
+
+
+def depth_prior(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor, K: Tensor,
+                pyramid: list[Tensor] | None = None) -> Tensor:
+    """The single-view depth prior of ``images`` [N, 3, H, W] with intrinsics ``K`` [N, 3, 3]:
+    the encoder's depth head (``encoder.depth_prior``) on the images at the 2D segmenter's
+    level (``semantic_max_pixels``: the scale the head is trained at,
+    train/depth_prior_objective.py), in metres: [N, 2, h, w] (log depth m, log std;
+    :func:`~gsnerf_ros.model.depth_prior.canonical_to_metric`). ``pyramid``: the images'
+    :func:`image_pyramid` when the caller has it."""
+    H, W = (int(x) for x in images.shape[-2:])
+    lvl = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
+    if pyramid is not None and len(pyramid) > lvl:
+        x = pyramid[lvl]
+    else:
+        x = image_level(images, lvl) if lvl else images
+    return canonical_to_metric(encoder.depth_prior_maps(x), K, W)
 
 
 def geometry_inputs(images: Tensor, K: Tensor, max_pixels: int) -> tuple[Tensor, Tensor]:
@@ -131,7 +157,8 @@ def encode_views(cost_volume: CascadeCostVolume, feats: EncoderOutput, nbrs: lis
     inputs = [CascadeInput([p[i] for p in feats.pyramid],
                            [p.index_select(0, nb) for p in feats.pyramid], geo_K[i],
                            geo_K.index_select(0, nb), c2w[i], c2w.index_select(0, nb),
-                           near_m[i], far_m[i], geo_images[i], geo_images.index_select(0, nb))
+                           near_m[i], far_m[i], geo_images[i], geo_images.index_select(0, nb),
+                           None if feats.depth_prior is None else feats.depth_prior[i])
               for i, nb in enumerate(nbrs)]
     return [ViewEncoding(image=images[i], K=K[i], c2w=c2w[i], near=near[i], far=far[i],
                          feature=feats.pyramid[0][i],

@@ -68,6 +68,11 @@ class InferenceConfig:
         "how each source's cost-volume neighbours are chosen: nearest (pose distance) or "
         "triangulation (the angle they subtend at the scene; for robot cameras driving "
         "forward) (default: the checkpoint's cost_volume.neighbour_rule)", "RULE")
+    depth_prior_weight: float | None = _setting(
+        "cost_volume.depth_prior_weight", "--depth-prior-weight",
+        "weight of the encoder's single-view depth prior in the cost volume's first stage "
+        "(needs a checkpoint with encoder.depth_prior; 0 = off; default: the checkpoint's "
+        "cost_volume.depth_prior_weight)", "W")
     consistency_tolerance: float | None = _setting(
         "target_depth.consistency_tolerance", "--consistency-tolerance",
         "relative depth agreement for the multi-view check of D_T (default: the checkpoint's "
@@ -124,6 +129,9 @@ class InferenceConfig:
                "num_neighbors must be >= 1 (a cost volume needs a neighbour)")
         _check(self.neighbour_rule is None or self.neighbour_rule in NEIGHBOUR_RULES,
                f"neighbour_rule must be one of {NEIGHBOUR_RULES}, got {self.neighbour_rule!r}")
+        _check(self.depth_prior_weight is None or (math.isfinite(self.depth_prior_weight)
+                                                   and self.depth_prior_weight >= 0),
+               f"depth_prior_weight must be >= 0 (0 = off), got {self.depth_prior_weight}")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,
                "consistency_tolerance must be >= 0 (0 = off)")
         _check(self.footprint_depth is None or self.footprint_depth in FOOTPRINT_DEPTHS,
@@ -208,8 +216,13 @@ _FIELD_TYPES = {"int | None": int, "float | None": float, "bool | None": bool,
 def apply_inference(config: GSNeRFConfig, inference: InferenceConfig) -> GSNeRFConfig:
     """Set ``inference``'s model settings on ``config`` in place (the sub-configs stay the same
     objects, so a model built on ``config`` sees them at once); settings that are None keep
-    ``config``'s. Returns ``config``."""
-    for key, value in inference.model_settings().items():
+    ``config``'s. Returns ``config``. A depth-prior weight for a model without the depth head
+    is a ``ValueError``, and nothing is set."""
+    settings = inference.model_settings()
+    if settings.get("cost_volume.depth_prior_weight", 0.0) > 0 and not config.encoder.depth_prior:
+        raise ValueError("depth_prior_weight > 0 needs a checkpoint with a single-view depth head "
+                         "(encoder.depth_prior, e.g. gsnerf_lite0 version 7); this one has none")
+    for key, value in settings.items():
         node: Any = config
         *path, name = key.split(".")
         for part in path:

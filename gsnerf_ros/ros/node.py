@@ -113,6 +113,7 @@ class GSNeRFCore(CameraInputMixin, SemanticSourceMixin, RenderServicesMixin, _No
                 num_neighbors=p.model_num_neighbors, neighbour_rule=p.model_neighbour_rule,
                 vote_weights=p.model_vote_weights,
                 colour_views=p.model_colour_views,
+                depth_prior_weight=p.model_depth_prior_weight,
                 consistency_tolerance=p.model_consistency_tolerance,
                 floor_z=p.model_floor_z if p.model_floor_bound else None)
             self.model_name = ckpt.name

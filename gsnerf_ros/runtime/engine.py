@@ -76,7 +76,9 @@ class GSNeRFRenderer:
     ``neighbour_rule`` (``cost_volume.neighbour_rule``, None or "" keeps the checkpoint's: how
     each keyframe's cost-volume neighbours are chosen; the engine gives the keyframe buffer the
     same rule, :attr:`neighbour_rule`) and ``vote_weights`` (``semantic.vote_weights``, None or ""
-    keeps the checkpoint's: how the semantic renderer's vote weighs the sources).
+    keeps the checkpoint's: how the semantic renderer's vote weighs the sources) and
+    ``depth_prior_weight`` >= 0 (``cost_volume.depth_prior_weight``: the single-view depth prior
+    in each keyframe's cost volume; 0 = off; > 0 needs a checkpoint with the depth head).
     Keyframe encodings stay on the model's device; ``dtype`` float16/bfloat16 runs the network
     under autocast on CUDA (float32 on the CPU, where autocast would only slow it down).
 
@@ -96,7 +98,8 @@ class GSNeRFRenderer:
                  consistency_tolerance: float | None = None,
                  semantic_source: str = "model", label_angle_sigma: float = 0.0,
                  label_depth_search: float = 0.0, neighbour_rule: str | None = None,
-                 vote_weights: str | None = None) -> None:
+                 vote_weights: str | None = None,
+                 depth_prior_weight: float | None = None) -> None:
         from gsnerf_ros.model import StackCache
         from gsnerf_ros.model.inference import InferenceConfig, apply_inference
 
@@ -109,7 +112,8 @@ class GSNeRFRenderer:
         inference = InferenceConfig.from_sentinels(
             geometry_max_pixels=geometry_max_pixels, num_neighbors=num_neighbors,
             consistency_tolerance=consistency_tolerance, colour_views=colour_views,
-            neighbour_rule=neighbour_rule, vote_weights=vote_weights)
+            neighbour_rule=neighbour_rule, vote_weights=vote_weights,
+            depth_prior_weight=depth_prior_weight)
         self.model = model.eval().set_kernel(kernel)
         apply_inference(self.model.config, inference)
         self.max_memory_mb = float(max_memory_mb)

@@ -193,6 +193,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "source keyframes nearest the requested pose; a farther one only where "
               "none of those sees the sample. -1 = the checkpoint's own (gsnerf_lite0: 2), 0 = "
               "every source.", -1, 64, 1),
+    ParamSpec("model.depth_prior_weight", -1.0, "Weight of the checkpoint's single-view depth "
+              "prior in each keyframe's cost volume (it picks the plausible depth where "
+              "matching is ambiguous: a robot driving at a striped wall; docs/METHOD.md §14). "
+              "-1 = the checkpoint's own (gsnerf_lite0: 1.0), 0 = off; > 0 needs a checkpoint "
+              "with the depth head.", -1.0, 100.0),
     ParamSpec("model.consistency_tolerance", -1.0, "Relative depth agreement of the "
               "multi-view check of the target depth: points of a keyframe's depth that another "
               "keyframe confirms within it are splatted first. -1 = the checkpoint's own "
@@ -297,6 +302,7 @@ class NodeParams:
     model_neighbour_rule: str
     model_vote_weights: str
     model_colour_views: int
+    model_depth_prior_weight: float
     model_consistency_tolerance: float
     semantic_source: str
     semantic_label_angle_sigma: float
@@ -345,6 +351,9 @@ def params_from_values(values: dict[str, Any]) -> NodeParams:
     if p.model_num_neighbors == 0:
         raise ValueError("model.num_neighbors=0: a cost volume needs at least 1 neighbour "
                          "(-1 = the checkpoint's)")
+    if p.model_depth_prior_weight < 0 and p.model_depth_prior_weight != -1:
+        raise ValueError(f"model.depth_prior_weight={p.model_depth_prior_weight} must be >= 0 "
+                         f"(0 = off) or -1 (the checkpoint's)")
     if p.model_consistency_tolerance < 0 and p.model_consistency_tolerance != -1:
         raise ValueError(f"model.consistency_tolerance={p.model_consistency_tolerance} must be "
                          f">= 0 (0 = off) or -1 (the checkpoint's)")

@@ -14,10 +14,13 @@ from gsnerf_ros.model.config import GSNeRFConfig
 __all__ = ["DataConfig", "LossConfig", "OptimConfig", "LogConfig", "TrainConfig"]
 
 DATA_FORMATS = ("replica", "scannet", "bag")
-SELECT_METRICS = ("mIoU", "psnr", "acc", "class_acc", "ssim", "segmenter_mIoU")
+SELECT_METRICS = ("mIoU", "psnr", "acc", "class_acc", "ssim", "segmenter_mIoU", "depth_abs_rel")
 """Validation metrics a run can keep its best weights by (``segmenter_mIoU``: the model's 2D
-segmenter on the true target images, ``segmenter_on_target`` of gsnerf-eval)."""
-OBJECTIVES = ("gsnerf", "segmenter")
+segmenter on the true target images, ``segmenter_on_target`` of gsnerf-eval;
+``depth_abs_rel``: the rendered depth's error, lower is better)."""
+LOWER_IS_BETTER = ("depth_abs_rel",)
+"""The :data:`SELECT_METRICS` that are errors (the best weights have the lowest)."""
+OBJECTIVES = ("gsnerf", "segmenter", "depth_prior")
 
 
 @dataclass
@@ -58,7 +61,7 @@ class DataConfig:
     camera_info_topic: str | None = None
     """Bags: CameraInfo topic; None = the only one, or the one beside the image topic."""
     colour_jitter: float = 0.0
-    """``objective: segmenter`` only: each frame's colours are varied at random by up to this
+    """``objective`` segmenter or depth_prior only: each frame's colours are varied at random by up to this
     fraction (brightness, contrast, saturation, and a per-channel gain of half of it, a white
     balance), so the 2D segmenter sees other light than the training rooms'
     (train/segmenter_objective.py). 0 = off."""
@@ -200,7 +203,9 @@ class TrainConfig:
     """torch.set_num_threads on CPU (0 = leave PyTorch's default)."""
     objective: str = "gsnerf"
     """``gsnerf``: the whole model with GSNeRF's losses; ``segmenter``: the 2D segmenter alone
-    on batches of single frames of many rooms (:mod:`gsnerf_ros.train.segmenter_objective`)."""
+    on batches of single frames of many rooms (:mod:`gsnerf_ros.train.segmenter_objective`);
+    ``depth_prior``: the encoder's single-view depth head alone, on the same batches
+    (:mod:`gsnerf_ros.train.depth_prior_objective`)."""
     model: GSNeRFConfig = field(default_factory=GSNeRFConfig)
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -210,6 +215,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         _check(self.objective in OBJECTIVES,
                f"objective must be one of {' | '.join(OBJECTIVES)}")
-        _check(self.objective == "segmenter" or self.data.colour_jitter == 0.0,
-               "data.colour_jitter applies to objective: segmenter only (a GSNeRF step's target "
+        _check(self.objective != "gsnerf" or self.data.colour_jitter == 0.0,
+               "data.colour_jitter applies to objectives segmenter and depth_prior only (a "
+               "GSNeRF step's target "
                "and sources must keep one light)")

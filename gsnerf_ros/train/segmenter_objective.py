@@ -52,8 +52,9 @@ class FrameBatches(Dataset):
     Wraps the training :class:`~gsnerf_ros.data.dataset.GSNeRFDataset` (its scenes, frame size,
     label remapping and frame cache). Item ``index`` is ``batch`` frames drawn with
     ``numpy.random.default_rng([seed, epoch, index])``: distinct rooms while there are at least
-    ``batch`` of them, a random frame of each. Returns ``images`` [B, 3, H, W] in [0, 1] and
-    ``labels`` [B, H, W] int64 (``IGNORE_INDEX`` where unlabelled)."""
+    ``batch`` of them, a random frame of each. Returns ``images`` [B, 3, H, W] in [0, 1],
+    ``labels`` [B, H, W] int64 (``IGNORE_INDEX`` where unlabelled), ``depths`` [B, H, W] m (0
+    where a frame has none) and ``K`` [B, 3, 3] (the ``depth_prior`` objective's)."""
 
     def __init__(self, frames: Any, batch: int, samples_per_epoch: int = 0) -> None:
         if batch < 1:
@@ -82,7 +83,10 @@ class FrameBatches(Dataset):
         labels = torch.stack([f.labels if f.labels is not None else
                               torch.full(f.image.shape[-2:], IGNORE_INDEX, dtype=torch.long)
                               for f in picked]).long()
-        return {"images": images, "labels": labels}
+        depths = torch.stack([f.depth if f.depth is not None else
+                              torch.zeros(f.image.shape[-2:]) for f in picked]).float()
+        K = torch.stack([f.K for f in picked]).float()
+        return {"images": images, "labels": labels, "depths": depths, "K": K}
 
 
 def jitter_colours(images: Tensor, amount: float) -> Tensor:

@@ -40,11 +40,12 @@ from gsnerf_ros.config import save_config, to_dict
 from gsnerf_ros.device import cpu_thread_warning, resolve_device
 from gsnerf_ros.train.checkpoint import (latest_checkpoint, load_training_state,
                                          optimizer_from_tensors, save_training_checkpoint)
-from gsnerf_ros.train.config import TrainConfig
+from gsnerf_ros.train.config import LOWER_IS_BETTER, TrainConfig
 from gsnerf_ros.train.loader import make_train_loader, step_item_index, step_seed, to_device
 from gsnerf_ros.train.losses import (class_weights_for, multilevel_depth_loss,
                                      ray_depth_loss, rgb_loss, self_supervised_depth_loss,
                                      semantic_2d_ce, semantic_ce)
+from gsnerf_ros.train.depth_prior_objective import DepthPriorStep
 from gsnerf_ros.train.segmenter_objective import FrameBatches, SegmenterStep
 
 __all__ = ["lr_at", "progress_line", "seed_step", "TrainStep", "Trainer", "train",
@@ -169,7 +170,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         seed_step(cfg.seed, -1, 0)  # identical initial weights on every rank
         self.train_set = build_train_set(cfg)
-        if cfg.objective == "segmenter":    # single frames of many rooms per step
+        if cfg.objective in ("segmenter", "depth_prior"):   # single frames of many rooms
             self.train_set = FrameBatches(self.train_set, cfg.data.num_sources)
         class_names, palette = self.train_set.class_names, self.train_set.palette
         init = cfg.init_checkpoint
@@ -216,7 +217,8 @@ class Trainer:
             self.model = GSNeRF(cfg.model, class_names=class_names, palette=palette)
         self.model.to(self.device).train()
         freeze_modules(self.model, cfg.freeze)
-        step_class = SegmenterStep if cfg.objective == "segmenter" else TrainStep
+        step_class = {"segmenter": SegmenterStep, "depth_prior": DepthPriorStep}.get(
+            cfg.objective, TrainStep)
         self.step_module: nn.Module = step_class(self.model, cfg).to(self.device)
         self.opt = torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
                                     lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
@@ -321,8 +323,12 @@ class Trainer:
         return res
 
     def select_score(self, res: dict[str, Any]) -> float:
+        """The validation score the best weights are kept by (higher is better: an error
+        metric, ``depth_abs_rel``, is negated)."""
         v = res.get(self.cfg.log.select_metric)
-        return -math.inf if v is None else float(v)
+        if v is None:
+            return -math.inf
+        return -float(v) if self.cfg.log.select_metric in LOWER_IS_BETTER else float(v)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, step: int, val: dict[str, Any] | None = None) -> Path:
@@ -412,15 +418,23 @@ def load_modules(model: nn.Module, state: dict[str, Tensor], prefixes: list[str]
     An entry ``DST=SRC`` (e.g. ``encoder.semantic_stem=encoder.backbone``) fills the model's
     module DST from the checkpoint's module SRC under DST's names: every weight of DST must be
     in SRC (SRC may have more, as a full backbone has more blocks than a copy of its first
-    ones), and the plain prefixes leave DST's weights to it. Returns the number of tensors
-    copied."""
+    ones), and the plain prefixes leave DST's weights to it. An entry ``-NEW`` (e.g.
+    ``-encoder.depth_head``) names a module the checkpoint does not have: its weights keep
+    their initialisation, and the plain prefixes above it take everything else. Returns the
+    number of tensors copied."""
     own = model.state_dict()
 
     def under(keys: Any, pre: str) -> set[str]:
         return {k for k in keys if k == pre or k.startswith(pre + ".")}
 
+    fresh: set[str] = set()
+    for pre in (p for p in prefixes if p.startswith("-")):
+        if not under(own, pre[1:]):
+            raise ValueError(f"init_modules: {pre!r}: no parameter under {pre[1:]!r} in the model")
+        fresh |= under(own, pre[1:])
+    prefixes = [p for p in prefixes if not p.startswith("-")]
     entries = [(pre, *pre.split("=", 1)) if "=" in pre else (pre, pre, None) for pre in prefixes]
-    claimed = set().union(*(under(own, dst) for _, dst, src in entries if src is not None))
+    claimed = fresh.union(*(under(own, dst) for _, dst, src in entries if src is not None))
     picked: dict[str, Tensor] = {}
     for pre, dst, src in entries:
         if src is not None:
@@ -458,15 +472,22 @@ def load_modules(model: nn.Module, state: dict[str, Tensor], prefixes: list[str]
 
 def freeze_modules(model: nn.Module, prefixes: list[str]) -> int:
     """Fix the weights of every parameter under the module ``prefixes`` (``"encoder"``,
-    ``"encoder.semantic_head"``...). Returns the number of frozen parameters; an unknown prefix
-    is an error naming the model's top-level modules."""
+    ``"encoder.semantic_head"``...) but those under an entry ``-PREFIX`` (e.g. ``[encoder,
+    -encoder.depth_head]``: the encoder but its depth head). Returns the number of frozen
+    parameters; an unknown prefix is an error naming the model's top-level modules."""
     names = [n for n, _ in model.named_parameters()]
-    frozen = 0
-    for pre in prefixes:
+
+    def under(pre: str) -> list[str]:
         hit = [n for n in names if n == pre or n.startswith(pre.rstrip(".") + ".")]
         if not hit:
             top = sorted({n.split(".")[0] for n in names})
             raise ValueError(f"freeze: no parameter under {pre!r}; modules are {top}")
+        return hit
+
+    kept = {n for pre in prefixes if pre.startswith("-") for n in under(pre[1:])}
+    frozen = 0
+    for pre in (p for p in prefixes if not p.startswith("-")):
+        hit = set(under(pre)) - kept
         for n, p in model.named_parameters():
             if n in hit and p.requires_grad:
                 p.requires_grad_(False)

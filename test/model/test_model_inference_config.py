@@ -31,7 +31,19 @@ SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic
                        colour_views=1, normalise_colour=False, near=0.3, far=7.5, floor_z=-0.1,
                        neighbour_rule="triangulation", vote_weights="proximity",
                        footprint_depth="centre", measured_fill_iterations=32,
-                       sensor_sigma=0.005, centre_mean_tolerance=0.03, depth_from_measured=True)
+                       sensor_sigma=0.005, centre_mean_tolerance=0.03, depth_from_measured=True,
+                       depth_prior_weight=0.5)
+
+
+def _tiny() -> GSNeRFConfig:
+    """The tiny model with a (randomly initialised) depth head, so every setting applies."""
+    from gsnerf_ros.model.config import EncoderConfig
+
+    cfg = GSNeRFConfig.tiny(3)
+    cfg.encoder = EncoderConfig(backbone="efficientnet_lite0", fpn_channels=[4, 8, 8], groups=4,
+                                semantic_decoder="fpn", semantic_fpn_channels=8,
+                                depth_prior=True, depth_prior_channels=8)
+    return cfg
 
 
 def _read(config: GSNeRFConfig, key: str) -> object:
@@ -59,7 +71,7 @@ def test_round_trips_through_the_sidecar_and_yaml() -> None:
 
 
 def test_apply_sets_each_model_setting_and_keeps_the_rest() -> None:
-    config = GSNeRFConfig.tiny(3)
+    config = _tiny()
     before = copy.deepcopy(config)
     renderer = config.renderer
     assert apply_inference(config, InferenceConfig()) is config and config == before
@@ -81,7 +93,8 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
     from gsnerf_ros.runtime.params import PARAMETERS, params_from_values
 
     values = {"geometry_max_pixels": 0, "num_neighbors": 3, "consistency_tolerance": 0.05,
-              "colour_views": 1, "neighbour_rule": "triangulation", "vote_weights": "proximity"}
+              "colour_views": 1, "neighbour_rule": "triangulation", "vote_weights": "proximity",
+              "depth_prior_weight": 0.5}
     cli_fields = [f for f in fields(InferenceConfig) if f.metadata["config_key"] and f.metadata["flag"]]
     assert sorted(f.name for f in cli_fields) == sorted(values)
     names = {s.name for s in PARAMETERS}
@@ -92,21 +105,21 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
     p = argparse.ArgumentParser()
     add_inference_arguments(p)
     argv = [x for f in cli_fields for x in (f.metadata["flag"], str(values[f.name]))]
-    cli_config = apply_inference(GSNeRFConfig.tiny(3), inference_from_args(p, p.parse_args(argv)))
+    cli_config = apply_inference(_tiny(), inference_from_args(p, p.parse_args(argv)))
 
     params = params_from_values({f"model.{k}": v for k, v in values.items()})
-    model = GSNeRF(GSNeRFConfig.tiny(3))
+    model = GSNeRF(_tiny())
     GSNeRFRenderer(model, params.model_near, params.model_far, **{
         k: getattr(params, f"model_{k}") for k in values})
-    assert model.config == cli_config != GSNeRFConfig.tiny(3)
+    assert model.config == cli_config != _tiny()
 
     # the defaults keep the checkpoint's settings on both paths
-    keep = GSNeRF(GSNeRFConfig.tiny(3))
+    keep = GSNeRF(_tiny())
     defaults = params_from_values({})
     GSNeRFRenderer(keep, 0.5, 5.0, **{k: getattr(defaults, f"model_{k}") for k in values})
-    assert keep.config == GSNeRFConfig.tiny(3)
-    assert apply_inference(GSNeRFConfig.tiny(3), inference_from_args(p, p.parse_args([]))) \
-        == GSNeRFConfig.tiny(3)
+    assert keep.config == _tiny()
+    assert apply_inference(_tiny(), inference_from_args(p, p.parse_args([]))) \
+        == _tiny()
     for bad in (["--num-neighbors", "0"], ["--consistency-tolerance", "-0.1"],
                 ["--near", "2", "--far", "1"], ["--neighbour-rule", "farthest"]):
         with pytest.raises(SystemExit):
@@ -119,15 +132,15 @@ def test_cli_options_and_node_parameters_apply_the_same_settings() -> None:
 
 def test_sidecar_inference_is_applied_at_load(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = GSNeRF(GSNeRFConfig.tiny(3))
+    model = GSNeRF(_tiny())
     wpath = model.save_checkpoint(tmp_path / "m", metadata={"inference": SOME.to_sidecar()})
-    assert read_sidecar(wpath)["model_config"] == to_dict(GSNeRFConfig.tiny(3))
+    assert read_sidecar(wpath)["model_config"] == to_dict(_tiny())
     loaded = GSNeRF.from_checkpoint(wpath)
     assert loaded.inference == SOME
-    assert loaded.config == apply_inference(GSNeRFConfig.tiny(3), SOME) != GSNeRFConfig.tiny(3)
+    assert loaded.config == apply_inference(_tiny(), SOME) != _tiny()
     assert loaded.config.renderer is loaded.volume_renderer.cfg
     assert GSNeRF.from_checkpoint(model.save_checkpoint(tmp_path / "plain")).config == \
-        GSNeRFConfig.tiny(3)
+        _tiny()
     model.save_checkpoint(tmp_path / "bad", metadata={"inference": {"renderer.colour_view": 2}})
     with pytest.raises(ValueError, match="colour_view"):
         GSNeRF.from_checkpoint(tmp_path / "bad")
