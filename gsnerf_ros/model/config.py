@@ -255,6 +255,10 @@ class RendererConfig:
     :func:`geometry.pose_distance`); a farther view lends colour only to samples that none of
     those sees or, failing that, lands in. 0 = every source view (the paper). The density, D_T
     and the semantics always use every view. An inference setting (docs/METHOD.md §11)."""
+    measured_colour_views: int = -1
+    """``colour_views`` for a source set with sensor depth (``SourceEncoding.has_sensor_depth``),
+    whose D_T is a measurement, so farther views may colour as well as near ones; -1 = the same
+    as ``colour_views``. An inference setting; nothing changes from RGB."""
     depth_from_measured: bool = False
     """Where the surface a target pixel sees is measured (an RGB-D source's depth decided D_T
     there), the output depth is D_T itself, not the volume-rendered depth (which spreads over
@@ -264,6 +268,8 @@ class RendererConfig:
     def __post_init__(self) -> None:
         _check(self.d_model % self.num_heads == 0, "renderer.d_model must be divisible by num_heads")
         _check(self.colour_views >= 0, "renderer.colour_views must be >= 0 (0 = every view)")
+        _check(self.measured_colour_views >= -1, "renderer.measured_colour_views must be >= 0 "
+               "(0 = every view) or -1 (= colour_views)")
         _check(self.alpha_mode in ("opacity", "delta"), "renderer.alpha_mode: opacity | delta")
         _check(self.num_layers >= 0 and self.density_blocks >= 0, "renderer layer counts >= 0")
 

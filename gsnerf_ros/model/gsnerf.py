@@ -186,8 +186,12 @@ class GSNeRF(nn.Module):
 
     def colour_view_mask(self, enc: SourceEncoding, c2w: Tensor) -> Tensor | None:
         """[V] bool: the ``renderer.colour_views`` source views nearest the target ``c2w`` [4, 4]
-        (:func:`geometry.nearest_views`), or None when every view renders (0 or >= V)."""
-        return colour_view_mask(enc, c2w, self.config.renderer.colour_views)
+        (:func:`geometry.nearest_views`; ``renderer.measured_colour_views`` for a set with sensor
+        depth when it is >= 0), or None when every view renders (0 or >= V)."""
+        rc = self.config.renderer
+        k = (rc.measured_colour_views if enc.has_sensor_depth and rc.measured_colour_views >= 0
+             else rc.colour_views)
+        return colour_view_mask(enc, c2w, k)
 
     def render_rays(self, enc: SourceEncoding, K: Tensor, c2w: Tensor, uv: Tensor, height: int,
                     width: int, mode: str | None = None, num_samples: int | None = None,

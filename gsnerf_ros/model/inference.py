@@ -99,6 +99,9 @@ class InferenceConfig:
         "the colour is blended from the K source views nearest the target, a farther view only "
         "where none of those sees the sample (default: the checkpoint's renderer.colour_views; "
         "0 = every view)", "K")
+    measured_colour_views: int | None = _setting("renderer.measured_colour_views", "", "", "")
+    """``colour_views`` for sources with sensor depth (``renderer.measured_colour_views``; -1 =
+    ``colour_views``); sidecar only."""
     normalise_colour: bool | None = _setting(
         "renderer.normalise_colour", "", "", "")
     """Colour normalised by the accumulated opacity (``renderer.normalise_colour``); no CLI
@@ -147,6 +150,8 @@ class InferenceConfig:
                f"vote_weights must be one of {VOTE_WEIGHTS}, got {self.vote_weights!r}")
         _check(self.colour_views is None or self.colour_views >= 0,
                "colour_views must be >= 0 (0 = every view)")
+        _check(self.measured_colour_views is None or self.measured_colour_views >= -1,
+               "measured_colour_views must be >= 0 (0 = every view) or -1 (= colour_views)")
         for name in ("near", "far"):
             v = getattr(self, name)
             _check(v is None or (math.isfinite(v) and v > 0), f"{name} must be > 0 m, got {v}")

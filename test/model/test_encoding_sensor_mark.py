@@ -158,3 +158,26 @@ def test_rgbd_render_with_depth_from_measured_has_no_host_device_synchronisation
          cfg.target_depth.centre_mean_tolerance) = old
         cfg.renderer.depth_from_measured = False
     assert det.found == []
+
+
+def test_measured_colour_views_apply_to_sets_with_sensor_depth_only(rig) -> None:  # type: ignore[no-untyped-def]
+    """``renderer.measured_colour_views``: -1 keeps ``colour_views`` for both kinds of set; a
+    count applies to a set with sensor depth, and an RGB set keeps ``colour_views``."""
+    model, enc, rgbd, _, tgt = rig
+    rc = model.config.renderer
+    old = (rc.colour_views, rc.measured_colour_views)
+    try:
+        rc.colour_views, rc.measured_colour_views = 1, -1
+        one = model.colour_view_mask(enc, tgt)
+        assert one is not None and int(one.sum()) == 1
+        assert torch.equal(model.colour_view_mask(rgbd, tgt), one)
+        rc.measured_colour_views = 2
+        assert torch.equal(model.colour_view_mask(enc, tgt), one)
+        two = model.colour_view_mask(rgbd, tgt)
+        assert two is not None and int(two.sum()) == 2 and bool(two[one].all())
+        rc.measured_colour_views = 0                  # every view lends colour
+        assert model.colour_view_mask(rgbd, tgt) is None
+    finally:
+        rc.colour_views, rc.measured_colour_views = old
+    with pytest.raises(ValueError, match="measured_colour_views"):
+        type(rc)(measured_colour_views=-2)

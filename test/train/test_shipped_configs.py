@@ -104,6 +104,11 @@ GEOMETRY_MODULES = {*GEOMETRY_PATH, "cost_volume", "volume_renderer", "semantic_
 renderers: what a stage that trains only the 2D segmenter copies in and freezes."""
 
 
+PRIOR_MODULES = {"encoder", "cost_volume", "volume_renderer", "semantic_renderer",
+                 "-encoder.depth_head"}
+"""What the ``depth_prior`` stage copies in and freezes: everything but the new head."""
+
+
 def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
     """models/gsnerf_lite0 is the last stage of config/recipes/cpu_pretrained.yaml: the stages
     its sidecar lists, in order, each from the final checkpoint of the one before, the first
@@ -123,8 +128,15 @@ def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
         assert cur.previous is prev and cur.init_from == "final"
         assert cur.config.init_checkpoint == (f"{prev.config.run_dir}/checkpoints/"
                                               f"step_{steps:07d}.safetensors"), cur.name
-        if cur.config.model.encoder != prev.config.model.encoder:
-            # the one change of architecture (an own semantic path under an FPN decoder): the
+        new_head = (cur.config.model.encoder.depth_prior
+                    and not prev.config.model.encoder.depth_prior)
+        if new_head:
+            # a new module, the single-view depth head: every other weight comes over and stays
+            # frozen, and the head alone trains
+            assert cur.config.objective == "depth_prior", cur.name
+            assert set(cur.config.init_modules) == set(cur.config.freeze) == PRIOR_MODULES
+        elif cur.config.model.encoder != prev.config.model.encoder:
+            # the change of architecture (an own semantic path under an FPN decoder): the
             # geometry's weights come over and stay frozen; the semantic path starts from the
             # ImageNet weights
             assert cur.config.model.encoder.pretrained, cur.name
@@ -133,6 +145,7 @@ def test_pretrained_recipe_stages_chain_into_gsnerf_lite0() -> None:
         else:
             assert not cur.config.init_modules, cur.name
     assert [s.config.objective for s in stages].count("segmenter") == 1
+    assert [s.config.objective for s in stages].count("depth_prior") == 1
     last = stages[-1].config
     assert meta["step"] == meta["stages"][stages[-1].name]["steps"]
     assert with_shipped_inference(to_dict(last.model), "gsnerf_lite0") == side["model_config"]
