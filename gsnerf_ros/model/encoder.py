@@ -137,6 +137,11 @@ class FeatureEncoder(nn.Module):
         raise ValueError(f"{type(self).__name__} has no depth prior head (encoder.depth_prior "
                          "needs encoder.backbone: efficientnet_lite0)")
 
+    def semantic_maps_and_depth_prior(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`semantic_maps` and :meth:`depth_prior_maps` of the same ``images`` (one trunk
+        pass where both read the same taps)."""
+        return (*self.semantic_maps(images), self.depth_prior_maps(images))
+
 
 class ScratchUNetEncoder(FeatureEncoder):
     """U-Net with 3 stride-2 levels; any input size (padded to a multiple of 8, then cropped).
@@ -351,6 +356,13 @@ class EfficientNetEncoder(FeatureEncoder):
         if self.depth_head is None:
             return super().depth_prior_maps(images)
         return self.depth_head(self._semantic_taps(images), *images.shape[-2:])
+
+    def semantic_maps_and_depth_prior(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        if self.depth_head is None:
+            return super().semantic_maps_and_depth_prior(images)
+        taps = self._semantic_taps(images)
+        H, W = images.shape[-2:]
+        return (*self._semantics(taps, H, W), self.depth_head(taps, H, W))
 
 
 _ENCODERS: dict[str, type[FeatureEncoder]] = {

@@ -64,19 +64,31 @@ def semantic_maps(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor,
     feature); and s. One level: the encoder's maps of that level's image, unchanged.
     ``pyramid``: the images' :func:`image_pyramid` when the caller has it (at least to the
     coarsest semantic level), so no level is blurred twice."""
+    return _semantic_maps(encoder, config, images, pyramid)[:3]
+
+
+def _semantic_maps(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor,
+                   pyramid: list[Tensor] | None = None, prior_level: int | None = None
+                   ) -> tuple[Tensor, Tensor, int, Tensor | None]:
+    """:func:`semantic_maps`, and with ``prior_level`` (one of the semantic levels) the
+    encoder's depth prior of that level's images from the same trunk pass
+    (``semantic_maps_and_depth_prior``), else None."""
     H, W = (int(x) for x in images.shape[-2:])
     levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
                              config.geometry_max_pixels)
     if pyramid is None:
         pyramid = image_pyramid(images, levels[-1] + 1)
-    feats, logits = [], []
+    feats, logits, prior = [], [], None
     for lvl in levels:
-        f, lg = encoder.semantic_maps(pyramid[lvl])
+        if lvl == prior_level:
+            f, lg, prior = encoder.semantic_maps_and_depth_prior(pyramid[lvl])
+        else:
+            f, lg = encoder.semantic_maps(pyramid[lvl])
         feats.append(level_upsample(f, lvl, levels[0], H, W))
         logits.append(level_upsample(lg, lvl, levels[0], H, W))
     if len(levels) == 1:
-        return feats[0], logits[0], levels[0]
-    return torch.stack(feats).mean(0), torch.stack(logits).mean(0), levels[0]
+        return feats[0], logits[0], levels[0], prior
+    return torch.stack(feats).mean(0), torch.stack(logits).mean(0), levels[0], prior
 
 
 def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor, K: Tensor,
@@ -95,21 +107,26 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
     g = geometry_level(H, W, config.geometry_max_pixels)
     levels = semantic_levels(H, W, config.semantic_max_pixels, config.semantic_fuse_max_pixels,
                              config.geometry_max_pixels)
+    want_prior = config.cost_volume.depth_prior_weight > 0
+    n = semantic_views
     if levels == (g,) and semantic_views is None:
         geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
         out = encoder(geo_images)
-        pyramid = None
-    else:
-        pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
-        geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
-        sem_feature, sem_logits, _ = semantic_maps(encoder, config, images[:semantic_views],
-                                                   [p[:semantic_views] for p in pyramid])
-        out = EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
-                            semantic_feature=sem_feature, semantic_logits=sem_logits)
-    if config.cost_volume.depth_prior_weight > 0:
-        n = semantic_views
-        out.depth_prior = depth_prior(encoder, config, images[:n], K[:n],
-                                      None if pyramid is None else [p[:n] for p in pyramid])
+        if want_prior:
+            out.depth_prior = depth_prior(encoder, config, images, K)
+        return out, geo_images, geo_K
+    pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
+    geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
+    # the prior's level is a semantic level: its trunk pass serves both
+    p = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
+    sem_feature, sem_logits, _, prior = _semantic_maps(encoder, config, images[:n],
+                                                       [x[:n] for x in pyramid],
+                                                       p if want_prior else None)
+    out = EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
+                        semantic_feature=sem_feature, semantic_logits=sem_logits)
+    if want_prior:
+        assert prior is not None
+        out.depth_prior = canonical_to_metric(prior, K[:n], W)
     return out, geo_images, geo_K
 
 

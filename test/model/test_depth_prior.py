@@ -169,3 +169,30 @@ def test_settings_are_checked() -> None:
     cfg = load_config(TrainConfig, None, ["objective=depth_prior", "data.colour_jitter=0.2",
                                           "log.select_metric=depth_abs_rel"])
     assert cfg.objective == "depth_prior"
+
+
+@pytest.mark.parametrize("geometry, semantic, fuse", [(0, -1, -1), (768, 0, -1), (768, 0, 768),
+                                                      (192, 768, 0)])
+def test_the_prior_shares_the_semantic_pass_and_equals_a_pass_of_its_own(
+        geometry: int, semantic: int, fuse: int) -> None:
+    """Wherever the semantic maps are computed (one level, two fused, the geometry's own pass),
+    the encodings' prior is the head's on the 2D segmenter's level, to the bit, and the
+    semantic maps are those of a model without the prior."""
+    from gsnerf_ros.model.geo_reasoner import depth_prior, encoder_outputs
+
+    torch.manual_seed(0)
+    cfg = _lite(True, 1.0)
+    cfg.geometry_max_pixels, cfg.semantic_max_pixels = geometry, semantic
+    cfg.semantic_fuse_max_pixels = fuse
+    model = GSNeRF(cfg).eval()
+    images, _, K, c2w, near, far = protocol_views(H, W, frames=6, seed=1, num_sources=2,
+                                                  source_stride=2, with_target=False)
+    with torch.no_grad():
+        out, _, _ = encoder_outputs(model.encoder, cfg, images[:2], K[:2])
+        alone = depth_prior(model.encoder, cfg, images[:2], K[:2])
+        cfg.cost_volume.depth_prior_weight = 0.0
+        plain, _, _ = encoder_outputs(model.encoder, cfg, images[:2], K[:2])
+    assert out.depth_prior is not None and torch.equal(out.depth_prior, alone)
+    assert plain.depth_prior is None
+    assert torch.equal(out.semantic_logits, plain.semantic_logits)
+    assert all(torch.equal(a, b) for a, b in zip(out.pyramid, plain.pyramid))
