@@ -146,6 +146,8 @@ class CostVolumeConfig:
     """Weight of the encoder's single-view depth prior (``encoder.depth_prior``) in the first
     stage's depth logits (:func:`~gsnerf_ros.model.depth_prior.prior_logits`; 1 = the product
     of the two distributions, 0 = off, and the head is not run)."""
+    depth_prior_stages: int = 1
+    """How many cascade stages, from the first, take the prior (1-3)."""
 
     def __post_init__(self) -> None:
         _check(self.spacing in ("inverse", "linear"), "cost_volume.spacing: inverse | linear")
@@ -161,6 +163,7 @@ class CostVolumeConfig:
         _check(len(self.reg_channels) >= 2, "cost_volume.reg_channels needs >= 2 widths")
         _check(self.norm in NORMS, f"cost_volume.norm must be one of {NORMS}")
         _check(self.depth_prior_weight >= 0, "cost_volume.depth_prior_weight must be >= 0")
+        _check(1 <= self.depth_prior_stages <= 3, "cost_volume.depth_prior_stages must be 1-3")
 
 
 FOOTPRINT_DEPTHS = ("point", "centre", "measured_centre")

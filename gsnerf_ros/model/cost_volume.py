@@ -358,7 +358,8 @@ class CascadeCostVolume(nn.Module):
                 for j, i in enumerate(idx):
                     logits[i], vols[i] = lg[j], vl[j]
             for b in range(B):
-                if stage == 0 and cfg.depth_prior_weight > 0 and views[b].depth_prior is not None:
+                if (stage < cfg.depth_prior_stages and cfg.depth_prior_weight > 0
+                        and views[b].depth_prior is not None):
                     logits[b] = logits[b].float() + prior_logits(
                         sp.depth(q_all[b])[None], views[b].depth_prior[None],
                         cfg.depth_prior_weight)[0]

@@ -73,6 +73,9 @@ class InferenceConfig:
         "weight of the encoder's single-view depth prior in the cost volume's first stage "
         "(needs a checkpoint with encoder.depth_prior; 0 = off; default: the checkpoint's "
         "cost_volume.depth_prior_weight)", "W")
+    depth_prior_stages: int | None = _setting("cost_volume.depth_prior_stages", "", "", "")
+    """How many cascade stages take the depth prior (``cost_volume.depth_prior_stages``, 1-3);
+    sidecar only."""
     consistency_tolerance: float | None = _setting(
         "target_depth.consistency_tolerance", "--consistency-tolerance",
         "relative depth agreement for the multi-view check of D_T (default: the checkpoint's "
@@ -135,6 +138,8 @@ class InferenceConfig:
         _check(self.depth_prior_weight is None or (math.isfinite(self.depth_prior_weight)
                                                    and self.depth_prior_weight >= 0),
                f"depth_prior_weight must be >= 0 (0 = off), got {self.depth_prior_weight}")
+        _check(self.depth_prior_stages is None or 1 <= self.depth_prior_stages <= 3,
+               "depth_prior_stages must be 1-3")
         _check(self.consistency_tolerance is None or self.consistency_tolerance >= 0,
                "consistency_tolerance must be >= 0 (0 = off)")
         _check(self.footprint_depth is None or self.footprint_depth in FOOTPRINT_DEPTHS,

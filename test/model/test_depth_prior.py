@@ -112,8 +112,16 @@ def test_a_sure_prior_decides_the_first_stage_where_matching_cannot() -> None:
         nearest = planes[(planes.log() - math.log(z)).abs().argmin()]
         assert torch.allclose(depth(sure(z)), nearest.expand(48, 64))
     assert not torch.allclose(depth(None), depth(sure(1.3)))
+    # on the second stage too (depth_prior_stages 2), its finer planes come nearer the prior
+    first = depth(sure(2.2))
+    cfg.depth_prior_stages = 2
+    second = depth(sure(2.2))
+    assert float((second - 2.2).abs().max()) < float((first - 2.2).abs().min())
+    cfg.depth_prior_stages = 1
     cfg.depth_prior_weight = 0.0
     assert torch.equal(depth(sure(2.2)), depth(None))
+    with pytest.raises(ValueError, match="depth_prior_stages"):
+        CostVolumeConfig(depth_prior_stages=4)
 
 
 def test_a_model_with_the_prior_off_is_the_model_without_the_head_bit_for_bit() -> None:

@@ -32,7 +32,8 @@ SOME = InferenceConfig(geometry_max_pixels=1200, semantic_max_pixels=0, semantic
                        neighbour_rule="triangulation", vote_weights="proximity",
                        footprint_depth="centre", measured_fill_iterations=32,
                        sensor_sigma=0.005, centre_mean_tolerance=0.03, depth_from_measured=True,
-                       depth_prior_weight=0.5, measured_colour_views=3)
+                       depth_prior_weight=0.5, measured_colour_views=3,
+                       depth_prior_stages=2)
 
 
 def _tiny() -> GSNeRFConfig:
