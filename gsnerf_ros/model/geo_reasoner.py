@@ -30,7 +30,7 @@ from gsnerf_ros.model.pyramid import (geometry_level, image_level, image_pyramid
                                       level_upsample, semantic_level, semantic_levels)
 
 __all__ = ["check_views", "per_view_range", "geometry_inputs", "semantic_maps", "encoder_outputs",
-           "depth_prior", "encode_views",
+           "depth_prior", "depth_prior_level", "encode_views",
            "encode_view", "encode_sources", "source_neighbours"]
 
 
@@ -112,16 +112,15 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
     if levels == (g,) and semantic_views is None:
         geo_images, geo_K = geometry_inputs(images, K, config.geometry_max_pixels)
         out = encoder(geo_images)
-        if want_prior:
-            out.depth_prior = depth_prior(encoder, config, images, K)
+        if want_prior:               # the prior's level is the one semantic level, g
+            out.depth_prior = canonical_to_metric(encoder.depth_prior_maps(geo_images), K, W)
         return out, geo_images, geo_K
     pyramid = image_pyramid(images, g + 1)         # every semantic level is at most g
     geo_images, geo_K = pyramid[g], (level_intrinsics(K, g) if g else K)
     # the prior's level is a semantic level: its trunk pass serves both
-    p = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
-    sem_feature, sem_logits, _, prior = _semantic_maps(encoder, config, images[:n],
-                                                       [x[:n] for x in pyramid],
-                                                       p if want_prior else None)
+    sem_feature, sem_logits, _, prior = _semantic_maps(
+        encoder, config, images[:n], [x[:n] for x in pyramid],
+        depth_prior_level(config, H, W) if want_prior else None)
     out = EncoderOutput(pyramid=encoder.feature_pyramid(geo_images),
                         semantic_feature=sem_feature, semantic_logits=sem_logits)
     if want_prior:
@@ -130,20 +129,22 @@ def encoder_outputs(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tenso
     return out, geo_images, geo_K
 
 
-def depth_prior(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor, K: Tensor,
-                pyramid: list[Tensor] | None = None) -> Tensor:
+def depth_prior_level(config: GSNeRFConfig, height: int, width: int) -> int:
+    """The pyramid level of an ``height x width`` image that the depth head runs on: the 2D
+    segmenter's (``semantic_max_pixels``: the scale the head is trained at,
+    train/depth_prior_objective.py), always one of the semantic levels."""
+    return semantic_level(height, width, config.semantic_max_pixels, config.geometry_max_pixels)
+
+
+def depth_prior(encoder: FeatureEncoder, config: GSNeRFConfig, images: Tensor,
+                K: Tensor) -> Tensor:
     """The single-view depth prior of ``images`` [N, 3, H, W] with intrinsics ``K`` [N, 3, 3]:
-    the encoder's depth head (``encoder.depth_prior``) on the images at the 2D segmenter's
-    level (``semantic_max_pixels``: the scale the head is trained at,
-    train/depth_prior_objective.py), in metres: [N, 2, h, w] (log depth m, log std;
-    :func:`~gsnerf_ros.model.depth_prior.canonical_to_metric`). ``pyramid``: the images'
-    :func:`image_pyramid` when the caller has it."""
+    the encoder's depth head (``encoder.depth_prior``) on the images at
+    :func:`depth_prior_level`, in metres: [N, 2, h, w] (log depth m, log std;
+    :func:`~gsnerf_ros.model.depth_prior.canonical_to_metric`)."""
     H, W = (int(x) for x in images.shape[-2:])
-    lvl = semantic_level(H, W, config.semantic_max_pixels, config.geometry_max_pixels)
-    if pyramid is not None and len(pyramid) > lvl:
-        x = pyramid[lvl]
-    else:
-        x = image_level(images, lvl) if lvl else images
+    lvl = depth_prior_level(config, H, W)
+    x = image_level(images, lvl) if lvl else images
     return canonical_to_metric(encoder.depth_prior_maps(x), K, W)
 
 

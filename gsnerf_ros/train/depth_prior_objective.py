@@ -16,14 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from gsnerf_ros.model.depth_prior import prior_nll
-from gsnerf_ros.model.geo_reasoner import depth_prior
-from gsnerf_ros.model.pyramid import depth_level, semantic_level
+from gsnerf_ros.model.geo_reasoner import depth_prior, depth_prior_level
+from gsnerf_ros.model.pyramid import depth_level
 from gsnerf_ros.train.config import TrainConfig
-from gsnerf_ros.train.segmenter_objective import jitter_colours
+from gsnerf_ros.train.segmenter_objective import flip_batch, jitter_colours
 
 __all__ = ["DepthPriorStep", "depth_prior_abs_rel"]
 
@@ -58,17 +57,11 @@ class DepthPriorStep(nn.Module):
         if images.dim() != 4 or depths.shape != (images.shape[0], *images.shape[-2:]):
             raise ValueError(f"DepthPriorStep: expected images [B,3,H,W] and depths [B,H,W], "
                              f"got {tuple(images.shape)} and {tuple(depths.shape)}")
-        flip = torch.rand(images.shape[0]) < 0.5
-        if bool(flip.any()):
-            f = flip.to(images.device)
-            images = torch.where(f.view(-1, 1, 1, 1), images.flip(-1), images)
-            depths = torch.where(f.view(-1, 1, 1), depths.flip(-1), depths)
+        images, depths = flip_batch(images, depths)
         images = jitter_colours(images, self.colour_jitter)
         cfg = self.model.config
-        H, W = (int(x) for x in images.shape[-2:])
         prior = depth_prior(self.model.encoder, cfg, images, K)
-        lvl = semantic_level(H, W, cfg.semantic_max_pixels, cfg.geometry_max_pixels)
-        d = depth_level(depths, lvl)
+        d = depth_level(depths, depth_prior_level(cfg, *images.shape[-2:]))
         loss = prior_nll(prior.float(), d)
         return loss, {"depth_prior_nll": loss.detach(), "loss": loss.detach(),
                       "depth_prior_abs_rel": depth_prior_abs_rel(prior.detach().float(), d)}

@@ -33,7 +33,7 @@ from gsnerf_ros.model.pyramid import depth_level
 from gsnerf_ros.train.config import TrainConfig
 from gsnerf_ros.train.losses import IGNORE_INDEX, class_weights_for, semantic_2d_ce
 
-__all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep", "jitter_colours"]
+__all__ = ["GEOMETRY_PATH", "FrameBatches", "SegmenterStep", "jitter_colours", "flip_batch"]
 
 GEOMETRY_PATH = ("encoder.backbone.conv_stem", "encoder.backbone.bn0",
                  "encoder.backbone.blocks.0", "encoder.backbone.blocks.1",
@@ -110,6 +110,17 @@ def jitter_colours(images: Tensor, amount: float) -> Tensor:
     return x.clamp(0.0, 1.0)
 
 
+def flip_batch(images: Tensor, *maps: Tensor) -> tuple[Tensor, ...]:
+    """Each item of ``images`` [B, 3, H, W], and the same item of every per-pixel map of
+    ``maps`` ([B, H, W] each: labels, depths), flipped left-right with probability 1/2 (one
+    draw of torch's RNG per item). Returns the images and the maps, in order."""
+    flip = torch.rand(images.shape[0]) < 0.5
+    if not bool(flip.any()):
+        return (images, *maps)
+    return (torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images),
+            *(torch.where(flip.view(-1, 1, 1).to(m.device), m.flip(-1), m) for m in maps))
+
+
 class SegmenterStep(nn.Module):
     """The ``segmenter`` objective's loss of one batch: the 2D cross-entropy of
     ``model.semantic_logits_2d`` (the model's semantic level), with the run's class weights
@@ -134,10 +145,7 @@ class SegmenterStep(nn.Module):
         if images.dim() != 4 or labels.shape != (images.shape[0], *images.shape[-2:]):
             raise ValueError(f"SegmenterStep: expected images [B,3,H,W] and labels [B,H,W], got "
                              f"{tuple(images.shape)} and {tuple(labels.shape)}")
-        flip = torch.rand(images.shape[0]) < 0.5
-        if bool(flip.any()):
-            images = torch.where(flip.view(-1, 1, 1, 1).to(images.device), images.flip(-1), images)
-            labels = torch.where(flip.view(-1, 1, 1).to(labels.device), labels.flip(-1), labels)
+        images, labels = flip_batch(images, labels)
         images = jitter_colours(images, self.colour_jitter)
         logits, s = self.model.semantic_logits_2d(images)
         cw = self.class_weights if self.class_weights.numel() else None
